@@ -1,0 +1,44 @@
+"""Shared fixtures: the real data folder and tiny trained run folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EDGEFN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def require_shared_data(*parts: str) -> Path:
+    """Path under ../shared/data; skip when absent on a user's machine, fail under CI."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        msg = f"real data not found at {path} (set EDGEFN_SHARED_DATA)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + ": required under CI")
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared real-data folder."""
+    return require_shared_data()
+
+
+@pytest.fixture(scope="session")
+def tiny_run_factory(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
+    """Build (once per preset) a run folder holding a briefly trained tiny model on CONSTRAINT texts."""
+    from tests.helpers import make_tiny_run
+
+    cache: dict[str, Path] = {}
+
+    def factory(preset: str = "test-tiny-bert") -> Path:
+        if preset not in cache:
+            root = tmp_path_factory.mktemp(f"run-{preset}")
+            cache[preset] = make_tiny_run(preset, root / preset, shared_data)
+        return cache[preset]
+
+    return factory
