@@ -147,3 +147,33 @@ def library_versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     return out
+
+
+EXPORT_MANIFEST = "export.json"
+ONNX_FILE = "model.onnx"
+
+
+def list_variants(run_dir: Path) -> list[Path]:
+    """Complete ONNX variant folders of a run (those with a manifest), sorted by name."""
+    root = Path(run_dir) / ONNX_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (p / EXPORT_MANIFEST).is_file())
+
+
+def verify_variant(folder: Path) -> dict[str, Any]:
+    """Read a variant's export.json and check that model.onnx still matches its recorded hash."""
+    folder = Path(folder)
+    manifest_path = folder / EXPORT_MANIFEST
+    if not manifest_path.is_file():
+        raise EdgefnError(f"{folder} is not an edgefn export (no {EXPORT_MANIFEST}); run `edgefn export`")
+    manifest = read_json(manifest_path)
+    model = folder / ONNX_FILE
+    if not model.is_file():
+        raise EdgefnError(f"{model} is missing; re-run `edgefn export --overwrite`")
+    expected = manifest.get("model_sha256")
+    if expected and sha256_file(model) != expected:
+        raise EdgefnError(f"{model} does not match the hash in {manifest_path} (corrupted or modified); "
+                          "re-run `edgefn export --overwrite`")
+    return manifest
