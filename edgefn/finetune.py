@@ -1,0 +1,277 @@
+"""Fine-tune a preset on a fake-news dataset with the Hugging Face Trainer: finetune(cfg) -> FinetuneResult."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+from edgefn import data as datasets_registry
+from edgefn.data import DataOptions, DatasetBundle, Split, write_split_jsonl
+from edgefn.errors import EdgefnError
+from edgefn.metrics import classification_metrics, plot_confusion_matrix, write_errors_csv
+from edgefn.presets import INIT_CHOICES, ModelPreset, count_parameters, get_preset, load_model
+
+TRAINER_DIR = "trainer"
+CALIBRATION_ROWS = 512
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything that determines a fine-tuning run; saved as finetune_config.json in the run folder."""
+
+    preset: str
+    data: str = "welfake"
+    data_options: DataOptions = field(default_factory=DataOptions)
+    epochs: int | None = None  # None: the preset's default
+    batch_size: int | None = None
+    lr: float | None = None
+    warmup_steps: int | None = None
+    weight_decay: float | None = None
+    patience: int | None = None
+    max_length: int | None = None
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    max_steps: int | None = None
+    seed: int = 42
+    init: str = "pretrained"
+    pad_to_max_length: bool = False  # the seeds' recipe (pad everything); for comparisons only
+    run_dir: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.init not in INIT_CHOICES:
+            raise EdgefnError(f"unknown --init {self.init!r}; choose one of {', '.join(INIT_CHOICES)}")
+        for name in ("epochs", "batch_size", "max_length", "max_train_samples", "max_eval_samples", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise EdgefnError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.lr is not None and not 0 < self.lr < 1:
+            raise EdgefnError(f"--lr must be in (0, 1), got {self.lr}")
+        if self.resume and self.overwrite:
+            raise EdgefnError("--resume and --overwrite exclude each other")
+
+    def resolved(self, preset: ModelPreset) -> FinetuneConfig:
+        """A copy with the preset's defaults filled in and the run folder decided."""
+        hp = preset.hparams
+        data_name = Path(self.data).name if "/" in self.data else self.data.split(":")[0]
+        return dataclasses.replace(
+            self,
+            epochs=self.epochs or hp.epochs, batch_size=self.batch_size or hp.batch_size, lr=self.lr or hp.lr,
+            warmup_steps=hp.warmup_steps if self.warmup_steps is None else self.warmup_steps,
+            weight_decay=hp.weight_decay if self.weight_decay is None else self.weight_decay,
+            patience=self.patience or hp.patience, max_length=self.max_length or hp.max_length,
+            run_dir=Path(self.run_dir or runs.ARTIFACTS_DIR / f"{preset.name}-{data_name}"),
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that must match for a run folder to be resumed or reused."""
+        d = runs._to_jsonable(self)
+        for key in ("resume", "overwrite", "run_dir"):
+            d.pop(key, None)
+        return d
+
+
+@dataclass
+class FinetuneResult:
+    """Where the run went and its headline numbers."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    config: FinetuneConfig
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def prepare_run_dir(cfg: FinetuneConfig) -> None:
+    """Refuse to reuse a run folder made with other settings unless --resume or --overwrite."""
+    assert cfg.run_dir is not None
+    config_path = cfg.run_dir / runs.FINETUNE_CONFIG
+    if not cfg.run_dir.exists() or not _is_main_process():
+        return
+    if cfg.overwrite:
+        shutil.rmtree(cfg.run_dir)
+        return
+    if not config_path.is_file():
+        if any(cfg.run_dir.iterdir()):
+            raise EdgefnError(f"{cfg.run_dir} exists and is not an edgefn run folder; use --overwrite or --run-dir")
+        return
+    saved = runs.read_json(config_path).get("settings", {})
+    if cfg.resume:
+        if saved != cfg.identity():
+            diff = sorted(k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k))
+            raise EdgefnError(f"cannot resume {cfg.run_dir}: settings differ ({', '.join(diff)}); "
+                              "use --overwrite or another --run-dir")
+        return
+    what = "different settings" if saved != cfg.identity() else "the same settings"
+    raise EdgefnError(f"{cfg.run_dir} already holds a run with {what}; use --resume to continue it, "
+                      "--overwrite to replace it, or --run-dir for a new folder")
+
+
+def _check_max_length(model: Any, max_length: int) -> None:
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and max_length > positions:
+        raise EdgefnError(f"--max-length {max_length} is over the model's {positions} positions")
+
+
+def _subsample(split: Split, n: int | None, seed: int) -> Split:
+    if n is None or n >= len(split):
+        return split
+    import random
+
+    idx = sorted(random.Random(seed).sample(range(len(split)), n))
+    return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx])
+
+
+def _tokenize(split: Split, tokenizer: Any, cfg: FinetuneConfig) -> Any:
+    from datasets import Dataset
+
+    ds = Dataset.from_dict({"text": split.texts, "label": split.labels})
+    padding = "max_length" if cfg.pad_to_max_length else False
+
+    def encode(batch: dict[str, list[Any]]) -> Any:
+        return tokenizer(batch["text"], truncation=True, max_length=cfg.max_length, padding=padding)
+
+    return ds.map(encode, batched=True, remove_columns=["text"], desc="tokenizing")
+
+
+def _compute_metrics(eval_pred: Any) -> dict[str, float]:
+    logits, labels = eval_pred
+    m = classification_metrics(labels.tolist(), logits.argmax(-1).tolist())
+    return {"accuracy": m["accuracy"], "f1": m["f1_weighted"]}
+
+
+def _training_args(cfg: FinetuneConfig, trainer_dir: Path) -> Any:
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(trainer_dir), num_train_epochs=cfg.epochs or 1, max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size or 16, per_device_eval_batch_size=2 * (cfg.batch_size or 16),
+        learning_rate=cfg.lr or 5e-5, weight_decay=cfg.weight_decay or 0.0, warmup_steps=cfg.warmup_steps or 0,
+        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="f1", greater_is_better=True, group_by_length=not cfg.pad_to_max_length,
+        seed=cfg.seed, data_seed=cfg.seed, logging_strategy="epoch", report_to=[], dataloader_num_workers=0,
+        save_safetensors=True, disable_tqdm=False,
+    )
+
+
+def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, dict[str, Any]]:
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
+    assert cfg.run_dir is not None
+    tok = loaded.tokenizer
+    train = _tokenize(_subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
+    val = _tokenize(_subsample(data.validation, cfg.max_eval_samples, cfg.seed), tok, cfg)
+    trainer = Trainer(
+        model=loaded.model, args=_training_args(cfg, cfg.run_dir / TRAINER_DIR), train_dataset=train,
+        eval_dataset=val, data_collator=DataCollatorWithPadding(tok), processing_class=tok,
+        compute_metrics=_compute_metrics, callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience or 2)],
+    )
+    resume = cfg.resume and any((cfg.run_dir / TRAINER_DIR).glob("checkpoint-*"))
+    start = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - start
+    stats = {
+        "train_seconds": seconds, "train_samples": len(train), "epochs_run": trainer.state.epoch,
+        "train_samples_per_s": out.metrics.get("train_samples_per_second"),
+        "best_validation_f1": trainer.state.best_metric, "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed": bool(resume), "world_size": trainer.args.world_size,
+        "log_history": trainer.state.log_history,
+    }
+    return trainer, stats
+
+
+def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int], list[float]]:
+    import numpy as np
+
+    ds = _tokenize(split, trainer.processing_class, cfg)
+    logits = trainer.predict(ds).predictions
+    z = logits - logits.max(-1, keepdims=True)
+    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    return logits.argmax(-1).tolist(), probs[:, 1].tolist()
+
+
+def _write_outputs(cfg: FinetuneConfig, trainer: Any, loaded: Any, data: DatasetBundle,
+                   stats: dict[str, Any]) -> dict[str, Any]:
+    assert cfg.run_dir is not None
+    run = cfg.run_dir
+    preds, prob_fake = _predict(trainer, data.test, cfg)
+    with runs.atomic_dir(run / runs.CHECKPOINT, overwrite=True) as tmp:
+        trainer.model.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+    for name in ("validation", "test"):
+        write_split_jsonl(data.split(name), run / runs.DATA_DIR / f"{name}.jsonl")
+    write_split_jsonl(_subsample(data.train, CALIBRATION_ROWS, cfg.seed), run / runs.DATA_DIR / "calibration.jsonl")
+    test = classification_metrics(data.test.labels, preds)
+    n_errors = write_errors_csv(run / "errors.csv", data.test.texts, data.test.labels, preds, prob_fake)
+    init_label = loaded.init
+    plot_confusion_matrix(test["confusion_matrix"], run / "confusion_matrix.png",
+                          f"{run.name} test ({init_label})")
+    metrics = {
+        "preset": get_preset(cfg.preset).name, "init": init_label, "weights_source": loaded.source,
+        "weights_location": loaded.location, "notes": loaded.notes, "test": test, "misclassified": n_errors,
+        "parameters": count_parameters(trainer.model),
+        "checkpoint_mb": runs.dir_size_mb(run / runs.CHECKPOINT, "model.safetensors"),
+        "training": stats, "data": {**data.info, "fingerprint": data.fingerprint()},
+        "versions": runs.library_versions(),
+    }
+    runs.write_json(run / runs.METRICS, metrics)
+    shutil.rmtree(run / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume
+    return metrics
+
+
+def finetune(cfg: FinetuneConfig) -> FinetuneResult:
+    """Fine-tune `cfg.preset` on `cfg.data` and write checkpoint, metrics and reports to the run folder.
+
+    Args:
+        cfg: the run's settings; unset hyperparameters come from the preset.
+
+    Returns:
+        The run folder, the test metrics written to metrics.json and the resolved config.
+    """
+    preset = get_preset(cfg.preset)
+    cfg = cfg.resolved(preset)
+    assert cfg.run_dir is not None and cfg.max_length is not None
+    data = datasets_registry.load_data(cfg.data, cfg.data_options)
+    loaded = load_model(preset, init=cfg.init, seed=cfg.seed)
+    _check_max_length(loaded.model, cfg.max_length)
+    prepare_run_dir(cfg)
+    if _is_main_process():
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_json(cfg.run_dir / runs.FINETUNE_CONFIG, {
+            "preset": preset.name, "init": loaded.init, "max_length": cfg.max_length,
+            "data": cfg.data, "weights_source": loaded.source, "settings": cfg.identity(),
+        })
+    trainer, stats = _train(cfg, loaded, data)
+    metrics = _write_outputs(cfg, trainer, loaded, data, stats) if trainer.is_world_process_zero() else {}
+    return FinetuneResult(run_dir=cfg.run_dir, metrics=metrics, config=cfg)
+
+
+def format_summary(result: FinetuneResult) -> str:
+    """A short table of the run's test metrics."""
+    m = result.metrics
+    t = m["test"]
+    rows = [
+        ("run folder", str(result.run_dir)),
+        ("preset / init", f"{m['preset']} / {m['init']} ({m['weights_source']})"),
+        ("data", f"{m['data'].get('name', '?')}: {t['n']} test rows"),
+        ("test accuracy", f"{t['accuracy']:.4f}"),
+        ("test F1 (weighted)", f"{t['f1_weighted']:.4f}"),
+        ("F1 fake / real", f"{t['per_class']['fake']['f1']:.4f} / {t['per_class']['real']['f1']:.4f}"),
+        ("parameters", f"{m['parameters']:,}"),
+        ("checkpoint MB", f"{m['checkpoint_mb']:.1f}"),
+        ("train time", f"{m['training']['train_seconds']:.1f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    if m["init"] != "pretrained":
+        lines.append(f"NOTE: {m['init']}: these numbers come from randomly initialised weights")
+    return "\n".join(lines)
