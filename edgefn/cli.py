@@ -75,6 +75,42 @@ def make_data_options(text_cols: tuple[str, ...], label_col: str | None, fake_la
 
 # --- finetune ---------------------------------------------------------------------------------------------
 
+@main.command()
+@click.argument("preset")
+@data_options
+@click.option("--epochs", type=int, default=None, help="Maximum epochs (default: the preset's, 5 for real presets).")
+@click.option("--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's).")
+@click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's).")
+@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128).")
+@click.option("--max-train-samples", type=int, default=None, help="Use a random subset of the training split.")
+@click.option("--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed for splits, init and training order.")
+@click.option("--init", type=click.Choice(["pretrained", "scratch"]), default="pretrained", show_default=True,
+              help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
+                   "scratch: random init of the preset's architecture.")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: artifacts/<preset>-<data>).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@user_errors
+def finetune(preset: str, data: str, text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
+             no_clean: bool, epochs: int | None, batch_size: int | None, lr: float | None, max_length: int | None,
+             max_train_samples: int | None, max_eval_samples: int | None, seed: int, init: str,
+             run_dir: Path | None, resume: bool, overwrite: bool) -> None:
+    """Fine-tune PRESET (e.g. mobilebert, minilm, a hub id or a checkpoint folder) on a dataset."""
+    from edgefn.finetune import FinetuneConfig, finetune as run_finetune, format_summary
+
+    cfg = FinetuneConfig(
+        preset=preset, data=data, data_options=make_data_options(text_cols, label_col, fake_label, no_clean, seed),
+        epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, max_train_samples=max_train_samples,
+        max_eval_samples=max_eval_samples, seed=seed, init=init, run_dir=run_dir, resume=resume,
+        overwrite=overwrite,
+    )
+    result = run_finetune(cfg)
+    if result.metrics:
+        click.echo(format_summary(result))
+
+
 # --- export -----------------------------------------------------------------------------------------------
 
 # --- bench ------------------------------------------------------------------------------------------------
@@ -82,6 +118,60 @@ def make_data_options(text_cols: tuple[str, ...], label_col: str | None, fake_la
 # --- run / demo -------------------------------------------------------------------------------------------
 
 # --- predict / show ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("texts", nargs=-1)
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
+              help="An exported variant folder, e.g. RUN/onnx/int8-dynamic.")
+@click.option("--input", "input_path", default=None,
+              help="A .txt file (one text per line), a .csv/.tsv/.jsonl file (see --column), or - for stdin.")
+@click.option("--column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL input.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads (default: ORT's).")
+@click.option("--provider", default="cpu", show_default=True, help="cpu, cuda or a full ONNX Runtime EP name.")
+@click.option("--max-length", type=click.IntRange(min=2), default=None,
+              help="Token limit (default: the run's fine-tuning max_length, else 512).")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the input file or stdin.")
+@user_errors
+def predict(texts: tuple[str, ...], model_dir: Path, input_path: str | None, column: str, fmt: str,
+            output: Path | None, batch_size: int, threads: int | None, provider: str, max_length: int | None,
+            encoding: str) -> None:
+    """Classify TEXTs (or --input FILE, or stdin) with an exported ONNX folder; torch-free."""
+    from edgefn.predict_io import format_predictions, read_texts, write_output
+    from edgefn.runtime import Classifier
+
+    inputs = read_texts(texts, input_path, column, encoding, stdin=click.get_binary_stream("stdin"))
+    clf = Classifier.from_folder(model_dir, provider=provider, threads=threads, batch_size=batch_size,
+                                 max_length=max_length)
+    predictions = clf.predict(inputs)
+    write_output(format_predictions(predictions, fmt), output)
+    n_cut = sum(p.truncated for p in predictions)
+    if n_cut:
+        click.echo(f"note: {n_cut} of {len(predictions)} texts truncated to {clf.max_length} tokens", err=True)
+    if output is not None:
+        n_fake = sum(p.label == "fake" for p in predictions)
+        click.echo(f"{len(predictions)} predictions ({n_fake} fake) -> {output}", err=True)
+
+
+@main.command()
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON dict.")
+@user_errors
+def show(run_dir: Path | None, as_json: bool) -> None:
+    """Print a run folder's stages, variants and headline numbers (default: the most recent run)."""
+    import json
+
+    from edgefn import runs
+    from edgefn.show import describe_run, format_run
+
+    run, picked = runs.resolve_run_dir(run_dir)
+    if picked:
+        click.echo(f"(most recent run: {run})", err=True)
+    d = describe_run(run)
+    click.echo(json.dumps(d, indent=2) if as_json else format_run(d))
 
 
 if __name__ == "__main__":
