@@ -1,0 +1,185 @@
+"""`edgefn show`: a run folder's stages, variants and headline numbers, read from what each stage wrote."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+
+BENCH_REPORT_JSON = "report.json"
+BENCH_REPORT_CSV = "report.csv"
+# Bench columns worth a headline, in display order; whichever exist are shown.
+BENCH_HEADLINE = ("variant", "provider", "batch_size", "seq_len", "input_mode", "latency_p50_ms",
+                  "latency_p90_ms", "throughput_samples_per_s", "accuracy", "accuracy_delta", "peak_rss_mb")
+MAX_BENCH_ROWS = 12
+
+
+def _json_or_none(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {"error": f"unreadable {path.name}"}
+
+
+def _describe_finetune(run_dir: Path) -> dict[str, Any] | None:
+    config = _json_or_none(run_dir / runs.FINETUNE_CONFIG) or {}
+    metrics = _json_or_none(run_dir / runs.METRICS) or {}
+    if not config and not metrics:
+        return None
+    test = metrics.get("test") or {}
+    data = metrics.get("data") or {}
+    return {
+        "preset": config.get("preset", metrics.get("preset")),
+        "init": config.get("init", metrics.get("init")),
+        "data": data.get("name") or config.get("data"),
+        "data_fingerprint": data.get("fingerprint"),
+        "max_length": config.get("max_length"),
+        "test_accuracy": test.get("accuracy", metrics.get("test_accuracy")),
+        "test_f1_weighted": test.get("f1_weighted", metrics.get("test_f1")),
+        "test_rows": test.get("n"),
+        "parameters": metrics.get("parameters"),
+        "checkpoint_mb": metrics.get("checkpoint_mb"),
+        "complete": bool(metrics),
+    }
+
+
+def _hash_status(folder: Path, manifest: dict[str, Any]) -> str:
+    model = folder / runs.ONNX_FILE
+    if not model.is_file():
+        return "MISSING"
+    expected = manifest.get("model_sha256")
+    if not expected:
+        return "UNRECORDED"
+    return "OK" if runs.sha256_file(model) == expected else "MISMATCH"
+
+
+def _describe_variant(folder: Path) -> dict[str, Any]:
+    manifest = _json_or_none(folder / runs.EXPORT_MANIFEST) or {}
+    model = folder / runs.ONNX_FILE
+    size = manifest.get("size_mb") or (runs.file_size_mb(model) if model.is_file() else None)
+    return {
+        "variant": manifest.get("variant", folder.name),
+        "scheme": manifest.get("scheme"),
+        "size_mb": size,
+        "validation_accuracy": manifest.get("validation_accuracy"),
+        "accuracy_delta_vs_fp32": manifest.get("accuracy_delta_vs_fp32"),
+        "target": manifest.get("target"),
+        "execution_providers": manifest.get("execution_providers"),
+        "hash": _hash_status(folder, manifest),
+    }
+
+
+def _incomplete_variants(run_dir: Path) -> list[str]:
+    root = run_dir / runs.ONNX_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and not (p / runs.EXPORT_MANIFEST).is_file())
+
+
+def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
+    """Result rows from report.json ("rows" or "results" list) or else report.csv."""
+    report = _json_or_none(bench_dir / BENCH_REPORT_JSON)
+    rows: list[Any] = []
+    if isinstance(report, dict):
+        rows = report.get("rows") or report.get("results") or []
+    if not rows and (bench_dir / BENCH_REPORT_CSV).is_file():
+        with open(bench_dir / BENCH_REPORT_CSV, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    return [r for r in rows if isinstance(r, dict)]
+
+
+def _describe_bench(run_dir: Path) -> dict[str, Any] | None:
+    bench_dir = run_dir / runs.BENCH_DIR
+    if not bench_dir.is_dir():
+        return None
+    rows = _bench_rows(bench_dir)
+    batch_one = [r for r in rows if str(r.get("batch_size", "1")) == "1"] or rows
+    headline = [{k: r[k] for k in BENCH_HEADLINE if k in r} for r in batch_one[:MAX_BENCH_ROWS]]
+    return {"rows_total": len(rows), "headline": [h for h in headline if h],
+            "files": sorted(p.name for p in bench_dir.iterdir() if p.is_file())}
+
+
+def describe_run(run_dir: Path) -> dict[str, Any]:
+    """Everything `edgefn show` reports about a run folder, as a JSON-ready dict.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        {"run_dir", "finetune" (or None), "variants" (list), "incomplete_variants", "bench" (or None)}.
+    """
+    run_dir = Path(run_dir)
+    return {
+        "run_dir": str(run_dir),
+        "finetune": _describe_finetune(run_dir),
+        "variants": [_describe_variant(p) for p in runs.list_variants(run_dir)],
+        "incomplete_variants": _incomplete_variants(run_dir),
+        "bench": _describe_bench(run_dir),
+    }
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "-"
+    if spec and not isinstance(value, bool):
+        try:
+            return format(float(value), spec)
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _bench_spec(key: str) -> str:
+    if key.startswith("accuracy"):
+        return "+.4f" if key.endswith("delta") else ".4f"
+    return ".2f" if key.endswith(("_ms", "_mb", "_per_s")) else ""
+
+
+def _format_finetune(ft: dict[str, Any] | None) -> list[str]:
+    if ft is None:
+        return ["finetune: not run"]
+    state = "" if ft["complete"] else " (no metrics.json: unfinished or interrupted)"
+    return [f"finetune{state}",
+            f"  preset {_fmt(ft['preset'])}, init {_fmt(ft['init'])}, data {_fmt(ft['data'])}, "
+            f"max_length {_fmt(ft['max_length'])}",
+            f"  test accuracy {_fmt(ft['test_accuracy'], '.4f')}, F1 (weighted) {_fmt(ft['test_f1_weighted'], '.4f')}"
+            f" on {_fmt(ft['test_rows'])} rows"]
+
+
+def _format_variants(variants: list[dict[str, Any]], incomplete: list[str]) -> list[str]:
+    if not variants and not incomplete:
+        return ["export: not run"]
+    lines = ["export", f"  {'variant':<14} {'MB':>8} {'scheme':<14} {'val acc':>8} {'delta':>8}  hash"]
+    for v in variants:
+        delta = v["accuracy_delta_vs_fp32"]
+        lines.append(f"  {v['variant']:<14} {_fmt(v['size_mb'], '.2f'):>8} {_fmt(v['scheme']):<14} "
+                     f"{_fmt(v['validation_accuracy'], '.4f'):>8} {_fmt(delta, '+.4f'):>8}  {v['hash']}")
+    lines += [f"  {name:<14} incomplete (no export.json)" for name in incomplete]
+    return lines
+
+
+def _format_bench(bench: dict[str, Any] | None) -> list[str]:
+    if bench is None:
+        return ["bench: not run"]
+    if not bench["headline"]:
+        return [f"bench: no result rows found (files: {', '.join(bench['files']) or 'none'})"]
+    keys = [k for k in BENCH_HEADLINE if any(k in h for h in bench["headline"])]
+    lines = [f"bench ({bench['rows_total']} rows; batch size 1 shown)", "  " + "  ".join(keys)]
+    for h in bench["headline"]:
+        lines.append("  " + "  ".join(_fmt(h.get(k), _bench_spec(k)) for k in keys))
+    return lines
+
+
+def format_run(d: dict[str, Any]) -> str:
+    """Human-readable text of `describe_run`'s dict."""
+    lines = [f"run {d['run_dir']}"]
+    lines += _format_finetune(d["finetune"])
+    lines += _format_variants(d["variants"], d["incomplete_variants"])
+    lines += _format_bench(d["bench"])
+    return "\n".join(lines)

@@ -1,0 +1,286 @@
+"""The torch-free runtime, `edgefn predict` on bad and odd inputs, and `edgefn show`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgefn import runs
+from edgefn.cli import main
+from edgefn.data import read_split_jsonl
+from edgefn.errors import EdgefnError
+from edgefn.runtime import Classifier, softmax
+
+LONG_TEXT = "breaking news " * 7143  # 100,002 characters
+ODD_TEXTS = ["", "   \t  ", LONG_TEXT[:100_000], "Vaccine 💉😷 works? مرحبا 你好 Привет — ça va!"]
+HEAVY_MODULES = ("torch", "transformers", "optimum")
+
+
+def export_fp32(run_dir: Path) -> Path:
+    """Export RUN/checkpoint to RUN/onnx/fp32 with Optimum and a minimal export.json (until edgefn.export)."""
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer
+
+    out = run_dir / runs.ONNX_DIR / "fp32"
+    ORTModelForSequenceClassification.from_pretrained(run_dir / runs.CHECKPOINT, export=True).save_pretrained(out)
+    AutoTokenizer.from_pretrained(run_dir / runs.CHECKPOINT).save_pretrained(out)
+    runs.write_json(out / runs.EXPORT_MANIFEST, {"variant": "fp32", "scheme": "none",
+                                                 "model_sha256": runs.sha256_file(out / runs.ONNX_FILE)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run_factory, tmp_path_factory):
+    """A private copy of a tiny run per preset, with its fp32 ONNX variant."""
+    cache: dict[str, Path] = {}
+
+    def factory(preset: str = "test-tiny-bert") -> Path:
+        if preset not in cache:
+            run = tmp_path_factory.mktemp("runtime") / preset
+            shutil.copytree(tiny_run_factory(preset), run)
+            export_fp32(run)
+            cache[preset] = run
+        return cache[preset]
+
+    return factory
+
+
+@pytest.fixture(scope="module")
+def variant(exported) -> Path:
+    """The fp32 variant folder of the tiny BERT run."""
+    return exported("test-tiny-bert") / runs.ONNX_DIR / "fp32"
+
+
+@pytest.fixture(scope="module")
+def clf(variant) -> Classifier:
+    """A single-threaded classifier on the tiny BERT fp32 variant."""
+    return Classifier.from_folder(variant, threads=1, batch_size=8)
+
+
+def run_cli(*args: str, input: str | bytes | None = None):
+    """Invoke the CLI in-process."""
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def parse_jsonl(text: str) -> list[dict]:
+    """Parse JSONL output."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("preset", ["test-tiny-bert", "test-tiny-distilbert"])
+def test_fp32_matches_pytorch_checkpoint(exported, preset):
+    """On real validation texts, runtime logits match the PyTorch checkpoint within 1e-4 with the same argmax."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    run = exported(preset)
+    texts = read_split_jsonl(run / runs.DATA_DIR / "validation.jsonl").texts[:48]
+    model = AutoModelForSequenceClassification.from_pretrained(run / runs.CHECKPOINT).eval()
+    tok = AutoTokenizer.from_pretrained(run / runs.CHECKPOINT)
+    with torch.no_grad():
+        ref = model(**tok(texts, truncation=True, max_length=128, padding=True, return_tensors="pt")).logits.numpy()
+    runtime = Classifier.from_folder(run / runs.ONNX_DIR / "fp32", threads=1, batch_size=16)
+    assert runtime.max_length == 128  # from the run's finetune_config.json
+    got = runtime.predict_logits(texts)
+    assert np.abs(got - ref).max() <= 1e-4
+    preds = runtime.predict(texts)
+    assert [p.label_id for p in preds] == ref.argmax(-1).tolist()
+    assert [p.label for p in preds] == [{0: "real", 1: "fake"}[k] for k in ref.argmax(-1).tolist()]
+    np.testing.assert_allclose([p.prob_fake for p in preds], softmax(ref)[:, 1], atol=1e-5)
+    no_types = preset == "test-tiny-distilbert"  # DistilBERT's graph declares no token_type_ids
+    assert set(runtime.input_names) == {"input_ids", "attention_mask"} | (set() if no_types else {"token_type_ids"})
+
+
+def _probe(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter and return the heavy modules it left imported."""
+    script = code + f"\nimport sys, json; print(json.dumps([m for m in {HEAVY_MODULES + ('pandas', 'sklearn')!r}"
+    script += " if m in sys.modules]))"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_runtime_and_predict_command_do_not_import_torch(variant):
+    """A prediction through edgefn.runtime, and through `edgefn predict`, imports no torch/transformers/optimum."""
+    api = f"from edgefn.runtime import Classifier\nc = Classifier.from_folder({str(variant)!r}, threads=1)\n"
+    api += "p = c.predict(['hello', ''])\nassert len(p) == 2 and 0 <= p[0].prob_fake <= 1"
+    assert _probe(api) == []
+    cli = ("from edgefn.cli import main\n"
+           f"try:\n    main(['predict', '--model', {str(variant)!r}, '--threads', '1', 'hello'])\n"
+           "except SystemExit as e:\n    assert e.code in (0, None), e.code")
+    assert _probe(cli) == []
+
+
+def test_length_batching_keeps_input_order_and_values(variant, clf):
+    """Length-sorted batches return results in input order, equal to batch size 1, with less padding."""
+    texts = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "test.jsonl").texts[:40] + ODD_TEXTS
+    one = Classifier.from_folder(variant, threads=1, batch_size=1)
+    np.testing.assert_allclose(clf.predict_logits(texts), one.predict_logits(texts), atol=1e-5)
+    assert [p.label_id for p in clf.predict(texts)] == [p.label_id for p in one.predict(texts)]
+    singles = np.stack([one.predict_logits([t])[0] for t in texts[::7]])
+    np.testing.assert_allclose(clf.predict_logits(texts)[::7], singles, atol=1e-5)
+
+    widths: list[int] = []
+    run = clf.session.run
+    clf.session.run = lambda names, feed: (widths.append(feed["input_ids"].shape[1]), run(names, feed))[1]
+    try:
+        clf.predict_logits(texts)
+    finally:
+        del clf.session.run
+    assert widths == sorted(widths) and len(widths) == -(-len(texts) // 8)
+    assert widths[0] < widths[-1] == 128
+
+
+def test_odd_texts_through_cli(variant, clf):
+    """Empty, whitespace-only, 100k-character (flagged truncated) and emoji/mixed-script texts all predict."""
+    result = run_cli("predict", "--model", str(variant), "--threads", "1", *ODD_TEXTS)
+    assert result.exit_code == 0, result.output
+    rows = parse_jsonl(result.stdout)
+    assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert [r["truncated"] for r in rows] == [False, False, True, False]
+    assert "1 of 4 texts truncated to 128 tokens" in result.stderr
+    assert rows[0]["logits"] == rows[1]["logits"]  # both are just [CLS] [SEP]
+    direct = clf.predict(ODD_TEXTS)
+    for row, pred in zip(rows, direct, strict=True):
+        assert row["label"] == pred.label and row["label_id"] == pred.label_id
+        np.testing.assert_allclose(row["logits"], pred.logits, atol=1e-6)
+        assert row["prob_fake"] == pytest.approx(float(softmax(np.array([row["logits"]]))[0, 1]), abs=1e-9)
+    assert clf.tokenizer.encode(ODD_TEXTS[0]).ids == [101, 102]
+
+
+def test_text_file_stdin_and_csv_output(variant, clf, tmp_path):
+    """A .txt file (blank line kept), stdin and "-" give the same predictions; CSV output parses back."""
+    texts = ["covid vaccine causes magnetism", "", "WHO publishes new guidance on masks"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    from_file = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / "in.txt"))
+    from_stdin = run_cli("predict", "--model", str(variant), input="\n".join(texts) + "\n")
+    from_dash = run_cli("predict", "--model", str(variant), "-", input="\n".join(texts))
+    assert from_file.exit_code == from_stdin.exit_code == from_dash.exit_code == 0, from_file.output
+    expected = [p.label_id for p in clf.predict(texts)]
+    for result in (from_file, from_stdin, from_dash):
+        assert [r["label_id"] for r in parse_jsonl(result.stdout)] == expected
+    out = tmp_path / "out" / "preds.csv"
+    result = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / "in.txt"), "--format", "csv",
+                     "--output", str(out))
+    assert result.exit_code == 0 and "3 predictions" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [int(r["index"]) for r in rows] == [0, 1, 2]
+    assert [int(r["label_id"]) for r in rows] == expected
+    assert float(rows[0]["logit_fake"]) == pytest.approx(clf.predict(texts)[0].logits[1], abs=1e-6)
+
+
+def test_csv_and_jsonl_columns(variant, clf, tmp_path):
+    """--column picks a CSV/JSONL column; a missing column exits 2 listing the columns found, writing nothing."""
+    texts = ["masks stop the spread, says CDC", "5G towers spread the virus 😷"]
+    with open(tmp_path / "in.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "tweet"], [1, texts[0]], [2, texts[1]]])
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"tweet": t}) + "\n" for t in texts), encoding="utf-8")
+    expected = [p.label_id for p in clf.predict(texts)]
+    for name in ("in.csv", "in.jsonl"):
+        result = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / name), "--column", "tweet")
+        assert result.exit_code == 0, result.output
+        assert [r["label_id"] for r in parse_jsonl(result.stdout)] == expected
+    out = tmp_path / "never.jsonl"
+    result = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / "in.csv"), "--output", str(out))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"Error: {tmp_path / 'in.csv'} has no column 'text'; columns found: id, tweet; "
+                                     "pick one with --column")
+    assert not out.exists() and list(tmp_path.glob(".never*")) == []
+
+
+def test_non_utf8_input_names_the_line(variant, tmp_path):
+    """Non-UTF-8 bytes exit 2 naming the line and --encoding; with --encoding latin-1 the file predicts."""
+    path = tmp_path / "latin.txt"
+    path.write_bytes("first text\nsecond text\ncaf\xe9 au lait\n".encode("latin-1"))
+    result = run_cli("predict", "--model", str(variant), "--input", str(path))
+    assert result.exit_code == 2
+    assert f"{path} line 3: byte 0xe9 is not valid utf-8" in result.stderr
+    assert "--encoding" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    ok = run_cli("predict", "--model", str(variant), "--input", str(path), "--encoding", "latin-1")
+    assert ok.exit_code == 0 and len(parse_jsonl(ok.stdout)) == 3
+
+
+def test_hash_mismatch_is_refused(variant, tmp_path):
+    """A model.onnx that no longer matches export.json is refused by the API and by `edgefn predict`."""
+    copy = tmp_path / "fp32"
+    shutil.copytree(variant, copy)
+    with open(copy / runs.ONNX_FILE, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(EdgefnError, match="does not match the hash"):
+        Classifier.from_folder(copy)
+    result = run_cli("predict", "--model", str(copy), "some text")
+    assert result.exit_code == 2 and "does not match the hash" in result.stderr and result.stdout == ""
+
+
+def test_unavailable_provider_lists_available(variant):
+    """Asking for CUDA without it names the providers this onnxruntime build has."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(EdgefnError, match="CUDAExecutionProvider is not available.*CPUExecutionProvider"):
+        Classifier.from_folder(variant, provider="cuda")
+
+
+def _write_variant(folder: Path, manifest: dict, tamper: bool = False) -> None:
+    """A variant folder with a fake model.onnx whose hash is recorded (then changed when tamper)."""
+    folder.mkdir(parents=True)
+    (folder / runs.ONNX_FILE).write_bytes(b"onnx bytes " + folder.name.encode())
+    runs.write_json(folder / runs.EXPORT_MANIFEST,
+                    {**manifest, "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE)})
+    if tamper:
+        (folder / runs.ONNX_FILE).write_bytes(b"changed")
+
+
+def test_show_reports_stages_variants_and_bench(tmp_path):
+    """`edgefn show` prints the finetune, export and bench numbers of a run folder; --json gives the dict."""
+    run = tmp_path / "run1"
+    (run / runs.CHECKPOINT).mkdir(parents=True)
+    runs.write_json(run / runs.FINETUNE_CONFIG, {"preset": "minilm", "init": "pretrained", "max_length": 256,
+                                                 "data": "constraint"})
+    runs.write_json(run / runs.METRICS, {"test": {"accuracy": 0.93142, "f1_weighted": 0.93011, "n": 2140},
+                                         "data": {"name": "constraint", "fingerprint": "abc123"}})
+    onnx = run / runs.ONNX_DIR
+    _write_variant(onnx / "fp32", {"variant": "fp32", "scheme": "none", "size_mb": 90.87,
+                                   "validation_accuracy": 0.9355, "accuracy_delta_vs_fp32": 0.0})
+    _write_variant(onnx / "int8-dynamic", {"variant": "int8-dynamic", "scheme": "int8-dynamic", "size_mb": 23.1,
+                                           "validation_accuracy": 0.9305, "accuracy_delta_vs_fp32": -0.005},
+                   tamper=True)
+    (onnx / "fp16").mkdir()
+    runs.write_json(run / runs.BENCH_DIR / "report.json", {"rows": [
+        {"variant": "int8-dynamic", "provider": "CPUExecutionProvider", "batch_size": 1, "latency_p50_ms": 4.321},
+        {"variant": "int8-dynamic", "provider": "CPUExecutionProvider", "batch_size": 8, "latency_p50_ms": 20.0},
+    ]})
+    result = run_cli("show", str(run))
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "preset minilm, init pretrained, data constraint, max_length 256" in text
+    assert "test accuracy 0.9314, F1 (weighted) 0.9301 on 2140 rows" in text
+    export_section = text[text.index("\nexport\n"):text.index("\nbench")]
+    lines = {line.split()[0]: line for line in export_section.splitlines() if line.startswith("  ")}
+    assert lines["fp32"].split()[1:] == ["90.87", "none", "0.9355", "+0.0000", "OK"]
+    assert lines["int8-dynamic"].split()[1:] == ["23.10", "int8-dynamic", "0.9305", "-0.0050", "MISMATCH"]
+    assert "fp16" in lines and "incomplete" in lines["fp16"]
+    assert "4.32" in text and "20.00" not in text  # batch-size-1 headline rows only
+    d = json.loads(run_cli("show", str(run), "--json").stdout)
+    assert d["finetune"]["test_accuracy"] == 0.93142 and d["finetune"]["data_fingerprint"] == "abc123"
+    assert [(v["variant"], v["hash"]) for v in d["variants"]] == [("fp32", "OK"), ("int8-dynamic", "MISMATCH")]
+    assert d["incomplete_variants"] == ["fp16"] and d["bench"]["rows_total"] == 2
+
+
+def test_show_on_missing_run_is_one_line_error(tmp_path):
+    """`edgefn show` on a folder that does not exist exits 2 with one line."""
+    result = run_cli("show", str(tmp_path / "nope"))
+    assert result.exit_code == 2 and result.stderr.strip() == f"Error: run folder not found: {tmp_path / 'nope'}"
