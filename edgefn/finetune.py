@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefn import runs
 from edgefn import data as datasets_registry
+from edgefn import runs
 from edgefn.data import DataOptions, DatasetBundle, Split, write_split_jsonl
 from edgefn.errors import EdgefnError
 from edgefn.metrics import classification_metrics, plot_confusion_matrix, write_errors_csv
