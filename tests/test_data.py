@@ -1,0 +1,283 @@
+"""Dataset loaders on the real files in ../shared/data, generic files, bad inputs, inspect and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from edgefn.cli import main
+from edgefn.data import (
+    SPLITS,
+    DataOptions,
+    DatasetBundle,
+    Split,
+    format_inspect,
+    inspect_data,
+    list_datasets,
+    load_data,
+)
+from edgefn.errors import EdgefnError
+from edgefn.loaders import REUTERS_DATELINE, SAMPLE_FILE, _read_liar
+
+_CACHE: dict[tuple[str, DataOptions], DatasetBundle] = {}
+
+
+def cached(spec: str, options: DataOptions | None = None) -> DatasetBundle:
+    """Load each (spec, options) once per test session: the loaders are deterministic."""
+    options = options or DataOptions()
+    if (spec, options) not in _CACHE:
+        _CACHE[(spec, options)] = load_data(spec, options)
+    return _CACHE[(spec, options)]
+
+
+def rows(bundle: DatasetBundle) -> dict[str, int]:
+    """Rows per split."""
+    return {name: len(bundle.split(name)) for name in SPLITS}
+
+
+def fakes(bundle: DatasetBundle) -> dict[str, int]:
+    """Fake rows per split."""
+    return {name: sum(bundle.split(name).labels) for name in SPLITS}
+
+
+def all_rows(bundle: DatasetBundle) -> list[tuple[str, int]]:
+    """Every (text, label) of every split."""
+    return [row for name in SPLITS for row in zip(bundle.split(name).texts, bundle.split(name).labels, strict=True)]
+
+
+# --- real datasets ----------------------------------------------------------------------------------------
+
+def test_constraint_official_splits(shared_data: Path) -> None:
+    """CONSTRAINT keeps the official 6420/2140/2140 splits minus the one val tweet that is also in train."""
+    b = cached(str(shared_data / "covid19-constraint"))
+    assert b.name == "constraint" and b.info["splits"] == "official"
+    assert rows(b) == {"train": 6420, "validation": 2139, "test": 2140}
+    assert fakes(b) == {"train": 3060, "validation": 1020, "test": 1020}
+    assert b.info["dropped"] == {"empty": 0, "duplicate": 0, "conflicting_labels": 0,
+                                 "cross_split": {"validation": 1, "test": 0}}
+    assert b.info["rows"] == rows(b)
+    assert "Alfalfa is the only cure for COVID-19." in b.test.texts
+    assert b.test.labels[b.test.texts.index("Alfalfa is the only cure for COVID-19.")] == 1
+
+
+def test_liar_binary_map(shared_data: Path) -> None:
+    """LIAR maps pants-fire/false/barely-true to fake: 4,497 of 10,269 raw train rows, as documented."""
+    raw = _read_liar(shared_data / "liar" / "train.tsv")
+    assert len(raw) == 10269 and int(raw["label"].sum()) == 842 + 1998 + 1657 == 4497
+    b = cached(f"liar:{shared_data / 'liar'}")
+    assert b.info["label_map"] == "fake = {pants-fire, false, barely-true}, real = {half-true, mostly-true, true}"
+    assert rows(b) == {"train": 10248, "validation": 1279, "test": 1279}
+    assert fakes(b) == {"train": 4486, "validation": 612, "test": 554}
+    assert b.info["dropped"] == {"empty": 0, "duplicate": 13, "conflicting_labels": 8,
+                                 "cross_split": {"validation": 5, "test": 4}}
+
+
+def test_isot_titles_variant_detected_and_cleaned(shared_data: Path) -> None:
+    """ISOT titles-only is detected; cleaning strips the leading spaces that 9,045 fake titles carry."""
+    b = cached(str(shared_data / "isot" / "titles"))
+    assert b.info["variant"] == "titles only" and b.info["text"] == "title"
+    assert b.info["cleaning"]["applied"] is True
+    assert sum(text != text.strip() for text, _ in all_rows(b)) == 0
+    assert rows(b) == {"train": 27109, "validation": 5809, "test": 5810}
+    assert sum(fakes(b).values()) == 17903 and sum(rows(b).values()) == 44898 - 6170
+    assert b.info["dropped"]["duplicate"] == 6170
+    assert b.info["splits"] == "70/15/15 stratified, seed 42, after exact-duplicate removal"
+    raw = cached(str(shared_data / "isot" / "titles"), DataOptions(clean=False))
+    assert raw.info["cleaning"]["applied"] is False
+    assert sum(text.startswith(" ") for text, label in all_rows(raw) if label == 1) > 8000
+
+
+def test_isot_cleaning_removes_dateline(shared_data: Path) -> None:
+    """On full ISOT articles the Reuters dateline and 'Featured image' trailers go, unless cleaning is off."""
+    folder = shared_data / "isot" / "fulltext_head"
+    clean, raw = cached(f"isot:{folder}"), cached(f"isot:{folder}", DataOptions(clean=False))
+    assert clean.info["variant"] == "full articles" and clean.info["text"] == "title + ' ' + text"
+
+    def count(bundle: DatasetBundle, label: int, needle: str) -> int:
+        return sum(needle in text.lower() for text, y in all_rows(bundle) if y == label)
+
+    assert count(clean, 0, "(reuters) -") == 0 and count(raw, 0, "(reuters) -") == 977
+    assert count(clean, 1, "featured image") == 0 and count(raw, 1, "featured image") == 856
+    assert count(raw, 1, "(reuters)") == 0
+    assert rows(clean) == {"train": 1414, "validation": 303, "test": 304}
+    real_raw = pd.read_csv(folder / "True.csv")["text"]
+    assert int(real_raw.str.match(REUTERS_DATELINE).sum()) == 983  # incl. correction notes, "WASHINGTON () -"
+
+
+@pytest.mark.parametrize("spec", ["covid19-constraint", "liar", "isot/titles", "isot/fulltext_head"])
+def test_no_text_in_two_splits(shared_data: Path, spec: str) -> None:
+    """After loading, no text occurs twice in a split or in two splits."""
+    b = cached(str(shared_data / spec))
+    texts = [text for text, _ in all_rows(b)]
+    assert len(texts) == len(set(texts)) == sum(b.info["rows"].values())
+    assert all(text.strip() for text in texts)
+    assert set(b.train.labels) == set(b.test.labels) == {0, 1}
+
+
+def test_default_locations(shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Names look in $EDGEFN_DATA_DIR; isot falls back to isot/titles; WELFake offline names its options."""
+    monkeypatch.chdir(tmp_path)  # no ../shared/data from here
+    monkeypatch.setenv("EDGEFN_DATA_DIR", str(shared_data))
+    assert load_data("constraint").info["source"] == str(shared_data / "covid19-constraint")
+    assert cached("liar").info["source"] == str(shared_data / "liar")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EdgefnError, match=r"put WELFake_Dataset.csv in one of .*welfake:PATH.*davanstrien/WELFake"):
+        load_data("welfake")
+
+
+# --- generic files and WELFake format ---------------------------------------------------------------------
+
+def test_generic_csv_joined_columns_and_fake_label(tmp_path: Path) -> None:
+    """A CSV with two text columns and a custom fake label value splits 70/15/15, stratified."""
+    df = pd.DataFrame({"headline": [f"headline {i}" for i in range(40)], "body": [f"body {i}" for i in range(40)],
+                       "verdict": ["bogus" if i % 2 else "legit" for i in range(40)]})
+    df.to_csv(tmp_path / "news.csv", index=False)
+    opts = DataOptions(text_cols=("headline", "body"), label_col="verdict", fake_label="bogus")
+    b = load_data(str(tmp_path / "news.csv"), opts)
+    assert b.name == "news" and rows(b) == {"train": 28, "validation": 6, "test": 6}
+    assert fakes(b) == {"train": 14, "validation": 3, "test": 3}
+    assert dict(all_rows(b))["headline 3 body 3"] == 1 and dict(all_rows(b))["headline 4 body 4"] == 0
+
+
+def test_generic_jsonl_drops_empty_duplicate_and_conflicting(tmp_path: Path) -> None:
+    """JSONL with fake/real labels: empties, duplicates and texts seen with both labels are dropped."""
+    lines = [{"text": f"story number {i}", "label": "fake" if i % 2 else "REAL"} for i in range(40)]
+    lines += [{"text": "   ", "label": "fake"}, {"text": "story number 1", "label": "fake"},
+              {"text": "both ways", "label": "fake"}, {"text": "both ways", "label": "real"}]
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    b = load_data(str(tmp_path / "d.jsonl"))
+    assert b.info["dropped"] == {"empty": 1, "duplicate": 1, "conflicting_labels": 2,
+                                 "cross_split": {"validation": 0, "test": 0}}
+    assert sum(rows(b).values()) == 40 and sum(fakes(b).values()) == 20
+
+
+def test_generic_parquet_and_tsv(tmp_path: Path) -> None:
+    """Parquet with 0/1 labels (1 = fake) and TSV files load through the same path."""
+    df = pd.DataFrame({"text": [f"claim {i}" for i in range(20)], "label": [i % 2 for i in range(20)]})
+    df.to_parquet(tmp_path / "d.parquet")
+    df.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    a, b = load_data(str(tmp_path / "d.parquet")), load_data(str(tmp_path / "d.tsv"))
+    assert a.fingerprint() == b.fingerprint()
+    assert dict(all_rows(a)) == {f"claim {i}": i % 2 for i in range(20)}
+
+
+def test_welfake_format_detected(tmp_path: Path) -> None:
+    """A WELFake-format CSV (`,title,text,label`, 1 = fake) is recognised; text = title + ' ' + text."""
+    df = pd.DataFrame({"title": ["t"] * 19 + [None], "text": [f"article {i}" for i in range(20)],
+                       "label": [i % 2 for i in range(20)]})
+    df.to_csv(tmp_path / "WELFake_Dataset.csv")
+    b = load_data(str(tmp_path / "WELFake_Dataset.csv"))
+    assert b.name == "welfake" and b.info["text"] == "title + ' ' + text"
+    assert dict(all_rows(b))["t article 1"] == 1 and "article 19" in dict(all_rows(b))
+    assert load_data(f"welfake:{tmp_path}").fingerprint() == b.fingerprint()
+    df.to_csv(tmp_path / "other.csv")
+    assert load_data(str(tmp_path / "other.csv")).name == "welfake"
+
+
+def test_sample_corpus() -> None:
+    """The packaged smoke-test corpus loads with 70/15/15 splits and says it is not a benchmark."""
+    if not SAMPLE_FILE.is_file():
+        pytest.skip("edgefn/resources/sample.jsonl not written yet")
+    lines = [json.loads(line) for line in SAMPLE_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    b = load_data("sample")
+    assert sum(rows(b).values()) == len({x["text"].strip() for x in lines})
+    assert abs(len(b.train) - 0.70 * sum(rows(b).values())) <= 1
+    assert "not a benchmark" in b.info["note"]
+
+
+def test_same_seed_same_splits(shared_data: Path) -> None:
+    """The split is a function of the seed: same seed, same fingerprint; another seed, other splits."""
+    folder = str(shared_data / "isot" / "fulltext_head")
+    a, b = load_data(folder), cached(folder)
+    c = load_data(folder, DataOptions(seed=7))
+    assert a.fingerprint() == b.fingerprint() and a.train.texts == b.train.texts
+    assert c.fingerprint() != a.fingerprint() and rows(c) == rows(a)
+    assert c.info["splits"] == "70/15/15 stratified, seed 7, after exact-duplicate removal"
+
+
+# --- bad input --------------------------------------------------------------------------------------------
+
+def write_csv(path: Path, data: dict[str, list]) -> str:
+    """Write a small CSV and return its path as a string."""
+    pd.DataFrame(data).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("unknown", r"unknown dataset 'nosuch'; known datasets: constraint, isot, liar, sample, welfake"),
+    ("missing_path", r"data path .*missing\.csv does not exist"),
+    ("missing_named_path", r"isot: path .*nowhere does not exist"),
+    ("missing_columns", r"missing column\(s\) body, verdict; columns found: text, label"),
+    ("bad_labels", r"unexpected label values 'maybe', 'unsure' \(values found: 'fake', 'maybe', 'real', 'unsure'\)"),
+    ("fake_label_absent", r"--fake-label 'bogus' is not a label value; values found: '0', '1'"),
+    ("empty", r"no data left after cleaning \(dropped 3 empty texts\)"),
+    ("one_class", r"every row is fake after cleaning"),
+    ("folder", r"cannot tell which dataset folder"),
+])
+def test_bad_input_messages(tmp_path: Path, case: str, message: str) -> None:
+    """Each bad input raises a one-line EdgefnError that names the problem."""
+    text = [f"t{i}" for i in range(6)]
+    specs = {
+        "unknown": ("nosuch", DataOptions()),
+        "missing_path": (str(tmp_path / "missing.csv"), DataOptions()),
+        "missing_named_path": (f"isot:{tmp_path / 'nowhere'}", DataOptions()),
+        "missing_columns": (write_csv(tmp_path / "a.csv", {"text": text, "label": [0, 1] * 3}),
+                            DataOptions(text_cols=("text", "body"), label_col="verdict")),
+        "bad_labels": (write_csv(tmp_path / "b.csv", {"text": text, "label": ["fake", "real", "maybe", "unsure"] + ["fake"] * 2}),
+                       DataOptions()),
+        "fake_label_absent": (write_csv(tmp_path / "c.csv", {"text": text, "label": [0, 1] * 3}),
+                              DataOptions(fake_label="bogus")),
+        "empty": (write_csv(tmp_path / "d.csv", {"text": ["", " ", None], "label": [0, 1, 1]}), DataOptions()),
+        "one_class": (write_csv(tmp_path / "e.csv", {"text": text, "label": ["fake"] * 6}), DataOptions()),
+        "folder": (str(tmp_path), DataOptions()),
+    }
+    spec, options = specs[case]
+    with pytest.raises(EdgefnError, match=message) as err:
+        load_data(spec, options)
+    assert "\n" not in str(err.value)
+
+
+# --- inspect and CLI --------------------------------------------------------------------------------------
+
+def test_inspect_counts_duplicates_overlap_and_tokens() -> None:
+    """inspect_data counts duplicates and cross-split overlap itself and measures WordPiece lengths."""
+    bundle = DatasetBundle("hand", Split(["hello world", "hello world", "fake news"], [0, 0, 1]),
+                           Split(["fake news"], [1]), Split(["a b c d e f"], [0]), info={"name": "hand"})
+    report = inspect_data(bundle)
+    assert report["per_split"]["train"]["duplicates"] == 1
+    assert report["cross_split_overlap"] == {"train/validation": 1, "train/test": 0, "validation/test": 0}
+    assert report["per_split"]["train"]["fake"] == 1 and report["per_split"]["train"]["real"] == 2
+    assert report["per_split"]["train"]["tokens"]["p50"] == 4  # [CLS] hello world [SEP]
+    assert report["per_split"]["test"]["tokens"]["max"] == 8
+
+
+def test_inspect_constraint_report(shared_data: Path) -> None:
+    """The CONSTRAINT report has the split sizes, balance, ordered percentiles and no overlap."""
+    report = inspect_data(cached(str(shared_data / "covid19-constraint")))
+    train = report["per_split"]["train"]
+    assert (train["rows"], train["fake"], train["duplicates"]) == (6420, 3060, 0)
+    t = train["tokens"]
+    assert 20 < t["p50"] <= t["p90"] <= t["p95"] <= t["p99"] <= t["max"] and t["rows_measured"] == 6420
+    assert set(report["cross_split_overlap"].values()) == {0}
+    text = format_inspect(report)
+    assert "6420" in text and "47.7%" in text and "official" in text
+
+
+def test_cli_data_inspect_and_list(shared_data: Path) -> None:
+    """`edgefn data inspect` prints the table or JSON; bad input exits 2 with one line."""
+    runner = CliRunner()
+    out = runner.invoke(main, ["data", "inspect", f"liar:{shared_data / 'liar'}"])
+    assert out.exit_code == 0, out.output
+    assert "10248" in out.output and "pants-fire, false, barely-true" in out.output
+    out = runner.invoke(main, ["data", "inspect", str(shared_data / "isot" / "fulltext_head"), "--no-clean",
+                               "--json"])
+    report = json.loads(out.output)
+    assert report["cleaning"]["applied"] is False and report["per_split"]["train"]["rows"] == 1414
+    out = runner.invoke(main, ["data", "inspect", "nosuch"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1 and "known datasets" in out.output
+    out = runner.invoke(main, ["data", "list"])
+    assert out.exit_code == 0 and [line.split()[0] for line in out.output.splitlines()] == list_datasets()
