@@ -73,6 +73,45 @@ def make_data_options(text_cols: tuple[str, ...], label_col: str | None, fake_la
 
 # --- data -------------------------------------------------------------------------------------------------
 
+@main.group("data")
+def data_group() -> None:
+    """List the known datasets and inspect one."""
+
+
+@data_group.command("list")
+@user_errors
+def data_list() -> None:
+    """List the registered dataset names and what each needs."""
+    from edgefn.data import get_dataset, list_datasets
+
+    for name in list_datasets():
+        entry = get_dataset(name)
+        hub = f"; hub {entry.hub_id}" if entry.hub_id else ""
+        click.echo(f"{name:12s} {entry.hint}{hub}")
+
+
+@data_group.command("inspect")
+@click.argument("data")
+@click.option("--text-col", "text_cols", multiple=True,
+              help="Text column of a generic file; repeat to join columns (title + text).")
+@click.option("--label-col", default=None, help="Label column of a generic file.")
+@click.option("--fake-label", default=None, help="The label value that means fake in a generic file.")
+@click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.).")
+@click.option("--seed", default=42, show_default=True, help="Seed of the 70/15/15 split (no official splits).")
+@click.option("--tokenizer", default=None, help="Tokenizer folder or hub id (default: bundled WordPiece).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@user_errors
+def data_inspect(data: str, text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
+                 no_clean: bool, seed: int, tokenizer: str | None, as_json: bool) -> None:
+    """Rows, label balance, token lengths, duplicates and cleaning of DATA (a name or a path)."""
+    import json
+
+    from edgefn.data import format_inspect, inspect_data, load_data
+
+    bundle = load_data(data, make_data_options(text_cols, label_col, fake_label, no_clean, seed))
+    report = inspect_data(bundle, tokenizer)
+    click.echo(json.dumps(report, indent=2) if as_json else format_inspect(report))
+
 # --- finetune ---------------------------------------------------------------------------------------------
 
 @main.command()
