@@ -26,8 +26,10 @@ def decode_bytes(data: bytes, source: str, encoding: str = "utf-8") -> str:
         raise EdgefnError(f"unknown --encoding {encoding!r}") from None
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise EdgefnError(f"{source} line {line}: byte 0x{data[e.start]:02x} is not valid {encoding}; "
-                          "pass --encoding (e.g. --encoding latin-1) if the file uses another encoding") from None
+        raise EdgefnError(
+            f"{source} line {line}: byte 0x{data[e.start]:02x} is not valid {encoding}; "
+            "pass --encoding (e.g. --encoding latin-1) if the file uses another encoding"
+        ) from None
     return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not part of the first text
 
 
@@ -37,8 +39,10 @@ def _lines(text: str) -> list[str]:
 
 
 def _missing_column(source: str, column: str, found: Sequence[str]) -> EdgefnError:
-    return EdgefnError(f"{source} has no column {column!r}; columns found: {', '.join(found) or '(none)'}; "
-                       "pick one with --column")
+    return EdgefnError(
+        f"{source} has no column {column!r}; columns found: {', '.join(found) or '(none)'}; "
+        "pick one with --column"
+    )
 
 
 def _csv_column(text: str, source: str, column: str, delimiter: str) -> list[str]:
@@ -82,8 +86,13 @@ def parse_texts(text: str, source: str, kind: str, column: str = "text") -> list
     return _lines(text)
 
 
-def read_texts(texts: Sequence[str], input_path: str | None, column: str = "text", encoding: str = "utf-8",
-               stdin: BinaryIO | None = None) -> list[str]:
+def read_texts(
+    texts: Sequence[str],
+    input_path: str | None,
+    column: str = "text",
+    encoding: str = "utf-8",
+    stdin: BinaryIO | None = None,
+) -> list[str]:
     """Resolve `edgefn predict` inputs: argument texts, an input file, or stdin (one text per line).
 
     Args:
@@ -125,8 +134,16 @@ def format_predictions(predictions: Sequence[Any], fmt: str = "jsonl") -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["index", "label", "label_id", "prob_fake", *[f"logit_{n}" for n in names], "truncated"])
     for r in rows:
-        writer.writerow([r["index"], r["label"], r["label_id"], repr(r["prob_fake"]),
-                         *[repr(v) for v in r["logits"]], str(r["truncated"]).lower()])
+        writer.writerow(
+            [
+                r["index"],
+                r["label"],
+                r["label_id"],
+                repr(r["prob_fake"]),
+                *[repr(v) for v in r["logits"]],
+                str(r["truncated"]).lower(),
+            ]
+        )
     return buf.getvalue()
 
 

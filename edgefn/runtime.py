@@ -36,8 +36,13 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the prediction."""
-        return {"label": self.label, "label_id": self.label_id, "prob_fake": self.prob_fake,
-                "logits": list(self.logits), "truncated": self.truncated}
+        return {
+            "label": self.label,
+            "label_id": self.label_id,
+            "prob_fake": self.prob_fake,
+            "logits": list(self.logits),
+            "truncated": self.truncated,
+        }
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -55,9 +60,11 @@ def resolve_provider(provider: str) -> str:
     name = PROVIDER_ALIASES.get(provider.lower(), provider)
     available = ort.get_available_providers()
     if name not in available:
-        raise EdgefnError(f"execution provider {name} is not available in this onnxruntime build; "
-                          f"available: {', '.join(available)}"
-                          + (" (install onnxruntime-gpu for CUDA)" if name == "CUDAExecutionProvider" else ""))
+        raise EdgefnError(
+            f"execution provider {name} is not available in this onnxruntime build; "
+            f"available: {', '.join(available)}"
+            + (" (install onnxruntime-gpu for CUDA)" if name == "CUDAExecutionProvider" else "")
+        )
     return name
 
 
@@ -74,8 +81,10 @@ def _create_session(model: Path, provider: str, threads: int | None) -> Any:
     except Exception as e:  # onnxruntime raises its own exception types for broken files
         raise EdgefnError(f"onnxruntime cannot load {model}: {str(e).splitlines()[0]}") from None
     if provider not in session.get_providers():  # e.g. CUDA libraries missing: ORT falls back silently
-        raise EdgefnError(f"{provider} could not be initialised (session runs on {', '.join(session.get_providers())}); "
-                          "check the CUDA / cuDNN installation")
+        raise EdgefnError(
+            f"{provider} could not be initialised (session runs on {', '.join(session.get_providers())}); "
+            "check the CUDA / cuDNN installation"
+        )
     return session
 
 
@@ -83,8 +92,9 @@ def _read_optional_json(path: Path) -> dict[str, Any]:
     return runs.read_json(path) if path.is_file() else {}
 
 
-def resolve_max_length(folder: Path, manifest: dict[str, Any], config: dict[str, Any],
-                       max_length: int | None) -> int:
+def resolve_max_length(
+    folder: Path, manifest: dict[str, Any], config: dict[str, Any], max_length: int | None
+) -> int:
     """Token limit: explicit value, else the export's or the run's fine-tuning max_length, else 512.
 
     The result never exceeds the model's `max_position_embeddings`.
@@ -94,7 +104,9 @@ def resolve_max_length(folder: Path, manifest: dict[str, Any], config: dict[str,
         if max_length < 2:
             raise EdgefnError(f"--max-length must be at least 2, got {max_length}")
         if limit and max_length > limit:
-            raise EdgefnError(f"--max-length {max_length} exceeds the model's max_position_embeddings ({limit})")
+            raise EdgefnError(
+                f"--max-length {max_length} exceeds the model's max_position_embeddings ({limit})"
+            )
         return max_length
     run_config = _read_optional_json(folder.parent.parent / runs.FINETUNE_CONFIG)
     chosen = manifest.get("max_length") or run_config.get("max_length") or DEFAULT_MAX_LENGTH
@@ -118,6 +130,14 @@ def _load_tokenizer(folder: Path, max_length: int) -> tuple[Any, int]:
     return tokenizer, int(pad_id or 0)
 
 
+def _variant_hint(folder: Path) -> str:
+    """What to pass instead of a folder without model.onnx (a run folder lists its variants)."""
+    variants = [p.name for p in runs.list_variants(folder)]
+    if variants:
+        return f"this is a run folder; pass one of its variants: {', '.join(str(folder / runs.ONNX_DIR / v) for v in variants)}"
+    return "pass a variant folder such as RUN/onnx/int8-dynamic (made by `edgefn export`)"
+
+
 def _id2label(config: dict[str, Any]) -> dict[int, str]:
     raw = config.get("id2label") or {"0": "real", "1": "fake"}
     return {int(k): str(v) for k, v in raw.items()}
@@ -126,9 +146,16 @@ def _id2label(config: dict[str, Any]) -> dict[int, str]:
 class Classifier:
     """An exported variant folder ready to classify texts with ONNX Runtime."""
 
-    def __init__(self, session: Any, tokenizer: Any, pad_id: int, id2label: dict[int, str],
-                 batch_size: int = 32, max_length: int = DEFAULT_MAX_LENGTH,
-                 manifest: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        tokenizer: Any,
+        pad_id: int,
+        id2label: dict[int, str],
+        batch_size: int = 32,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
         if batch_size < 1:
             raise EdgefnError(f"--batch-size must be a positive integer, got {batch_size}")
         self.session = session
@@ -142,8 +169,14 @@ class Classifier:
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
 
     @classmethod
-    def from_folder(cls, path: str | Path, provider: str = "cpu", threads: int | None = None,
-                    batch_size: int = 32, max_length: int | None = None) -> Classifier:
+    def from_folder(
+        cls,
+        path: str | Path,
+        provider: str = "cpu",
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+    ) -> Classifier:
         """Load a variant folder (model.onnx, config.json, tokenizer.json, export.json).
 
         Args:
@@ -163,7 +196,7 @@ class Classifier:
         model = folder / runs.ONNX_FILE
         manifest = runs.verify_variant(folder) if (folder / runs.EXPORT_MANIFEST).is_file() else {}
         if not model.is_file():
-            raise EdgefnError(f"{model} is missing: pass a variant folder such as RUN/onnx/int8-dynamic")
+            raise EdgefnError(f"{model} is missing: {_variant_hint(folder)}")
         config = _read_optional_json(folder / CONFIG_FILE)
         limit = resolve_max_length(folder, manifest, config, max_length)
         tokenizer, pad_id = _load_tokenizer(folder, limit)
@@ -204,7 +237,7 @@ class Classifier:
         out = np.zeros((len(encodings), n_labels), dtype=np.float32)
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             (logits,) = self.session.run(["logits"], self._feed([encodings[i] for i in idx]))
             out[idx] = np.asarray(logits, dtype=np.float32)
         return out
@@ -220,8 +253,12 @@ class Classifier:
         probs = softmax(logits)
         label_ids = logits.argmax(axis=-1)
         return [
-            Prediction(label=self.id2label.get(int(k), str(int(k))), label_id=int(k),
-                       prob_fake=float(probs[i, self.fake_id]), logits=tuple(float(v) for v in logits[i]),
-                       truncated=bool(encodings[i].overflowing))
+            Prediction(
+                label=self.id2label.get(int(k), str(int(k))),
+                label_id=int(k),
+                prob_fake=float(probs[i, self.fake_id]),
+                logits=tuple(float(v) for v in logits[i]),
+                truncated=bool(encodings[i].overflowing),
+            )
             for i, k in enumerate(label_ids)
         ]

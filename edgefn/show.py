@@ -12,8 +12,20 @@ from edgefn import runs
 BENCH_REPORT_JSON = "report.json"
 BENCH_REPORT_CSV = "report.csv"
 # Bench columns worth a headline, in display order; whichever exist are shown.
-BENCH_HEADLINE = ("variant", "provider", "batch_size", "seq_len", "input_mode", "latency_p50_ms",
-                  "latency_p90_ms", "throughput_samples_per_s", "accuracy", "accuracy_delta", "peak_rss_mb")
+BENCH_HEADLINE = (
+    "variant",
+    "provider",
+    "status",
+    "batch_size",
+    "seq_len",
+    "input_mode",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "throughput_samples_per_s",
+    "accuracy",
+    "accuracy_delta",
+    "peak_rss_mb",
+)
 MAX_BENCH_ROWS = 12
 
 
@@ -78,20 +90,44 @@ def _incomplete_variants(run_dir: Path) -> list[str]:
     root = run_dir / runs.ONNX_DIR
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and not (p / runs.EXPORT_MANIFEST).is_file())
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not (p / runs.EXPORT_MANIFEST).is_file()
+    )
+
+
+def _flatten_result(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flat rows from one bench result: its own scalar keys, plus accuracy and one row per measurement."""
+    base = {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+    acc = r.get("accuracy")
+    if isinstance(acc, dict):
+        base["accuracy"] = acc.get("accuracy")
+        base["accuracy_delta"] = (acc.get("delta") or {}).get("accuracy")
+    rows = []
+    for m in r.get("measurements") or []:
+        if not isinstance(m, dict):
+            continue
+        lat = m.get("latency") or {}
+        row = {**base, "input_mode": m.get("mode"), "batch_size": m.get("batch_size")}
+        row.update(
+            {k: lat.get(k.removeprefix("latency_")) for k in BENCH_HEADLINE if k.startswith("latency_")}
+        )
+        row["throughput_samples_per_s"] = lat.get("throughput_samples_per_s")
+        rows.append(row)
+    return rows or [base]
 
 
 def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
-    """Result rows from report.json ("rows" or "results" list) or else report.csv."""
-    report = _json_or_none(bench_dir / BENCH_REPORT_JSON)
-    rows: list[Any] = []
-    if isinstance(report, dict):
-        rows = report.get("rows") or report.get("results") or []
-    if not rows and (bench_dir / BENCH_REPORT_CSV).is_file():
+    """Flat result rows: report.csv when present (one row per variant x provider x batch x mode), else report.json."""
+    if (bench_dir / BENCH_REPORT_CSV).is_file():
         with open(bench_dir / BENCH_REPORT_CSV, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    return [r for r in rows if isinstance(r, dict)]
+            return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(f)]
+    report = _json_or_none(bench_dir / BENCH_REPORT_JSON)
+    if not isinstance(report, dict):
+        return []
+    results = report.get("rows") or report.get("results") or []
+    return [row for r in results if isinstance(r, dict) for row in _flatten_result(r)]
 
 
 def _describe_bench(run_dir: Path) -> dict[str, Any] | None:
@@ -99,10 +135,13 @@ def _describe_bench(run_dir: Path) -> dict[str, Any] | None:
     if not bench_dir.is_dir():
         return None
     rows = _bench_rows(bench_dir)
-    batch_one = [r for r in rows if str(r.get("batch_size", "1")) == "1"] or rows
-    headline = [{k: r[k] for k in BENCH_HEADLINE if k in r} for r in batch_one[:MAX_BENCH_ROWS]]
-    return {"rows_total": len(rows), "headline": [h for h in headline if h],
-            "files": sorted(p.name for p in bench_dir.iterdir() if p.is_file())}
+    batch_one = [r for r in rows if str(r.get("batch_size") or "1") == "1"] or rows
+    headline = [{k: r[k] for k in BENCH_HEADLINE if r.get(k) is not None} for r in batch_one[:MAX_BENCH_ROWS]]
+    return {
+        "rows_total": len(rows),
+        "headline": [h for h in headline if h],
+        "files": sorted(p.name for p in bench_dir.iterdir() if p.is_file()),
+    }
 
 
 def describe_run(run_dir: Path) -> dict[str, Any]:
@@ -145,11 +184,13 @@ def _format_finetune(ft: dict[str, Any] | None) -> list[str]:
     if ft is None:
         return ["finetune: not run"]
     state = "" if ft["complete"] else " (no metrics.json: unfinished or interrupted)"
-    return [f"finetune{state}",
-            f"  preset {_fmt(ft['preset'])}, init {_fmt(ft['init'])}, data {_fmt(ft['data'])}, "
-            f"max_length {_fmt(ft['max_length'])}",
-            f"  test accuracy {_fmt(ft['test_accuracy'], '.4f')}, F1 (weighted) {_fmt(ft['test_f1_weighted'], '.4f')}"
-            f" on {_fmt(ft['test_rows'])} rows"]
+    return [
+        f"finetune{state}",
+        f"  preset {_fmt(ft['preset'])}, init {_fmt(ft['init'])}, data {_fmt(ft['data'])}, "
+        f"max_length {_fmt(ft['max_length'])}",
+        f"  test accuracy {_fmt(ft['test_accuracy'], '.4f')}, F1 (weighted) {_fmt(ft['test_f1_weighted'], '.4f')}"
+        f" on {_fmt(ft['test_rows'])} rows",
+    ]
 
 
 def _format_variants(variants: list[dict[str, Any]], incomplete: list[str]) -> list[str]:
@@ -158,8 +199,10 @@ def _format_variants(variants: list[dict[str, Any]], incomplete: list[str]) -> l
     lines = ["export", f"  {'variant':<14} {'MB':>8} {'scheme':<14} {'val acc':>8} {'delta':>8}  hash"]
     for v in variants:
         delta = v["accuracy_delta_vs_fp32"]
-        lines.append(f"  {v['variant']:<14} {_fmt(v['size_mb'], '.2f'):>8} {_fmt(v['scheme']):<14} "
-                     f"{_fmt(v['validation_accuracy'], '.4f'):>8} {_fmt(delta, '+.4f'):>8}  {v['hash']}")
+        lines.append(
+            f"  {v['variant']:<14} {_fmt(v['size_mb'], '.2f'):>8} {_fmt(v['scheme']):<14} "
+            f"{_fmt(v['validation_accuracy'], '.4f'):>8} {_fmt(delta, '+.4f'):>8}  {v['hash']}"
+        )
     lines += [f"  {name:<14} incomplete (no export.json)" for name in incomplete]
     return lines
 

@@ -20,6 +20,7 @@ from edgefn.cli import main
 from edgefn.data import read_split_jsonl
 from edgefn.errors import EdgefnError
 from edgefn.runtime import Classifier, softmax
+from edgefn.show import describe_run, format_run
 
 LONG_TEXT = "breaking news " * 7143  # 100,002 characters
 ODD_TEXTS = ["", "   \t  ", LONG_TEXT[:100_000], "Vaccine 💉😷 works? مرحبا 你好 Привет — ça va!"]
@@ -32,10 +33,14 @@ def export_fp32(run_dir: Path) -> Path:
     from transformers import AutoTokenizer
 
     out = run_dir / runs.ONNX_DIR / "fp32"
-    ORTModelForSequenceClassification.from_pretrained(run_dir / runs.CHECKPOINT, export=True).save_pretrained(out)
+    ORTModelForSequenceClassification.from_pretrained(run_dir / runs.CHECKPOINT, export=True).save_pretrained(
+        out
+    )
     AutoTokenizer.from_pretrained(run_dir / runs.CHECKPOINT).save_pretrained(out)
-    runs.write_json(out / runs.EXPORT_MANIFEST, {"variant": "fp32", "scheme": "none",
-                                                 "model_sha256": runs.sha256_file(out / runs.ONNX_FILE)})
+    runs.write_json(
+        out / runs.EXPORT_MANIFEST,
+        {"variant": "fp32", "scheme": "none", "model_sha256": runs.sha256_file(out / runs.ONNX_FILE)},
+    )
     return out
 
 
@@ -88,7 +93,9 @@ def test_fp32_matches_pytorch_checkpoint(exported, preset):
     model = AutoModelForSequenceClassification.from_pretrained(run / runs.CHECKPOINT).eval()
     tok = AutoTokenizer.from_pretrained(run / runs.CHECKPOINT)
     with torch.no_grad():
-        ref = model(**tok(texts, truncation=True, max_length=128, padding=True, return_tensors="pt")).logits.numpy()
+        ref = model(
+            **tok(texts, truncation=True, max_length=128, padding=True, return_tensors="pt")
+        ).logits.numpy()
     runtime = Classifier.from_folder(run / runs.ONNX_DIR / "fp32", threads=1, batch_size=16)
     assert runtime.max_length == 128  # from the run's finetune_config.json
     got = runtime.predict_logits(texts)
@@ -98,16 +105,26 @@ def test_fp32_matches_pytorch_checkpoint(exported, preset):
     assert [p.label for p in preds] == [{0: "real", 1: "fake"}[k] for k in ref.argmax(-1).tolist()]
     np.testing.assert_allclose([p.prob_fake for p in preds], softmax(ref)[:, 1], atol=1e-5)
     no_types = preset == "test-tiny-distilbert"  # DistilBERT's graph declares no token_type_ids
-    assert set(runtime.input_names) == {"input_ids", "attention_mask"} | (set() if no_types else {"token_type_ids"})
+    assert set(runtime.input_names) == {"input_ids", "attention_mask"} | (
+        set() if no_types else {"token_type_ids"}
+    )
 
 
 def _probe(code: str) -> list[str]:
     """Run `code` in a fresh interpreter and return the heavy modules it left imported."""
-    script = code + f"\nimport sys, json; print(json.dumps([m for m in {HEAVY_MODULES + ('pandas', 'sklearn')!r}"
+    script = (
+        code + f"\nimport sys, json; print(json.dumps([m for m in {HEAVY_MODULES + ('pandas', 'sklearn')!r}"
+    )
     script += " if m in sys.modules]))"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -117,9 +134,11 @@ def test_runtime_and_predict_command_do_not_import_torch(variant):
     api = f"from edgefn.runtime import Classifier\nc = Classifier.from_folder({str(variant)!r}, threads=1)\n"
     api += "p = c.predict(['hello', ''])\nassert len(p) == 2 and 0 <= p[0].prob_fake <= 1"
     assert _probe(api) == []
-    cli = ("from edgefn.cli import main\n"
-           f"try:\n    main(['predict', '--model', {str(variant)!r}, '--threads', '1', 'hello'])\n"
-           "except SystemExit as e:\n    assert e.code in (0, None), e.code")
+    cli = (
+        "from edgefn.cli import main\n"
+        f"try:\n    main(['predict', '--model', {str(variant)!r}, '--threads', '1', 'hello'])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code"
+    )
     assert _probe(cli) == []
 
 
@@ -172,8 +191,17 @@ def test_text_file_stdin_and_csv_output(variant, clf, tmp_path):
     for result in (from_file, from_stdin, from_dash):
         assert [r["label_id"] for r in parse_jsonl(result.stdout)] == expected
     out = tmp_path / "out" / "preds.csv"
-    result = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / "in.txt"), "--format", "csv",
-                     "--output", str(out))
+    result = run_cli(
+        "predict",
+        "--model",
+        str(variant),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--format",
+        "csv",
+        "--output",
+        str(out),
+    )
     assert result.exit_code == 0 and "3 predictions" in result.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert [int(r["index"]) for r in rows] == [0, 1, 2]
@@ -186,17 +214,24 @@ def test_csv_and_jsonl_columns(variant, clf, tmp_path):
     texts = ["masks stop the spread, says CDC", "5G towers spread the virus 😷"]
     with open(tmp_path / "in.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["id", "tweet"], [1, texts[0]], [2, texts[1]]])
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"tweet": t}) + "\n" for t in texts), encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"tweet": t}) + "\n" for t in texts), encoding="utf-8"
+    )
     expected = [p.label_id for p in clf.predict(texts)]
     for name in ("in.csv", "in.jsonl"):
-        result = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / name), "--column", "tweet")
+        result = run_cli(
+            "predict", "--model", str(variant), "--input", str(tmp_path / name), "--column", "tweet"
+        )
         assert result.exit_code == 0, result.output
         assert [r["label_id"] for r in parse_jsonl(result.stdout)] == expected
     out = tmp_path / "never.jsonl"
-    result = run_cli("predict", "--model", str(variant), "--input", str(tmp_path / "in.csv"), "--output", str(out))
+    result = run_cli(
+        "predict", "--model", str(variant), "--input", str(tmp_path / "in.csv"), "--output", str(out)
+    )
     assert result.exit_code == 2
-    assert result.stderr.strip() == (f"Error: {tmp_path / 'in.csv'} has no column 'text'; columns found: id, tweet; "
-                                     "pick one with --column")
+    assert result.stderr.strip() == (
+        f"Error: {tmp_path / 'in.csv'} has no column 'text'; columns found: id, tweet; pick one with --column"
+    )
     assert not out.exists() and list(tmp_path.glob(".never*")) == []
 
 
@@ -210,6 +245,28 @@ def test_non_utf8_input_names_the_line(variant, tmp_path):
     assert "--encoding" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     ok = run_cli("predict", "--model", str(variant), "--input", str(path), "--encoding", "latin-1")
     assert ok.exit_code == 0 and len(parse_jsonl(ok.stdout)) == 3
+
+
+def test_int8_dynamic_variant_agrees_with_fp32(variant, clf, tmp_path):
+    """A dynamically quantised int8 folder runs through the runtime and agrees with fp32 on >= 97% of 200 texts."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    int8 = tmp_path / "int8-dynamic"
+    shutil.copytree(variant, int8, ignore=shutil.ignore_patterns(runs.ONNX_FILE, runs.EXPORT_MANIFEST))
+    quantize_dynamic(str(variant / runs.ONNX_FILE), str(int8 / runs.ONNX_FILE), weight_type=QuantType.QInt8)
+    texts = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "validation.jsonl").texts[:200]
+    ref = clf.predict_logits(texts).argmax(-1)
+    got = Classifier.from_folder(int8, threads=1).predict_logits(texts).argmax(-1)
+    assert 0.05 < ref.mean() < 0.95  # the tiny model does not predict one class only
+    assert (got == ref).mean() >= 0.97
+
+
+def test_run_folder_as_model_lists_its_variants(variant):
+    """Passing the run folder instead of a variant exits 2 and names the variant folders to use."""
+    run = variant.parents[1]
+    result = run_cli("predict", "--model", str(run), "text")
+    assert result.exit_code == 2
+    assert f"this is a run folder; pass one of its variants: {run / 'onnx' / 'fp32'}" in result.stderr
 
 
 def test_hash_mismatch_is_refused(variant, tmp_path):
@@ -238,8 +295,9 @@ def _write_variant(folder: Path, manifest: dict, tamper: bool = False) -> None:
     """A variant folder with a fake model.onnx whose hash is recorded (then changed when tamper)."""
     folder.mkdir(parents=True)
     (folder / runs.ONNX_FILE).write_bytes(b"onnx bytes " + folder.name.encode())
-    runs.write_json(folder / runs.EXPORT_MANIFEST,
-                    {**manifest, "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE)})
+    runs.write_json(
+        folder / runs.EXPORT_MANIFEST, {**manifest, "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE)}
+    )
     if tamper:
         (folder / runs.ONNX_FILE).write_bytes(b"changed")
 
@@ -248,39 +306,116 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
     """`edgefn show` prints the finetune, export and bench numbers of a run folder; --json gives the dict."""
     run = tmp_path / "run1"
     (run / runs.CHECKPOINT).mkdir(parents=True)
-    runs.write_json(run / runs.FINETUNE_CONFIG, {"preset": "minilm", "init": "pretrained", "max_length": 256,
-                                                 "data": "constraint"})
-    runs.write_json(run / runs.METRICS, {"test": {"accuracy": 0.93142, "f1_weighted": 0.93011, "n": 2140},
-                                         "data": {"name": "constraint", "fingerprint": "abc123"}})
+    runs.write_json(
+        run / runs.FINETUNE_CONFIG,
+        {"preset": "minilm", "init": "pretrained", "max_length": 256, "data": "constraint"},
+    )
+    runs.write_json(
+        run / runs.METRICS,
+        {
+            "test": {"accuracy": 0.93142, "f1_weighted": 0.93011, "n": 2140},
+            "data": {"name": "constraint", "fingerprint": "abc123"},
+        },
+    )
     onnx = run / runs.ONNX_DIR
-    _write_variant(onnx / "fp32", {"variant": "fp32", "scheme": "none", "size_mb": 90.87,
-                                   "validation_accuracy": 0.9355, "accuracy_delta_vs_fp32": 0.0})
-    _write_variant(onnx / "int8-dynamic", {"variant": "int8-dynamic", "scheme": "int8-dynamic", "size_mb": 23.1,
-                                           "validation_accuracy": 0.9305, "accuracy_delta_vs_fp32": -0.005},
-                   tamper=True)
+    _write_variant(
+        onnx / "fp32",
+        {
+            "variant": "fp32",
+            "scheme": "none",
+            "size_mb": 90.87,
+            "validation_accuracy": 0.9355,
+            "accuracy_delta_vs_fp32": 0.0,
+        },
+    )
+    _write_variant(
+        onnx / "int8-dynamic",
+        {
+            "variant": "int8-dynamic",
+            "scheme": "int8-dynamic",
+            "size_mb": 23.1,
+            "validation_accuracy": 0.9305,
+            "accuracy_delta_vs_fp32": -0.005,
+        },
+        tamper=True,
+    )
     (onnx / "fp16").mkdir()
-    runs.write_json(run / runs.BENCH_DIR / "report.json", {"rows": [
-        {"variant": "int8-dynamic", "provider": "CPUExecutionProvider", "batch_size": 1, "latency_p50_ms": 4.321},
-        {"variant": "int8-dynamic", "provider": "CPUExecutionProvider", "batch_size": 8, "latency_p50_ms": 20.0},
-    ]})
+    measured = [(1, 4.321, 231.4), (8, 20.0, 400.0)]  # batch size, p50 ms, samples/s
+    runs.write_json(  # the shape of edgefn.bench's BenchReport
+        run / runs.BENCH_DIR / "report.json",
+        {
+            "results": [
+                {
+                    "variant": "int8-dynamic",
+                    "provider": "CPUExecutionProvider",
+                    "status": "ok",
+                    "peak_rss_mb": 120.5,
+                    "accuracy": {"accuracy": 0.9305, "delta": {"accuracy": -0.005}},
+                    "measurements": [
+                        {
+                            "mode": "real",
+                            "batch_size": b,
+                            "latency": {"p50_ms": ms, "throughput_samples_per_s": t},
+                        }
+                        for b, ms, t in measured
+                    ],
+                }
+            ]
+        },
+    )
     result = run_cli("show", str(run))
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "preset minilm, init pretrained, data constraint, max_length 256" in text
     assert "test accuracy 0.9314, F1 (weighted) 0.9301 on 2140 rows" in text
-    export_section = text[text.index("\nexport\n"):text.index("\nbench")]
+    export_section = text[text.index("\nexport\n") : text.index("\nbench")]
     lines = {line.split()[0]: line for line in export_section.splitlines() if line.startswith("  ")}
     assert lines["fp32"].split()[1:] == ["90.87", "none", "0.9355", "+0.0000", "OK"]
     assert lines["int8-dynamic"].split()[1:] == ["23.10", "int8-dynamic", "0.9305", "-0.0050", "MISMATCH"]
     assert "fp16" in lines and "incomplete" in lines["fp16"]
-    assert "4.32" in text and "20.00" not in text  # batch-size-1 headline rows only
+    bench_line = text[text.index("\nbench") :].splitlines()[-1].split()
+    assert bench_line == [
+        "int8-dynamic",
+        "CPUExecutionProvider",
+        "ok",
+        "1",
+        "real",
+        "4.32",
+        "231.40",
+        "0.9305",
+        "-0.0050",
+        "120.50",
+    ]  # batch size 1 only
     d = json.loads(run_cli("show", str(run), "--json").stdout)
     assert d["finetune"]["test_accuracy"] == 0.93142 and d["finetune"]["data_fingerprint"] == "abc123"
-    assert [(v["variant"], v["hash"]) for v in d["variants"]] == [("fp32", "OK"), ("int8-dynamic", "MISMATCH")]
+    assert [(v["variant"], v["hash"]) for v in d["variants"]] == [
+        ("fp32", "OK"),
+        ("int8-dynamic", "MISMATCH"),
+    ]
     assert d["incomplete_variants"] == ["fp16"] and d["bench"]["rows_total"] == 2
 
 
 def test_show_on_missing_run_is_one_line_error(tmp_path):
     """`edgefn show` on a folder that does not exist exits 2 with one line."""
     result = run_cli("show", str(tmp_path / "nope"))
-    assert result.exit_code == 2 and result.stderr.strip() == f"Error: run folder not found: {tmp_path / 'nope'}"
+    assert (
+        result.exit_code == 2 and result.stderr.strip() == f"Error: run folder not found: {tmp_path / 'nope'}"
+    )
+
+
+def test_show_prefers_bench_csv_rows(tmp_path):
+    """When bench wrote report.csv, `show` takes its flat rows (blank cells as missing)."""
+    bench = tmp_path / "run" / runs.BENCH_DIR
+    bench.mkdir(parents=True)
+    (bench / "report.csv").write_text(
+        "variant,provider,batch_size,latency_p50_ms,accuracy\n"
+        "fp32,CPUExecutionProvider,1,7.5,\nfp32,CPUExecutionProvider,32,3.1,0.91\n",
+        encoding="utf-8",
+    )
+    d = describe_run(tmp_path / "run")
+    assert d["finetune"] is None and d["variants"] == []
+    assert d["bench"]["rows_total"] == 2
+    assert d["bench"]["headline"] == [
+        {"variant": "fp32", "provider": "CPUExecutionProvider", "batch_size": "1", "latency_p50_ms": "7.5"}
+    ]
+    assert "finetune: not run" in format_run(d) and "7.50" in format_run(d)
