@@ -1,0 +1,399 @@
+"""bench(cfg) -> BenchReport: accuracy, size, latency and hardware use of every variant on every provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+from edgefn.bench_worker import in_fresh_process
+from edgefn.errors import EdgefnError
+from edgefn.report import Accuracy, BenchReport, Measurement, TargetResult
+
+REFERENCE = "pytorch"
+MODES = ("fixed", "real")
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+PROVIDER_ALIASES = {"cpu": CPU, "cuda": CUDA, "tensorrt": "TensorrtExecutionProvider",
+                    "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark and how long to measure; None means the defaults described per field."""
+
+    run_dir: Path | None = None  # None: the most recent run under artifacts/
+    batch_sizes: tuple[int, ...] = (1, 8, 32)
+    providers: tuple[str, ...] | None = None  # None: CPU, plus CUDA when onnxruntime-gpu and a GPU are present
+    variants: tuple[str, ...] | None = None  # None: every variant of the run plus "pytorch"
+    seq_len: int = 128  # fixed-shape mode: every input padded/truncated to this length (512: the seeds)
+    real_lengths: bool = True  # the test texts, dynamic padding, sorted batches, tokenisation included
+    fixed_shape: bool = True
+    samples: int | None = None  # cap on test rows (accuracy and real-length inputs)
+    min_time_s: float = 1.0
+    min_iters: int = 10
+    warmup: int = 3
+    threads: int | None = None  # None: physical cores
+    include_pytorch: bool = True
+    out_dir: Path | None = None  # None: RUN/bench
+
+    def __post_init__(self) -> None:
+        self.batch_sizes = tuple(self.batch_sizes)
+        if not self.batch_sizes or any(not isinstance(b, int) or b <= 0 for b in self.batch_sizes):
+            raise EdgefnError(f"batch sizes must be positive integers, got {self.batch_sizes}")
+        if not 2 <= self.seq_len <= 8192:
+            raise EdgefnError(f"--seq-len must be between 2 and 8192, got {self.seq_len}")
+        if not (self.real_lengths or self.fixed_shape):
+            raise EdgefnError("nothing to measure: enable fixed-shape or real-length inputs")
+        if self.samples is not None and self.samples <= 0:
+            raise EdgefnError(f"--samples must be positive, got {self.samples}")
+        if self.min_time_s < 0 or self.min_iters < 1 or self.warmup < 0:
+            raise EdgefnError("--min-time must be >= 0, min_iters >= 1 and warmup >= 0")
+        if self.threads is not None and self.threads <= 0:
+            raise EdgefnError(f"--threads must be positive, got {self.threads}")
+        if self.providers is not None:
+            self.providers = tuple(resolve_provider_name(p) for p in self.providers)
+            if not self.providers:
+                raise EdgefnError("--providers is empty")
+        if self.variants is not None:
+            self.variants = tuple(self.variants)
+            if not self.variants:
+                raise EdgefnError("--variants is empty")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """Input modes measured, in report order."""
+        return tuple(m for m, on in zip(MODES, (self.fixed_shape, self.real_lengths)) if on)
+
+
+def resolve_provider_name(name: str) -> str:
+    """`cpu` / `cuda` / ... or a full ONNX Runtime provider name; unknown names raise with the known ones."""
+    name = name.strip()
+    if name.lower() in PROVIDER_ALIASES:
+        return PROVIDER_ALIASES[name.lower()]
+    if name.endswith("ExecutionProvider"):
+        return name
+    raise EdgefnError(f"unknown provider {name!r}; use {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime "
+                      "provider name")
+
+
+@dataclass
+class Target:
+    """One model on one provider, and whether it can run here."""
+
+    variant: str
+    provider: str  # ONNX Runtime provider, or torch-cpu / torch-cuda for the PyTorch checkpoint
+    model_dir: Path
+    scheme: str
+    status: str = "pending"  # pending -> ok | failed; or unavailable
+    reason: str | None = None
+
+
+# --- planning -----------------------------------------------------------------------------------------------
+
+def default_providers(available: list[str], gpu: bool) -> tuple[str, ...]:
+    """CPU, plus CUDA when this onnxruntime build has it and a GPU is present."""
+    return (CPU, CUDA) if CUDA in available and gpu else (CPU,)
+
+
+def cuda_device_present() -> bool:
+    """Whether a CUDA GPU is usable (via torch, which every edgefn install has)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _unavailable_reason(provider: str, available: list[str], gpu: bool) -> str | None:
+    if provider not in available:
+        hint = " (install onnxruntime-gpu)" if provider == CUDA else ""
+        return f"{provider} is not in this onnxruntime build{hint}; available: {', '.join(available)}"
+    if provider == CUDA and not gpu:
+        return "no CUDA GPU found"
+    return None
+
+
+def plan_targets(variants: dict[str, tuple[Path, dict[str, Any]]], providers: tuple[str, ...],
+                 available: list[str], gpu: bool) -> list[Target]:
+    """Every variant on every requested provider, marked unavailable (with a reason) where it cannot run.
+
+    Args:
+        variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, {}).
+        providers: requested ONNX Runtime provider names.
+        available: onnxruntime.get_available_providers().
+        gpu: whether a CUDA GPU is present.
+    """
+    targets = []
+    for name, (folder, manifest) in variants.items():
+        scheme = "fp32" if name == REFERENCE else str(manifest.get("scheme", name))
+        for provider in providers:
+            if name == REFERENCE:
+                device = TORCH_DEVICE.get(provider)
+                if device is None:
+                    continue  # PyTorch rows exist for CPU and CUDA only
+                reason = "torch.cuda is not available" if device == "torch-cuda" and not gpu else None
+                targets.append(Target(name, device, folder, scheme, "unavailable" if reason else "pending", reason))
+                continue
+            reason = _unavailable_reason(provider, available, gpu)
+            meant_for = manifest.get("execution_providers") or [CPU]
+            if reason is None and provider == CPU and CPU not in meant_for:
+                reason = f"{scheme} needs {' or '.join(meant_for)}"
+            targets.append(Target(name, provider, folder, scheme, "unavailable" if reason else "pending", reason))
+    return targets
+
+
+def select_variants(run_dir: Path, cfg: BenchConfig) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """The requested variants, each checked against its recorded hash; "pytorch" is the checkpoint."""
+    folders = {p.name: p for p in runs.list_variants(run_dir)}
+    if not folders:
+        raise EdgefnError(f"no ONNX variants in {run_dir / runs.ONNX_DIR}: run `edgefn export` first")
+    known = [REFERENCE, *folders]
+    wanted = list(cfg.variants) if cfg.variants is not None else known
+    unknown = [v for v in wanted if v not in known]
+    if unknown:
+        raise EdgefnError(f"unknown variant(s) {', '.join(unknown)} in {run_dir}; available: {', '.join(known)}")
+    if not cfg.include_pytorch:
+        wanted = [v for v in wanted if v != REFERENCE]
+    if not wanted:
+        raise EdgefnError("no variants left to benchmark")
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for name in wanted:
+        if name == REFERENCE:
+            checkpoint = run_dir / runs.CHECKPOINT
+            if not (checkpoint / "config.json").is_file():
+                raise EdgefnError(f"{checkpoint} holds no model: the PyTorch reference needs the fine-tuned "
+                                  "checkpoint (or pass --variants without pytorch)")
+            out[name] = (checkpoint, {})
+        else:
+            out[name] = (folders[name], runs.verify_variant(folders[name]))
+    return out
+
+
+# --- measuring ----------------------------------------------------------------------------------------------
+
+def _peak_for(scheme: str, provider: str, peak: dict[str, Any]) -> float | None:
+    on_cuda = provider in (CUDA, "torch-cuda")
+    if scheme.startswith("int8"):
+        return None if on_cuda else peak.get("int8_gops")
+    if scheme == "fp16":
+        return peak.get("cuda_fp16_gflops") if on_cuda else None
+    return peak.get("cuda_fp32_gflops") if on_cuda else peak.get("fp32_gflops")
+
+
+def to_measurement(raw: dict[str, Any], flops_model: Any, peak_gflops: float | None) -> Measurement:
+    """A worker's raw timings plus FLOPs per sample, achieved GFLOP/s and the fraction of the peak."""
+    lat = raw["latency"]
+    seq_lens = list(raw["seq_lens"])
+    m = Measurement(raw["mode"], raw["batch_size"], lat, seq_lens, sum(seq_lens) / len(seq_lens))
+    if flops_model is not None:
+        total = sum(flops_model.per_sample(s) * n for s, n in zip(seq_lens, lat.items))
+        m.flops_per_sample = total / sum(lat.items)
+        m.achieved_gflops = total / lat.total_s / 1e9
+        if peak_gflops:
+            m.peak_fraction = m.achieved_gflops / peak_gflops
+            m.peak_gflops = peak_gflops
+    return m
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+
+
+def run_target(target: Target, job: Any, flops_model: Any, peak: dict[str, Any]) -> TargetResult:
+    """Measure one target in a fresh process; a crash becomes status "failed" with its reason."""
+    from edgefn import bench_worker, measure
+
+    result = TargetResult(target.variant, target.provider, target.scheme, "ok")
+    result.size_mb, result.params = measure.size_and_params(target.model_dir, onnx=target.variant != REFERENCE)
+    try:
+        out: bench_worker.JobResult = in_fresh_process(bench_worker.run_job, job)
+    except Exception as e:  # noqa: BLE001 - reported as a failed row, the other targets still run
+        result.status, result.reason = "failed", _one_line(e)
+        return result
+    for key in ("session_ms", "first_inference_ms", "rss_before_load_mb", "peak_rss_mb", "active_providers",
+                "predictions"):
+        setattr(result, key, getattr(out, key))
+    if out.params is not None:
+        result.params = out.params
+    wanted = CUDA if target.provider in (CUDA, "torch-cuda") else None
+    if target.provider == CUDA and out.active_providers[:1] != [CUDA]:
+        result.status, result.reason = "failed", f"session fell back to {out.active_providers} (CUDA did not load)"
+    if out.profile_events is not None and wanted:
+        result.placement = measure.summarize_placement(out.profile_events, wanted)
+    peak_gflops = _peak_for(target.scheme, target.provider, peak)
+    result.measurements = [to_measurement(m, flops_model, peak_gflops) for m in out.measurements]
+    return result
+
+
+# --- accuracy -----------------------------------------------------------------------------------------------
+
+def score(labels: list[int], preds: list[int], reference: list[int] | None = None,
+          reference_accuracy: Accuracy | None = None) -> Accuracy:
+    """Accuracy, weighted and per-class precision/recall/F1; agreement and deltas against a reference."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    p, r, f, _ = precision_recall_fscore_support(labels, preds, average="weighted", zero_division=0)
+    pc, rc, fc, sc = precision_recall_fscore_support(labels, preds, labels=[0, 1], zero_division=0)
+    per_class = {name: {"precision": float(pc[i]), "recall": float(rc[i]), "f1": float(fc[i]),
+                        "support": int(sc[i])} for i, name in enumerate(("real", "fake"))}
+    acc = Accuracy(len(labels), float(accuracy_score(labels, preds)), float(p), float(r), float(f), per_class)
+    if reference is not None:
+        acc.agreement = sum(a == b for a, b in zip(preds, reference)) / len(preds)
+    if reference_accuracy is not None:
+        acc.delta = {k: getattr(acc, k) - getattr(reference_accuracy, k)
+                     for k in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted")}
+    return acc
+
+
+def pick_reference(results: list[TargetResult]) -> TargetResult | None:
+    """PyTorch fp32 on CPU; else ONNX fp32 on CPU; else the first result that ran."""
+    ok = [r for r in results if r.status == "ok"]
+    for variant, provider in ((REFERENCE, "torch-cpu"), ("fp32", CPU)):
+        for r in ok:
+            if (r.variant, r.provider) == (variant, provider):
+                return r
+    return ok[0] if ok else None
+
+
+def add_comparisons(results: list[TargetResult], labels: list[int]) -> TargetResult | None:
+    """Fill accuracy (with deltas and agreement) and latency speedups against the reference."""
+    ref = pick_reference(results)
+    if ref is None:
+        return None
+    ref.accuracy = score(labels, ref.predictions)
+    ref_p50 = {(m.mode, m.batch_size): m.latency.p50_ms for m in ref.measurements}
+    for r in results:
+        if r.status != "ok":
+            continue
+        r.accuracy = score(labels, r.predictions, ref.predictions, ref.accuracy)
+        for m in r.measurements:
+            base = ref_p50.get((m.mode, m.batch_size))
+            m.speedup_vs_reference = base / m.latency.p50_ms if base and m.latency.p50_ms > 0 else None
+    return ref
+
+
+# --- the entry point ----------------------------------------------------------------------------------------
+
+def physical_cores() -> int:
+    """Physical CPU cores (logical ones when psutil cannot tell)."""
+    import os
+
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def _limits(run_dir: Path, variants: dict[str, tuple[Path, dict[str, Any]]], seq_len: int) -> int:
+    """The truncation length of real texts (the run's max_length); refuses a seq_len the model cannot take."""
+    folder = next(iter(variants.values()))[0]
+    config = runs.read_json(folder / "config.json")
+    positions = int(config.get("max_position_embeddings") or 512)
+    if seq_len > positions:
+        raise EdgefnError(f"--seq-len {seq_len} exceeds the model's {positions} positions")
+    finetune = run_dir / runs.FINETUNE_CONFIG
+    max_length = int(runs.read_json(finetune).get("max_length", positions)) if finetune.is_file() else positions
+    return min(max_length, positions)
+
+
+def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progress) -> dict[str, Any]:
+    from edgefn.measure import fit_flops_model
+
+    out: dict[str, Any] = {}
+    for name, (folder, _) in variants.items():
+        if name != REFERENCE:
+            try:
+                out[name] = fit_flops_model(folder / runs.ONNX_FILE)
+            except Exception as e:  # noqa: BLE001 - FLOPs are a view, not a reason to stop
+                say(f"  could not count FLOPs of {name}: {_one_line(e)}")
+    same_model = out.get("fp32") or next(iter(out.values()), None)  # every variant computes the same products
+    if REFERENCE in variants:
+        out[REFERENCE] = same_model
+    return out
+
+
+def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int) -> Any:
+    from edgefn.bench_worker import Job
+
+    return Job(variant=t.variant, provider=t.provider, model_dir=str(t.model_dir), texts=texts,
+               batch_sizes=cfg.batch_sizes, seq_len=cfg.seq_len, max_length=max_length, modes=cfg.modes,
+               threads=threads, warmup=cfg.warmup, min_iters=cfg.min_iters, min_time_s=cfg.min_time_s,
+               profile=t.provider == CUDA)
+
+
+def _describe(r: TargetResult) -> str:
+    if r.status != "ok":
+        return f"{r.status}: {r.reason}"
+    first = r.measurements[0] if r.measurements else None
+    lat = f", {first.mode} batch {first.batch_size}: {first.latency.p50_ms:.3f} ms/sample" if first else ""
+    return f"ok ({r.session_ms:.0f} ms to load{lat}, peak RSS {r.peak_rss_mb:.0f} MB)"
+
+
+def _notes(cfg: BenchConfig, max_length: int, results: list[TargetResult]) -> list[str]:
+    from edgefn.measure import RSS_METHOD
+
+    notes = [f"fixed: inputs pre-tokenised to (batch, {cfg.seq_len}); the timed call is the model alone",
+             f"real: the test texts sorted by length, padded to each batch's longest (truncated at {max_length}); "
+             "the timed call includes tokenisation",
+             "latency figures are per sample (call time / samples in the call); throughput is samples / total time",
+             f"peak_rss_mb: {RSS_METHOD}",
+             "FLOPs: 2*M*K*N of every MatMul/Gemm/MatMulInteger in the ONNX graph (PyTorch rows use the fp32 "
+             "graph); peak_fraction divides achieved GFLOP/s by this machine's MatMul peak measured in this run"]
+    notes += [f"{r.variant} on {r.provider}: {r.placement.warning}" for r in results
+              if r.placement is not None and r.placement.warning]
+    return notes
+
+
+def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
+    """Measure accuracy, size, latency and hardware use of a run's variants and write RUN/bench/.
+
+    Args:
+        cfg: what to measure.
+        progress: called with one line per step (the CLI prints them); None is silent.
+
+    Returns:
+        The report, also written as report.json / .csv / .md and two plots (paths in `outputs`).
+    """
+    from edgefn import measure
+    from edgefn.data import read_split_jsonl
+    from edgefn.report import collect_environment, write_report
+
+    say = progress or (lambda _msg: None)
+    run_dir, picked = runs.resolve_run_dir(cfg.run_dir)
+    if picked:
+        say(f"run folder: {run_dir} (the most recent)")
+    variants = select_variants(run_dir, cfg)
+    max_length = _limits(run_dir, variants, cfg.seq_len)
+    test = read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl")
+    texts, labels = test.texts[:cfg.samples], test.labels[:cfg.samples]
+    available, gpu = _ort_providers(), cuda_device_present()
+    targets = plan_targets(variants, cfg.providers or default_providers(available, gpu), available, gpu)
+    threads = cfg.threads or physical_cores()
+    say(f"measuring this machine's MatMul peak ({threads} threads) ...")
+    peak = in_fresh_process(measure.measure_matmul_peak, threads, 1024,
+                            any(t.status == "pending" and t.provider in (CUDA, "torch-cuda") for t in targets))
+    flops = _flops_models(variants, say)
+    results = []
+    for i, t in enumerate(targets, 1):
+        if t.status == "unavailable":
+            results.append(TargetResult(t.variant, t.provider, t.scheme, "unavailable", t.reason))
+        else:
+            say(f"[{i}/{len(targets)}] {t.variant} on {t.provider} ...")
+            results.append(run_target(t, _job(t, cfg, texts, max_length, threads), flops.get(t.variant), peak))
+        say(f"[{i}/{len(targets)}] {t.variant} on {t.provider}: {_describe(results[-1])}")
+    ref = add_comparisons(results, labels)
+    report = BenchReport(str(run_dir), {**runs._to_jsonable(cfg), "threads": threads, "samples_used": len(texts)},
+                         f"{ref.variant} on {ref.provider}" if ref else None, max_length,
+                         collect_environment(threads, available, gpu), peak, results, _notes(cfg, max_length, results))
+    write_report(report, Path(cfg.out_dir) if cfg.out_dir else run_dir / runs.BENCH_DIR)
+    return report
+
+
+def _ort_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())

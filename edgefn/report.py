@@ -1,0 +1,315 @@
+"""The bench report and its writers: JSON, CSV, Markdown, latency and trade-off plots, environment block, CLI summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+from edgefn.errors import EdgefnError
+from edgefn.measure import Latency, Placement
+
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve")
+CSV_COLUMNS = (
+    "variant", "provider", "scheme", "status", "reason", "input_mode", "batch_size", "seq_len", "mean_seq_len",
+    "size_mb", "params", "accuracy", "accuracy_delta", "f1_weighted", "f1_weighted_delta", "agreement",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_stdev_ms",
+    "batch_latency_p50_ms", "throughput_samples_per_s", "iterations", "speedup_vs_reference", "session_ms",
+    "first_inference_ms", "peak_rss_mb", "flops_per_sample", "achieved_gflops", "peak_fraction", "threads",
+    "cuda_fallback_nodes",
+)
+
+
+# --- the report object -------------------------------------------------------------------------------------
+
+@dataclass
+class Accuracy:
+    """Test-split metrics of one target, its agreement with the reference, and deltas against it."""
+
+    samples: int
+    accuracy: float
+    precision_weighted: float
+    recall_weighted: float
+    f1_weighted: float
+    per_class: dict[str, dict[str, float]]
+    agreement: float | None = None  # fraction of test rows where the prediction equals the reference's
+    delta: dict[str, float] = field(default_factory=dict)  # metric - reference metric
+
+
+@dataclass
+class Measurement:
+    """Latency of one batch size and input mode, with the FLOPs it implies."""
+
+    mode: str  # "fixed" (seq_len, model call only) or "real" (test texts, tokenisation included)
+    batch_size: int
+    latency: Latency
+    seq_lens: list[int]  # padded length of every timed call
+    mean_seq_len: float
+    flops_per_sample: float | None = None
+    achieved_gflops: float | None = None
+    peak_gflops: float | None = None
+    peak_fraction: float | None = None
+    speedup_vs_reference: float | None = None  # reference per-sample p50 / this per-sample p50
+
+
+@dataclass
+class TargetResult:
+    """Everything measured for one variant on one provider."""
+
+    variant: str
+    provider: str
+    scheme: str
+    status: str
+    reason: str | None = None
+    size_mb: float | None = None
+    params: int | None = None
+    session_ms: float | None = None
+    first_inference_ms: float | None = None
+    rss_before_load_mb: float | None = None
+    peak_rss_mb: float | None = None
+    active_providers: list[str] = field(default_factory=list)
+    accuracy: Accuracy | None = None
+    measurements: list[Measurement] = field(default_factory=list)
+    placement: Placement | None = None
+    predictions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class BenchReport:
+    """The whole benchmark: config, environment, MatMul peak, one result per variant and provider."""
+
+    run_dir: str
+    config: dict[str, Any]
+    reference: str | None  # "variant on provider" whose predictions and latency the deltas use
+    max_length: int
+    environment: dict[str, Any]
+    peak: dict[str, Any]
+    results: list[TargetResult]
+    notes: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def result(self, variant: str, provider: str) -> TargetResult:
+        """The result of one variant on one provider."""
+        for r in self.results:
+            if r.variant == variant and r.provider == provider:
+                return r
+        raise KeyError(f"{variant} on {provider}")
+
+
+# --- environment --------------------------------------------------------------------------------------------
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model name and the SIMD flags that matter for int8/fp32 kernels."""
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+    return {"model": model, "machine": platform.machine(), "flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+def collect_environment(threads: int, providers: list[str], gpu: bool) -> dict[str, Any]:
+    """CPU, cores, threads, ONNX Runtime providers, GPU and library versions."""
+    import psutil
+
+    env: dict[str, Any] = {"cpu": cpu_info(), "cores_physical": psutil.cpu_count(logical=False),
+                           "cores_logical": psutil.cpu_count(logical=True), "threads": threads,
+                           "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+                           "platform": platform.platform(), "onnxruntime_providers": providers, "gpu": None,
+                           "versions": runs.library_versions()}
+    if gpu:
+        import torch
+
+        env["gpu"] = {"name": torch.cuda.get_device_name(0), "cuda": torch.version.cuda}
+    return env
+
+
+# --- flat rows ----------------------------------------------------------------------------------------------
+
+def _grid(report: BenchReport) -> list[tuple[str, int]]:
+    modes = [m for m in ("fixed", "real") if report.config.get({"fixed": "fixed_shape", "real": "real_lengths"}[m])]
+    return [(mode, b) for b in report.config["batch_sizes"] for mode in modes]
+
+
+def _row(report: BenchReport, r: TargetResult, mode: str, batch: int, m: Measurement | None) -> dict[str, Any]:
+    acc = r.accuracy
+    row: dict[str, Any] = {
+        "variant": r.variant, "provider": r.provider, "scheme": r.scheme, "status": r.status, "reason": r.reason,
+        "input_mode": mode, "batch_size": batch, "seq_len": report.config["seq_len"] if mode == "fixed" else None,
+        "size_mb": r.size_mb, "params": r.params, "session_ms": r.session_ms,
+        "first_inference_ms": r.first_inference_ms, "peak_rss_mb": r.peak_rss_mb,
+        "threads": report.config["threads"],
+        "cuda_fallback_nodes": sum(r.placement.fallback_ops.values()) if r.placement else None,
+    }
+    if acc is not None:
+        row.update(accuracy=acc.accuracy, accuracy_delta=acc.delta.get("accuracy"), f1_weighted=acc.f1_weighted,
+                   f1_weighted_delta=acc.delta.get("f1_weighted"), agreement=acc.agreement)
+    if m is not None:
+        lat = m.latency
+        row.update(mean_seq_len=m.mean_seq_len, latency_p50_ms=lat.p50_ms, latency_p90_ms=lat.p90_ms,
+                   latency_p99_ms=lat.p99_ms, latency_mean_ms=lat.mean_ms, latency_stdev_ms=lat.stdev_ms,
+                   batch_latency_p50_ms=lat.batch_p50_ms, throughput_samples_per_s=lat.throughput_samples_per_s,
+                   iterations=lat.count, speedup_vs_reference=m.speedup_vs_reference,
+                   flops_per_sample=m.flops_per_sample, achieved_gflops=m.achieved_gflops,
+                   peak_fraction=m.peak_fraction)
+    return {c: row.get(c) for c in CSV_COLUMNS}
+
+
+def report_rows(report: BenchReport) -> list[dict[str, Any]]:
+    """One flat row per variant x provider x batch size x input mode (blank figures where it did not run)."""
+    rows = []
+    for r in report.results:
+        found = {(m.mode, m.batch_size): m for m in r.measurements}
+        rows += [_row(report, r, mode, batch, found.get((mode, batch))) for mode, batch in _grid(report)]
+    return rows
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1000 or abs(value) < 0.001 and value else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _summary_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
+    grid = _grid(report)
+    header = ["variant", "provider", "status", "MB", "params", "acc", "Δacc", "agree"]
+    header += [f"{mode} b{b} ms" for mode, b in grid]
+    rows = []
+    for r in report.results:
+        acc = r.accuracy
+        found = {(m.mode, m.batch_size): m.latency.p50_ms for m in r.measurements}
+        rows.append([r.variant, r.provider, r.status,
+                     r.size_mb, r.params, acc.accuracy if acc else None,
+                     acc.delta.get("accuracy") if acc else None, acc.agreement if acc else None,
+                     *(found.get(key) for key in grid)])
+    return header, rows
+
+
+def format_markdown(report: BenchReport) -> str:
+    """report.md: setup, a summary table, every measured row, and the notes."""
+    env = report.environment
+    lines = [f"# edgefn bench: {Path(report.run_dir).name}", "",
+             f"- CPU: {env['cpu']['model']} ({', '.join(env['cpu']['flags'])}); {env['cores_physical']} physical / "
+             f"{env['cores_logical']} logical cores; {report.config['threads']} threads",
+             f"- GPU: {env['gpu']['name'] if env.get('gpu') else 'none'}; providers: "
+             f"{', '.join(env['onnxruntime_providers'])}",
+             f"- reference: {report.reference}; test rows: {report.config['samples_used']}",
+             f"- MatMul peak: fp32 {_fmt(report.peak.get('fp32_gflops'))} GFLOP/s, int8 "
+             f"{_fmt(report.peak.get('int8_gops'))} GOP/s ({report.peak.get('size')}^3, same threads)", "",
+             "## Summary (per-sample p50 latency in ms)", "", _table(*_summary_rows(report)), "",
+             *[f"- {r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"],
+             "", "## Every row", ""]
+    cols = ["variant", "provider", "input_mode", "batch_size", "latency_p50_ms", "latency_p99_ms",
+            "throughput_samples_per_s", "speedup_vs_reference", "achieved_gflops", "peak_fraction"]
+    rows = [r for r in report_rows(report) if r["status"] == "ok"]
+    lines += [_table(cols, [[r[c] for c in cols] for r in rows]), "", "## Notes", ""]
+    lines += [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def format_summary(report: BenchReport) -> str:
+    """A plain-text summary table for the terminal."""
+    header, rows = _summary_rows(report)
+    cells = [header] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    extra = [f"reference: {report.reference}; per-sample p50 latency in ms; {report.config['threads']} threads"]
+    extra += [f"{r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"]
+    extra += [f"note: {n}" for n in report.notes if "did not run on" in n]
+    return "\n".join(lines + extra)
+
+
+# --- plots --------------------------------------------------------------------------------------------------
+
+def _ok(report: BenchReport) -> list[TargetResult]:
+    return [r for r in report.results if r.status == "ok" and r.measurements]
+
+
+def plot_latency(report: BenchReport, path: Path) -> None:
+    """Per-sample p50 latency vs batch size, one line per variant and provider, one panel per input mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = sorted({m.mode for r in _ok(report) for m in r.measurements}, key=("fixed", "real").index)
+    fig, axes = plt.subplots(1, max(len(modes), 1), figsize=(6 * max(len(modes), 1), 4.5), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for r in _ok(report):
+            pts = sorted((m.batch_size, m.latency.p50_ms) for m in r.measurements if m.mode == mode)
+            ax.plot(*zip(*pts), marker="o", label=f"{r.variant} ({r.provider})")
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="per-sample latency p50 (ms)",
+               title=f"{mode} inputs" + (f" (seq {report.config['seq_len']})" if mode == "fixed" else ""))
+        ax.set_xticks(report.config["batch_sizes"], [str(b) for b in report.config["batch_sizes"]])
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_tradeoff(report: BenchReport, path: Path) -> None:
+    """Accuracy vs size (MB) and accuracy vs per-sample latency at the smallest batch, two panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in _ok(report):
+        if r.accuracy is None:
+            continue
+        m = min(r.measurements, key=lambda m: (m.batch_size, m.mode != "fixed"))
+        label = f"{r.variant} ({r.provider})"
+        left.scatter(r.size_mb, r.accuracy.accuracy)
+        left.annotate(label, (r.size_mb or 0, r.accuracy.accuracy), fontsize=7)
+        right.scatter(m.latency.p50_ms, r.accuracy.accuracy)
+        right.annotate(f"{label}, {m.mode} b{m.batch_size}", (m.latency.p50_ms, r.accuracy.accuracy), fontsize=7)
+    left.set(xlabel="size on disk (MB)", ylabel="test accuracy", title="accuracy vs size")
+    right.set(xscale="log", xlabel="per-sample latency p50 (ms)", ylabel="test accuracy", title="accuracy vs latency")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+
+def write_report(report: BenchReport, out_dir: Path) -> dict[str, str]:
+    """Write report.json, report.csv, report.md, latency.png and tradeoff.png into `out_dir` (replaced whole)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "report.json").is_file():
+        raise EdgefnError(f"{out_dir} exists and is not a bench folder; refusing to replace it")
+    names = {"json": "report.json", "csv": "report.csv", "markdown": "report.md", "latency_plot": "latency.png",
+             "tradeoff_plot": "tradeoff.png"}
+    report.outputs = {k: str(out_dir / v) for k, v in names.items()}
+    with runs.atomic_dir(out_dir, overwrite=True) as tmp:
+        runs.write_json(tmp / names["json"], report)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(report_rows(report))
+        (tmp / names["csv"]).write_text(buf.getvalue(), encoding="utf-8")
+        (tmp / names["markdown"]).write_text(format_markdown(report), encoding="utf-8")
+        plot_latency(report, tmp / names["latency_plot"])
+        plot_tradeoff(report, tmp / names["tradeoff_plot"])
+    return report.outputs

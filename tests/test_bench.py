@@ -1,0 +1,257 @@
+"""Tests for `edgefn bench`: report grid, latency statistics, providers, accuracy deltas, FLOPs, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgefn import runs
+from edgefn.bench import CPU, CUDA, BenchConfig, bench, plan_targets, score
+from edgefn.cli import main
+from edgefn.errors import EdgefnError
+from edgefn.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
+
+QUICK = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.02, min_iters=3, warmup=1, threads=1)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def _finish_variant(run_dir: Path, folder: Path, scheme: str, providers: list[str]) -> None:
+    """Copy the tokenizer beside model.onnx and write the export.json that `edgefn export` writes."""
+    for name in TOKENIZER_FILES:
+        if (run_dir / runs.CHECKPOINT / name).is_file():
+            shutil.copy(run_dir / runs.CHECKPOINT / name, folder / name)
+    runs.write_json(folder / runs.EXPORT_MANIFEST, {
+        "variant": folder.name, "scheme": scheme, "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE),
+        "size_mb": runs.file_size_mb(folder / runs.ONNX_FILE), "execution_providers": providers,
+        "init": "random init", "preset": "test-tiny-bert"})
+
+
+def export_for_tests(run_dir: Path) -> None:
+    """What `edgefn export --quantize int8` does, in a few lines: Optimum fp32 export and dynamic int8."""
+    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    onnx_dir = run_dir / runs.ONNX_DIR
+    model = ORTModelForSequenceClassification.from_pretrained(run_dir / runs.CHECKPOINT, export=True)
+    model.save_pretrained(onnx_dir / "fp32")
+    _finish_variant(run_dir, onnx_dir / "fp32", "fp32", [CPU, CUDA])
+    quantizer = ORTQuantizer.from_pretrained(onnx_dir / "fp32")
+    qconfig = AutoQuantizationConfig.avx2(is_static=False, per_channel=False, reduce_range=True)
+    quantizer.quantize(save_dir=onnx_dir / "int8-dynamic", quantization_config=qconfig)
+    (onnx_dir / "int8-dynamic" / "model_quantized.onnx").rename(onnx_dir / "int8-dynamic" / runs.ONNX_FILE)
+    _finish_variant(run_dir, onnx_dir / "int8-dynamic", "int8-dynamic", [CPU])
+
+
+@pytest.fixture(scope="module")
+def exported_run(tiny_run_factory, tmp_path_factory) -> Path:
+    """A copy of the tiny BERT run with fp32 and int8-dynamic ONNX variants."""
+    run_dir = tmp_path_factory.mktemp("bench") / "run"
+    shutil.copytree(tiny_run_factory("test-tiny-bert"), run_dir)
+    export_for_tests(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def report(exported_run):
+    """One quick bench of the tiny run on CPU plus a requested CUDA provider (absent here)."""
+    return bench(BenchConfig(run_dir=exported_run, providers=("cpu", "cuda"), **QUICK))
+
+
+def test_report_has_every_row_and_column(report, exported_run):
+    """report.csv holds variants x providers x batch sizes x input modes, with every promised column."""
+    with open(exported_run / "bench" / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    keys = {(r["variant"], r["provider"], r["batch_size"], r["input_mode"]) for r in rows}
+    expected = {(v, p, str(b), m) for v, p in [("pytorch", "torch-cpu"), ("pytorch", "torch-cuda"),
+                                               ("fp32", CPU), ("fp32", CUDA), ("int8-dynamic", CPU),
+                                               ("int8-dynamic", CUDA)]
+                for b in (1, 4) for m in ("fixed", "real")}
+    assert keys == expected and len(rows) == len(expected)
+    for col in ("latency_p50_ms", "throughput_samples_per_s", "size_mb", "params", "accuracy", "accuracy_delta",
+                "flops_per_sample", "achieved_gflops", "peak_fraction"):
+        assert col in rows[0]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 12 and all(float(r["latency_p50_ms"]) > 0 and float(r["peak_fraction"]) > 0 for r in ok)
+    fp32 = next(r for r in ok if r["variant"] == "fp32")
+    int8 = next(r for r in ok if r["variant"] == "int8-dynamic")
+    assert float(int8["size_mb"]) < 0.5 * float(fp32["size_mb"])
+    assert int(fp32["params"]) > 0
+    md = (exported_run / "bench" / "report.md").read_text()
+    assert "| int8-dynamic | CPUExecutionProvider |" in md
+    for name in ("latency.png", "tradeoff.png"):
+        assert (exported_run / "bench" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_latency_statistics_come_from_samples(report, exported_run):
+    """p50/p90/p99/mean/stdev/throughput in report.json recompute from the raw per-call samples."""
+    data = json.loads((exported_run / "bench" / "report.json").read_text())
+    checked = 0
+    for result in data["results"]:
+        for m in result["measurements"]:
+            lat = m["latency"]
+            per_sample = [ms / n for ms, n in zip(lat["call_ms"], lat["items"])]
+            assert lat["count"] == len(per_sample) >= QUICK["min_iters"]
+            assert lat["p50_ms"] == pytest.approx(np.percentile(per_sample, 50))
+            assert lat["p90_ms"] == pytest.approx(np.percentile(per_sample, 90))
+            assert lat["p99_ms"] == pytest.approx(np.percentile(per_sample, 99))
+            assert lat["mean_ms"] == pytest.approx(statistics.fmean(per_sample))
+            assert lat["stdev_ms"] == pytest.approx(statistics.stdev(per_sample))
+            assert lat["throughput_samples_per_s"] == pytest.approx(1000 * sum(lat["items"]) / sum(lat["call_ms"]))
+            assert sum(lat["call_ms"]) / 1000 >= QUICK["min_time_s"]
+            if m["mode"] == "fixed":
+                assert set(lat["items"]) == {m["batch_size"]} and set(m["seq_lens"]) == {QUICK["seq_len"]}
+            else:
+                assert max(lat["items"]) == m["batch_size"] and len(m["seq_lens"]) == lat["count"]
+            checked += 1
+    assert checked == 3 * 2 * 2
+
+
+def test_unavailable_provider_is_reported(report):
+    """A requested CUDA provider that is absent appears as unavailable with a reason, for every variant."""
+    for variant, provider in [("pytorch", "torch-cuda"), ("fp32", CUDA), ("int8-dynamic", CUDA)]:
+        r = report.result(variant, provider)
+        assert r.status == "unavailable" and r.reason and not r.measurements
+
+
+def test_accuracy_deltas_against_reference(report, exported_run):
+    """Accuracy, agreement and deltas recompute from the stored predictions against PyTorch on CPU."""
+    from edgefn.data import read_split_jsonl
+
+    labels = read_split_jsonl(exported_run / "data" / "test.jsonl").labels[:QUICK["samples"]]
+    ref = report.result("pytorch", "torch-cpu")
+    assert report.reference == "pytorch on torch-cpu" and len(ref.predictions) == QUICK["samples"]
+    ref_acc = np.mean(np.array(ref.predictions) == labels)
+    for variant in ("pytorch", "fp32", "int8-dynamic"):
+        r = report.result(variant, "torch-cpu" if variant == "pytorch" else CPU)
+        acc = np.mean(np.array(r.predictions) == labels)
+        assert r.accuracy.accuracy == pytest.approx(acc)
+        assert r.accuracy.delta["accuracy"] == pytest.approx(acc - ref_acc)
+        assert r.accuracy.agreement == pytest.approx(np.mean(np.array(r.predictions) == ref.predictions))
+    assert report.result("fp32", CPU).accuracy.agreement == 1.0  # same model, same predictions
+
+
+def test_flops_of_a_matmul_graph(tmp_path):
+    """A graph with one MatMul [B,S,K]x[K,N] and one Gemm counts 2*M*K*N each, at any batch and length."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, n = 24, 40
+    w = numpy_helper.from_array(np.ones((k, n), np.float32), "W")
+    g = numpy_helper.from_array(np.ones((7, n), np.float32), "G")  # Gemm with transB: [rows, n] x [7, n]^T
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"]), helper.make_node("Reshape", ["y", "shape"], ["y2"]),
+         helper.make_node("Gemm", ["y2", "G"], ["z"], transB=1)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", k])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [w, g, numpy_helper.from_array(np.array([-1, n], np.int64), "shape")])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    count = count_graph_flops(path, 3, 5)
+    assert count.by_op == {"MatMul": 2 * 15 * k * n, "Gemm": 2 * 15 * n * 7} and not count.uncounted
+    assert matmul_flops([2, 4, 8, 16], [16, 3]) == 2 * 2 * 4 * 8 * 16 * 3
+
+
+def test_flops_model_matches_bert_arithmetic(exported_run):
+    """The fitted FLOPs of the tiny BERT graph equal the analytic count (hidden 32, ffn 64, 2 layers)."""
+    for variant in ("fp32", "int8-dynamic"):
+        fm = fit_flops_model(exported_run / "onnx" / variant / "model.onnx")
+        h, ffn, layers, seq = 32, 64, 2, 50
+        analytic = layers * (seq * (4 * 2 * h * h + 2 * 2 * h * ffn) + 2 * 2 * seq * seq * h) + 2 * h * h + 2 * h * 2
+        assert fm.per_sample(seq) == pytest.approx(analytic)
+        assert count_graph_flops(exported_run / "onnx" / variant / "model.onnx", 2, seq).total == 2 * analytic
+
+
+def test_cuda_fallback_detected_from_profile():
+    """Int8 nodes that ran on CPU inside a CUDA session are counted and flagged with the fp16 advice."""
+    def node(op, provider):
+        return {"cat": "Node", "name": f"{op}_kernel_time", "args": {"op_name": op, "provider": provider}}
+
+    events = ([node("MatMulInteger", CPU)] * 3 + [node("DynamicQuantizeLinear", CPU)] * 3
+              + [node("MemcpyToHost", CUDA)] * 2 + [node("LayerNormalization", CUDA)] * 4
+              + [{"cat": "Session", "name": "model_run", "args": {}}])
+    p = summarize_placement(events, CUDA)
+    assert p.fallback_ops == {"DynamicQuantizeLinear": 3, "MatMulInteger": 3} and p.copies == 2
+    assert p.by_provider[CUDA] == {"MemcpyToHost": 2, "LayerNormalization": 4}
+    assert "fp16" in p.warning and "6 nodes" in p.warning
+    clean = summarize_placement([node("MatMul", CUDA)] * 5, CUDA)
+    assert clean.warning is None and clean.fallback_ops == {}
+
+
+def test_provider_planning_with_gpu_present(exported_run):
+    """With CUDA in onnxruntime and a GPU, every variant runs on both; fp16 is refused on CPU only."""
+    variants = {"pytorch": (exported_run / "checkpoint", {}),
+                "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
+                "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]})}
+    targets = plan_targets(variants, (CPU, CUDA), [CUDA, CPU], gpu=True)
+    status = {(t.variant, t.provider): (t.status, t.reason) for t in targets}
+    assert status[("pytorch", "torch-cuda")] == ("pending", None)
+    assert status[("int8-dynamic", CUDA)] == ("pending", None)
+    assert status[("fp16", CPU)] == ("unavailable", f"fp16 needs {CUDA}")
+    assert status[("fp16", CUDA)] == ("pending", None)
+    no_gpu = {(t.variant, t.provider): t.reason for t in plan_targets(variants, (CPU, CUDA), [CUDA, CPU], False)}
+    assert no_gpu[("fp16", CUDA)] == "no CUDA GPU found" and no_gpu[("pytorch", "torch-cuda")]
+    cpu_build = {(t.variant, t.provider): t.reason for t in plan_targets(variants, (CUDA,), [CPU], True)}
+    assert "install onnxruntime-gpu" in cpu_build[("int8-dynamic", CUDA)]
+
+
+def test_score_per_class_and_weighted():
+    """Weighted and per-class metrics match hand counts on a small example."""
+    acc = score([0, 0, 1, 1], [0, 1, 1, 1], reference=[0, 0, 1, 1])
+    assert acc.accuracy == 0.75 and acc.agreement == 0.75
+    assert acc.per_class["fake"]["precision"] == pytest.approx(2 / 3) and acc.per_class["real"]["recall"] == 0.5
+
+
+def test_hash_mismatch_is_refused(exported_run, tmp_path):
+    """A model.onnx changed after export is refused with a one-line error naming the file."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("bench"))
+    with open(run_dir / "onnx" / "int8-dynamic" / "model.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(EdgefnError, match="int8-dynamic/model.onnx does not match the hash"):
+        bench(BenchConfig(run_dir=run_dir, **QUICK))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-sizes", "1,x"], "--batch-sizes takes a comma list of positive integers"),
+    (["--batch-sizes", "0"], "--batch-sizes takes a comma list of positive integers"),
+    (["--providers", "gpu9"], "unknown provider 'gpu9'"),
+    (["--variants", "int4"], "unknown variant(s) int4"),
+    (["--seq-len", "1024"], "exceeds the model's 512 positions"),
+])
+def test_cli_bad_input(exported_run, args, message):
+    """Bad options give a one-line error and exit code 2."""
+    result = CliRunner().invoke(main, ["bench", "--run-dir", str(exported_run), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_missing_run_and_no_variants(tiny_run_factory, tmp_path):
+    """No run folder, or a run without ONNX variants, gives a one-line error that says what to do."""
+    result = CliRunner().invoke(main, ["bench", "--run-dir", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "run folder not found" in result.output
+    result = CliRunner().invoke(main, ["bench", "--run-dir", str(tiny_run_factory("test-tiny-bert"))])
+    assert result.exit_code == 2 and "run `edgefn export` first" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_bench_prints_summary(exported_run, tmp_path):
+    """The CLI benches one variant quickly, prints progress, the summary table and the output paths."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("bench"))
+    result = CliRunner().invoke(main, ["bench", "--run-dir", str(run_dir), "--variants", "int8-dynamic",
+                                       "--batch-sizes", "2", "--no-real-lengths", "--samples", "16",
+                                       "--min-time", "0.01", "--threads", "1", "--seq-len", "16"])
+    assert result.exit_code == 0, result.output
+    assert "int8-dynamic on CPUExecutionProvider: ok" in result.output
+    assert "fixed b2 ms" in result.output and str(run_dir / "bench" / "report.csv") in result.output
+    with open(run_dir / "bench" / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], r["batch_size"], r["input_mode"]) for r in rows] == [("int8-dynamic", "2", "fixed")]
+    assert rows[0]["accuracy_delta"] == "0.0"  # the only row is its own reference
