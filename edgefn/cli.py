@@ -154,6 +154,44 @@ def finetune(preset: str, data: str, text_cols: tuple[str, ...], label_col: str 
 
 # --- bench ------------------------------------------------------------------------------------------------
 
+@main.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default: the most recent under artifacts/).")
+@click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma list of batch sizes.")
+@click.option("--providers", default=None,
+              help="Comma list: cpu, cuda or ONNX Runtime provider names (default: cpu, plus cuda when present).")
+@click.option("--variants", default=None, help="Comma list of variants (default: all of the run, plus pytorch).")
+@click.option("--seq-len", type=int, default=128, show_default=True,
+              help="Fixed-shape input length (512 reproduces the seeds' protocol).")
+@click.option("--real-lengths/--no-real-lengths", default=True, show_default=True,
+              help="Also time the test texts end to end (tokenisation, dynamic padding, sorted batches).")
+@click.option("--fixed-shape/--no-fixed-shape", default=True, show_default=True,
+              help="Time fixed (batch, seq-len) inputs, model call only.")
+@click.option("--samples", type=int, default=None, help="Cap the test rows used (accuracy and real lengths).")
+@click.option("--min-time", type=float, default=1.0, show_default=True,
+              help="Least seconds measured per batch size and input mode.")
+@click.option("--threads", type=int, default=None, help="Intra-op threads (default: physical cores).")
+@user_errors
+def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variants: str | None, seq_len: int,
+          real_lengths: bool, fixed_shape: bool, samples: int | None, min_time: float, threads: int | None) -> None:
+    """Measure accuracy, size, latency and hardware use of every variant on each provider."""
+    from edgefn.bench import BenchConfig
+    from edgefn.bench import bench as run_bench
+    from edgefn.report import format_summary
+
+    def split(value: str | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+    cfg = BenchConfig(run_dir=run_dir, batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
+                      providers=split(providers), variants=split(variants), seq_len=seq_len,
+                      real_lengths=real_lengths, fixed_shape=fixed_shape, samples=samples, min_time_s=min_time,
+                      threads=threads)
+    report = run_bench(cfg, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(format_summary(report))
+    for name, path in report.outputs.items():
+        click.echo(f"{name}: {path}")
+
+
 # --- run / demo -------------------------------------------------------------------------------------------
 
 # --- predict / show ---------------------------------------------------------------------------------------
