@@ -274,7 +274,7 @@ def _split_report(split: Split, tok: Any, max_rows: int | None) -> dict[str, Any
             "duplicates": len(split.texts) - len(set(split.texts)), "tokens": tokens}
 
 
-def inspect_data(bundle: DatasetBundle, tokenizer: Any = None, max_rows: int | None = 20000) -> dict[str, Any]:
+def inspect_data(bundle: DatasetBundle, tokenizer: Any = None, max_rows: int | None = 5000) -> dict[str, Any]:
     """Rows, label balance, token-length percentiles, duplicates and cross-split overlap of a dataset.
 
     Args:
@@ -306,6 +306,12 @@ def _describe_cleaning(cleaning: dict[str, Any] | None) -> str:
     return "OFF (shortcut cues kept: " + "; ".join(cleaning["available"]) + ")"
 
 
+def _sampled(report: dict[str, Any]) -> str:
+    measured = [s["tokens"]["rows_measured"] for s in report["per_split"].values() if
+                s["tokens"]["rows_measured"] < s["rows"]]
+    return f"; lengths from a fixed sample of {max(measured)} rows per split" if measured else ""
+
+
 def format_inspect(report: dict[str, Any]) -> str:
     """A readable summary and per-split table of an `inspect_data` report."""
     dropped = report.get("dropped") or {}
@@ -316,7 +322,7 @@ def format_inspect(report: dict[str, Any]) -> str:
              f"cleaning   {_describe_cleaning(report.get('cleaning'))}",
              f"dropped    {dropped.get('empty', 0)} empty, {dropped.get('duplicate', 0)} duplicate, "
              f"{dropped.get('conflicting_labels', 0)} with conflicting labels, {cross} already in an earlier split",
-             f"tokens     {report['tokenizer']} (special tokens included)"]
+             f"tokens     {report['tokenizer']}, special tokens included{_sampled(report)}"]
     if report.get("note"):
         lines.append(f"note       {report['note']}")
     head = ["split", "rows", "fake", "real", "fake%", "dup", *(f"p{p}" for p in PERCENTILES), "max", ">512"]

@@ -65,6 +65,7 @@ def _orient_by_reuters(df: pd.DataFrame) -> tuple[Any, str]:
     has_dateline = df["text"].fillna("").astype(str).str.contains("(Reuters)", regex=False)
     share = has_dateline.groupby(df["label"]).mean()
     real_value = share.idxmax()
+    real_value = real_value.item() if hasattr(real_value, "item") else real_value  # numpy -> Python scalar
     note = (f"hub label {real_value!r} -> real (0), the other -> fake (1); checked on the data: "
             f"{share[real_value]:.0%} of label-{real_value!r} texts carry a Reuters dateline, "
             f"{share.drop(real_value).max():.0%} of the others")
