@@ -223,6 +223,8 @@ def predict(texts: tuple[str, ...], model_dir: Path, input_path: str | None, col
     inputs = read_texts(texts, input_path, column, encoding, stdin=click.get_binary_stream("stdin"))
     clf = Classifier.from_folder(model_dir, provider=provider, threads=threads, batch_size=batch_size,
                                  max_length=max_length)
+    if clf.provider_note:
+        click.echo(f"note: {clf.provider_note}", err=True)
     predictions = clf.predict(inputs)
     write_output(format_predictions(predictions, fmt), output)
     n_cut = sum(p.truncated for p in predictions)

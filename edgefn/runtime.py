@@ -208,6 +208,15 @@ class Classifier:
         """The execution providers the session runs on."""
         return list(self.session.get_providers())
 
+    @property
+    def provider_note(self) -> str | None:
+        """A note when the variant was exported for other execution providers than the one it runs on."""
+        intended = self.manifest.get("execution_providers") or []
+        if not intended or set(intended) & set(self.providers):
+            return None
+        name = self.manifest.get("variant", "this variant")
+        return f"{name} is meant for {', '.join(intended)}; running on {self.providers[0]}"
+
     def _encode(self, texts: Sequence[str]) -> list[Any]:
         bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
         if bad is not None:

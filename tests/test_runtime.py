@@ -247,18 +247,39 @@ def test_non_utf8_input_names_the_line(variant, tmp_path):
     assert ok.exit_code == 0 and len(parse_jsonl(ok.stdout)) == 3
 
 
-def test_int8_dynamic_variant_agrees_with_fp32(variant, clf, tmp_path):
-    """A dynamically quantised int8 folder runs through the runtime and agrees with fp32 on >= 97% of 200 texts."""
+def _quantise(src: Path, dst: Path, scheme: str) -> None:
+    """Write an int8-dynamic or fp16 (fp32 inputs/outputs) copy of src's model.onnx (until edgefn.export)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    int8 = tmp_path / "int8-dynamic"
-    shutil.copytree(variant, int8, ignore=shutil.ignore_patterns(runs.ONNX_FILE, runs.EXPORT_MANIFEST))
-    quantize_dynamic(str(variant / runs.ONNX_FILE), str(int8 / runs.ONNX_FILE), weight_type=QuantType.QInt8)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(runs.ONNX_FILE, runs.EXPORT_MANIFEST))
+    if scheme == "int8-dynamic":
+        quantize_dynamic(str(src / runs.ONNX_FILE), str(dst / runs.ONNX_FILE), weight_type=QuantType.QInt8)
+    else:
+        model = convert_float_to_float16(onnx.load(str(src / runs.ONNX_FILE)), keep_io_types=True)
+        onnx.save(model, str(dst / runs.ONNX_FILE))
+    providers = ["CUDAExecutionProvider"] if scheme == "fp16" else ["CPUExecutionProvider"]
+    manifest = {"variant": scheme, "scheme": scheme, "execution_providers": providers}
+    runs.write_json(
+        dst / runs.EXPORT_MANIFEST, {**manifest, "model_sha256": runs.sha256_file(dst / runs.ONNX_FILE)}
+    )
+
+
+@pytest.mark.parametrize("scheme", ["int8-dynamic", "fp16"])
+def test_quantised_variants_agree_with_fp32(variant, clf, tmp_path, scheme):
+    """int8-dynamic and fp16 folders run through the runtime and agree with fp32 on >= 97% of 200 texts."""
+    folder = tmp_path / scheme
+    _quantise(variant, folder, scheme)
     texts = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "validation.jsonl").texts[:200]
-    ref = clf.predict_logits(texts).argmax(-1)
-    got = Classifier.from_folder(int8, threads=1).predict_logits(texts).argmax(-1)
-    assert 0.05 < ref.mean() < 0.95  # the tiny model does not predict one class only
-    assert (got == ref).mean() >= 0.97
+    ref = clf.predict_logits(texts)
+    runtime = Classifier.from_folder(folder, threads=1)
+    got = runtime.predict_logits(texts)
+    assert 0.05 < ref.argmax(-1).mean() < 0.95  # the tiny model does not predict one class only
+    assert (got.argmax(-1) == ref.argmax(-1)).mean() >= 0.97
+    assert got.dtype == np.float32 and np.abs(got - ref).max() <= 0.5
+    expected_note = "fp16 is meant for CUDAExecutionProvider; running on CPUExecutionProvider"
+    assert runtime.provider_note == (expected_note if scheme == "fp16" else None)
 
 
 def test_run_folder_as_model_lists_its_variants(variant):
