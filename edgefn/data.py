@@ -1,4 +1,4 @@
-"""Dataset registry and loaders (label 1 = fake, 0 = real), cleaning, splits and inspection."""
+"""Dataset types, registry, `load_data` and `inspect_data` (label 1 = fake, 0 = real); loaders in `edgefn.loaders`."""
 
 from __future__ import annotations
 
