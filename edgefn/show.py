@@ -183,11 +183,15 @@ def _bench_spec(key: str) -> str:
 def _format_finetune(ft: dict[str, Any] | None) -> list[str]:
     if ft is None:
         return ["finetune: not run"]
-    state = "" if ft["complete"] else " (no metrics.json: unfinished or interrupted)"
-    return [
-        f"finetune{state}",
+    setup = (
         f"  preset {_fmt(ft['preset'])}, init {_fmt(ft['init'])}, data {_fmt(ft['data'])}, "
-        f"max_length {_fmt(ft['max_length'])}",
+        f"max_length {_fmt(ft['max_length'])}"
+    )
+    if not ft["complete"]:
+        return ["finetune (no metrics.json: unfinished or interrupted)", setup]
+    return [
+        "finetune",
+        setup,
         f"  test accuracy {_fmt(ft['test_accuracy'], '.4f')}, F1 (weighted) {_fmt(ft['test_f1_weighted'], '.4f')}"
         f" on {_fmt(ft['test_rows'])} rows",
     ]
