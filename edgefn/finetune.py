@@ -159,8 +159,16 @@ def _training_args(cfg: FinetuneConfig, trainer_dir: Path) -> Any:
         eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model="f1", greater_is_better=True, group_by_length=not cfg.pad_to_max_length,
         seed=cfg.seed, data_seed=cfg.seed, logging_strategy="epoch", report_to=[], dataloader_num_workers=0,
-        save_safetensors=True, disable_tqdm=False,
+        save_safetensors=True, disable_tqdm=False, dataloader_pin_memory=_cuda_available(),
+        use_cpu=not _cuda_available(),  # also makes torchrun on CPU use DDP with gloo
+        ddp_find_unused_parameters=False,
     )
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, dict[str, Any]]:
@@ -200,10 +208,9 @@ def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int]
 
 
 def _write_outputs(cfg: FinetuneConfig, trainer: Any, loaded: Any, data: DatasetBundle,
-                   stats: dict[str, Any]) -> dict[str, Any]:
+                   stats: dict[str, Any], preds: list[int], prob_fake: list[float]) -> dict[str, Any]:
     assert cfg.run_dir is not None
     run = cfg.run_dir
-    preds, prob_fake = _predict(trainer, data.test, cfg)
     with runs.atomic_dir(run / runs.CHECKPOINT, overwrite=True) as tmp:
         trainer.model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)
@@ -251,7 +258,10 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
             "data": cfg.data, "weights_source": loaded.source, "settings": cfg.identity(),
         })
     trainer, stats = _train(cfg, loaded, data)
-    metrics = _write_outputs(cfg, trainer, loaded, data, stats) if trainer.is_world_process_zero() else {}
+    preds, prob_fake = _predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
+    metrics = {}
+    if trainer.is_world_process_zero():
+        metrics = _write_outputs(cfg, trainer, loaded, data, stats, preds, prob_fake)
     return FinetuneResult(run_dir=cfg.run_dir, metrics=metrics, config=cfg)
 
 
