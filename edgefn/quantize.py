@@ -1,0 +1,335 @@
+"""Quantization scheme registry (int8-dynamic, int8-static, fp16, none), CPU targets and pre-quantization passes."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefn.errors import EdgefnError
+from edgefn.presets import ArchQuirks
+
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+ONNX_FILE = "model.onnx"
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# Ops kept in fp32 by the fp16 conversion: Pow overflows fp16 (x**3 in gelu_new, x**2 in unfused LayerNorm);
+# the LayerNorm reductions need fp32 accumulation.
+FP16_OP_BLOCK_LIST = ("Pow", "ReduceMean", "Sqrt")
+# Static int8: ops excluded on top of Optimum's LayerNorm / GELU / residual-Add passes. Opset >= 17 exports
+# LayerNorm as one LayerNormalization op, which the QDQ quantizer would otherwise quantize.
+STATIC_EXCLUDED_OP_TYPES = ("LayerNormalization", "SkipLayerNormalization")
+
+
+# --- hardware targets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Integer formats for one CPU family: u8 activations and u8 or s8 weights, 8- or 7-bit range."""
+
+    name: str
+    weights: str  # "u8" or "s8"
+    reduce_range: bool
+    why: str
+
+
+TARGETS: dict[str, TargetSettings] = {t.name: t for t in (
+    TargetSettings("avx2", "u8", False, "AVX2 without VNNI: u8/u8 kernels avoid the int16 saturation of "
+                   "VPMADDUBSW that u8/s8 full-range weights hit"),
+    TargetSettings("avx512", "s8", True, "AVX512 without VNNI: 7-bit weights (reduce_range) avoid "
+                   "VPMADDUBSW saturation"),
+    TargetSettings("avx512_vnni", "s8", False, "VNNI accumulates u8*s8 in int32: full 8-bit range is safe"),
+    TargetSettings("arm64", "s8", False, "ARM64 dot-product kernels do not saturate: u8/s8 full range"),
+)}
+# The setting a naive export would use on x86 (u8/s8 full range), measured against the chosen one.
+SATURATION_PRONE = TargetSettings("u8s8-full-range", "s8", False, "saturation-prone on x86 without VNNI")
+
+
+def detect_target(cpuinfo: str | None = None, machine: str | None = None) -> str:
+    """The quantization target of this CPU from /proc/cpuinfo flags (avx2 / avx512 / avx512_vnni / arm64)."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ("arm64", "aarch64"):
+        return "arm64"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cpuinfo = ""
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def get_target(name: str) -> TargetSettings:
+    """Settings of a registered target, or a one-line error listing them."""
+    if name not in TARGETS:
+        raise EdgefnError(f"unknown --target {name!r}; known targets: {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+def quantization_config(target: str, is_static: bool, settings: TargetSettings | None = None) -> Any:
+    """Optimum's AutoQuantizationConfig for `target`, with the weight type and range of `settings`."""
+    from onnxruntime.quantization import QuantType
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    settings = settings or get_target(target)
+    qc = getattr(AutoQuantizationConfig, target)(is_static=is_static, per_channel=not is_static)
+    qc.weights_dtype = QuantType.QUInt8 if settings.weights == "u8" else QuantType.QInt8
+    qc.reduce_range = settings.reduce_range
+    return qc
+
+
+# --- scheme registry --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SchemeContext:
+    """What a scheme needs: the fp32 model, where to write, the target and the architecture quirks."""
+
+    fp32_model: Path
+    out_dir: Path
+    work_dir: Path
+    target: str
+    quirks: ArchQuirks
+    calibration_inputs: Callable[[], dict[str, list[list[int]]]] = dict
+    calibration_method: str = "minmax"
+
+
+@dataclass
+class SchemeOutput:
+    """What a scheme did: its settings, the passes it ran and the nodes it kept in float."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    graph_passes: list[dict[str, Any]] = field(default_factory=list)
+    nodes_kept_float: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """A registered way to turn the fp32 model into a variant (None for `none`: fp32 only)."""
+
+    name: str
+    description: str
+    apply: Callable[[SchemeContext], SchemeOutput] | None
+    execution_providers: tuple[str, ...] = (CPU,)
+
+
+_SCHEMES: dict[str, QuantScheme] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_scheme(name: str, description: str, aliases: tuple[str, ...] = (),
+                    execution_providers: tuple[str, ...] = (CPU,)) -> Callable[[Any], Any]:
+    """Decorator registering a scheme function under `name` (and its aliases)."""
+
+    def decorate(fn: Callable[[SchemeContext], SchemeOutput] | None) -> Any:
+        if name in _SCHEMES or name in _ALIASES:
+            raise ValueError(f"scheme {name!r} is already registered")
+        _SCHEMES[name] = QuantScheme(name, description, fn, execution_providers)
+        _ALIASES.update({alias: name for alias in aliases})
+        return fn
+
+    return decorate
+
+
+def list_schemes(include_aliases: bool = False) -> list[str]:
+    """Registered scheme names (and aliases when asked)."""
+    return list(_SCHEMES) + (list(_ALIASES) if include_aliases else [])
+
+
+def get_scheme(name: str) -> QuantScheme:
+    """A scheme by name or alias, or a one-line error listing the known ones."""
+    key = _ALIASES.get(name, name)
+    if key not in _SCHEMES:
+        known = ", ".join(list_schemes()) + "".join(f", {a} (= {t})" for a, t in _ALIASES.items())
+        raise EdgefnError(f"unknown quantization scheme {name!r}; known schemes: {known}")
+    return _SCHEMES[key]
+
+
+def resolve_schemes(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Canonical scheme names, aliases resolved, duplicates dropped, order kept."""
+    out: list[str] = []
+    for name in names:
+        canonical = get_scheme(name.strip()).name
+        if canonical not in out:
+            out.append(canonical)
+    return tuple(out)
+
+
+register_scheme("none", "fp32 only (no quantization)")(None)
+
+
+# --- graph helpers ----------------------------------------------------------------------------------------
+
+
+def op_counts(model_path: Path) -> dict[str, int]:
+    """Node count per op type, plus `MatMul_qdq` (MatMuls fed by DequantizeLinear, the static QDQ form)."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    counts = Counter(n.op_type for n in graph.node)
+    dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    counts["MatMul_qdq"] = sum(1 for n in graph.node if n.op_type == "MatMul" and dq_outputs & set(n.input))
+    return dict(counts)
+
+
+def float_matmul_weights(model_path: Path) -> int:
+    """fp32 weight matrices that reach a MatMul (directly or through Identity): weights left unquantized."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2}
+    via_identity = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+    consumers = ("MatMul", "DynamicQuantizeLinear")  # an int8 graph quantizes Identity-fed weights at run time
+    used = {via_identity.get(x, x) for n in graph.node if n.op_type in consumers for x in n.input}
+    return len(floats & used)
+
+
+def basic_graph_pass(src: Path, dst: Path) -> dict[str, Any]:
+    """ONNX Runtime's basic (portable) graph pass: constant folding and Identity elimination."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.optimized_model_filepath = str(dst)
+    ort.InferenceSession(str(src), so, providers=[CPU])
+    before, after = op_counts(src).get("Identity", 0), op_counts(dst).get("Identity", 0)
+    return {"name": "ort-basic", "identity_nodes_before": before, "identity_nodes_after": after}
+
+
+def prepare_for_quantization(ctx: SchemeContext) -> tuple[Path, list[dict[str, Any]]]:
+    """The model to quantize: the fp32 graph, after the architecture's basic pass where its quirks ask for it."""
+    if not ctx.quirks.basic_pass_before_quantize:
+        return ctx.fp32_model, []
+    dst = ctx.work_dir / "basic" / ONNX_FILE
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return dst, [basic_graph_pass(ctx.fp32_model, dst)]
+
+
+def _move_quantized(save_dir: Path, out_dir: Path) -> None:
+    """Optimum writes `model_quantized.onnx` and `ort_config.json`: keep them as model.onnx + ort_config."""
+    produced = sorted(save_dir.glob("*.onnx"))
+    if len(produced) != 1:
+        raise EdgefnError(f"expected one quantized model in {save_dir}, found {[p.name for p in produced]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(produced[0]), out_dir / ONNX_FILE)
+    if (save_dir / "ort_config.json").is_file():
+        shutil.move(str(save_dir / "ort_config.json"), out_dir / "ort_config.json")
+
+
+def quantize_dynamic_file(model: Path, out_dir: Path, target: str, settings: TargetSettings | None = None) -> Path:
+    """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer; returns out_dir/model.onnx."""
+    from optimum.onnxruntime import ORTQuantizer
+
+    save_dir = out_dir.parent / f".{out_dir.name}.optimum"
+    quantizer = ORTQuantizer(model, config=None)
+    quantizer.config = None  # config and tokenizer are copied by the export stage
+    quantizer.quantize(quantization_config(target, is_static=False, settings=settings), save_dir)
+    _move_quantized(save_dir, out_dir)
+    shutil.rmtree(save_dir, ignore_errors=True)
+    return out_dir / ONNX_FILE
+
+
+def _settings_record(target: str, settings: TargetSettings, is_static: bool) -> dict[str, Any]:
+    return {"target": target, "activations": "u8", "weights": settings.weights, "reduce_range": settings.reduce_range,
+            "per_channel": not is_static, "format": "QDQ" if is_static else "QOperator", "why": settings.why}
+
+
+@register_scheme("int8-dynamic", "dynamic int8 (weights int8, activations quantized at run time)",
+                 aliases=("int8",))
+def quantize_int8_dynamic(ctx: SchemeContext) -> SchemeOutput:
+    """Dynamic int8 with Optimum's ORTQuantizer and the target's AutoQuantizationConfig."""
+    model, passes = prepare_for_quantization(ctx)
+    quantize_dynamic_file(model, ctx.out_dir, ctx.target)
+    return SchemeOutput(settings=_settings_record(ctx.target, get_target(ctx.target), False), graph_passes=passes)
+
+
+def _static_preprocessor() -> Any:
+    from optimum.onnxruntime.preprocessors import PreprocessorPass, QuantizationPreprocessor
+    from optimum.onnxruntime.preprocessors.passes import (
+        ExcludeGeLUNodes,
+        ExcludeLayerNormNodes,
+        ExcludeNodeAfter,
+        ExcludeNodeFollowedBy,
+    )
+
+    class ExcludeOpTypes(PreprocessorPass):  # fused LayerNormalization ops (opset >= 17)
+        def __call__(self, graph: Any, model: Any) -> tuple[set[str], set[str]]:
+            return set(), {n.name for n in graph.graph.node if n.op_type in STATIC_EXCLUDED_OP_TYPES}
+
+    pre = QuantizationPreprocessor()
+    for p in (ExcludeLayerNormNodes(), ExcludeGeLUNodes(), ExcludeNodeAfter("Add", "Add"),
+              ExcludeNodeAfter("Gather", "Add"), ExcludeNodeFollowedBy("Add", "Softmax"), ExcludeOpTypes()):
+        pre.register_pass(p)
+    return pre
+
+
+def _calibration_config(method: str, dataset: Any) -> Any:
+    from optimum.onnxruntime.configuration import AutoCalibrationConfig
+
+    factories = {"minmax": AutoCalibrationConfig.minmax, "entropy": AutoCalibrationConfig.entropy,
+                 "percentile": AutoCalibrationConfig.percentiles}
+    return factories[method](dataset)
+
+
+@register_scheme("int8-static", "static int8 (QDQ) calibrated on training texts; LayerNorm/GELU/residual Add in float")
+def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
+    """Static int8: calibrate activation ranges on training texts, keep LayerNorm / GELU / residual Adds in float."""
+    from datasets import Dataset
+    from optimum.onnxruntime import ORTQuantizer
+
+    model, passes = prepare_for_quantization(ctx)
+    inputs = ctx.calibration_inputs()
+    if not inputs or not next(iter(inputs.values())):
+        raise EdgefnError("int8-static needs calibration texts (RUN/data/calibration.jsonl is empty)")
+    dataset = Dataset.from_dict(inputs)
+    qc = quantization_config(ctx.target, is_static=True)
+    quantizer = ORTQuantizer(model, config=None)
+    quantizer.config = None
+    ranges = quantizer.fit(dataset, _calibration_config(ctx.calibration_method, dataset),
+                           onnx_augmented_model_name=str(ctx.work_dir / "augmented.onnx"),
+                           operators_to_quantize=qc.operators_to_quantize)
+    save_dir = ctx.work_dir / "static"
+    quantizer.quantize(qc, save_dir, calibration_tensors_range=ranges, preprocessor=_static_preprocessor())
+    _move_quantized(save_dir, ctx.out_dir)
+    kept = sorted(qc.nodes_to_exclude)
+    settings = _settings_record(ctx.target, get_target(ctx.target), True)
+    settings.update(calibration_method=ctx.calibration_method, calibration_samples=len(dataset),
+                    nodes_kept_float_by_op=_ops_of(model, kept))
+    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept)
+
+
+def _ops_of(model: Path, names: list[str]) -> dict[str, int]:
+    import onnx
+
+    wanted = set(names)
+    nodes = onnx.load(str(model), load_external_data=False).graph.node
+    return dict(Counter(n.op_type for n in nodes if n.name in wanted))
+
+
+@register_scheme("fp16", "float16 weights and compute for the CUDA provider (inputs/outputs stay fp32)",
+                 execution_providers=(CUDA,))
+def convert_fp16(ctx: SchemeContext) -> SchemeOutput:
+    """fp16 via onnxruntime.transformers float16 conversion; overflow-prone ops stay fp32."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_OP_BLOCK_LIST))
+    model = onnx.load(str(ctx.fp32_model))
+    kept = [n.name for n in model.graph.node if n.op_type in FP16_OP_BLOCK_LIST]
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save(converted, str(ctx.out_dir / ONNX_FILE))
+    return SchemeOutput(settings={"keep_io_types": True, "op_block_list_extra": list(FP16_OP_BLOCK_LIST)},
+                        nodes_kept_float=kept)
