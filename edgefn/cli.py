@@ -152,6 +152,43 @@ def finetune(preset: str, data: str, text_cols: tuple[str, ...], label_col: str 
 
 # --- export -----------------------------------------------------------------------------------------------
 
+@main.command("export")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default: the most recent under artifacts/).")
+@click.option("--quantize", "schemes", default="int8-dynamic", show_default=True,
+              help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, none.")
+@click.option("--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported.")
+@click.option("--target", default=None, help="int8 target: avx2, avx512, avx512_vnni, arm64 (default: this CPU).")
+@click.option("--calibration-samples", type=int, default=256, show_default=True,
+              help="Calibration texts for int8-static.")
+@click.option("--calibration-method", default="minmax", show_default=True, help="minmax, entropy or percentile.")
+@click.option("--parity-samples", type=int, default=64, show_default=True,
+              help="Validation texts for the fp32 ONNX vs PyTorch check.")
+@click.option("--eval-samples", type=int, default=None, help="Cap the validation texts scored per variant.")
+@click.option("--opset", type=int, default=None, help="ONNX opset (default: Optimum's for the architecture).")
+@click.option("--threads", type=int, default=None, help="Threads for PyTorch and ONNX Runtime.")
+@click.option("--overwrite", is_flag=True, help="Replace existing variant folders.")
+@user_errors
+def export_cmd(run_dir: Path | None, schemes: str, optimize: str | None, target: str | None,
+               calibration_samples: int, calibration_method: str, parity_samples: int, eval_samples: int | None,
+               opset: int | None, threads: int | None, overwrite: bool) -> None:
+    """Export a run's checkpoint to ONNX (checked against PyTorch) and quantize it."""
+    from edgefn.export import ExportConfig, format_table
+    from edgefn.export import export as run_export
+
+    cfg = ExportConfig(run_dir=run_dir, schemes=tuple(s.strip() for s in schemes.split(",") if s.strip()),
+                       optimize=optimize, target=target, calibration_samples=calibration_samples,
+                       calibration_method=calibration_method, parity_samples=parity_samples,
+                       eval_samples=eval_samples, opset=opset, threads=threads, overwrite=overwrite)
+    result = run_export(cfg, on_step=lambda msg: click.echo(msg, err=True))
+    if result.picked_automatically:
+        click.echo(f"run: {result.run_dir} (most recent under artifacts/; pass --run-dir to choose)")
+    click.echo(format_table(result))
+    for v in result.variants:
+        for note in v.notes:
+            click.echo(f"note ({v.name}): {note}")
+
+
 # --- bench ------------------------------------------------------------------------------------------------
 
 @main.command()
