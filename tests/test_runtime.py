@@ -27,33 +27,21 @@ ODD_TEXTS = ["", "   \t  ", LONG_TEXT[:100_000], "Vaccine 💉😷 works? مرح
 HEAVY_MODULES = ("torch", "transformers", "optimum")
 
 
-def export_fp32(run_dir: Path) -> Path:
-    """Export RUN/checkpoint to RUN/onnx/fp32 with Optimum and a minimal export.json (until edgefn.export)."""
-    from optimum.onnxruntime import ORTModelForSequenceClassification
-    from transformers import AutoTokenizer
-
-    out = run_dir / runs.ONNX_DIR / "fp32"
-    ORTModelForSequenceClassification.from_pretrained(run_dir / runs.CHECKPOINT, export=True).save_pretrained(
-        out
-    )
-    AutoTokenizer.from_pretrained(run_dir / runs.CHECKPOINT).save_pretrained(out)
-    runs.write_json(
-        out / runs.EXPORT_MANIFEST,
-        {"variant": "fp32", "scheme": "none", "model_sha256": runs.sha256_file(out / runs.ONNX_FILE)},
-    )
-    return out
+SCHEMES = {"test-tiny-bert": ("int8-dynamic", "fp16"), "test-tiny-distilbert": ("none",)}
 
 
 @pytest.fixture(scope="module")
 def exported(tiny_run_factory, tmp_path_factory):
-    """A private copy of a tiny run per preset, with its fp32 ONNX variant."""
+    """A private copy of a tiny run per preset, exported by `edgefn.export` (fp32 plus SCHEMES[preset])."""
+    from edgefn.export import ExportConfig, export
+
     cache: dict[str, Path] = {}
 
     def factory(preset: str = "test-tiny-bert") -> Path:
         if preset not in cache:
             run = tmp_path_factory.mktemp("runtime") / preset
             shutil.copytree(tiny_run_factory(preset), run)
-            export_fp32(run)
+            export(ExportConfig(run_dir=run, schemes=SCHEMES[preset], threads=1))
             cache[preset] = run
         return cache[preset]
 
@@ -247,34 +235,17 @@ def test_non_utf8_input_names_the_line(variant, tmp_path):
     assert ok.exit_code == 0 and len(parse_jsonl(ok.stdout)) == 3
 
 
-def _quantise(src: Path, dst: Path, scheme: str) -> None:
-    """Write an int8-dynamic or fp16 (fp32 inputs/outputs) copy of src's model.onnx (until edgefn.export)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(runs.ONNX_FILE, runs.EXPORT_MANIFEST))
-    if scheme == "int8-dynamic":
-        quantize_dynamic(str(src / runs.ONNX_FILE), str(dst / runs.ONNX_FILE), weight_type=QuantType.QInt8)
-    else:
-        model = convert_float_to_float16(onnx.load(str(src / runs.ONNX_FILE)), keep_io_types=True)
-        onnx.save(model, str(dst / runs.ONNX_FILE))
-    providers = ["CUDAExecutionProvider"] if scheme == "fp16" else ["CPUExecutionProvider"]
-    manifest = {"variant": scheme, "scheme": scheme, "execution_providers": providers}
-    runs.write_json(
-        dst / runs.EXPORT_MANIFEST, {**manifest, "model_sha256": runs.sha256_file(dst / runs.ONNX_FILE)}
-    )
-
-
 @pytest.mark.parametrize("scheme", ["int8-dynamic", "fp16"])
-def test_quantised_variants_agree_with_fp32(variant, clf, tmp_path, scheme):
-    """int8-dynamic and fp16 folders run through the runtime and agree with fp32 on >= 97% of 200 texts."""
-    folder = tmp_path / scheme
-    _quantise(variant, folder, scheme)
-    texts = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "validation.jsonl").texts[:200]
-    ref = clf.predict_logits(texts)
+def test_quantised_variants_match_export_figures(variant, clf, scheme):
+    """int8-dynamic and fp16 folders reproduce the validation accuracy export.json records and agree with fp32."""
+    folder = variant.parent / scheme
+    val = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "validation.jsonl")
     runtime = Classifier.from_folder(folder, threads=1)
-    got = runtime.predict_logits(texts)
+    got = runtime.predict_logits(val.texts)
+    ref = clf.predict_logits(val.texts)
+    accuracy = float((got.argmax(-1) == np.array(val.labels)).mean())
+    manifest = runtime.manifest
+    assert abs(accuracy - manifest["validation_accuracy"]) <= 1 / len(val) + 1e-9  # at most one text differs
     assert 0.05 < ref.argmax(-1).mean() < 0.95  # the tiny model does not predict one class only
     assert (got.argmax(-1) == ref.argmax(-1)).mean() >= 0.97
     assert got.dtype == np.float32 and np.abs(got - ref).max() <= 0.5
@@ -287,7 +258,8 @@ def test_run_folder_as_model_lists_its_variants(variant):
     run = variant.parents[1]
     result = run_cli("predict", "--model", str(run), "text")
     assert result.exit_code == 2
-    assert f"this is a run folder; pass one of its variants: {run / 'onnx' / 'fp32'}" in result.stderr
+    listed = ", ".join(str(run / "onnx" / v) for v in ("fp16", "fp32", "int8-dynamic"))
+    assert f"this is a run folder; pass one of its variants: {listed}" in result.stderr
 
 
 def test_hash_mismatch_is_refused(variant, tmp_path):
