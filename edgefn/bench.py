@@ -341,8 +341,9 @@ def _notes(cfg: BenchConfig, max_length: int, results: list[TargetResult]) -> li
              "the timed call includes tokenisation",
              "latency figures are per sample (call time / samples in the call); throughput is samples / total time",
              f"peak_rss_mb: {RSS_METHOD}",
-             "FLOPs: 2*M*K*N of every MatMul/Gemm/MatMulInteger in the ONNX graph (PyTorch rows use the fp32 "
-             "graph); peak_fraction divides achieved GFLOP/s by this machine's MatMul peak measured in this run"]
+             "FLOPs: 2*M*K*N of every MatMul/Gemm/MatMulInteger in the ONNX graph at the padded shape (PyTorch "
+             "rows use the fp32 graph); peak_fraction divides achieved GFLOP/s by this machine's MatMul peak "
+             "(int8 rows: the int8 peak) measured in this run with the same threads"]
     notes += [f"{r.variant} on {r.provider}: {r.placement.warning}" for r in results
               if r.placement is not None and r.placement.warning]
     return notes
@@ -386,11 +387,18 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
             results.append(run_target(t, _job(t, cfg, texts, max_length, threads), flops.get(t.variant), peak))
         say(f"[{i}/{len(targets)}] {t.variant} on {t.provider}: {_describe(results[-1])}")
     ref = add_comparisons(results, labels)
-    report = BenchReport(str(run_dir), {**runs._to_jsonable(cfg), "threads": threads, "samples_used": len(texts)},
+    report = BenchReport(str(run_dir), {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
                          f"{ref.variant} on {ref.provider}" if ref else None, max_length,
                          collect_environment(threads, available, gpu), peak, results, _notes(cfg, max_length, results))
     write_report(report, Path(cfg.out_dir) if cfg.out_dir else run_dir / runs.BENCH_DIR)
     return report
+
+
+def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
+    import dataclasses
+    import json
+
+    return dict(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
 
 
 def _ort_providers() -> list[str]:

@@ -12,41 +12,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgefn import runs
 from edgefn.bench import CPU, CUDA, BenchConfig, bench, plan_targets, score
 from edgefn.cli import main
 from edgefn.errors import EdgefnError
 from edgefn.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
 
 QUICK = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.02, min_iters=3, warmup=1, threads=1)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-
-
-def _finish_variant(run_dir: Path, folder: Path, scheme: str, providers: list[str]) -> None:
-    """Copy the tokenizer beside model.onnx and write the export.json that `edgefn export` writes."""
-    for name in TOKENIZER_FILES:
-        if (run_dir / runs.CHECKPOINT / name).is_file():
-            shutil.copy(run_dir / runs.CHECKPOINT / name, folder / name)
-    runs.write_json(folder / runs.EXPORT_MANIFEST, {
-        "variant": folder.name, "scheme": scheme, "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE),
-        "size_mb": runs.file_size_mb(folder / runs.ONNX_FILE), "execution_providers": providers,
-        "init": "random init", "preset": "test-tiny-bert"})
 
 
 def export_for_tests(run_dir: Path) -> None:
-    """What `edgefn export --quantize int8` does, in a few lines: Optimum fp32 export and dynamic int8."""
-    from optimum.onnxruntime import ORTModelForSequenceClassification, ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+    """`edgefn export --quantize int8` on the run, with small parity and validation checks."""
+    from edgefn.export import ExportConfig, export
 
-    onnx_dir = run_dir / runs.ONNX_DIR
-    model = ORTModelForSequenceClassification.from_pretrained(run_dir / runs.CHECKPOINT, export=True)
-    model.save_pretrained(onnx_dir / "fp32")
-    _finish_variant(run_dir, onnx_dir / "fp32", "fp32", [CPU, CUDA])
-    quantizer = ORTQuantizer.from_pretrained(onnx_dir / "fp32")
-    qconfig = AutoQuantizationConfig.avx2(is_static=False, per_channel=False, reduce_range=True)
-    quantizer.quantize(save_dir=onnx_dir / "int8-dynamic", quantization_config=qconfig)
-    (onnx_dir / "int8-dynamic" / "model_quantized.onnx").rename(onnx_dir / "int8-dynamic" / runs.ONNX_FILE)
-    _finish_variant(run_dir, onnx_dir / "int8-dynamic", "int8-dynamic", [CPU])
+    export(ExportConfig(run_dir=run_dir, schemes=("int8-dynamic",), parity_samples=8, eval_samples=16,
+                        saturation_check=False, threads=1))
 
 
 @pytest.fixture(scope="module")
