@@ -257,7 +257,7 @@ def predict(texts: tuple[str, ...], model_dir: Path, input_path: str | None, col
     from edgefn.predict_io import format_predictions, read_texts, write_output
     from edgefn.runtime import Classifier
 
-    inputs = read_texts(texts, input_path, column, encoding, stdin=click.get_binary_stream("stdin"))
+    inputs = read_texts(texts, input_path, column, encoding)
     clf = Classifier.from_folder(model_dir, provider=provider, threads=threads, batch_size=batch_size,
                                  max_length=max_length)
     if clf.provider_note:
