@@ -177,7 +177,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) >= 1000 or abs(value) < 0.001 and value else f"{value:.{digits}f}"
+        if abs(value) >= 1000:
+            return f"{value:.0f}"
+        return f"{value:.{digits}g}" if 0 < abs(value) < 0.001 else f"{value:.{digits}f}"
     return str(value)
 
 
@@ -249,6 +251,7 @@ def plot_latency(report: BenchReport, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     modes = sorted({m.mode for r in _ok(report) for m in r.measurements}, key=("fixed", "real").index)
     fig, axes = plt.subplots(1, max(len(modes), 1), figsize=(6 * max(len(modes), 1), 4.5), squeeze=False)
@@ -259,6 +262,7 @@ def plot_latency(report: BenchReport, path: Path) -> None:
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="per-sample latency p50 (ms)",
                title=f"{mode} inputs" + (f" (seq {report.config['seq_len']})" if mode == "fixed" else ""))
         ax.set_xticks(report.config["batch_sizes"], [str(b) for b in report.config["batch_sizes"]])
+        ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
