@@ -47,6 +47,11 @@ def main() -> None:
     """edgefn: fine-tune a small transformer classifier, export it to ONNX, quantize and benchmark it."""
 
 
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    """Split `a, b,c` into names; None stays None."""
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
 def data_options(fn: F) -> F:
     """Options shared by every command that reads a dataset."""
     decorators = [
@@ -137,7 +142,8 @@ def finetune(preset: str, data: str, text_cols: tuple[str, ...], label_col: str 
              max_train_samples: int | None, max_eval_samples: int | None, seed: int, init: str,
              run_dir: Path | None, resume: bool, overwrite: bool) -> None:
     """Fine-tune PRESET (e.g. mobilebert, minilm, a hub id or a checkpoint folder) on a dataset."""
-    from edgefn.finetune import FinetuneConfig, finetune as run_finetune, format_summary
+    from edgefn.finetune import FinetuneConfig, format_summary
+    from edgefn.finetune import finetune as run_finetune
 
     cfg = FinetuneConfig(
         preset=preset, data=data, data_options=make_data_options(text_cols, label_col, fake_label, no_clean, seed),
@@ -230,6 +236,68 @@ def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variant
 
 
 # --- run / demo -------------------------------------------------------------------------------------------
+
+@main.command("run")
+@click.argument("preset")
+@data_options
+@click.option("--epochs", type=int, default=None, help="Maximum epochs (default: the preset's).")
+@click.option("--batch-size", type=int, default=None, help="Training batch size (default: the preset's).")
+@click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's).")
+@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128).")
+@click.option("--max-train-samples", type=int, default=None, help="Use a random subset of the training split.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--init", type=click.Choice(["pretrained", "scratch"]), default="pretrained", show_default=True)
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: artifacts/<preset>-<data>).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@click.option("--quantize", "schemes", default="int8-dynamic,int8-static", show_default=True,
+              help="Comma list of export schemes after fp32.")
+@click.option("--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported.")
+@click.option("--batch-sizes", default="1,8,32", show_default=True, help="Bench batch sizes.")
+@click.option("--providers", default=None, help="Bench providers (default: cpu, plus cuda when present).")
+@click.option("--seq-len", type=int, default=128, show_default=True, help="Bench fixed-shape input length.")
+@click.option("--samples", type=int, default=None, help="Cap the test rows used by bench.")
+@click.option("--min-time", type=float, default=1.0, show_default=True, help="Least seconds per measurement.")
+@click.option("--threads", type=int, default=None, help="Threads for export and bench (default: physical cores).")
+@user_errors
+def run_cmd(preset: str, data: str, text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
+            no_clean: bool, epochs: int | None, batch_size: int | None, lr: float | None, max_length: int | None,
+            max_train_samples: int | None, seed: int, init: str, run_dir: Path | None, overwrite: bool,
+            schemes: str, optimize: str | None, batch_sizes: str, providers: str | None, seq_len: int,
+            samples: int | None, min_time: float, threads: int | None) -> None:
+    """Fine-tune PRESET, export and quantize it, and benchmark every variant, in one run folder."""
+    from edgefn.bench import BenchConfig
+    from edgefn.export import ExportConfig
+    from edgefn.finetune import FinetuneConfig
+    from edgefn.pipeline import PipelineConfig, format_pipeline_summary, run_pipeline
+
+    cfg = PipelineConfig(
+        finetune=FinetuneConfig(
+            preset=preset, data=data, data_options=make_data_options(text_cols, label_col, fake_label, no_clean, seed),
+            epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, max_train_samples=max_train_samples,
+            seed=seed, init=init, run_dir=run_dir, overwrite=overwrite),
+        export=ExportConfig(schemes=split_list(schemes) or ("none",), optimize=optimize, threads=threads),
+        bench=BenchConfig(batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"), providers=split_list(providers),
+                          seq_len=seq_len, samples=samples, min_time_s=min_time, threads=threads),
+    )
+    result = run_pipeline(cfg, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(format_pipeline_summary(result))
+
+
+@main.command()
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: artifacts/demo-minilm-sample, replaced on each run).")
+@click.option("--threads", type=int, default=None, help="Threads for export and bench (default: physical cores).")
+@user_errors
+def demo(run_dir: Path | None, threads: int | None) -> None:
+    """Run the whole pipeline offline: minilm (bundled weights) on the embedded sample corpus, CPU, a few minutes."""
+    from edgefn.pipeline import demo_config, format_pipeline_summary, run_pipeline
+
+    click.echo("edgefn demo: minilm (pretrained, bundled) on the embedded 400-item smoke-test corpus; "
+               "the accuracy says nothing about real fake-news detection.", err=True)
+    result = run_pipeline(demo_config(run_dir, threads), progress=lambda msg: click.echo(msg, err=True))
+    click.echo(format_pipeline_summary(result))
+
 
 # --- predict / show ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,127 @@
+"""Fine-tune minilm on a dataset, compare with a TF-IDF baseline, and time dynamic vs 512 padding.
+
+Usage (the committed CONSTRAINT results):
+    HF_HUB_OFFLINE=1 python benchmarks/finetune_bench.py --data constraint --epochs 3 --throughput-steps 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+from edgefn.baseline import tfidf_baseline
+from edgefn.data import load_data
+from edgefn.finetune import FinetuneConfig, _tokenize, _training_args, finetune
+from edgefn.presets import get_preset, load_model
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def measure_train_throughput(preset: str, data: str, pad_to_512: bool, steps: int, batch_size: int) -> dict[str, Any]:
+    """Training samples/s for `steps` optimizer steps, edgefn's dynamic padding or the seeds' pad-to-512."""
+    from transformers import DataCollatorWithPadding, Trainer
+
+    bundle = load_data(data)
+    loaded = load_model(get_preset(preset))
+    cfg = FinetuneConfig(preset=preset, data=data, max_length=512, batch_size=batch_size, max_steps=steps,
+                         pad_to_max_length=pad_to_512, epochs=1, lr=5e-5, warmup_steps=0, weight_decay=0.01)
+    n = steps * batch_size
+    from edgefn.data import Split
+
+    train = _tokenize(Split(bundle.train.texts[:n], bundle.train.labels[:n]), loaded.tokenizer, cfg)
+    args = _training_args(cfg, Path("/tmp/edgefn-throughput"))
+    args.eval_strategy = args.save_strategy = "no"
+    args.load_best_model_at_end = False
+    trainer = Trainer(model=loaded.model, args=args, train_dataset=train,
+                      data_collator=DataCollatorWithPadding(loaded.tokenizer))
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    tokens = sum(len(x) for x in train["input_ids"])
+    return {"recipe": "pad to 512, no length grouping (seeds)" if pad_to_512 else
+            "dynamic padding + length grouping (edgefn)", "steps": steps, "batch_size": batch_size,
+            "samples": n, "seconds": seconds, "samples_per_s": n / seconds, "mean_tokens_per_sample": tokens / n}
+
+
+def compare_padding(preset: str, data: str, steps: int) -> dict[str, Any]:
+    """Both recipes on the same texts, model and batch size, one after the other."""
+    batch = get_preset(preset).hparams.batch_size
+    dyn = measure_train_throughput(preset, data, False, steps, batch)
+    pad = measure_train_throughput(preset, data, True, steps, batch)
+    return {"edgefn": dyn, "seeds": pad, "ratio": dyn["samples_per_s"] / pad["samples_per_s"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="minilm")
+    parser.add_argument("--data", default="constraint")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-train-samples", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--throughput-steps", type=int, default=0, help="0 skips the padding comparison")
+    parser.add_argument("--run-dir", type=Path, default=None)
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="re-measure only the padding comparison, keeping the committed accuracy results")
+    args = parser.parse_args()
+    if args.throughput_only:
+        out = json.loads((RESULTS / f"finetune_{args.data}.json").read_text())
+        out["throughput"] = compare_padding(args.preset, args.data, args.throughput_steps)
+        out["command_throughput"] = (f"python benchmarks/finetune_bench.py --data {args.data} --throughput-only "
+                                     f"--throughput-steps {args.throughput_steps}")
+        write_results(out, args.data)
+        return
+    started = time.perf_counter()
+    bundle = load_data(args.data)
+    baseline = tfidf_baseline(bundle)
+    run_dir = args.run_dir or runs.ARTIFACTS_DIR / f"bench-{args.preset}-{args.data}"
+    result = finetune(FinetuneConfig(preset=args.preset, data=args.data, epochs=args.epochs,
+                                     max_train_samples=args.max_train_samples, max_length=args.max_length,
+                                     run_dir=run_dir, overwrite=True))
+    out: dict[str, Any] = {
+        "command": f"python benchmarks/finetune_bench.py --data {args.data} --epochs {args.epochs}"
+                   + (f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
+                   + (f" --throughput-steps {args.throughput_steps}" if args.throughput_steps else ""),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()},
+        "data": result.metrics["data"], "run_dir": str(run_dir),
+        "edgefn": {"preset": args.preset, "init": result.metrics["init"], "test": result.metrics["test"],
+                   "training": {k: v for k, v in result.metrics["training"].items() if k != "log_history"}},
+        "baseline": baseline,
+    }
+    if args.throughput_steps:
+        out["throughput"] = compare_padding(args.preset, args.data, args.throughput_steps)
+    out["total_seconds"] = time.perf_counter() - started
+    write_results(out, args.data)
+
+
+def write_results(out: dict[str, Any], data: str) -> None:
+    """Write JSON and a Markdown summary under benchmarks/results/."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runs.write_json(RESULTS / f"finetune_{data}.json", out)
+    e, b = out["edgefn"]["test"], out["baseline"]
+    lines = [f"# Fine-tuning on {data}", "", f"Command: `{out['command']}`", "",
+             "| model | test accuracy | F1 (weighted) | F1 fake | F1 real |", "|---|---|---|---|---|",
+             f"| {out['edgefn']['preset']} ({out['edgefn']['init']}) | {e['accuracy']:.4f} | {e['f1_weighted']:.4f} "
+             f"| {e['per_class']['fake']['f1']:.4f} | {e['per_class']['real']['f1']:.4f} |",
+             f"| TF-IDF + LR (C={b['C']}) | {b['accuracy']:.4f} | {b['f1_weighted']:.4f} "
+             f"| {b['per_class']['fake']['f1']:.4f} | {b['per_class']['real']['f1']:.4f} |", "",
+             f"Training: {out['edgefn']['training']['train_samples']} samples, "
+             f"{out['edgefn']['training']['epochs_run']} epochs, {out['edgefn']['training']['train_seconds']:.0f} s."]
+    if "throughput" in out:
+        t = out["throughput"]
+        lines += ["", "| training recipe | samples/s | mean tokens/sample |", "|---|---|---|"]
+        lines += [f"| {r['recipe']} | {r['samples_per_s']:.2f} | {r['mean_tokens_per_sample']:.0f} |"
+                  for r in (t["edgefn"], t["seeds"])]
+        lines += ["", f"Speed-up of edgefn's dynamic padding over the seeds' pad-to-512: **{t['ratio']:.1f}x** "
+                  f"({t['edgefn']['steps']} steps of batch {t['edgefn']['batch_size']} each)."]
+    (RESULTS / f"finetune_{data}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    print(json.dumps({"total_seconds": out["total_seconds"]}))
+
+
+if __name__ == "__main__":
+    main()

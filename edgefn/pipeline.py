@@ -1,0 +1,97 @@
+"""finetune -> export -> bench in one call, and the offline demo built on the embedded sample corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefn.bench import BenchConfig
+from edgefn.export import ExportConfig
+from edgefn.finetune import FinetuneConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PipelineConfig:
+    """The three stages' configs; the run folder of the fine-tune stage is used by the other two."""
+
+    finetune: FinetuneConfig
+    export: ExportConfig = field(default_factory=lambda: ExportConfig(schemes=("int8-dynamic", "int8-static")))
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+
+@dataclass
+class PipelineResult:
+    """Each stage's result and how long it took."""
+
+    run_dir: Path
+    finetune: Any
+    export: Any
+    bench: Any
+    seconds: dict[str, float]
+
+
+def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
+    """Fine-tune, export and benchmark into one run folder.
+
+    Args:
+        cfg: stage configs; `export.run_dir` and `bench.run_dir` are set to the fine-tune run folder.
+        progress: called with one line per stage.
+
+    Returns:
+        The stage results, with wall-clock seconds per stage.
+    """
+    from edgefn.bench import bench
+    from edgefn.export import export
+    from edgefn.finetune import finetune
+
+    say = progress or (lambda _msg: None)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    say(f"[1/3] fine-tuning {cfg.finetune.preset} on {cfg.finetune.data}")
+    ft = finetune(cfg.finetune)
+    seconds["finetune"] = time.perf_counter() - start
+    start = time.perf_counter()
+    say(f"[2/3] exporting {', '.join(cfg.export.schemes)}")
+    ex = export(dataclasses.replace(cfg.export, run_dir=ft.run_dir, overwrite=True), on_step=say)
+    seconds["export"] = time.perf_counter() - start
+    start = time.perf_counter()
+    say(f"[3/3] benchmarking batch sizes {','.join(map(str, cfg.bench.batch_sizes))}")
+    report = bench(dataclasses.replace(cfg.bench, run_dir=ft.run_dir), progress=say)
+    seconds["bench"] = time.perf_counter() - start
+    return PipelineResult(run_dir=ft.run_dir, finetune=ft, export=ex, bench=report, seconds=seconds)
+
+
+def demo_config(run_dir: Path | None = None, threads: int | None = None) -> PipelineConfig:
+    """`edgefn demo`: minilm (bundled pretrained weights) on the embedded `sample` corpus, quick settings."""
+    run_dir = run_dir or Path("artifacts") / "demo-minilm-sample"
+    return PipelineConfig(
+        finetune=FinetuneConfig(preset="minilm", data="sample", epochs=3, batch_size=16, lr=5e-5,
+                                max_length=64, run_dir=run_dir, overwrite=True),
+        export=ExportConfig(schemes=("int8-dynamic", "int8-static"), calibration_samples=128, threads=threads),
+        bench=BenchConfig(batch_sizes=(1, 8, 32), providers=("CPUExecutionProvider",), seq_len=64,
+                          min_time_s=0.5, threads=threads),
+    )
+
+
+def format_pipeline_summary(result: PipelineResult) -> str:
+    """The final table of a pipeline run plus where its outputs are."""
+    from edgefn.export import format_table
+    from edgefn.finetune import format_summary as finetune_summary
+    from edgefn.report import format_summary as bench_summary
+
+    took = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    parts = [
+        "== fine-tune ==", finetune_summary(result.finetune),
+        "", "== export ==", format_table(result.export),
+        "", "== bench ==", bench_summary(result.bench),
+        "", f"time: {took} (total {sum(result.seconds.values()):.0f} s)",
+        f"run folder: {result.run_dir}",
+    ]
+    parts += [f"{name}: {path}" for name, path in result.bench.outputs.items()]
+    return "\n".join(parts)
