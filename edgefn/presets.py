@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,9 +154,19 @@ def _from_pretrained(ref: str, num_labels: int, local_only: bool) -> LoadedModel
     return LoadedModel(model, tok, source="", location=ref, init="pretrained")
 
 
+@functools.lru_cache(maxsize=1)
 def _hub_reachable() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True") and \
-        os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("1", "true", "True")
+    """False when offline mode is set or the hub's host cannot be reached within a few seconds."""
+    if any(os.environ.get(v, "0").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return False
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
 
 
 def load_pretrained(preset: ModelPreset, num_labels: int = 2) -> LoadedModel:
@@ -179,7 +191,7 @@ def load_pretrained(preset: ModelPreset, num_labels: int = 2) -> LoadedModel:
                 return loaded
             tried.append(f"hub ({ref}: unreachable or not found)")
         else:
-            tried.append("hub (HF_HUB_OFFLINE is set)")
+            tried.append("hub (offline: HF_HUB_OFFLINE set or host unreachable)")
     if preset.bundled_dir is not None:
         path = preset.bundled_dir()
         if path is not None:

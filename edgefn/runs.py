@@ -50,6 +50,7 @@ def write_json(path: Path, obj: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(_to_jsonable(obj), f, indent=2, sort_keys=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -78,6 +79,7 @@ def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
         raise EdgefnError(f"{final} already exists (use --overwrite to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp creates 0700
     try:
         yield tmp
     except BaseException:
