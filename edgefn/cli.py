@@ -76,6 +76,38 @@ def make_data_options(text_cols: tuple[str, ...], label_col: str | None, fake_la
                        clean=not no_clean, seed=seed)
 
 
+def finetune_options(fn: F) -> F:
+    """Options shared by `finetune` and `run`."""
+    decorators = [
+        data_options,
+        click.option("--epochs", type=int, default=None, help="Maximum epochs (default: the preset's, 5 for real presets)."),
+        click.option("--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's)."),
+        click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's)."),
+        click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128)."),
+        click.option("--max-train-samples", type=int, default=None, help="Use a random subset of the training split."),
+        click.option("--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split."),
+        click.option("--seed", type=int, default=42, show_default=True, help="Seed for splits, init and training order."),
+        click.option("--init", type=click.Choice(["pretrained", "scratch"]), default="pretrained", show_default=True,
+                     help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
+                          "scratch: random init of the preset's architecture."),
+        click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+                     help="Output folder (default: artifacts/<preset>-<data>)."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
+    ]
+    for dec in reversed(decorators):
+        fn = dec(fn)
+    return fn
+
+
+def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False) -> Any:
+    """Build a FinetuneConfig from the `finetune_options` values."""
+    from edgefn.finetune import FinetuneConfig
+
+    data_opts = make_data_options(opts.pop("text_cols"), opts.pop("label_col"), opts.pop("fake_label"),
+                                  opts.pop("no_clean"), opts["seed"])
+    return FinetuneConfig(preset=preset, data_options=data_opts, resume=resume, **opts)
+
+
 # --- data -------------------------------------------------------------------------------------------------
 
 @main.group("data")
@@ -121,37 +153,15 @@ def data_inspect(data: str, text_cols: tuple[str, ...], label_col: str | None, f
 
 @main.command()
 @click.argument("preset")
-@data_options
-@click.option("--epochs", type=int, default=None, help="Maximum epochs (default: the preset's, 5 for real presets).")
-@click.option("--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's).")
-@click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's).")
-@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128).")
-@click.option("--max-train-samples", type=int, default=None, help="Use a random subset of the training split.")
-@click.option("--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed for splits, init and training order.")
-@click.option("--init", type=click.Choice(["pretrained", "scratch"]), default="pretrained", show_default=True,
-              help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
-                   "scratch: random init of the preset's architecture.")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: artifacts/<preset>-<data>).")
+@finetune_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @user_errors
-def finetune(preset: str, data: str, text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
-             no_clean: bool, epochs: int | None, batch_size: int | None, lr: float | None, max_length: int | None,
-             max_train_samples: int | None, max_eval_samples: int | None, seed: int, init: str,
-             run_dir: Path | None, resume: bool, overwrite: bool) -> None:
+def finetune(preset: str, resume: bool, **opts: Any) -> None:
     """Fine-tune PRESET (e.g. mobilebert, minilm, a hub id or a checkpoint folder) on a dataset."""
-    from edgefn.finetune import FinetuneConfig, format_summary
     from edgefn.finetune import finetune as run_finetune
+    from edgefn.finetune import format_summary
 
-    cfg = FinetuneConfig(
-        preset=preset, data=data, data_options=make_data_options(text_cols, label_col, fake_label, no_clean, seed),
-        epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, max_train_samples=max_train_samples,
-        max_eval_samples=max_eval_samples, seed=seed, init=init, run_dir=run_dir, resume=resume,
-        overwrite=overwrite,
-    )
-    result = run_finetune(cfg)
+    result = run_finetune(make_finetune_config(preset, opts, resume=resume))
     if result.metrics:
         click.echo(format_summary(result))
 
@@ -239,17 +249,7 @@ def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variant
 
 @main.command("run")
 @click.argument("preset")
-@data_options
-@click.option("--epochs", type=int, default=None, help="Maximum epochs (default: the preset's).")
-@click.option("--batch-size", type=int, default=None, help="Training batch size (default: the preset's).")
-@click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's).")
-@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128).")
-@click.option("--max-train-samples", type=int, default=None, help="Use a random subset of the training split.")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--init", type=click.Choice(["pretrained", "scratch"]), default="pretrained", show_default=True)
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: artifacts/<preset>-<data>).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@finetune_options
 @click.option("--quantize", "schemes", default="int8-dynamic,int8-static", show_default=True,
               help="Comma list of export schemes after fp32.")
 @click.option("--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported.")
@@ -260,22 +260,15 @@ def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variant
 @click.option("--min-time", type=float, default=1.0, show_default=True, help="Least seconds per measurement.")
 @click.option("--threads", type=int, default=None, help="Threads for export and bench (default: physical cores).")
 @user_errors
-def run_cmd(preset: str, data: str, text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
-            no_clean: bool, epochs: int | None, batch_size: int | None, lr: float | None, max_length: int | None,
-            max_train_samples: int | None, seed: int, init: str, run_dir: Path | None, overwrite: bool,
-            schemes: str, optimize: str | None, batch_sizes: str, providers: str | None, seq_len: int,
-            samples: int | None, min_time: float, threads: int | None) -> None:
+def run_cmd(preset: str, schemes: str, optimize: str | None, batch_sizes: str, providers: str | None, seq_len: int,
+            samples: int | None, min_time: float, threads: int | None, **opts: Any) -> None:
     """Fine-tune PRESET, export and quantize it, and benchmark every variant, in one run folder."""
     from edgefn.bench import BenchConfig
     from edgefn.export import ExportConfig
-    from edgefn.finetune import FinetuneConfig
     from edgefn.pipeline import PipelineConfig, format_pipeline_summary, run_pipeline
 
     cfg = PipelineConfig(
-        finetune=FinetuneConfig(
-            preset=preset, data=data, data_options=make_data_options(text_cols, label_col, fake_label, no_clean, seed),
-            epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, max_train_samples=max_train_samples,
-            seed=seed, init=init, run_dir=run_dir, overwrite=overwrite),
+        finetune=make_finetune_config(preset, opts),
         export=ExportConfig(schemes=split_list(schemes) or ("none",), optimize=optimize, threads=threads),
         bench=BenchConfig(batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"), providers=split_list(providers),
                           seq_len=seq_len, samples=samples, min_time_s=min_time, threads=threads),

@@ -1,0 +1,48 @@
+"""`edgefn run` end to end on a tiny preset, and the demo's settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from edgefn import runs
+from edgefn.cli import main
+from edgefn.pipeline import demo_config
+
+
+def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
+    """finetune -> export -> bench in one command: checkpoint, variants and a report covering all of them."""
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "run", "test-tiny-bert", "--data", "sample", "--epochs", "1", "--max-length", "64", "--run-dir", str(run),
+        "--quantize", "int8-dynamic", "--batch-sizes", "1,4", "--min-time", "0.05", "--samples", "40",
+        "--seq-len", "32",
+    ])
+    assert result.exit_code == 0, result.output
+    variants = [p.name for p in runs.list_variants(run)]
+    assert variants == ["fp32", "int8-dynamic"]
+    report = json.loads((run / "bench" / "report.json").read_text())
+    rows = {(r["variant"], r["provider"]) for r in report["results"]}
+    assert {("pytorch", "torch-cpu"), ("fp32", "CPUExecutionProvider"),
+            ("int8-dynamic", "CPUExecutionProvider")} <= rows
+    metrics = json.loads((run / runs.METRICS).read_text())
+    assert f"{metrics['test']['accuracy']:.4f}" in result.output
+    assert "tradeoff_plot" in result.output and str(run) in result.output
+
+
+def test_run_refuses_bad_batch_sizes_before_training(tmp_path: Path) -> None:
+    """A bad bench option fails at once with exit code 2 and no run folder."""
+    result = CliRunner().invoke(main, ["run", "test-tiny-bert", "--data", "sample", "--batch-sizes", "1,x",
+                                       "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--batch-sizes" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_demo_is_offline_minilm_on_sample_with_both_int8_schemes() -> None:
+    """The demo uses the bundled minilm, the embedded corpus, fp32 + both int8 schemes, batches 1/8/32 on CPU."""
+    cfg = demo_config()
+    assert (cfg.finetune.preset, cfg.finetune.data, cfg.finetune.init) == ("minilm", "sample", "pretrained")
+    assert set(cfg.export.schemes) == {"int8-dynamic", "int8-static"}
+    assert cfg.bench.batch_sizes == (1, 8, 32) and cfg.bench.providers == ("CPUExecutionProvider",)
