@@ -1,0 +1,108 @@
+"""One table of bad input across the stage commands: one-line message, exit code 2, nothing left behind."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgefn.cli import main
+from edgefn.runs import sha256_file
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256_file(p) if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
+
+
+def _csv(tmp: Path, body: str) -> str:
+    path = tmp / "news.csv"
+    path.write_text(body, encoding="utf-8")
+    return str(path)
+
+
+def _latin1(tmp: Path) -> str:
+    path = tmp / "texts.txt"
+    path.write_bytes("fine\nalso fine\ncaf\xe9 au lait\n".encode("latin-1"))
+    return str(path)
+
+
+def _corrupt(run: Path) -> None:
+    with open(run / "onnx" / "int8-dynamic" / "model.onnx", "r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02\x03")
+
+
+def _drop_weights(run: Path) -> None:
+    (run / "checkpoint" / "model.safetensors").unlink()
+
+
+Case = tuple[str, Callable[[Path, Path], list[str]], str, Callable[[Path], None] | None]
+CASES: list[Case] = [
+    ("finetune unknown preset", lambda t, r: ["finetune", "bert-huge", "--data", "sample", "--run-dir", str(t / "new")],
+     "known presets:", None),
+    ("finetune missing path", lambda t, r: ["finetune", "test-tiny-bert", "--data", str(t / "nope.csv"),
+                                            "--run-dir", str(t / "new")], "does not exist", None),
+    ("finetune missing column", lambda t, r: ["finetune", "test-tiny-bert", "--data", _csv(t, "title,y\na,1\n"),
+                                              "--text-col", "body", "--label-col", "y", "--run-dir", str(t / "new")],
+     "title", None),
+    ("finetune unmapped labels", lambda t, r: ["finetune", "test-tiny-bert", "--data",
+                                               _csv(t, "text,y\na,fake\nb,real\nc,satire\n"), "--label-col", "y",
+                                               "--run-dir", str(t / "new")], "satire", None),
+    ("finetune empty after cleaning", lambda t, r: ["finetune", "test-tiny-bert", "--data",
+                                                    _csv(t, 'text,label\n" ",1\n"",0\n'), "--run-dir", str(t / "new")],
+     "empty", None),
+    ("finetune max length", lambda t, r: ["finetune", "test-tiny-bert", "--data", "sample", "--max-length", "1024",
+                                          "--run-dir", str(t / "new")], "positions", None),
+    ("finetune existing run", lambda t, r: ["finetune", "test-tiny-bert", "--data", "sample", "--run-dir", str(r)],
+     "--overwrite", None),
+    ("export missing run", lambda t, r: ["export", "--run-dir", str(t / "absent")], "not found", None),
+    ("export unknown scheme", lambda t, r: ["export", "--run-dir", str(r), "--quantize", "int4"], "int8-dynamic", None),
+    ("export incomplete checkpoint", lambda t, r: ["export", "--run-dir", str(r), "--overwrite"], "model.safetensors",
+     _drop_weights),
+    ("export existing variant", lambda t, r: ["export", "--run-dir", str(r), "--quantize", "int8"], "--overwrite", None),
+    ("bench bad batch sizes", lambda t, r: ["bench", "--run-dir", str(r), "--batch-sizes", "1,x"], "--batch-sizes",
+     None),
+    ("bench zero batch", lambda t, r: ["bench", "--run-dir", str(r), "--batch-sizes", "0"], "positive", None),
+    ("bench corrupted variant", lambda t, r: ["bench", "--run-dir", str(r), "--min-time", "0.01"], "hash", _corrupt),
+    ("run bad batch sizes", lambda t, r: ["run", "test-tiny-bert", "--data", "sample", "--batch-sizes", "8,-1",
+                                          "--run-dir", str(t / "new")], "--batch-sizes", None),
+    ("predict missing model", lambda t, r: ["predict", "--model", str(t / "absent"), "hello"], "absent", None),
+    ("predict non-utf8 input", lambda t, r: ["predict", "--model", str(r / "onnx" / "fp32"), "--input", _latin1(t),
+                                             "--output", str(t / "out.jsonl")], "line 3", None),
+    ("predict csv missing column", lambda t, r: ["predict", "--model", str(r / "onnx" / "fp32"), "--input",
+                                                 _csv(t, "title\nhello\n"), "--column", "text",
+                                                 "--output", str(t / "out.jsonl")], "title", None),
+    ("predict corrupted variant", lambda t, r: ["predict", "--model", str(r / "onnx" / "int8-dynamic"), "hello"],
+     "hash", _corrupt),
+    ("data inspect unknown", lambda t, r: ["data", "inspect", "fakenewsnet"], "welfake", None),
+]
+
+
+@pytest.fixture(scope="module")
+def exported_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run with fp32 and int8-dynamic variants (built once; copied per case)."""
+    from edgefn.export import ExportConfig, export
+
+    run = tmp_path_factory.mktemp("bad-input") / "run"
+    shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
+    export(ExportConfig(run_dir=run, schemes=("int8-dynamic",), eval_samples=32, parity_samples=16))
+    return run
+
+
+@pytest.mark.parametrize(("name", "args", "message", "damage"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_table(name: str, args, message: str, damage, exported_run: Path, tmp_path: Path) -> None:
+    """Each case: exit code 2, one line naming the problem, and the folders exactly as they were."""
+    run = tmp_path / "run"
+    shutil.copytree(exported_run, run)
+    if damage is not None:
+        damage(run)
+    argv = args(tmp_path, run)
+    before = _snapshot(tmp_path)
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 2, f"{name}: {result.output}"
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and message in lines[0], f"{name}: {result.output}"
+    assert _snapshot(tmp_path) == before, f"{name} left files behind"
