@@ -46,3 +46,29 @@ def test_demo_is_offline_minilm_on_sample_with_both_int8_schemes() -> None:
     assert (cfg.finetune.preset, cfg.finetune.data, cfg.finetune.init) == ("minilm", "sample", "pretrained")
     assert set(cfg.export.schemes) == {"int8-dynamic", "int8-static"}
     assert cfg.bench.batch_sizes == (1, 8, 32) and cfg.bench.providers == ("CPUExecutionProvider",)
+
+
+def test_predict_matches_bench_predictions_for_every_variant(tiny_run_factory, tmp_path: Path) -> None:
+    """The torch-free runtime gives, text for text, the predictions `edgefn bench` recorded for each variant."""
+    import shutil
+
+    from edgefn.bench import BenchConfig, bench
+    from edgefn.data import read_split_jsonl
+    from edgefn.export import ExportConfig, export
+    from edgefn.runtime import Classifier
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
+    export(ExportConfig(run_dir=run, schemes=("int8-dynamic", "int8-static"), eval_samples=32, parity_samples=16))
+    report = bench(BenchConfig(run_dir=run, batch_sizes=(8,), fixed_shape=False, samples=120, min_time_s=0.01,
+                               min_iters=1, warmup=0))
+    texts = read_split_jsonl(run / "data" / "test.jsonl").texts[:120]
+    checked = 0
+    for result in report.results:
+        if result.variant == "pytorch" or result.status != "ok":
+            continue
+        preds = [p.label_id for p in Classifier.from_folder(run / "onnx" / result.variant).predict(texts)]
+        assert preds == result.predictions, result.variant
+        assert 0 < sum(preds) < len(preds)  # both classes predicted, so the comparison means something
+        checked += 1
+    assert checked == 3
