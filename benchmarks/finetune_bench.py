@@ -56,6 +56,30 @@ def compare_padding(preset: str, data: str, steps: int) -> dict[str, Any]:
     return {"edgefn": dyn, "seeds": pad, "ratio": dyn["samples_per_s"] / pad["samples_per_s"]}
 
 
+def export_and_score(run_dir: Path, pytorch_test: dict[str, Any]) -> dict[str, Any]:
+    """Export fp32 / int8-dynamic / int8-static and score each on the test split with edgefn.runtime.Classifier."""
+    from common import ONNX_VARIANTS, score_test_split
+
+    from edgefn.export import ExportConfig, export
+
+    start = time.perf_counter()
+    result = export(ExportConfig(run_dir=run_dir, schemes=("int8-dynamic", "int8-static"), overwrite=True),
+                    on_step=lambda msg: print(f"export: {msg}", flush=True))
+    sizes = {v.name: (v.size_mb, v.size_ratio_to_fp32) for v in result.variants}
+    scored = score_test_split(run_dir, ONNX_VARIANTS)
+    rows = [{"variant": "pytorch fp32", "test_accuracy": pytorch_test["accuracy"],
+             "f1_weighted": pytorch_test["f1_weighted"], "delta_vs_fp32": None, "delta_vs_pytorch": 0.0}]
+    for name in ONNX_VARIANTS:
+        m = scored[name]
+        rows.append({"variant": name, "test_accuracy": m["accuracy"], "f1_weighted": m["f1_weighted"],
+                     "delta_vs_fp32": m["accuracy"] - scored["fp32"]["accuracy"],
+                     "delta_vs_pytorch": m["accuracy"] - pytorch_test["accuracy"],
+                     "agreement_with_fp32": m["agreement_with_fp32"], "size_mb": sizes[name][0],
+                     "size_ratio_to_fp32": sizes[name][1], "test_rows": m["n"]})
+    return {"rows": rows, "target": result.target, "seconds": time.perf_counter() - start,
+            "scored_with": "edgefn.runtime.Classifier (batch 32, length-sorted, the run's max_length)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="minilm")
@@ -67,13 +91,16 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--throughput-only", action="store_true",
                         help="re-measure only the padding comparison, keeping the committed accuracy results")
+    parser.add_argument("--export", action="store_true",
+                        help="also export fp32 / int8-dynamic / int8-static and score each on the test split")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.throughput_only:
-        out = json.loads((RESULTS / f"finetune_{args.data}.json").read_text())
+        out = json.loads((args.results_dir / f"finetune_{args.data}.json").read_text())
         out["throughput"] = compare_padding(args.preset, args.data, args.throughput_steps)
         out["command_throughput"] = (f"python benchmarks/finetune_bench.py --data {args.data} --throughput-only "
                                      f"--throughput-steps {args.throughput_steps}")
-        write_results(out, args.data)
+        write_results(out, args.data, args.results_dir)
         return
     started = time.perf_counter()
     bundle = load_data(args.data)
@@ -85,23 +112,26 @@ def main() -> None:
     out: dict[str, Any] = {
         "command": f"python benchmarks/finetune_bench.py --data {args.data} --epochs {args.epochs}"
                    + (f" --max-train-samples {args.max_train_samples}" if args.max_train_samples else "")
-                   + (f" --throughput-steps {args.throughput_steps}" if args.throughput_steps else ""),
+                   + (f" --throughput-steps {args.throughput_steps}" if args.throughput_steps else "")
+                   + (" --export" if args.export else ""),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count()},
         "data": result.metrics["data"], "run_dir": str(run_dir),
         "edgefn": {"preset": args.preset, "init": result.metrics["init"], "test": result.metrics["test"],
                    "training": {k: v for k, v in result.metrics["training"].items() if k != "log_history"}},
         "baseline": baseline,
     }
+    if args.export:
+        out["onnx"] = export_and_score(run_dir, result.metrics["test"])
     if args.throughput_steps:
         out["throughput"] = compare_padding(args.preset, args.data, args.throughput_steps)
     out["total_seconds"] = time.perf_counter() - started
-    write_results(out, args.data)
+    write_results(out, args.data, args.results_dir)
 
 
-def write_results(out: dict[str, Any], data: str) -> None:
-    """Write JSON and a Markdown summary under benchmarks/results/."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    runs.write_json(RESULTS / f"finetune_{data}.json", out)
+def write_results(out: dict[str, Any], data: str, results_dir: Path = RESULTS) -> None:
+    """Write JSON and a Markdown summary under benchmarks/results/ (or `results_dir`)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(results_dir / f"finetune_{data}.json", out)
     e, b = out["edgefn"]["test"], out["baseline"]
     lines = [f"# Fine-tuning on {data}", "", f"Command: `{out['command']}`", "",
              "| model | test accuracy | F1 (weighted) | F1 fake | F1 real |", "|---|---|---|---|---|",
@@ -111,6 +141,14 @@ def write_results(out: dict[str, Any], data: str) -> None:
              f"| {b['per_class']['fake']['f1']:.4f} | {b['per_class']['real']['f1']:.4f} |", "",
              f"Training: {out['edgefn']['training']['train_samples']} samples, "
              f"{out['edgefn']['training']['epochs_run']} epochs, {out['edgefn']['training']['train_seconds']:.0f} s."]
+    if "onnx" in out:
+        lines += ["", "| variant | test accuracy | F1 (weighted) | Δ vs ONNX fp32 | Δ vs PyTorch | MB |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['variant']} | {r['test_accuracy']:.4f} | {r['f1_weighted']:.4f} | "
+                  + ("-" if r["delta_vs_fp32"] is None else f"{r['delta_vs_fp32']:+.4f}")
+                  + f" | {r['delta_vs_pytorch']:+.4f} | " + (f"{r['size_mb']:.1f}" if "size_mb" in r else "-") + " |"
+                  for r in out["onnx"]["rows"]]
+        lines += ["", f"ONNX variants scored with {out['onnx']['scored_with']}; int8 target {out['onnx']['target']}."]
     if "throughput" in out:
         t = out["throughput"]
         lines += ["", "| training recipe | samples/s | mean tokens/sample |", "|---|---|---|"]
@@ -118,7 +156,7 @@ def write_results(out: dict[str, Any], data: str) -> None:
                   for r in (t["edgefn"], t["seeds"])]
         lines += ["", f"Speed-up of edgefn's dynamic padding over the seeds' pad-to-512: **{t['ratio']:.1f}x** "
                   f"({t['edgefn']['steps']} steps of batch {t['edgefn']['batch_size']} each)."]
-    (RESULTS / f"finetune_{data}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (results_dir / f"finetune_{data}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     print(json.dumps({"total_seconds": out["total_seconds"]}))
 

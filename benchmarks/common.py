@@ -1,0 +1,91 @@
+"""Helpers shared by the benchmark scripts: results folder, machine block, test-split scoring, tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+
+RESULTS = Path(__file__).resolve().parent / "results"
+INT8 = ("int8-dynamic", "int8-static")
+ONNX_VARIANTS = ("fp32", *INT8)
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601, to the second."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def command_line() -> str:
+    """The command that is running, as a user would type it."""
+    return shlex.join(["python", *sys.argv])
+
+
+def machine_info(threads: int | None = None) -> dict[str, Any]:
+    """CPU model and SIMD flags, cores, memory, platform, threads used and library versions."""
+    import platform
+
+    import psutil
+
+    from edgefn.report import cpu_info
+
+    return {"cpu": cpu_info(), "cores_physical": psutil.cpu_count(logical=False),
+            "cores_logical": psutil.cpu_count(logical=True), "threads": threads,
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1), "platform": platform.platform(),
+            "python": platform.python_version(), "versions": runs.library_versions()}
+
+
+def score_test_split(run_dir: Path, variants: tuple[str, ...] = ONNX_VARIANTS,
+                     threads: int | None = None, samples: int | None = None) -> dict[str, dict[str, Any]]:
+    """Test-split metrics of each ONNX variant with the torch-free edgefn.runtime.Classifier.
+
+    Args:
+        run_dir: a run folder with data/test.jsonl and onnx/<variant>/ folders.
+        variants: which variant folders to score (missing ones are skipped).
+        threads: ONNX Runtime intra-op threads.
+        samples: the first `samples` test rows only (None: all).
+
+    Returns:
+        variant -> classification_metrics(...) plus "agreement_with_fp32" where fp32 was scored.
+    """
+    from edgefn.data import read_split_jsonl
+    from edgefn.metrics import classification_metrics
+    from edgefn.runtime import Classifier
+
+    test = read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl")
+    texts, labels = test.texts[:samples], test.labels[:samples]
+    preds: dict[str, list[int]] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in variants:
+        folder = run_dir / runs.ONNX_DIR / name
+        if not (folder / runs.EXPORT_MANIFEST).is_file():
+            continue
+        clf = Classifier.from_folder(folder, threads=threads, batch_size=32)
+        preds[name] = clf.predict_logits(texts).argmax(axis=-1).tolist()
+        out[name] = {k: v for k, v in classification_metrics(labels, preds[name]).items() if k != "confusion_matrix"}
+    for name, p in preds.items():
+        if "fp32" in preds:
+            out[name]["agreement_with_fp32"] = sum(a == b for a, b in zip(p, preds["fp32"])) / max(len(p), 1)
+    return out
+
+
+def verdict(passed: bool | None) -> str:
+    """PASS / FAIL, or "not measured" when the number is missing."""
+    return "not measured" if passed is None else ("PASS" if passed else "FAIL")
+
+
+def fmt(value: Any, spec: str = ".2f") -> str:
+    """A number formatted with `spec`, "-" for missing values."""
+    if value is None:
+        return "-"
+    return format(value, spec) if isinstance(value, int | float) else str(value)
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table from already formatted cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
