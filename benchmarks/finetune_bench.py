@@ -93,8 +93,16 @@ def main() -> None:
                         help="re-measure only the padding comparison, keeping the committed accuracy results")
     parser.add_argument("--export", action="store_true",
                         help="also export fp32 / int8-dynamic / int8-static and score each on the test split")
+    parser.add_argument("--export-only", action="store_true",
+                        help="add the --export rows to an existing results JSON, using its run folder (no re-training)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.export_only:
+        out = json.loads((args.results_dir / f"finetune_{args.data}.json").read_text())
+        out["onnx"] = export_and_score(args.run_dir or Path(out["run_dir"]), out["edgefn"]["test"])
+        out["command_export"] = f"python benchmarks/finetune_bench.py --data {args.data} --export-only"
+        write_results(out, args.data, args.results_dir)
+        return
     if args.throughput_only:
         out = json.loads((args.results_dir / f"finetune_{args.data}.json").read_text())
         out["throughput"] = compare_padding(args.preset, args.data, args.throughput_steps)
