@@ -224,7 +224,8 @@ def _load_from_hub(entry: DatasetEntry, options: DataOptions) -> DatasetBundle:
     if bundle is not None:
         return bundle
     where = ", ".join(str(root / entry.folders[0]) for root in data_roots())
-    hub = f", or unset HF_HUB_OFFLINE to download {entry.hub_id} from the hub" if entry.hub_id else ""
+    hub = (f", or go online (hub unreachable or HF_HUB_OFFLINE set) to download {entry.hub_id}"
+           if entry.hub_id else "")
     raise EdgefnError(f"dataset {entry.name!r} not found: put {entry.hint} in one of {where} (or set "
                       f"EDGEFN_DATA_DIR), give the data as {entry.name}:PATH{hub}")
 

@@ -51,10 +51,15 @@ def _hub_frames(hub_id: str) -> dict[str, pd.DataFrame] | None:
     """Splits of a hub dataset as DataFrames; None when offline and not cached."""
     import datasets
 
+    from edgefn.presets import hub_reachable
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    if not offline and not hub_reachable():
+        return None  # fail at once with the local options instead of minutes of retries
     try:
         ds = datasets.load_dataset(hub_id)
     except Exception as e:  # datasets raises many types (connection, not found, offline mode)
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        if offline:
             return None
         raise EdgefnError(f"cannot load {hub_id} from the Hugging Face hub: {str(e).splitlines()[0]}") from None
     return {split: ds[split].to_pandas() for split in ds}

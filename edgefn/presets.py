@@ -155,7 +155,7 @@ def _from_pretrained(ref: str, num_labels: int, local_only: bool) -> LoadedModel
 
 
 @functools.lru_cache(maxsize=1)
-def _hub_reachable() -> bool:
+def hub_reachable() -> bool:
     """False when offline mode is set or the hub's host cannot be reached within a few seconds."""
     if any(os.environ.get(v, "0").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
         return False
@@ -184,7 +184,7 @@ def load_pretrained(preset: ModelPreset, num_labels: int = 2) -> LoadedModel:
             loaded.source = "cache"
             return loaded
         tried.append(f"Hugging Face cache ({ref})")
-        if _hub_reachable():
+        if hub_reachable():
             loaded = _from_pretrained(ref, num_labels, local_only=False)
             if loaded:
                 loaded.source = "hub"
