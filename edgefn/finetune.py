@@ -201,7 +201,12 @@ def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int]
     import numpy as np
 
     ds = _tokenize(split, trainer.processing_class, cfg)
-    logits = trainer.predict(ds).predictions
+    # group_by_length also reorders evaluation batches; predictions must stay in the split's order.
+    grouped, trainer.args.group_by_length = trainer.args.group_by_length, False
+    try:
+        logits = trainer.predict(ds).predictions
+    finally:
+        trainer.args.group_by_length = grouped
     z = logits - logits.max(-1, keepdims=True)
     probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     return logits.argmax(-1).tolist(), probs[:, 1].tolist()

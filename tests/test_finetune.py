@@ -171,3 +171,23 @@ def test_two_process_ddp_finetune_with_gloo(tmp_path: Path) -> None:
     m = json.loads((tmp_path / "ddp" / runs.METRICS).read_text())
     assert m["training"]["world_size"] == 2
     assert m["test"]["n"] == len(load_data("sample").test)
+
+
+def test_test_metrics_match_the_saved_checkpoint_row_by_row(tmp_path: Path) -> None:
+    """metrics.json and errors.csv agree with the checkpoint's own predictions on the test split, in order."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    result = finetune(_cfg("test-tiny-bert", tmp_path / "run", epochs=3, lr=3e-3, max_train_samples=None))
+    ckpt = result.run_dir / runs.CHECKPOINT
+    model = AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
+    tok = AutoTokenizer.from_pretrained(ckpt)
+    test = read_split_jsonl(result.run_dir / "data" / "test.jsonl")
+    with torch.no_grad():
+        enc = tok(test.texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
+        preds = model(**enc).logits.argmax(-1).tolist()
+    assert 0 < sum(preds) < len(preds)  # both classes predicted: the order check below means something
+    wrong = [t for t, y, p in zip(test.texts, test.labels, preds) if y != p]
+    assert result.metrics["test"]["accuracy"] == pytest.approx(1 - len(wrong) / len(preds))
+    with open(result.run_dir / "errors.csv", encoding="utf-8") as f:
+        assert [row["text"] for row in csv.DictReader(f)] == wrong
