@@ -38,16 +38,24 @@ from edgefn.errors import EdgefnError
 PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
 STAGES = ("finetune", "export", "bench")
 CPU = "CPUExecutionProvider"
-ROWS = (("pytorch", "torch-cpu", "PyTorch fp32"), ("fp32", CPU, "ONNX fp32"),
-        ("int8-dynamic", CPU, "ONNX int8-dynamic"), ("int8-static", CPU, "ONNX int8-static"))
+ROWS = (
+    ("pytorch", "torch-cpu", "PyTorch fp32"),
+    ("fp32", CPU, "ONNX fp32"),
+    ("int8-dynamic", CPU, "ONNX int8-dynamic"),
+    ("int8-static", CPU, "ONNX int8-static"),
+)
 BATCHES = (1, 8, 32)
 SEQ_LEN = 128
 SIZE_TARGET = 0.27  # int8 file / fp32 file
 ACCURACY_TARGET_POINTS = 0.5  # |int8 - fp32| test accuracy of the fine-tuned minilm, in percentage points
 SPEEDUP_TARGETS = {"minilm": 2.0, "tinybert": 2.0, "distilbert": 2.0, "mobilebert": 1.5, "albert": 1.5}
 PEAK_TARGET = ("distilbert", 0.75)  # ONNX fp32 at batch 1, seq 128: fraction of the measured MatMul peak
-STANDS_IN = {"test-tiny-bert": "tinybert", "test-tiny-distilbert": "distilbert",  # smoke tests of this script
-             "test-tiny-mobilebert": "mobilebert", "test-tiny-albert": "albert"}
+STANDS_IN = {
+    "test-tiny-bert": "tinybert",
+    "test-tiny-distilbert": "distilbert",  # smoke tests of this script
+    "test-tiny-mobilebert": "mobilebert",
+    "test-tiny-albert": "albert",
+}
 SEEDS_GPU_MS = {"albert": (9.74, 1.22, 0.42), "mobilebert": (34.45, 4.52, 2.38)}  # PyTorch, seq 512, b 1/8/32
 
 
@@ -57,13 +65,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--presets", default=",".join(PRESETS), help="comma list (test-tiny-* for smoke tests)")
     p.add_argument("--stage", default=",".join(STAGES), help="comma list of finetune,export,bench")
     p.add_argument("--minilm-run", type=Path, default=runs.ARTIFACTS_DIR / "bench-minilm-constraint")
-    p.add_argument("--runs-root", type=Path, default=runs.ARTIFACTS_DIR, help="where the other run folders go")
+    p.add_argument(
+        "--runs-root", type=Path, default=runs.ARTIFACTS_DIR, help="where the other run folders go"
+    )
     p.add_argument("--train-samples", type=int, default=256, help="training rows for the brief fine-tunes")
-    p.add_argument("--eval-samples", type=int, default=512, help="validation rows scored during those fine-tunes")
-    p.add_argument("--min-time", type=float, default=1.0, help="seconds measured per batch size and input mode")
-    p.add_argument("--samples", type=int, default=None,
-                   help="test rows for accuracy and real-length inputs (default: all for pretrained runs, 300 "
-                        "for random-init ones)")
+    p.add_argument(
+        "--eval-samples", type=int, default=512, help="validation rows scored during those fine-tunes"
+    )
+    p.add_argument(
+        "--min-time", type=float, default=1.0, help="seconds measured per batch size and input mode"
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="test rows for accuracy and real-length inputs (default: all for pretrained runs, 300 "
+        "for random-init ones)",
+    )
     p.add_argument("--threads", type=int, default=None, help="default: physical cores")
     p.add_argument("--results-dir", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -71,11 +89,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.stage = [s.strip() for s in args.stage.split(",") if s.strip()]
     unknown = [s for s in args.stage if s not in STAGES]
     if unknown or not args.presets:
-        p.error(f"unknown --stage {', '.join(unknown)} (known: {', '.join(STAGES)})" if unknown else "no --presets")
+        p.error(
+            f"unknown --stage {', '.join(unknown)} (known: {', '.join(STAGES)})"
+            if unknown
+            else "no --presets"
+        )
     return args
 
 
 # --- run folders and stages ------------------------------------------------------------------------------
+
 
 def resolve_run(slot: str, args: argparse.Namespace) -> Path | None:
     """The slot's run folder: --minilm-run for minilm, else the newest bench-<preset>-{constraint,scratch}."""
@@ -93,22 +116,30 @@ def finetune_slot(slot: str, args: argparse.Namespace) -> tuple[Path, list[str]]
 
     if slot == "minilm":
         if resolve_run(slot, args) is None:
-            raise EdgefnError(f"no minilm run at {args.minilm_run}: run benchmarks/finetune_bench.py --data "
-                              "constraint first (or pass --minilm-run)")
+            raise EdgefnError(
+                f"no minilm run at {args.minilm_run}: run benchmarks/finetune_bench.py --data "
+                "constraint first (or pass --minilm-run)"
+            )
         return args.minilm_run, []
-    base = dict(preset=slot, data="constraint", epochs=1, max_train_samples=args.train_samples,
-                max_eval_samples=args.eval_samples, overwrite=True)
+    base = dict(
+        preset=slot,
+        data="constraint",
+        epochs=1,
+        max_train_samples=args.train_samples,
+        max_eval_samples=args.eval_samples,
+        overwrite=True,
+    )
     notes = []
     if not get_preset(slot).test_only:
         try:
-            run = finetune(FinetuneConfig(**base, init="pretrained",
-                                          run_dir=args.runs_root / f"bench-{slot}-constraint"))
+            run = finetune(
+                FinetuneConfig(**base, init="pretrained", run_dir=args.runs_root / f"bench-{slot}-constraint")
+            )
             return run.run_dir, notes
         except EdgefnError as e:
             notes.append(f"random init: pretrained weights unreachable ({str(e)[:160]}...)")
             print(f"[{slot}] {notes[-1]}", flush=True)
-    run = finetune(FinetuneConfig(**base, init="scratch",
-                                  run_dir=args.runs_root / f"bench-{slot}-scratch"))
+    run = finetune(FinetuneConfig(**base, init="scratch", run_dir=args.runs_root / f"bench-{slot}-scratch"))
     return run.run_dir, notes
 
 
@@ -116,8 +147,10 @@ def export_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
     """fp32 (checked against PyTorch), int8-dynamic and int8-static."""
     from edgefn.export import ExportConfig, export
 
-    export(ExportConfig(run_dir=run_dir, schemes=INT8, overwrite=True, threads=args.threads),
-           on_step=lambda msg: print(f"[{slot}] export: {msg}", flush=True))
+    export(
+        ExportConfig(run_dir=run_dir, schemes=INT8, overwrite=True, threads=args.threads),
+        on_step=lambda msg: print(f"[{slot}] export: {msg}", flush=True),
+    )
 
 
 def bench_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
@@ -126,9 +159,19 @@ def bench_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
 
     init = runs.read_json(run_dir / runs.FINETUNE_CONFIG).get("init", "pretrained")
     samples = args.samples if args.samples is not None else (None if init == "pretrained" else 300)
-    bench(BenchConfig(run_dir=run_dir, batch_sizes=BATCHES, seq_len=SEQ_LEN, min_time_s=args.min_time,
-                      samples=samples, providers=(CPU,), variants=("pytorch", *ONNX_VARIANTS), threads=args.threads),
-          progress=lambda msg: print(f"[{slot}] bench: {msg}", flush=True))
+    bench(
+        BenchConfig(
+            run_dir=run_dir,
+            batch_sizes=BATCHES,
+            seq_len=SEQ_LEN,
+            min_time_s=args.min_time,
+            samples=samples,
+            providers=(CPU,),
+            variants=("pytorch", *ONNX_VARIANTS),
+            threads=args.threads,
+        ),
+        progress=lambda msg: print(f"[{slot}] bench: {msg}", flush=True),
+    )
     plots = args.results_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     for name in ("latency", "tradeoff"):
@@ -159,6 +202,7 @@ def run_stages(slot: str, args: argparse.Namespace) -> dict[str, Any]:
 
 # --- collecting ------------------------------------------------------------------------------------------
 
+
 def collect_export(run_dir: Path) -> dict[str, Any]:
     """Per variant: file MB, ratio to fp32, parity, validation accuracy and its delta (from export.json)."""
     out: dict[str, Any] = {}
@@ -167,9 +211,21 @@ def collect_export(run_dir: Path) -> dict[str, Any]:
         if not (folder / runs.EXPORT_MANIFEST).is_file():
             continue
         m = runs.verify_variant(folder)
-        out[name] = {k: m.get(k) for k in ("size_mb", "size_ratio_to_fp32", "parity", "validation_accuracy",
-                                           "validation_samples", "accuracy_delta_vs_fp32", "init", "target",
-                                           "nodes_kept_float", "notes")}
+        out[name] = {
+            k: m.get(k)
+            for k in (
+                "size_mb",
+                "size_ratio_to_fp32",
+                "parity",
+                "validation_accuracy",
+                "validation_samples",
+                "accuracy_delta_vs_fp32",
+                "init",
+                "target",
+                "nodes_kept_float",
+                "notes",
+            )
+        }
         out[name]["size_ratio_to_fp32"] = m.get("size_ratio_to_fp32", 1.0 if name == "fp32" else None)
         out[name]["exported_at"] = (folder / runs.EXPORT_MANIFEST).stat().st_mtime
     return out
@@ -179,10 +235,15 @@ def _measurements(result: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for m in result.get("measurements", []):
         out[f"{m['mode']}-b{m['batch_size']}"] = {
-            "per_sample_p50_ms": m["latency"]["p50_ms"], "per_sample_p90_ms": m["latency"]["p90_ms"],
-            "throughput_samples_per_s": m["latency"]["throughput_samples_per_s"], "iterations": m["latency"]["count"],
-            "mean_seq_len": m["mean_seq_len"], "speedup_vs_pytorch": m.get("speedup_vs_reference"),
-            "achieved_gflops": m.get("achieved_gflops"), "peak_fraction": m.get("peak_fraction")}
+            "per_sample_p50_ms": m["latency"]["p50_ms"],
+            "per_sample_p90_ms": m["latency"]["p90_ms"],
+            "throughput_samples_per_s": m["latency"]["throughput_samples_per_s"],
+            "iterations": m["latency"]["count"],
+            "mean_seq_len": m["mean_seq_len"],
+            "speedup_vs_pytorch": m.get("speedup_vs_reference"),
+            "achieved_gflops": m.get("achieved_gflops"),
+            "peak_fraction": m.get("peak_fraction"),
+        }
     return out
 
 
@@ -199,14 +260,26 @@ def collect_bench(run_dir: Path) -> dict[str, Any] | None:
         if r is None:
             continue
         acc = r.get("accuracy") or {}
-        rows[variant] = {"status": r["status"], "reason": r.get("reason"), "params": r.get("params"),
-                         "size_mb": r.get("size_mb"), "test_accuracy": acc.get("accuracy"),
-                         "test_delta_vs_pytorch": (acc.get("delta") or {}).get("accuracy"),
-                         "agreement_with_pytorch": acc.get("agreement"), "peak_rss_mb": r.get("peak_rss_mb"),
-                         "latency": _measurements(r)}
-    return {"reference": report["reference"], "test_rows": report["config"]["samples_used"],
-            "threads": report["config"]["threads"], "peak": report["peak"], "rows": rows,
-            "measured_at": path.stat().st_mtime, "environment": report["environment"]}
+        rows[variant] = {
+            "status": r["status"],
+            "reason": r.get("reason"),
+            "params": r.get("params"),
+            "size_mb": r.get("size_mb"),
+            "test_accuracy": acc.get("accuracy"),
+            "test_delta_vs_pytorch": (acc.get("delta") or {}).get("accuracy"),
+            "agreement_with_pytorch": acc.get("agreement"),
+            "peak_rss_mb": r.get("peak_rss_mb"),
+            "latency": _measurements(r),
+        }
+    return {
+        "reference": report["reference"],
+        "test_rows": report["config"]["samples_used"],
+        "threads": report["config"]["threads"],
+        "peak": report["peak"],
+        "rows": rows,
+        "measured_at": path.stat().st_mtime,
+        "environment": report["environment"],
+    }
 
 
 def collect_slot(slot: str, args: argparse.Namespace, record: dict[str, Any]) -> dict[str, Any]:
@@ -216,11 +289,20 @@ def collect_slot(slot: str, args: argparse.Namespace, record: dict[str, Any]) ->
         return {"slot": slot, "status": "not run", **record}
     ft = runs.read_json(run_dir / runs.FINETUNE_CONFIG)
     metrics = runs.read_json(run_dir / runs.METRICS) if (run_dir / runs.METRICS).is_file() else {}
-    out = {"slot": slot, "status": "ok", "run_dir": str(run_dir), "preset": ft.get("preset"),
-           "init": ft.get("init", "pretrained"), "weights_source": ft.get("weights_source"),
-           "pytorch_test_accuracy_finetune": (metrics.get("test") or {}).get("accuracy"),
-           "parameters": metrics.get("parameters"), "checkpoint_mb": metrics.get("checkpoint_mb"),
-           "export": collect_export(run_dir), "bench": collect_bench(run_dir), **record}
+    out = {
+        "slot": slot,
+        "status": "ok",
+        "run_dir": str(run_dir),
+        "preset": ft.get("preset"),
+        "init": ft.get("init", "pretrained"),
+        "weights_source": ft.get("weights_source"),
+        "pytorch_test_accuracy_finetune": (metrics.get("test") or {}).get("accuracy"),
+        "parameters": metrics.get("parameters"),
+        "checkpoint_mb": metrics.get("checkpoint_mb"),
+        "export": collect_export(run_dir),
+        "bench": collect_bench(run_dir),
+        **record,
+    }
     stamps = [v["exported_at"] for v in out["export"].values()]
     if out["bench"] and stamps and max(stamps) > out["bench"]["measured_at"]:
         out["notes"].append("the bench report predates the latest export: re-run --stage bench for this slot")
@@ -235,19 +317,34 @@ def minilm_test_accuracy(slot: dict[str, Any], args: argparse.Namespace) -> dict
     n_test = len(read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl"))
     bench = slot.get("bench")
     if bench and bench["test_rows"] == n_test and all(v in bench["rows"] for v in ONNX_VARIANTS):
-        return {"source": "bench", "test_rows": n_test,
-                **{v: bench["rows"][v]["test_accuracy"] for v in ONNX_VARIANTS}}
+        return {
+            "source": "bench",
+            "test_rows": n_test,
+            **{v: bench["rows"][v]["test_accuracy"] for v in ONNX_VARIANTS},
+        }
     scored = score_test_split(run_dir, threads=args.threads)
-    return {"source": "edgefn.runtime.Classifier", "test_rows": n_test,
-            **{v: scored[v]["accuracy"] for v in ONNX_VARIANTS if v in scored}}
+    return {
+        "source": "edgefn.runtime.Classifier",
+        "test_rows": n_test,
+        **{v: scored[v]["accuracy"] for v in ONNX_VARIANTS if v in scored},
+    }
 
 
 # --- targets ---------------------------------------------------------------------------------------------
 
-def _target(name: str, slot: str, measured: float | None, threshold: str, passed: bool | None,
-            spec: str = ".2f") -> dict[str, Any]:
-    return {"target": name, "slot": slot, "measured": measured, "shown": fmt(measured, spec), "threshold": threshold,
-            "passed": passed, "verdict": verdict(passed)}
+
+def _target(
+    name: str, slot: str, measured: float | None, threshold: str, passed: bool | None, spec: str = ".2f"
+) -> dict[str, Any]:
+    return {
+        "target": name,
+        "slot": slot,
+        "measured": measured,
+        "shown": fmt(measured, spec),
+        "threshold": threshold,
+        "passed": passed,
+        "verdict": verdict(passed),
+    }
 
 
 def _latency(slot: dict[str, Any], variant: str, key: str) -> dict[str, Any]:
@@ -262,31 +359,63 @@ def evaluate_targets(slots: list[dict[str, Any]], args: argparse.Namespace) -> l
         family = STANDS_IN.get(s["slot"], s["slot"])
         for scheme in INT8:
             ratio = (s["export"].get(scheme) or {}).get("size_ratio_to_fp32")
-            out.append(_target(f"{scheme} file <= {SIZE_TARGET:.0%} of fp32", s["slot"], ratio, f"<= {SIZE_TARGET:.0%}",
-                               None if ratio is None else ratio <= SIZE_TARGET, ".1%"))
+            out.append(
+                _target(
+                    f"{scheme} file <= {SIZE_TARGET:.0%} of fp32",
+                    s["slot"],
+                    ratio,
+                    f"<= {SIZE_TARGET:.0%}",
+                    None if ratio is None else ratio <= SIZE_TARGET,
+                    ".1%",
+                )
+            )
         if family in SPEEDUP_TARGETS:
             speedup = _latency(s, "int8-dynamic", "fixed-b1").get("speedup_vs_pytorch")
             need = SPEEDUP_TARGETS[family]
-            out.append(_target(f"int8-dynamic vs PyTorch fp32 per-sample latency, batch 1, seq {SEQ_LEN}", s["slot"],
-                               speedup, f">= {need}x", None if speedup is None else speedup >= need))
+            out.append(
+                _target(
+                    f"int8-dynamic vs PyTorch fp32 per-sample latency, batch 1, seq {SEQ_LEN}",
+                    s["slot"],
+                    speedup,
+                    f">= {need}x",
+                    None if speedup is None else speedup >= need,
+                )
+            )
         if family == PEAK_TARGET[0]:
             frac = _latency(s, "fp32", "fixed-b1").get("peak_fraction")
-            out.append(_target(f"ONNX fp32 batch 1, seq {SEQ_LEN}: fraction of the measured MatMul peak",
-                               s["slot"], frac, f">= {PEAK_TARGET[1]:.0%}", None if frac is None else frac >= PEAK_TARGET[1],
-                               ".1%"))
+            out.append(
+                _target(
+                    f"ONNX fp32 batch 1, seq {SEQ_LEN}: fraction of the measured MatMul peak",
+                    s["slot"],
+                    frac,
+                    f">= {PEAK_TARGET[1]:.0%}",
+                    None if frac is None else frac >= PEAK_TARGET[1],
+                    ".1%",
+                )
+            )
         if s["slot"] == "minilm" and "fp32" in s["export"]:
             acc = s["minilm_test_accuracy"] = minilm_test_accuracy(s, args)
             for scheme in INT8:
-                points = None if acc.get(scheme) is None or acc.get("fp32") is None else \
-                    100 * abs(acc[scheme] - acc["fp32"])
-                out.append(_target(f"{scheme} test accuracy within {ACCURACY_TARGET_POINTS} points of fp32 "
-                                   f"({acc['test_rows']} CONSTRAINT test rows)", s["slot"], points,
-                                   f"<= {ACCURACY_TARGET_POINTS} points",
-                                   None if points is None else points <= ACCURACY_TARGET_POINTS))
+                points = (
+                    None
+                    if acc.get(scheme) is None or acc.get("fp32") is None
+                    else 100 * abs(acc[scheme] - acc["fp32"])
+                )
+                out.append(
+                    _target(
+                        f"{scheme} test accuracy within {ACCURACY_TARGET_POINTS} points of fp32 "
+                        f"({acc['test_rows']} CONSTRAINT test rows)",
+                        s["slot"],
+                        points,
+                        f"<= {ACCURACY_TARGET_POINTS} points",
+                        None if points is None else points <= ACCURACY_TARGET_POINTS,
+                    )
+                )
     return out
 
 
 # --- Markdown --------------------------------------------------------------------------------------------
+
 
 def _label(s: dict[str, Any]) -> str:
     name = s["slot"] if s.get("preset") in (None, s["slot"]) else f"{s['slot']} ({s['preset']})"
@@ -302,9 +431,22 @@ def size_table(slots: list[dict[str, Any]]) -> str:
         torch_mb = (bench.get("pytorch") or {}).get("size_mb") or s.get("checkpoint_mb")
         mb = [fmt((ex.get(v) or {}).get("size_mb"), ".1f") for v in ONNX_VARIANTS]
         ratios = [fmt((ex.get(v) or {}).get("size_ratio_to_fp32"), ".1%") for v in INT8]
-        rows.append([_label(s), f"{params / 1e6:.1f} M" if params else "-", fmt(torch_mb, ".1f"), *mb, *ratios])
-    return md_table(["preset", "params", "MB PyTorch", "MB ONNX fp32", "MB int8-dynamic", "MB int8-static",
-                     "int8-dynamic / fp32", "int8-static / fp32"], rows)
+        rows.append(
+            [_label(s), f"{params / 1e6:.1f} M" if params else "-", fmt(torch_mb, ".1f"), *mb, *ratios]
+        )
+    return md_table(
+        [
+            "preset",
+            "params",
+            "MB PyTorch",
+            "MB ONNX fp32",
+            "MB int8-dynamic",
+            "MB int8-static",
+            "int8-dynamic / fp32",
+            "int8-static / fp32",
+        ],
+        rows,
+    )
 
 
 def latency_table(slots: list[dict[str, Any]], mode: str) -> str:
@@ -315,12 +457,27 @@ def latency_table(slots: list[dict[str, Any]], mode: str) -> str:
             cells = [_latency(s, variant, f"{mode}-b{b}") for b in BATCHES]
             if not any(cells):
                 continue
-            seeds = SEEDS_GPU_MS.get(STANDS_IN.get(s["slot"], s["slot"])) if variant == "pytorch" and mode == "fixed" else None
-            rows.append([_label(s), title, *(fmt(c.get("per_sample_p50_ms"), ".3f") for c in cells),
-                         *(fmt(c.get("speedup_vs_pytorch"), ".2f") + "x" if c else "-" for c in cells),
-                         " / ".join(f"{v}" for v in seeds) if seeds else ""])
-    header = ["preset", "engine (CPU)", *(f"b{b} ms" for b in BATCHES), *(f"b{b} speed-up" for b in BATCHES),
-              "seeds' GPU PyTorch ms, seq 512, b1/8/32 (context only)"]
+            seeds = (
+                SEEDS_GPU_MS.get(STANDS_IN.get(s["slot"], s["slot"]))
+                if variant == "pytorch" and mode == "fixed"
+                else None
+            )
+            rows.append(
+                [
+                    _label(s),
+                    title,
+                    *(fmt(c.get("per_sample_p50_ms"), ".3f") for c in cells),
+                    *(fmt(c.get("speedup_vs_pytorch"), ".2f") + "x" if c else "-" for c in cells),
+                    " / ".join(f"{v}" for v in seeds) if seeds else "",
+                ]
+            )
+    header = [
+        "preset",
+        "engine (CPU)",
+        *(f"b{b} ms" for b in BATCHES),
+        *(f"b{b} speed-up" for b in BATCHES),
+        "seeds' GPU PyTorch ms, seq 512, b1/8/32 (context only)",
+    ]
     return md_table(header, rows)
 
 
@@ -333,12 +490,31 @@ def accuracy_table(slots: list[dict[str, Any]]) -> str:
             ex, b = s["export"].get(variant) or {}, bench.get(variant) or {}
             if not ex and not b:
                 continue
-            rows.append([_label(s), title, fmt(ex.get("validation_accuracy"), ".4f"),
-                         fmt(ex.get("accuracy_delta_vs_fp32"), "+.4f"), fmt(b.get("test_accuracy"), ".4f"),
-                         fmt(b.get("test_delta_vs_pytorch"), "+.4f"), fmt(b.get("agreement_with_pytorch"), ".3f"),
-                         str((s.get("bench") or {}).get("test_rows", "-"))])
-    return md_table(["preset", "variant", "val acc", "Δ vs ONNX fp32", "test acc", "Δ vs PyTorch",
-                     "agreement with PyTorch", "test rows"], rows)
+            rows.append(
+                [
+                    _label(s),
+                    title,
+                    fmt(ex.get("validation_accuracy"), ".4f"),
+                    fmt(ex.get("accuracy_delta_vs_fp32"), "+.4f"),
+                    fmt(b.get("test_accuracy"), ".4f"),
+                    fmt(b.get("test_delta_vs_pytorch"), "+.4f"),
+                    fmt(b.get("agreement_with_pytorch"), ".3f"),
+                    str((s.get("bench") or {}).get("test_rows", "-")),
+                ]
+            )
+    return md_table(
+        [
+            "preset",
+            "variant",
+            "val acc",
+            "Δ vs ONNX fp32",
+            "test acc",
+            "Δ vs PyTorch",
+            "agreement with PyTorch",
+            "test rows",
+        ],
+        rows,
+    )
 
 
 def _full_test_line(slots: list[dict[str, Any]]) -> list[str]:
@@ -353,44 +529,85 @@ def to_markdown(out: dict[str, Any]) -> str:
     """architectures.md: setup, deployment tables, accuracy, targets, notes."""
     ok = [s for s in out["slots"] if s["status"] == "ok"]
     m = out["machine"]
-    lines = ["# Five architectures on CPU: size, accuracy, latency", "",
-             f"Command: `{out['command']}` ({out['finished']}). Every number below comes from the run folders "
-             "listed in architectures.json; each preset was measured in one bench run.", "",
-             f"CPU: {m['cpu']['model']} ({', '.join(m['cpu']['flags'])}); {m['cores_physical']} physical / "
-             f"{m['cores_logical']} logical cores; threads: {out['threads']}.", "",
-             "**random init** rows: no pretrained weights could be reached for that architecture, so it was "
-             "fine-tuned briefly from random weights. Their size and latency are those of the real architecture; "
-             "their accuracy means nothing.", "", "## Size", "", size_table(ok), "",
-             f"## Per-sample latency, fixed inputs (batch x {SEQ_LEN} tokens, model call only)", "",
-             latency_table(ok, "fixed"), "",
-             "The seeds' numbers are PyTorch on a GPU at seq 512: they are quoted as context and are not "
-             "comparable with these CPU numbers.", "",
-             "## Per-sample latency, real lengths (test texts, sorted batches, tokenisation included)", "",
-             latency_table(ok, "real"), "", "## Accuracy (CONSTRAINT)", "", accuracy_table(ok), "",
-             *_full_test_line(ok),
-             "## Targets", "",
-             md_table(["target", "preset", "measured", "threshold", "result"],
-                      [[t["target"], t["slot"], t["shown"], t["threshold"], f"**{t['verdict']}**"]
-                       for t in out["targets"]]), "", "## Notes", ""]
+    lines = [
+        "# Five architectures on CPU: size, accuracy, latency",
+        "",
+        f"Command: `{out['command']}` ({out['finished']}). Every number below comes from the run folders "
+        "listed in architectures.json; each preset was measured in one bench run.",
+        "",
+        f"CPU: {m['cpu']['model']} ({', '.join(m['cpu']['flags'])}); {m['cores_physical']} physical / "
+        f"{m['cores_logical']} logical cores; threads: {out['threads']}.",
+        "",
+        "**random init** rows: no pretrained weights could be reached for that architecture, so it was "
+        "fine-tuned briefly from random weights. Their size and latency are those of the real architecture; "
+        "their accuracy means nothing.",
+        "",
+        "## Size",
+        "",
+        size_table(ok),
+        "",
+        f"## Per-sample latency, fixed inputs (batch x {SEQ_LEN} tokens, model call only)",
+        "",
+        latency_table(ok, "fixed"),
+        "",
+        "The seeds' numbers are PyTorch on a GPU at seq 512: they are quoted as context and are not "
+        "comparable with these CPU numbers.",
+        "",
+        "## Per-sample latency, real lengths (test texts, sorted batches, tokenisation included)",
+        "",
+        latency_table(ok, "real"),
+        "",
+        "## Accuracy (CONSTRAINT)",
+        "",
+        accuracy_table(ok),
+        "",
+        *_full_test_line(ok),
+        "## Targets",
+        "",
+        md_table(
+            ["target", "preset", "measured", "threshold", "result"],
+            [
+                [t["target"], t["slot"], t["shown"], t["threshold"], f"**{t['verdict']}**"]
+                for t in out["targets"]
+            ],
+        ),
+        "",
+        "## Notes",
+        "",
+    ]
     lines += [f"- {s['slot']}: not run (no run folder)" for s in out["slots"] if s["status"] != "ok"]
-    lines += [f"- {s['slot']}: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items())
-              for s in out["slots"] if s.get("seconds")]
-    lines += [f"- this invocation ({', '.join(out['stages_run'])} for {', '.join(out['presets_run'])}): "
-              f"{out['total_seconds']:.0f} s"]
+    lines += [
+        f"- {s['slot']}: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["seconds"].items())
+        for s in out["slots"]
+        if s.get("seconds")
+    ]
+    lines += [
+        f"- this invocation ({', '.join(out['stages_run'])} for {', '.join(out['presets_run'])}): "
+        f"{out['total_seconds']:.0f} s"
+    ]
     lines += [f"- {s['slot']}: {n}" for s in out["slots"] for n in s.get("notes", [])]
-    lines += ["- Latency: p50 of (call time / samples in the call); speed-up = PyTorch fp32 p50 / this p50, "
-              "from the same bench run.", "- Plots: plots/<preset>-latency.png and plots/<preset>-tradeoff.png."]
+    lines += [
+        "- Latency: p50 of (call time / samples in the call); speed-up = PyTorch fp32 p50 / this p50, "
+        "from the same bench run.",
+        "- Plots: plots/<preset>-latency.png and plots/<preset>-tradeoff.png.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 # --- main ------------------------------------------------------------------------------------------------
 
+
 def previous_records(path: Path) -> dict[str, dict[str, Any]]:
     """Stage seconds and notes of slots not re-run this time, from the last architectures.json."""
     if not path.is_file():
         return {}
-    return {s["slot"]: {"seconds": s.get("seconds", {}), "notes": [n for n in s.get("notes", []) if n.startswith(
-        "random init")]} for s in runs.read_json(path).get("slots", [])}
+    return {
+        s["slot"]: {
+            "seconds": s.get("seconds", {}),
+            "notes": [n for n in s.get("notes", []) if n.startswith("random init")],
+        }
+        for s in runs.read_json(path).get("slots", [])
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -404,13 +621,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             records[slot] = run_stages(slot, args)
         except Exception as e:  # noqa: BLE001 - one architecture failing must not lose the others' results
             print(f"[{slot}] FAILED: {type(e).__name__}: {e}", flush=True)
-            records[slot] = {"seconds": {}, "notes": [f"FAILED this time: {type(e).__name__}: {str(e)[:300]}"]}
-    slots = [collect_slot(s, args, records.get(s, {"seconds": {}, "notes": []}))
-             for s in dict.fromkeys([*PRESETS, *args.presets])]
-    out: dict[str, Any] = {"command": command_line(), "started": started, "presets_run": args.presets,
-                           "stages_run": args.stage, "settings": {k: str(v) for k, v in vars(args).items()},
-                           "threads": args.threads or "physical cores", "machine": machine_info(args.threads),
-                           "slots": slots}
+            records[slot] = {
+                "seconds": {},
+                "notes": [f"FAILED this time: {type(e).__name__}: {str(e)[:300]}"],
+            }
+    slots = [
+        collect_slot(s, args, records.get(s, {"seconds": {}, "notes": []}))
+        for s in dict.fromkeys([*PRESETS, *args.presets])
+    ]
+    out: dict[str, Any] = {
+        "command": command_line(),
+        "started": started,
+        "presets_run": args.presets,
+        "stages_run": args.stage,
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "threads": args.threads or "physical cores",
+        "machine": machine_info(args.threads),
+        "slots": slots,
+    }
     out["targets"] = evaluate_targets(slots, args)
     out["seeds_gpu_context_ms"] = {k: dict(zip(("b1", "b8", "b32"), v)) for k, v in SEEDS_GPU_MS.items()}
     out["finished"], out["total_seconds"] = now(), time.perf_counter() - start

@@ -33,14 +33,24 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
     from edgefn.report import cpu_info
 
-    return {"cpu": cpu_info(), "cores_physical": psutil.cpu_count(logical=False),
-            "cores_logical": psutil.cpu_count(logical=True), "threads": threads,
-            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1), "platform": platform.platform(),
-            "python": platform.python_version(), "versions": runs.library_versions()}
+    return {
+        "cpu": cpu_info(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": psutil.cpu_count(logical=True),
+        "threads": threads,
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": runs.library_versions(),
+    }
 
 
-def score_test_split(run_dir: Path, variants: tuple[str, ...] = ONNX_VARIANTS,
-                     threads: int | None = None, samples: int | None = None) -> dict[str, dict[str, Any]]:
+def score_test_split(
+    run_dir: Path,
+    variants: tuple[str, ...] = ONNX_VARIANTS,
+    threads: int | None = None,
+    samples: int | None = None,
+) -> dict[str, dict[str, Any]]:
     """Test-split metrics of each ONNX variant with the torch-free edgefn.runtime.Classifier.
 
     Args:
@@ -66,7 +76,9 @@ def score_test_split(run_dir: Path, variants: tuple[str, ...] = ONNX_VARIANTS,
             continue
         clf = Classifier.from_folder(folder, threads=threads, batch_size=32)
         preds[name] = clf.predict_logits(texts).argmax(axis=-1).tolist()
-        out[name] = {k: v for k, v in classification_metrics(labels, preds[name]).items() if k != "confusion_matrix"}
+        out[name] = {
+            k: v for k, v in classification_metrics(labels, preds[name]).items() if k != "confusion_matrix"
+        }
     for name, p in preds.items():
         if "fp32" in preds:
             out[name]["agreement_with_fp32"] = sum(a == b for a, b in zip(p, preds["fp32"])) / max(len(p), 1)

@@ -52,8 +52,12 @@ def time_passes(predict: Callable[[list[str]], list[int]], texts: list[str], rep
         preds = predict(texts)
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    return {"pass_seconds": seconds, "median_pass_seconds": median, "texts_per_s": len(texts) / median,
-            "predictions": preds}
+    return {
+        "pass_seconds": seconds,
+        "median_pass_seconds": median,
+        "texts_per_s": len(texts) / median,
+        "predictions": preds,
+    }
 
 
 def seeds_predictor(checkpoint: Path) -> Callable[[list[str]], list[int]]:
@@ -68,15 +72,22 @@ def seeds_predictor(checkpoint: Path) -> Callable[[list[str]], list[int]]:
         preds: list[int] = []
         with torch.inference_mode():
             for i in range(0, len(texts), BATCH):
-                enc = tok(texts[i:i + BATCH], padding="max_length", truncation=True, max_length=SEEDS_PAD,
-                          return_tensors="pt")
+                enc = tok(
+                    texts[i : i + BATCH],
+                    padding="max_length",
+                    truncation=True,
+                    max_length=SEEDS_PAD,
+                    return_tensors="pt",
+                )
                 preds += model(**enc).logits.argmax(-1).tolist()
         return preds
 
     return predict
 
 
-def edgefn_predictor(folder: Path, threads: int, max_length: int | None) -> tuple[Callable[[list[str]], list[int]], Any]:
+def edgefn_predictor(
+    folder: Path, threads: int, max_length: int | None
+) -> tuple[Callable[[list[str]], list[int]], Any]:
     """edgefn.runtime.Classifier: tokenise all texts, length-sorted batches of 32, dynamic padding."""
     from edgefn.runtime import Classifier
 
@@ -92,11 +103,18 @@ def token_lengths(folder: Path, texts: list[str]) -> dict[str, Any]:
     tok.no_truncation()
     tok.no_padding()
     lengths = sorted(len(e.ids) for e in tok.encode_batch(texts))
-    return {"mean": statistics.fmean(lengths), "median": statistics.median(lengths), "max": lengths[-1],
-            "over_128": sum(n > 128 for n in lengths), "over_512": sum(n > SEEDS_PAD for n in lengths)}
+    return {
+        "mean": statistics.fmean(lengths),
+        "median": statistics.median(lengths),
+        "max": lengths[-1],
+        "over_128": sum(n > 128 for n in lengths),
+        "over_512": sum(n > SEEDS_PAD for n in lengths),
+    }
 
 
-def measure(run_dir: Path, samples: int | None, repeats: int, threads: int, max_length: int | None) -> dict[str, Any]:
+def measure(
+    run_dir: Path, samples: int | None, repeats: int, threads: int, max_length: int | None
+) -> dict[str, Any]:
     """Seeds' protocol and both int8 variants on the same texts; the best int8 against the target."""
     import torch
 
@@ -105,8 +123,13 @@ def measure(run_dir: Path, samples: int | None, repeats: int, threads: int, max_
     torch.set_num_threads(threads)
     texts, labels, n_test = pick_texts(run_dir, samples)
     sides: dict[str, Any] = {}
-    print(f"seeds' protocol (PyTorch fp32, pad {SEEDS_PAD}, batch {BATCH}) on {len(texts)} texts ...", flush=True)
-    sides["seeds_pytorch_fp32_pad512"] = time_passes(seeds_predictor(run_dir / runs.CHECKPOINT), texts, repeats)
+    print(
+        f"seeds' protocol (PyTorch fp32, pad {SEEDS_PAD}, batch {BATCH}) on {len(texts)} texts ...",
+        flush=True,
+    )
+    sides["seeds_pytorch_fp32_pad512"] = time_passes(
+        seeds_predictor(run_dir / runs.CHECKPOINT), texts, repeats
+    )
     gc.collect()
     limits = {}
     for variant in INT8:
@@ -121,35 +144,72 @@ def measure(run_dir: Path, samples: int | None, repeats: int, threads: int, max_
     for name, side in sides.items():
         side["test_accuracy"] = classification_metrics(labels, preds[name])["accuracy"]
         side["agreement_with_seeds_pytorch"] = sum(
-            a == b for a, b in zip(preds[name], preds["seeds_pytorch_fp32_pad512"])) / len(texts)
+            a == b for a, b in zip(preds[name], preds["seeds_pytorch_fp32_pad512"])
+        ) / len(texts)
     best = max(INT8, key=lambda v: sides[v]["texts_per_s"])
     ratio = sides[best]["texts_per_s"] / ref["texts_per_s"]
-    return {"run_dir": str(run_dir), "texts": len(texts), "test_rows": n_test, "repeats": repeats,
-            "threads": threads, "batch_size": BATCH, "int8_max_length": limits, "sides": sides,
-            "token_lengths": token_lengths(run_dir / runs.ONNX_DIR / best, texts), "best_int8": best,
-            "speedup": ratio, "target": TARGET, "passed": ratio >= TARGET, "verdict": verdict(ratio >= TARGET),
-            "method": __doc__.split("\n\n", 2)[2].strip()}
+    return {
+        "run_dir": str(run_dir),
+        "texts": len(texts),
+        "test_rows": n_test,
+        "repeats": repeats,
+        "threads": threads,
+        "batch_size": BATCH,
+        "int8_max_length": limits,
+        "sides": sides,
+        "token_lengths": token_lengths(run_dir / runs.ONNX_DIR / best, texts),
+        "best_int8": best,
+        "speedup": ratio,
+        "target": TARGET,
+        "passed": ratio >= TARGET,
+        "verdict": verdict(ratio >= TARGET),
+        "method": __doc__.split("\n\n", 2)[2].strip(),
+    }
 
 
 def to_markdown(out: dict[str, Any]) -> str:
     """seeds_protocol.md: the table, the ratio and the target."""
-    titles = {"seeds_pytorch_fp32_pad512": f"seeds: PyTorch fp32, pad to {SEEDS_PAD}, batch {BATCH}",
-              **{v: f"edgefn {v}, real lengths (max {out['int8_max_length'][v]}), sorted batches of {BATCH}"
-                 for v in INT8}}
-    rows = [[titles[k], fmt(s["texts_per_s"], ".1f"), fmt(s["median_pass_seconds"], ".2f"),
-             fmt(s["test_accuracy"], ".4f"), fmt(s["agreement_with_seeds_pytorch"], ".3f")]
-            for k, s in out["sides"].items()]
+    titles = {
+        "seeds_pytorch_fp32_pad512": f"seeds: PyTorch fp32, pad to {SEEDS_PAD}, batch {BATCH}",
+        **{
+            v: f"edgefn {v}, real lengths (max {out['int8_max_length'][v]}), sorted batches of {BATCH}"
+            for v in INT8
+        },
+    }
+    rows = [
+        [
+            titles[k],
+            fmt(s["texts_per_s"], ".1f"),
+            fmt(s["median_pass_seconds"], ".2f"),
+            fmt(s["test_accuracy"], ".4f"),
+            fmt(s["agreement_with_seeds_pytorch"], ".3f"),
+        ]
+        for k, s in out["sides"].items()
+    ]
     t = out["token_lengths"]
-    return "\n".join([
-        "# Best int8 variant vs the seeds' protocol (CONSTRAINT test texts, CPU)", "",
-        f"Command: `{out['command']}` ({out['finished']}); run `{out['run_dir']}`; {out['texts']} of "
-        f"{out['test_rows']} test texts (seeded sample); {out['repeats']} timed pass(es), median; "
-        f"{out['threads']} threads; CPU: {out['machine']['cpu']['model']}.", "",
-        md_table(["side", "texts/s", "s per pass", "accuracy on these texts", "agreement with seeds' PyTorch"], rows),
-        "", f"Best int8: **{out['best_int8']}**, **{out['speedup']:.1f}x** the seeds' protocol throughput "
-        f"(target >= {out['target']:.0f}x: **{out['verdict']}**).", "",
-        f"Token lengths of these texts: mean {t['mean']:.1f}, median {t['median']:.0f}, max {t['max']}; "
-        f"{t['over_128']} over 128, {t['over_512']} over 512.", "", out["method"], ""])
+    return "\n".join(
+        [
+            "# Best int8 variant vs the seeds' protocol (CONSTRAINT test texts, CPU)",
+            "",
+            f"Command: `{out['command']}` ({out['finished']}); run `{out['run_dir']}`; {out['texts']} of "
+            f"{out['test_rows']} test texts (seeded sample); {out['repeats']} timed pass(es), median; "
+            f"{out['threads']} threads; CPU: {out['machine']['cpu']['model']}.",
+            "",
+            md_table(
+                ["side", "texts/s", "s per pass", "accuracy on these texts", "agreement with seeds' PyTorch"],
+                rows,
+            ),
+            "",
+            f"Best int8: **{out['best_int8']}**, **{out['speedup']:.1f}x** the seeds' protocol throughput "
+            f"(target >= {out['target']:.0f}x: **{out['verdict']}**).",
+            "",
+            f"Token lengths of these texts: mean {t['mean']:.1f}, median {t['median']:.0f}, max {t['max']}; "
+            f"{t['over_128']} over 128, {t['over_512']} over 512.",
+            "",
+            out["method"],
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -166,9 +226,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     started, start = now(), time.perf_counter()
     threads = args.threads or physical_cores()
-    out = {"command": command_line(), "started": started,
-           **measure(args.run_dir, args.samples, args.repeats, threads, args.max_length),
-           "machine": machine_info(threads)}
+    out = {
+        "command": command_line(),
+        "started": started,
+        **measure(args.run_dir, args.samples, args.repeats, threads, args.max_length),
+        "machine": machine_info(threads),
+    }
     out["finished"], out["total_seconds"] = now(), time.perf_counter() - start
     runs.write_json(args.results_dir / "seeds_protocol.json", out)
     md = to_markdown(out)

@@ -30,6 +30,12 @@ def tfidf_baseline(data: DatasetBundle, seed: int = 42) -> dict[str, Any]:
             best = (val_acc, c, clf)
     _, c, clf = best
     metrics = classification_metrics(data.test.labels, clf.predict(x_test).tolist())
-    metrics.update({"model": "tfidf-1-2gram + logistic regression", "C": c, "validation_accuracy": best[0],
-                    "fit_seconds": time.perf_counter() - start})
+    metrics.update(
+        {
+            "model": "tfidf-1-2gram + logistic regression",
+            "C": c,
+            "validation_accuracy": best[0],
+            "fit_seconds": time.perf_counter() - start,
+        }
+    )
     return metrics

@@ -15,8 +15,13 @@ from edgefn.report import Accuracy, BenchReport, Measurement, TargetResult
 REFERENCE = "pytorch"
 MODES = ("fixed", "real")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-PROVIDER_ALIASES = {"cpu": CPU, "cuda": CUDA, "tensorrt": "TensorrtExecutionProvider",
-                    "openvino": "OpenVINOExecutionProvider", "coreml": "CoreMLExecutionProvider"}
+PROVIDER_ALIASES = {
+    "cpu": CPU,
+    "cuda": CUDA,
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
 TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
 Progress = Callable[[str], None]
 
@@ -27,7 +32,9 @@ class BenchConfig:
 
     run_dir: Path | None = None  # None: the most recent run under artifacts/
     batch_sizes: tuple[int, ...] = (1, 8, 32)
-    providers: tuple[str, ...] | None = None  # None: CPU, plus CUDA when onnxruntime-gpu and a GPU are present
+    providers: tuple[str, ...] | None = (
+        None  # None: CPU, plus CUDA when onnxruntime-gpu and a GPU are present
+    )
     variants: tuple[str, ...] | None = None  # None: every variant of the run plus "pytorch"
     seq_len: int = 128  # fixed-shape mode: every input padded/truncated to this length (512: the seeds)
     real_lengths: bool = True  # the test texts, dynamic padding, sorted batches, tokenisation included
@@ -76,8 +83,9 @@ def resolve_provider_name(name: str) -> str:
         return PROVIDER_ALIASES[name.lower()]
     if name.endswith("ExecutionProvider"):
         return name
-    raise EdgefnError(f"unknown provider {name!r}; use {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime "
-                      "provider name")
+    raise EdgefnError(
+        f"unknown provider {name!r}; use {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime provider name"
+    )
 
 
 @dataclass
@@ -93,6 +101,7 @@ class Target:
 
 
 # --- planning -----------------------------------------------------------------------------------------------
+
 
 def default_providers(available: list[str], gpu: bool) -> tuple[str, ...]:
     """CPU, plus CUDA when this onnxruntime build has it and a GPU is present."""
@@ -117,8 +126,12 @@ def _unavailable_reason(provider: str, available: list[str], gpu: bool) -> str |
     return None
 
 
-def plan_targets(variants: dict[str, tuple[Path, dict[str, Any]]], providers: tuple[str, ...],
-                 available: list[str], gpu: bool) -> list[Target]:
+def plan_targets(
+    variants: dict[str, tuple[Path, dict[str, Any]]],
+    providers: tuple[str, ...],
+    available: list[str],
+    gpu: bool,
+) -> list[Target]:
     """Every variant on every requested provider, marked unavailable (with a reason) where it cannot run.
 
     Args:
@@ -136,13 +149,17 @@ def plan_targets(variants: dict[str, tuple[Path, dict[str, Any]]], providers: tu
                 if device is None:
                     continue  # PyTorch rows exist for CPU and CUDA only
                 reason = "torch.cuda is not available" if device == "torch-cuda" and not gpu else None
-                targets.append(Target(name, device, folder, scheme, "unavailable" if reason else "pending", reason))
+                targets.append(
+                    Target(name, device, folder, scheme, "unavailable" if reason else "pending", reason)
+                )
                 continue
             reason = _unavailable_reason(provider, available, gpu)
             meant_for = manifest.get("execution_providers") or [CPU]
             if reason is None and provider == CPU and CPU not in meant_for:
                 reason = f"{scheme} needs {' or '.join(meant_for)}"
-            targets.append(Target(name, provider, folder, scheme, "unavailable" if reason else "pending", reason))
+            targets.append(
+                Target(name, provider, folder, scheme, "unavailable" if reason else "pending", reason)
+            )
     return targets
 
 
@@ -155,7 +172,9 @@ def select_variants(run_dir: Path, cfg: BenchConfig) -> dict[str, tuple[Path, di
     wanted = list(cfg.variants) if cfg.variants is not None else known
     unknown = [v for v in wanted if v not in known]
     if unknown:
-        raise EdgefnError(f"unknown variant(s) {', '.join(unknown)} in {run_dir}; available: {', '.join(known)}")
+        raise EdgefnError(
+            f"unknown variant(s) {', '.join(unknown)} in {run_dir}; available: {', '.join(known)}"
+        )
     if not cfg.include_pytorch:
         wanted = [v for v in wanted if v != REFERENCE]
     if not wanted:
@@ -165,8 +184,10 @@ def select_variants(run_dir: Path, cfg: BenchConfig) -> dict[str, tuple[Path, di
         if name == REFERENCE:
             checkpoint = run_dir / runs.CHECKPOINT
             if not (checkpoint / "config.json").is_file():
-                raise EdgefnError(f"{checkpoint} holds no model: the PyTorch reference needs the fine-tuned "
-                                  "checkpoint (or pass --variants without pytorch)")
+                raise EdgefnError(
+                    f"{checkpoint} holds no model: the PyTorch reference needs the fine-tuned "
+                    "checkpoint (or pass --variants without pytorch)"
+                )
             out[name] = (checkpoint, {})
         else:
             out[name] = (folders[name], runs.verify_variant(folders[name]))
@@ -174,6 +195,7 @@ def select_variants(run_dir: Path, cfg: BenchConfig) -> dict[str, tuple[Path, di
 
 
 # --- measuring ----------------------------------------------------------------------------------------------
+
 
 def _peak_for(scheme: str, provider: str, peak: dict[str, Any]) -> float | None:
     on_cuda = provider in (CUDA, "torch-cuda")
@@ -209,20 +231,31 @@ def run_target(target: Target, job: Any, flops_model: Any, peak: dict[str, Any])
     from edgefn import bench_worker, measure
 
     result = TargetResult(target.variant, target.provider, target.scheme, "ok")
-    result.size_mb, result.params = measure.size_and_params(target.model_dir, onnx=target.variant != REFERENCE)
+    result.size_mb, result.params = measure.size_and_params(
+        target.model_dir, onnx=target.variant != REFERENCE
+    )
     try:
         out: bench_worker.JobResult = in_fresh_process(bench_worker.run_job, job)
     except Exception as e:  # noqa: BLE001 - reported as a failed row, the other targets still run
         result.status, result.reason = "failed", _one_line(e)
         return result
-    for key in ("session_ms", "first_inference_ms", "rss_before_load_mb", "peak_rss_mb", "active_providers",
-                "predictions"):
+    for key in (
+        "session_ms",
+        "first_inference_ms",
+        "rss_before_load_mb",
+        "peak_rss_mb",
+        "active_providers",
+        "predictions",
+    ):
         setattr(result, key, getattr(out, key))
     if out.params is not None:
         result.params = out.params
     wanted = CUDA if target.provider in (CUDA, "torch-cuda") else None
     if target.provider == CUDA and out.active_providers[:1] != [CUDA]:
-        result.status, result.reason = "failed", f"session fell back to {out.active_providers} (CUDA did not load)"
+        result.status, result.reason = (
+            "failed",
+            f"session fell back to {out.active_providers} (CUDA did not load)",
+        )
     if out.profile_events is not None and wanted:
         result.placement = measure.summarize_placement(out.profile_events, wanted)
     peak_gflops = _peak_for(target.scheme, target.provider, peak)
@@ -232,21 +265,30 @@ def run_target(target: Target, job: Any, flops_model: Any, peak: dict[str, Any])
 
 # --- accuracy -----------------------------------------------------------------------------------------------
 
-def score(labels: list[int], preds: list[int], reference: list[int] | None = None,
-          reference_accuracy: Accuracy | None = None) -> Accuracy:
+
+def score(
+    labels: list[int],
+    preds: list[int],
+    reference: list[int] | None = None,
+    reference_accuracy: Accuracy | None = None,
+) -> Accuracy:
     """Accuracy, weighted and per-class precision/recall/F1; agreement and deltas against a reference."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     p, r, f, _ = precision_recall_fscore_support(labels, preds, average="weighted", zero_division=0)
     pc, rc, fc, sc = precision_recall_fscore_support(labels, preds, labels=[0, 1], zero_division=0)
-    per_class = {name: {"precision": float(pc[i]), "recall": float(rc[i]), "f1": float(fc[i]),
-                        "support": int(sc[i])} for i, name in enumerate(("real", "fake"))}
+    per_class = {
+        name: {"precision": float(pc[i]), "recall": float(rc[i]), "f1": float(fc[i]), "support": int(sc[i])}
+        for i, name in enumerate(("real", "fake"))
+    }
     acc = Accuracy(len(labels), float(accuracy_score(labels, preds)), float(p), float(r), float(f), per_class)
     if reference is not None:
         acc.agreement = sum(a == b for a, b in zip(preds, reference)) / len(preds)
     if reference_accuracy is not None:
-        acc.delta = {k: getattr(acc, k) - getattr(reference_accuracy, k)
-                     for k in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted")}
+        acc.delta = {
+            k: getattr(acc, k) - getattr(reference_accuracy, k)
+            for k in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted")
+        }
     return acc
 
 
@@ -279,6 +321,7 @@ def add_comparisons(results: list[TargetResult], labels: list[int]) -> TargetRes
 
 # --- the entry point ----------------------------------------------------------------------------------------
 
+
 def physical_cores() -> int:
     """Physical CPU cores (logical ones when psutil cannot tell)."""
     import os
@@ -296,7 +339,9 @@ def _limits(run_dir: Path, variants: dict[str, tuple[Path, dict[str, Any]]], seq
     if seq_len > positions:
         raise EdgefnError(f"--seq-len {seq_len} exceeds the model's {positions} positions")
     finetune = run_dir / runs.FINETUNE_CONFIG
-    max_length = int(runs.read_json(finetune).get("max_length", positions)) if finetune.is_file() else positions
+    max_length = (
+        int(runs.read_json(finetune).get("max_length", positions)) if finetune.is_file() else positions
+    )
     return min(max_length, positions)
 
 
@@ -319,10 +364,21 @@ def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progres
 def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int) -> Any:
     from edgefn.bench_worker import Job
 
-    return Job(variant=t.variant, provider=t.provider, model_dir=str(t.model_dir), texts=texts,
-               batch_sizes=cfg.batch_sizes, seq_len=cfg.seq_len, max_length=max_length, modes=cfg.modes,
-               threads=threads, warmup=cfg.warmup, min_iters=cfg.min_iters, min_time_s=cfg.min_time_s,
-               profile=t.provider == CUDA)
+    return Job(
+        variant=t.variant,
+        provider=t.provider,
+        model_dir=str(t.model_dir),
+        texts=texts,
+        batch_sizes=cfg.batch_sizes,
+        seq_len=cfg.seq_len,
+        max_length=max_length,
+        modes=cfg.modes,
+        threads=threads,
+        warmup=cfg.warmup,
+        min_iters=cfg.min_iters,
+        min_time_s=cfg.min_time_s,
+        profile=t.provider == CUDA,
+    )
 
 
 def _describe(r: TargetResult) -> str:
@@ -336,16 +392,21 @@ def _describe(r: TargetResult) -> str:
 def _notes(cfg: BenchConfig, max_length: int, results: list[TargetResult]) -> list[str]:
     from edgefn.measure import RSS_METHOD
 
-    notes = [f"fixed: inputs pre-tokenised to (batch, {cfg.seq_len}); the timed call is the model alone",
-             f"real: the test texts sorted by length, padded to each batch's longest (truncated at {max_length}); "
-             "the timed call includes tokenisation",
-             "latency figures are per sample (call time / samples in the call); throughput is samples / total time",
-             f"peak_rss_mb: {RSS_METHOD}",
-             "FLOPs: 2*M*K*N of every MatMul/Gemm/MatMulInteger in the ONNX graph at the padded shape (PyTorch "
-             "rows use the fp32 graph); peak_fraction divides achieved GFLOP/s by this machine's MatMul peak "
-             "(int8 rows: the int8 peak) measured in this run with the same threads"]
-    notes += [f"{r.variant} on {r.provider}: {r.placement.warning}" for r in results
-              if r.placement is not None and r.placement.warning]
+    notes = [
+        f"fixed: inputs pre-tokenised to (batch, {cfg.seq_len}); the timed call is the model alone",
+        f"real: the test texts sorted by length, padded to each batch's longest (truncated at {max_length}); "
+        "the timed call includes tokenisation",
+        "latency figures are per sample (call time / samples in the call); throughput is samples / total time",
+        f"peak_rss_mb: {RSS_METHOD}",
+        "FLOPs: 2*M*K*N of every MatMul/Gemm/MatMulInteger in the ONNX graph at the padded shape (PyTorch "
+        "rows use the fp32 graph); peak_fraction divides achieved GFLOP/s by this machine's MatMul peak "
+        "(int8 rows: the int8 peak) measured in this run with the same threads",
+    ]
+    notes += [
+        f"{r.variant} on {r.provider}: {r.placement.warning}"
+        for r in results
+        if r.placement is not None and r.placement.warning
+    ]
     return notes
 
 
@@ -370,13 +431,17 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
     variants = select_variants(run_dir, cfg)
     max_length = _limits(run_dir, variants, cfg.seq_len)
     test = read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl")
-    texts, labels = test.texts[:cfg.samples], test.labels[:cfg.samples]
+    texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
     available, gpu = _ort_providers(), cuda_device_present()
     targets = plan_targets(variants, cfg.providers or default_providers(available, gpu), available, gpu)
     threads = cfg.threads or physical_cores()
     say(f"measuring this machine's MatMul peak ({threads} threads) ...")
-    peak = in_fresh_process(measure.measure_matmul_peak, threads, 1024,
-                            any(t.status == "pending" and t.provider in (CUDA, "torch-cuda") for t in targets))
+    peak = in_fresh_process(
+        measure.measure_matmul_peak,
+        threads,
+        1024,
+        any(t.status == "pending" and t.provider in (CUDA, "torch-cuda") for t in targets),
+    )
     flops = _flops_models(variants, say)
     results = []
     for i, t in enumerate(targets, 1):
@@ -384,12 +449,21 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
             results.append(TargetResult(t.variant, t.provider, t.scheme, "unavailable", t.reason))
         else:
             say(f"[{i}/{len(targets)}] {t.variant} on {t.provider} ...")
-            results.append(run_target(t, _job(t, cfg, texts, max_length, threads), flops.get(t.variant), peak))
+            results.append(
+                run_target(t, _job(t, cfg, texts, max_length, threads), flops.get(t.variant), peak)
+            )
         say(f"[{i}/{len(targets)}] {t.variant} on {t.provider}: {_describe(results[-1])}")
     ref = add_comparisons(results, labels)
-    report = BenchReport(str(run_dir), {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
-                         f"{ref.variant} on {ref.provider}" if ref else None, max_length,
-                         collect_environment(threads, available, gpu), peak, results, _notes(cfg, max_length, results))
+    report = BenchReport(
+        str(run_dir),
+        {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
+        f"{ref.variant} on {ref.provider}" if ref else None,
+        max_length,
+        collect_environment(threads, available, gpu),
+        peak,
+        results,
+        _notes(cfg, max_length, results),
+    )
     write_report(report, Path(cfg.out_dir) if cfg.out_dir else run_dir / runs.BENCH_DIR)
     return report
 

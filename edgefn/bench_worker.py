@@ -64,7 +64,9 @@ class _Tokenizer:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the variant folder must hold its tokenizer")
         self.tok = Tokenizer.from_file(str(path))
-        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+        config = (
+            json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+        )
         self.pad_id = int(config.get("pad_token_id") or 0)
         self.max_length = max_length
 
@@ -80,9 +82,11 @@ class _Tokenizer:
         self.tok.enable_truncation(pad_to or self.max_length)
         self.tok.enable_padding(pad_id=self.pad_id, length=pad_to)
         encs = self.tok.encode_batch(texts)
-        return {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64)}
+        return {
+            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+        }
 
 
 def _load_onnx(job: Job) -> tuple[Callable[[dict[str, Any]], Any], list[str], int | None]:
@@ -91,7 +95,9 @@ def _load_onnx(job: Job) -> tuple[Callable[[dict[str, Any]], Any], list[str], in
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = job.threads, 1
     so.log_severity_level = 3
-    providers = [job.provider] if job.provider == "CPUExecutionProvider" else [job.provider, "CPUExecutionProvider"]
+    providers = (
+        [job.provider] if job.provider == "CPUExecutionProvider" else [job.provider, "CPUExecutionProvider"]
+    )
     session = ort.InferenceSession(str(Path(job.model_dir) / "model.onnx"), so, providers=providers)
     names = [i.name for i in session.get_inputs()]
 
@@ -125,11 +131,12 @@ def _load_torch(job: Job) -> tuple[Callable[[dict[str, Any]], Any], list[str], i
 def _real_batches(texts: list[str], lengths: list[int], batch_size: int) -> list[list[int]]:
     """Indices of the texts sorted by length, cut into batches."""
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _predict(run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, texts: list[str],
-             lengths: list[int]) -> list[int]:
+def _predict(
+    run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, texts: list[str], lengths: list[int]
+) -> list[int]:
     preds = [0] * len(texts)
     for batch in _real_batches(texts, lengths, PREDICT_BATCH):
         logits = run(tok([texts[i] for i in batch]))
@@ -138,15 +145,18 @@ def _predict(run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, texts: list[
     return preds
 
 
-def _measure_fixed(job: Job, run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, batch: int) -> dict[str, Any]:
+def _measure_fixed(
+    job: Job, run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, batch: int
+) -> dict[str, Any]:
     rows = [job.texts[i % len(job.texts)] for i in range(batch)]
     feed = tok(rows, pad_to=job.seq_len)  # tokenised once: fixed shape times the model call only
     lat = measure.measure_latency(lambda _: (run(feed), batch)[1], job.warmup, job.min_iters, job.min_time_s)
     return {"mode": "fixed", "batch_size": batch, "latency": lat, "seq_lens": [job.seq_len] * lat.count}
 
 
-def _measure_real(job: Job, run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, batch: int,
-                  lengths: list[int]) -> dict[str, Any]:
+def _measure_real(
+    job: Job, run: Callable[[dict[str, Any]], Any], tok: _Tokenizer, batch: int, lengths: list[int]
+) -> dict[str, Any]:
     batches = _real_batches(job.texts, lengths, batch)
     random.Random(0).shuffle(batches)  # a partial pass then samples lengths without bias
     seq_lens: list[int] = []
@@ -159,7 +169,7 @@ def _measure_real(job: Job, run: Callable[[dict[str, Any]], Any], tok: _Tokenize
         return len(rows)
 
     lat = measure.measure_latency(call, job.warmup, job.min_iters, job.min_time_s)
-    return {"mode": "real", "batch_size": batch, "latency": lat, "seq_lens": seq_lens[job.warmup:]}
+    return {"mode": "real", "batch_size": batch, "latency": lat, "seq_lens": seq_lens[job.warmup :]}
 
 
 def _profile_placement(job: Job, tok: _Tokenizer) -> list[dict[str, Any]]:
@@ -169,8 +179,9 @@ def _profile_placement(job: Job, tok: _Tokenizer) -> list[dict[str, Any]]:
     so = ort.SessionOptions()
     so.enable_profiling = True
     so.intra_op_num_threads = job.threads
-    session = ort.InferenceSession(str(Path(job.model_dir) / "model.onnx"), so,
-                                   providers=[job.provider, "CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(Path(job.model_dir) / "model.onnx"), so, providers=[job.provider, "CPUExecutionProvider"]
+    )
     feed = tok(job.texts[:1], pad_to=job.seq_len)
     session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})
     return measure.read_profile(Path(session.end_profiling()))
@@ -196,9 +207,17 @@ def run_job(job: Job) -> JobResult:
             measurements.append(_measure_real(job, run, tok, batch, lengths))
     preds = _predict(run, tok, job.texts, lengths)
     events = _profile_placement(job, tok) if job.profile else None
-    return JobResult(session_ms=session_ms, first_inference_ms=first_ms, rss_before_load_mb=rss_before,
-                     peak_rss_mb=measure.peak_rss_mb(), active_providers=list(active), predictions=preds,
-                     measurements=measurements, profile_events=events, params=params)
+    return JobResult(
+        session_ms=session_ms,
+        first_inference_ms=first_ms,
+        rss_before_load_mb=rss_before,
+        peak_rss_mb=measure.peak_rss_mb(),
+        active_providers=list(active),
+        predictions=preds,
+        measurements=measurements,
+        profile_events=events,
+        params=params,
+    )
 
 
 def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
@@ -211,9 +230,17 @@ def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
         job, out = Path(tmp) / "job.pkl", Path(tmp) / "out.pkl"
         job.write_bytes(pickle.dumps((fn, args)))
         root = str(Path(__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
-        proc = subprocess.run([sys.executable, "-m", "edgefn.bench_worker", str(job), str(out)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "edgefn.bench_worker", str(job), str(out)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if not out.is_file():
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
             raise RuntimeError(f"the measuring process exited with code {proc.returncode}: {tail}")

@@ -55,10 +55,19 @@ def split_list(value: str | None) -> tuple[str, ...] | None:
 def data_options(fn: F) -> F:
     """Options shared by every command that reads a dataset."""
     decorators = [
-        click.option("--data", "data", default="welfake", show_default=True,
-                     help="Dataset name (welfake, isot, constraint, liar, sample) or a file/folder path."),
-        click.option("--text-col", "text_cols", multiple=True,
-                     help="Text column of a generic file; repeat to join columns (title + text)."),
+        click.option(
+            "--data",
+            "data",
+            default="welfake",
+            show_default=True,
+            help="Dataset name (welfake, isot, constraint, liar, sample) or a file/folder path.",
+        ),
+        click.option(
+            "--text-col",
+            "text_cols",
+            multiple=True,
+            help="Text column of a generic file; repeat to join columns (title + text).",
+        ),
         click.option("--label-col", default=None, help="Label column of a generic file."),
         click.option("--fake-label", default=None, help="The label value that means fake in a generic file."),
         click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.)."),
@@ -68,30 +77,60 @@ def data_options(fn: F) -> F:
     return fn
 
 
-def make_data_options(text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
-                      no_clean: bool, seed: int = 42) -> Any:
+def make_data_options(
+    text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None, no_clean: bool, seed: int = 42
+) -> Any:
     from edgefn.data import DataOptions
 
-    return DataOptions(text_cols=tuple(text_cols), label_col=label_col, fake_label=fake_label,
-                       clean=not no_clean, seed=seed)
+    return DataOptions(
+        text_cols=tuple(text_cols), label_col=label_col, fake_label=fake_label, clean=not no_clean, seed=seed
+    )
 
 
 def finetune_options(fn: F) -> F:
     """Options shared by `finetune` and `run`."""
     decorators = [
         data_options,
-        click.option("--epochs", type=int, default=None, help="Maximum epochs (default: the preset's, 5 for real presets)."),
-        click.option("--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's)."),
+        click.option(
+            "--epochs",
+            type=int,
+            default=None,
+            help="Maximum epochs (default: the preset's, 5 for real presets).",
+        ),
+        click.option(
+            "--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's)."
+        ),
         click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's)."),
-        click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128)."),
-        click.option("--max-train-samples", type=int, default=None, help="Use a random subset of the training split."),
-        click.option("--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split."),
-        click.option("--seed", type=int, default=42, show_default=True, help="Seed for splits, init and training order."),
-        click.option("--init", type=click.Choice(["pretrained", "scratch"]), default="pretrained", show_default=True,
-                     help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
-                          "scratch: random init of the preset's architecture."),
-        click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-                     help="Output folder (default: artifacts/<preset>-<data>)."),
+        click.option(
+            "--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128)."
+        ),
+        click.option(
+            "--max-train-samples", type=int, default=None, help="Use a random subset of the training split."
+        ),
+        click.option(
+            "--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split."
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=42,
+            show_default=True,
+            help="Seed for splits, init and training order.",
+        ),
+        click.option(
+            "--init",
+            type=click.Choice(["pretrained", "scratch"]),
+            default="pretrained",
+            show_default=True,
+            help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
+            "scratch: random init of the preset's architecture.",
+        ),
+        click.option(
+            "--run-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Output folder (default: artifacts/<preset>-<data>).",
+        ),
         click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
     ]
     for dec in reversed(decorators):
@@ -103,12 +142,18 @@ def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False
     """Build a FinetuneConfig from the `finetune_options` values."""
     from edgefn.finetune import FinetuneConfig
 
-    data_opts = make_data_options(opts.pop("text_cols"), opts.pop("label_col"), opts.pop("fake_label"),
-                                  opts.pop("no_clean"), opts["seed"])
+    data_opts = make_data_options(
+        opts.pop("text_cols"),
+        opts.pop("label_col"),
+        opts.pop("fake_label"),
+        opts.pop("no_clean"),
+        opts["seed"],
+    )
     return FinetuneConfig(preset=preset, data_options=data_opts, resume=resume, **opts)
 
 
 # --- data -------------------------------------------------------------------------------------------------
+
 
 @main.group("data")
 def data_group() -> None:
@@ -129,17 +174,31 @@ def data_list() -> None:
 
 @data_group.command("inspect")
 @click.argument("data")
-@click.option("--text-col", "text_cols", multiple=True,
-              help="Text column of a generic file; repeat to join columns (title + text).")
+@click.option(
+    "--text-col",
+    "text_cols",
+    multiple=True,
+    help="Text column of a generic file; repeat to join columns (title + text).",
+)
 @click.option("--label-col", default=None, help="Label column of a generic file.")
 @click.option("--fake-label", default=None, help="The label value that means fake in a generic file.")
 @click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.).")
-@click.option("--seed", default=42, show_default=True, help="Seed of the 70/15/15 split (no official splits).")
+@click.option(
+    "--seed", default=42, show_default=True, help="Seed of the 70/15/15 split (no official splits)."
+)
 @click.option("--tokenizer", default=None, help="Tokenizer folder or hub id (default: bundled WordPiece).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @user_errors
-def data_inspect(data: str, text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None,
-                 no_clean: bool, seed: int, tokenizer: str | None, as_json: bool) -> None:
+def data_inspect(
+    data: str,
+    text_cols: tuple[str, ...],
+    label_col: str | None,
+    fake_label: str | None,
+    no_clean: bool,
+    seed: int,
+    tokenizer: str | None,
+    as_json: bool,
+) -> None:
     """Rows, label balance, token lengths, duplicates and cleaning of DATA (a name or a path)."""
     import json
 
@@ -149,7 +208,9 @@ def data_inspect(data: str, text_cols: tuple[str, ...], label_col: str | None, f
     report = inspect_data(bundle, tokenizer)
     click.echo(json.dumps(report, indent=2) if as_json else format_inspect(report))
 
+
 # --- finetune ---------------------------------------------------------------------------------------------
+
 
 @main.command()
 @click.argument("preset")
@@ -168,34 +229,79 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
 
 # --- export -----------------------------------------------------------------------------------------------
 
+
 @main.command("export")
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run folder (default: the most recent under artifacts/).")
-@click.option("--quantize", "schemes", default="int8-dynamic", show_default=True,
-              help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, none.")
-@click.option("--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported.")
-@click.option("--target", default=None, help="int8 target: avx2, avx512, avx512_vnni, arm64 (default: this CPU).")
-@click.option("--calibration-samples", type=int, default=256, show_default=True,
-              help="Calibration texts for int8-static.")
-@click.option("--calibration-method", default="minmax", show_default=True, help="minmax, entropy or percentile.")
-@click.option("--parity-samples", type=int, default=64, show_default=True,
-              help="Validation texts for the fp32 ONNX vs PyTorch check.")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder (default: the most recent under artifacts/).",
+)
+@click.option(
+    "--quantize",
+    "schemes",
+    default="int8-dynamic",
+    show_default=True,
+    help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, none.",
+)
+@click.option(
+    "--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported."
+)
+@click.option(
+    "--target", default=None, help="int8 target: avx2, avx512, avx512_vnni, arm64 (default: this CPU)."
+)
+@click.option(
+    "--calibration-samples",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Calibration texts for int8-static.",
+)
+@click.option(
+    "--calibration-method", default="minmax", show_default=True, help="minmax, entropy or percentile."
+)
+@click.option(
+    "--parity-samples",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Validation texts for the fp32 ONNX vs PyTorch check.",
+)
 @click.option("--eval-samples", type=int, default=None, help="Cap the validation texts scored per variant.")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default: Optimum's for the architecture).")
 @click.option("--threads", type=int, default=None, help="Threads for PyTorch and ONNX Runtime.")
 @click.option("--overwrite", is_flag=True, help="Replace existing variant folders.")
 @user_errors
-def export_cmd(run_dir: Path | None, schemes: str, optimize: str | None, target: str | None,
-               calibration_samples: int, calibration_method: str, parity_samples: int, eval_samples: int | None,
-               opset: int | None, threads: int | None, overwrite: bool) -> None:
+def export_cmd(
+    run_dir: Path | None,
+    schemes: str,
+    optimize: str | None,
+    target: str | None,
+    calibration_samples: int,
+    calibration_method: str,
+    parity_samples: int,
+    eval_samples: int | None,
+    opset: int | None,
+    threads: int | None,
+    overwrite: bool,
+) -> None:
     """Export a run's checkpoint to ONNX (checked against PyTorch) and quantize it."""
     from edgefn.export import ExportConfig, format_table
     from edgefn.export import export as run_export
 
-    cfg = ExportConfig(run_dir=run_dir, schemes=tuple(s.strip() for s in schemes.split(",") if s.strip()),
-                       optimize=optimize, target=target, calibration_samples=calibration_samples,
-                       calibration_method=calibration_method, parity_samples=parity_samples,
-                       eval_samples=eval_samples, opset=opset, threads=threads, overwrite=overwrite)
+    cfg = ExportConfig(
+        run_dir=run_dir,
+        schemes=tuple(s.strip() for s in schemes.split(",") if s.strip()),
+        optimize=optimize,
+        target=target,
+        calibration_samples=calibration_samples,
+        calibration_method=calibration_method,
+        parity_samples=parity_samples,
+        eval_samples=eval_samples,
+        opset=opset,
+        threads=threads,
+        overwrite=overwrite,
+    )
     result = run_export(cfg, on_step=lambda msg: click.echo(msg, err=True))
     if result.picked_automatically:
         click.echo(f"run: {result.run_dir} (most recent under artifacts/; pass --run-dir to choose)")
@@ -207,26 +313,64 @@ def export_cmd(run_dir: Path | None, schemes: str, optimize: str | None, target:
 
 # --- bench ------------------------------------------------------------------------------------------------
 
+
 @main.command()
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Run folder (default: the most recent under artifacts/).")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder (default: the most recent under artifacts/).",
+)
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma list of batch sizes.")
-@click.option("--providers", default=None,
-              help="Comma list: cpu, cuda or ONNX Runtime provider names (default: cpu, plus cuda when present).")
-@click.option("--variants", default=None, help="Comma list of variants (default: all of the run, plus pytorch).")
-@click.option("--seq-len", type=int, default=128, show_default=True,
-              help="Fixed-shape input length (512 reproduces the seeds' protocol).")
-@click.option("--real-lengths/--no-real-lengths", default=True, show_default=True,
-              help="Also time the test texts end to end (tokenisation, dynamic padding, sorted batches).")
-@click.option("--fixed-shape/--no-fixed-shape", default=True, show_default=True,
-              help="Time fixed (batch, seq-len) inputs, model call only.")
+@click.option(
+    "--providers",
+    default=None,
+    help="Comma list: cpu, cuda or ONNX Runtime provider names (default: cpu, plus cuda when present).",
+)
+@click.option(
+    "--variants", default=None, help="Comma list of variants (default: all of the run, plus pytorch)."
+)
+@click.option(
+    "--seq-len",
+    type=int,
+    default=128,
+    show_default=True,
+    help="Fixed-shape input length (512 reproduces the seeds' protocol).",
+)
+@click.option(
+    "--real-lengths/--no-real-lengths",
+    default=True,
+    show_default=True,
+    help="Also time the test texts end to end (tokenisation, dynamic padding, sorted batches).",
+)
+@click.option(
+    "--fixed-shape/--no-fixed-shape",
+    default=True,
+    show_default=True,
+    help="Time fixed (batch, seq-len) inputs, model call only.",
+)
 @click.option("--samples", type=int, default=None, help="Cap the test rows used (accuracy and real lengths).")
-@click.option("--min-time", type=float, default=1.0, show_default=True,
-              help="Least seconds measured per batch size and input mode.")
+@click.option(
+    "--min-time",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Least seconds measured per batch size and input mode.",
+)
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: physical cores).")
 @user_errors
-def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variants: str | None, seq_len: int,
-          real_lengths: bool, fixed_shape: bool, samples: int | None, min_time: float, threads: int | None) -> None:
+def bench(
+    run_dir: Path | None,
+    batch_sizes: str,
+    providers: str | None,
+    variants: str | None,
+    seq_len: int,
+    real_lengths: bool,
+    fixed_shape: bool,
+    samples: int | None,
+    min_time: float,
+    threads: int | None,
+) -> None:
     """Measure accuracy, size, latency and hardware use of every variant on each provider."""
     from edgefn.bench import BenchConfig
     from edgefn.bench import bench as run_bench
@@ -235,10 +379,18 @@ def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variant
     def split(value: str | None) -> tuple[str, ...] | None:
         return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
-    cfg = BenchConfig(run_dir=run_dir, batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
-                      providers=split(providers), variants=split(variants), seq_len=seq_len,
-                      real_lengths=real_lengths, fixed_shape=fixed_shape, samples=samples, min_time_s=min_time,
-                      threads=threads)
+    cfg = BenchConfig(
+        run_dir=run_dir,
+        batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
+        providers=split(providers),
+        variants=split(variants),
+        seq_len=seq_len,
+        real_lengths=real_lengths,
+        fixed_shape=fixed_shape,
+        samples=samples,
+        min_time_s=min_time,
+        threads=threads,
+    )
     report = run_bench(cfg, progress=lambda msg: click.echo(msg, err=True))
     click.echo(format_summary(report))
     for name, path in report.outputs.items():
@@ -247,21 +399,41 @@ def bench(run_dir: Path | None, batch_sizes: str, providers: str | None, variant
 
 # --- run / demo -------------------------------------------------------------------------------------------
 
+
 @main.command("run")
 @click.argument("preset")
 @finetune_options
-@click.option("--quantize", "schemes", default="int8-dynamic,int8-static", show_default=True,
-              help="Comma list of export schemes after fp32.")
-@click.option("--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported.")
+@click.option(
+    "--quantize",
+    "schemes",
+    default="int8-dynamic,int8-static",
+    show_default=True,
+    help="Comma list of export schemes after fp32.",
+)
+@click.option(
+    "--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported."
+)
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Bench batch sizes.")
 @click.option("--providers", default=None, help="Bench providers (default: cpu, plus cuda when present).")
 @click.option("--seq-len", type=int, default=128, show_default=True, help="Bench fixed-shape input length.")
 @click.option("--samples", type=int, default=None, help="Cap the test rows used by bench.")
 @click.option("--min-time", type=float, default=1.0, show_default=True, help="Least seconds per measurement.")
-@click.option("--threads", type=int, default=None, help="Threads for export and bench (default: physical cores).")
+@click.option(
+    "--threads", type=int, default=None, help="Threads for export and bench (default: physical cores)."
+)
 @user_errors
-def run_cmd(preset: str, schemes: str, optimize: str | None, batch_sizes: str, providers: str | None, seq_len: int,
-            samples: int | None, min_time: float, threads: int | None, **opts: Any) -> None:
+def run_cmd(
+    preset: str,
+    schemes: str,
+    optimize: str | None,
+    batch_sizes: str,
+    providers: str | None,
+    seq_len: int,
+    samples: int | None,
+    min_time: float,
+    threads: int | None,
+    **opts: Any,
+) -> None:
     """Fine-tune PRESET, export and quantize it, and benchmark every variant, in one run folder."""
     from edgefn.bench import BenchConfig
     from edgefn.export import ExportConfig
@@ -270,24 +442,39 @@ def run_cmd(preset: str, schemes: str, optimize: str | None, batch_sizes: str, p
     cfg = PipelineConfig(
         finetune=make_finetune_config(preset, opts),
         export=ExportConfig(schemes=split_list(schemes) or ("none",), optimize=optimize, threads=threads),
-        bench=BenchConfig(batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"), providers=split_list(providers),
-                          seq_len=seq_len, samples=samples, min_time_s=min_time, threads=threads),
+        bench=BenchConfig(
+            batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
+            providers=split_list(providers),
+            seq_len=seq_len,
+            samples=samples,
+            min_time_s=min_time,
+            threads=threads,
+        ),
     )
     result = run_pipeline(cfg, progress=lambda msg: click.echo(msg, err=True))
     click.echo(format_pipeline_summary(result))
 
 
 @main.command()
-@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: artifacts/demo-minilm-sample, replaced on each run).")
-@click.option("--threads", type=int, default=None, help="Threads for export and bench (default: physical cores).")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: artifacts/demo-minilm-sample, replaced on each run).",
+)
+@click.option(
+    "--threads", type=int, default=None, help="Threads for export and bench (default: physical cores)."
+)
 @user_errors
 def demo(run_dir: Path | None, threads: int | None) -> None:
     """Run the whole pipeline offline: minilm (bundled weights) on the embedded sample corpus, CPU, a few minutes."""
     from edgefn.pipeline import demo_config, format_pipeline_summary, run_pipeline
 
-    click.echo("edgefn demo: minilm (pretrained, bundled) on the embedded 400-item smoke-test corpus; "
-               "the accuracy says nothing about real fake-news detection.", err=True)
+    click.echo(
+        "edgefn demo: minilm (pretrained, bundled) on the embedded 400-item smoke-test corpus; "
+        "the accuracy says nothing about real fake-news detection.",
+        err=True,
+    )
     result = run_pipeline(demo_config(run_dir, threads), progress=lambda msg: click.echo(msg, err=True))
     click.echo(format_pipeline_summary(result))
 
@@ -297,37 +484,67 @@ def demo(run_dir: Path | None, threads: int | None) -> None:
 
 @main.command()
 @click.argument("texts", nargs=-1)
-@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
-              help="An exported variant folder, e.g. RUN/onnx/int8-dynamic.")
-@click.option("--input", "input_path", default=None,
-              help="A .txt file (one text per line), a .csv/.tsv/.jsonl file (see --column), or - for stdin.")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="An exported variant folder, e.g. RUN/onnx/int8-dynamic.",
+)
+@click.option(
+    "--input",
+    "input_path",
+    default=None,
+    help="A .txt file (one text per line), a .csv/.tsv/.jsonl file (see --column), or - for stdin.",
+)
 @click.option("--column", default="text", show_default=True, help="Text column of a CSV/TSV/JSONL input.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write here instead of stdout.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads (default: ORT's).")
-@click.option("--provider", default="cpu", show_default=True, help="cpu, cuda or a full ONNX Runtime EP name.")
-@click.option("--max-length", type=click.IntRange(min=2), default=None,
-              help="Token limit (default: the run's fine-tuning max_length, else 512).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads (default: ORT's)."
+)
+@click.option(
+    "--provider", default="cpu", show_default=True, help="cpu, cuda or a full ONNX Runtime EP name."
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Token limit (default: the run's fine-tuning max_length, else 512).",
+)
 @click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the input file or stdin.")
 @user_errors
-def predict(texts: tuple[str, ...], model_dir: Path, input_path: str | None, column: str, fmt: str,
-            output: Path | None, batch_size: int, threads: int | None, provider: str, max_length: int | None,
-            encoding: str) -> None:
+def predict(
+    texts: tuple[str, ...],
+    model_dir: Path,
+    input_path: str | None,
+    column: str,
+    fmt: str,
+    output: Path | None,
+    batch_size: int,
+    threads: int | None,
+    provider: str,
+    max_length: int | None,
+    encoding: str,
+) -> None:
     """Classify TEXTs (or --input FILE, or stdin) with an exported ONNX folder; torch-free."""
     from edgefn.predict_io import format_predictions, read_texts, write_output
     from edgefn.runtime import Classifier
 
     inputs = read_texts(texts, input_path, column, encoding)
-    clf = Classifier.from_folder(model_dir, provider=provider, threads=threads, batch_size=batch_size,
-                                 max_length=max_length)
+    clf = Classifier.from_folder(
+        model_dir, provider=provider, threads=threads, batch_size=batch_size, max_length=max_length
+    )
     if clf.provider_note:
         click.echo(f"note: {clf.provider_note}", err=True)
     predictions = clf.predict(inputs)
     write_output(format_predictions(predictions, fmt), output)
     n_cut = sum(p.truncated for p in predictions)
     if n_cut:
-        click.echo(f"note: {n_cut} of {len(predictions)} texts truncated to {clf.max_length} tokens", err=True)
+        click.echo(
+            f"note: {n_cut} of {len(predictions)} texts truncated to {clf.max_length} tokens", err=True
+        )
     if output is not None:
         n_fake = sum(p.label == "fake" for p in predictions)
         click.echo(f"{len(predictions)} predictions ({n_fake} fake) -> {output}", err=True)

@@ -109,11 +109,16 @@ class DatasetEntry:
 _REGISTRY: dict[str, DatasetEntry] = {}
 
 
-def register_dataset(name: str, *, detect: Callable[[Path], bool] = lambda p: False,
-                     folders: tuple[str, ...] = (), hint: str = "", builtin: Path | None = None,
-                     hub_id: str | None = None,
-                     load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None,
-                     ) -> Callable[[Loader], Loader]:
+def register_dataset(
+    name: str,
+    *,
+    detect: Callable[[Path], bool] = lambda p: False,
+    folders: tuple[str, ...] = (),
+    hint: str = "",
+    builtin: Path | None = None,
+    hub_id: str | None = None,
+    load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None,
+) -> Callable[[Loader], Loader]:
     """Decorator registering a loader `fn(path, options) -> DatasetBundle` under `name`."""
 
     def deco(fn: Loader) -> Loader:
@@ -137,8 +142,10 @@ def list_datasets() -> list[str]:
 def get_dataset(name: str) -> DatasetEntry:
     """The registry entry of `name`; unknown names raise with the list of known ones."""
     if name not in _registry():
-        raise EdgefnError(f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
-                          "(or pass a file or folder path)")
+        raise EdgefnError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
+            "(or pass a file or folder path)"
+        )
     return _REGISTRY[name]
 
 
@@ -200,8 +207,10 @@ def _detect(path: Path, options: DataOptions) -> str | None:
         for entry in entries:
             if entry.detect(path):
                 return entry.name
-        raise EdgefnError(f"cannot tell which dataset folder {path} holds: expected "
-                          + "; ".join(f"{e.hint} ({e.name})" for e in entries if e.folders))
+        raise EdgefnError(
+            f"cannot tell which dataset folder {path} holds: expected "
+            + "; ".join(f"{e.hint} ({e.name})" for e in entries if e.folders)
+        )
     if options.text_cols or options.label_col:
         return None
     return next((e.name for e in entries if e.detect(path)), None)
@@ -219,15 +228,22 @@ def _locate(entry: DatasetEntry) -> Path | None:
 
 def _load_from_hub(entry: DatasetEntry, options: DataOptions) -> DatasetBundle:
     if entry.builtin is not None:
-        raise EdgefnError(f"dataset {entry.name!r}: the packaged file {entry.builtin} is missing; reinstall edgefn")
+        raise EdgefnError(
+            f"dataset {entry.name!r}: the packaged file {entry.builtin} is missing; reinstall edgefn"
+        )
     bundle = entry.load_hub(options) if entry.load_hub else None
     if bundle is not None:
         return bundle
     where = ", ".join(str(root / entry.folders[0]) for root in data_roots())
-    hub = (f", or go online (hub unreachable or HF_HUB_OFFLINE set) to download {entry.hub_id}"
-           if entry.hub_id else "")
-    raise EdgefnError(f"dataset {entry.name!r} not found: put {entry.hint} in one of {where} (or set "
-                      f"EDGEFN_DATA_DIR), give the data as {entry.name}:PATH{hub}")
+    hub = (
+        f", or go online (hub unreachable or HF_HUB_OFFLINE set) to download {entry.hub_id}"
+        if entry.hub_id
+        else ""
+    )
+    raise EdgefnError(
+        f"dataset {entry.name!r} not found: put {entry.hint} in one of {where} (or set "
+        f"EDGEFN_DATA_DIR), give the data as {entry.name}:PATH{hub}"
+    )
 
 
 # --- inspect ----------------------------------------------------------------------------------------------
@@ -256,8 +272,13 @@ def _token_lengths(tok: Any, texts: list[str], max_rows: int | None) -> list[int
         texts = [texts[i] for i in sorted(picked)]
     lengths: list[int] = []
     for start in range(0, len(texts), 1000):
-        enc = tok(texts[start:start + 1000], truncation=False, verbose=False,
-                  return_attention_mask=False, return_token_type_ids=False)
+        enc = tok(
+            texts[start : start + 1000],
+            truncation=False,
+            verbose=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         lengths += [len(ids) for ids in enc["input_ids"]]
     return lengths
 
@@ -268,11 +289,19 @@ def _split_report(split: Split, tok: Any, max_rows: int | None) -> dict[str, Any
     fake = sum(split.labels)
     lengths = np.asarray(_token_lengths(tok, split.texts, max_rows) or [0])
     tokens: dict[str, Any] = {f"p{p}": int(np.percentile(lengths, p, method="nearest")) for p in PERCENTILES}
-    tokens |= {"max": int(lengths.max()), "over_512": float((lengths > 512).mean()),
-               "rows_measured": int(min(len(split), max_rows or len(split)))}
-    return {"rows": len(split), "fake": fake, "real": len(split) - fake,
-            "fake_share": fake / len(split) if len(split) else 0.0,
-            "duplicates": len(split.texts) - len(set(split.texts)), "tokens": tokens}
+    tokens |= {
+        "max": int(lengths.max()),
+        "over_512": float((lengths > 512).mean()),
+        "rows_measured": int(min(len(split), max_rows or len(split))),
+    }
+    return {
+        "rows": len(split),
+        "fake": fake,
+        "real": len(split) - fake,
+        "fake_share": fake / len(split) if len(split) else 0.0,
+        "duplicates": len(split.texts) - len(set(split.texts)),
+        "tokens": tokens,
+    }
 
 
 def inspect_data(bundle: DatasetBundle, tokenizer: Any = None, max_rows: int | None = 5000) -> dict[str, Any]:
@@ -290,8 +319,10 @@ def inspect_data(bundle: DatasetBundle, tokenizer: Any = None, max_rows: int | N
     sets = {name: set(bundle.split(name).texts) for name in SPLITS}
     pairs = [("train", "validation"), ("train", "test"), ("validation", "test")]
     return {
-        **{k: bundle.info.get(k) for k in ("name", "source", "variant", "splits", "label_map", "cleaning",
-                                           "dropped", "note")},
+        **{
+            k: bundle.info.get(k)
+            for k in ("name", "source", "variant", "splits", "label_map", "cleaning", "dropped", "note")
+        },
         "fingerprint": bundle.fingerprint(),
         "tokenizer": tok_name,
         "per_split": {name: _split_report(bundle.split(name), tok, max_rows) for name in SPLITS},
@@ -308,8 +339,11 @@ def _describe_cleaning(cleaning: dict[str, Any] | None) -> str:
 
 
 def _sampled(report: dict[str, Any]) -> str:
-    measured = [s["tokens"]["rows_measured"] for s in report["per_split"].values() if
-                s["tokens"]["rows_measured"] < s["rows"]]
+    measured = [
+        s["tokens"]["rows_measured"]
+        for s in report["per_split"].values()
+        if s["tokens"]["rows_measured"] < s["rows"]
+    ]
     return f"; lengths from a fixed sample of {max(measured)} rows per split" if measured else ""
 
 
@@ -318,20 +352,34 @@ def format_inspect(report: dict[str, Any]) -> str:
     dropped = report.get("dropped") or {}
     cross = sum((dropped.get("cross_split") or {}).values())
     variant = f", {report['variant']}" if report.get("variant") else ""
-    lines = [f"dataset    {report['name']}{variant}  ({report['source']})",
-             f"splits     {report['splits']}", f"labels     {report['label_map']}",
-             f"cleaning   {_describe_cleaning(report.get('cleaning'))}",
-             f"dropped    {dropped.get('empty', 0)} empty, {dropped.get('duplicate', 0)} duplicate, "
-             f"{dropped.get('conflicting_labels', 0)} with conflicting labels, {cross} already in an earlier split",
-             f"tokens     {report['tokenizer']}, special tokens included{_sampled(report)}"]
+    lines = [
+        f"dataset    {report['name']}{variant}  ({report['source']})",
+        f"splits     {report['splits']}",
+        f"labels     {report['label_map']}",
+        f"cleaning   {_describe_cleaning(report.get('cleaning'))}",
+        f"dropped    {dropped.get('empty', 0)} empty, {dropped.get('duplicate', 0)} duplicate, "
+        f"{dropped.get('conflicting_labels', 0)} with conflicting labels, {cross} already in an earlier split",
+        f"tokens     {report['tokenizer']}, special tokens included{_sampled(report)}",
+    ]
     if report.get("note"):
         lines.append(f"note       {report['note']}")
     head = ["split", "rows", "fake", "real", "fake%", "dup", *(f"p{p}" for p in PERCENTILES), "max", ">512"]
     rows = [head]
     for name, s in report["per_split"].items():
         t = s["tokens"]
-        rows.append([name, s["rows"], s["fake"], s["real"], f"{100 * s['fake_share']:.1f}%", s["duplicates"],
-                     *(t[f"p{p}"] for p in PERCENTILES), t["max"], f"{100 * t['over_512']:.1f}%"])
+        rows.append(
+            [
+                name,
+                s["rows"],
+                s["fake"],
+                s["real"],
+                f"{100 * s['fake_share']:.1f}%",
+                s["duplicates"],
+                *(t[f"p{p}"] for p in PERCENTILES),
+                t["max"],
+                f"{100 * t['over_512']:.1f}%",
+            ]
+        )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     lines.append("")
     for r in rows:

@@ -18,7 +18,12 @@ from edgefn.presets import ArchQuirks, get_preset
 
 OPTIMIZE_LEVELS = ("O1", "O2", "O3")
 FP32 = "fp32"
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 _COPIED_SUFFIXES = (".json", ".txt", ".model")  # config and tokenizer files carried into every variant
 Step = Callable[[str], None]
@@ -47,12 +52,16 @@ class ExportConfig:
             self.schemes = tuple(s for s in self.schemes.split(",") if s.strip())
         self.schemes = q.resolve_schemes(tuple(self.schemes) or ("none",))
         if self.optimize is not None and self.optimize not in OPTIMIZE_LEVELS:
-            raise EdgefnError(f"unknown --optimize {self.optimize!r}; choose one of {', '.join(OPTIMIZE_LEVELS)}")
+            raise EdgefnError(
+                f"unknown --optimize {self.optimize!r}; choose one of {', '.join(OPTIMIZE_LEVELS)}"
+            )
         if self.target is not None:
             q.get_target(self.target)
         if self.calibration_method not in q.CALIBRATION_METHODS:
-            raise EdgefnError(f"unknown --calibration-method {self.calibration_method!r}; "
-                              f"choose one of {', '.join(q.CALIBRATION_METHODS)}")
+            raise EdgefnError(
+                f"unknown --calibration-method {self.calibration_method!r}; "
+                f"choose one of {', '.join(q.CALIBRATION_METHODS)}"
+            )
         for name in ("calibration_samples", "parity_samples", "eval_samples", "opset", "threads"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -141,11 +150,20 @@ def _start_job(cfg: ExportConfig, run_dir: Path, step: Step) -> _Job:
     _check_checkpoint(checkpoint)
     ft = runs.read_json(run_dir / runs.FINETUNE_CONFIG)
     if "preset" not in ft:
-        raise EdgefnError(f"{run_dir / runs.FINETUNE_CONFIG} has no \"preset\"; re-run `edgefn finetune`")
+        raise EdgefnError(f'{run_dir / runs.FINETUNE_CONFIG} has no "preset"; re-run `edgefn finetune`')
     target = cfg.target or q.detect_target()
     step(f"run {run_dir} (preset {ft['preset']}, {ft.get('init', 'pretrained')}); int8 target {target}")
-    return _Job(cfg, run_dir, str(ft["preset"]), str(ft.get("init", "pretrained")), get_preset(ft["preset"]).quirks,
-                int(ft.get("max_length", 128)), runs.sha256_dir(checkpoint), target, step)
+    return _Job(
+        cfg,
+        run_dir,
+        str(ft["preset"]),
+        str(ft.get("init", "pretrained")),
+        get_preset(ft["preset"]).quirks,
+        int(ft.get("max_length", 128)),
+        runs.sha256_dir(checkpoint),
+        target,
+        step,
+    )
 
 
 def _check_checkpoint(checkpoint: Path) -> None:
@@ -167,8 +185,10 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
     wanted = schemes + ([FP32] if "none" in job.cfg.schemes else [])
     existing = [n for n in wanted if job.variant_dir(n).exists()]
     if existing:
-        raise EdgefnError(f"variant(s) {', '.join(existing)} already exist in {job.run_dir / runs.ONNX_DIR} "
-                          "(use --overwrite to replace them)")
+        raise EdgefnError(
+            f"variant(s) {', '.join(existing)} already exist in {job.run_dir / runs.ONNX_DIR} "
+            "(use --overwrite to replace them)"
+        )
 
 
 @contextlib.contextmanager
@@ -193,14 +213,18 @@ def _tokenizer(job: _Job) -> Any:
     return AutoTokenizer.from_pretrained(str(job.checkpoint), local_files_only=True)
 
 
-def _encode(tok: Any, texts: list[str], max_length: int, batch_size: int = 32) -> list[tuple[list[int], dict]]:
+def _encode(
+    tok: Any, texts: list[str], max_length: int, batch_size: int = 32
+) -> list[tuple[list[int], dict]]:
     """Batches of (row indices, numpy inputs), sorted by length so padding stays short."""
     lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     batches = []
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        enc = tok([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="np")
+        idx = order[start : start + batch_size]
+        enc = tok(
+            [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="np"
+        )
         batches.append((idx, dict(enc)))
     return batches
 
@@ -213,13 +237,19 @@ def _load_eval_texts(job: _Job) -> None:
     val = read_split_jsonl(job.run_dir / runs.DATA_DIR / "validation.jsonl")
     n = len(val) if job.cfg.eval_samples is None else min(job.cfg.eval_samples, len(val))
     if n == 0:
-        raise EdgefnError(f"{job.run_dir / runs.DATA_DIR / 'validation.jsonl'} is empty: nothing to check parity on")
+        raise EdgefnError(
+            f"{job.run_dir / runs.DATA_DIR / 'validation.jsonl'} is empty: nothing to check parity on"
+        )
     job.eval_labels = np.asarray(val.labels[:n])
     job.eval_batches = _encode(_tokenizer(job), val.texts[:n], job.max_length)
 
 
-def onnx_logits(model: Path, batches: list[tuple[list[int], dict]], providers: list[str] | None = None,
-                threads: int | None = None) -> Any:
+def onnx_logits(
+    model: Path,
+    batches: list[tuple[list[int], dict]],
+    providers: list[str] | None = None,
+    threads: int | None = None,
+) -> Any:
     """Logits of an ONNX model for encoded batches, in the original row order."""
     import numpy as np
     import onnxruntime as ort
@@ -247,7 +277,9 @@ def _torch_logits(checkpoint: Path, batches: list[tuple[list[int], dict]]) -> An
     accepted = set(model.forward.__code__.co_varnames)
     with torch.inference_mode():
         for idx, enc in batches:
-            out[idx] = model(**{k: torch.from_numpy(v) for k, v in enc.items() if k in accepted}).logits.numpy()
+            out[idx] = model(
+                **{k: torch.from_numpy(v) for k, v in enc.items() if k in accepted}
+            ).logits.numpy()
     return out
 
 
@@ -256,7 +288,11 @@ def _compare(logits: Any, reference: Any) -> dict[str, float]:
 
     diff = np.abs(logits - reference)
     agree = float((logits.argmax(1) == reference.argmax(1)).mean())
-    return {"max_abs_logit_diff": float(diff.max()), "mean_abs_logit_diff": float(diff.mean()), "agreement": agree}
+    return {
+        "max_abs_logit_diff": float(diff.max()),
+        "mean_abs_logit_diff": float(diff.mean()),
+        "agreement": agree,
+    }
 
 
 def _accuracy(job: _Job, logits: Any) -> float:
@@ -280,18 +316,32 @@ def _export_fp32(job: _Job) -> VariantResult:
         job.fp32_logits = onnx_logits(tmp / q.ONNX_FILE, job.eval_batches, threads=job.cfg.threads)
         job.fp32_accuracy = _accuracy(job, job.fp32_logits)
         job.fp32_size_mb = runs.file_size_mb(tmp / q.ONNX_FILE)
-        manifest = _manifest(job, tmp, FP32, FP32, [q.CPU], parity, job.fp32_accuracy,
-                             opset=opset, optimize=optimize, notes=optimize.get("notes", []))
+        manifest = _manifest(
+            job,
+            tmp,
+            FP32,
+            FP32,
+            [q.CPU],
+            parity,
+            job.fp32_accuracy,
+            opset=opset,
+            optimize=optimize,
+            notes=optimize.get("notes", []),
+        )
         runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
     return _variant_result(folder, manifest)
 
 
 def _reuse_fp32(job: _Job, folder: Path) -> VariantResult:
     manifest = runs.verify_variant(folder)
-    if manifest.get("source_checkpoint_sha256") != job.source_sha256 or \
-            (manifest.get("optimize") or {}).get("requested") != job.cfg.optimize:
-        raise EdgefnError(f"{folder} was exported from another checkpoint or --optimize setting; "
-                          "use --overwrite to re-export it")
+    if (
+        manifest.get("source_checkpoint_sha256") != job.source_sha256
+        or (manifest.get("optimize") or {}).get("requested") != job.cfg.optimize
+    ):
+        raise EdgefnError(
+            f"{folder} was exported from another checkpoint or --optimize setting; "
+            "use --overwrite to re-export it"
+        )
     job.step(f"fp32: reusing {folder} (same checkpoint)")
     job.fp32_logits = onnx_logits(folder / q.ONNX_FILE, job.eval_batches, threads=job.cfg.threads)
     job.fp32_accuracy = _accuracy(job, job.fp32_logits)
@@ -303,12 +353,25 @@ def _optimum_export(job: _Job, out: Path) -> int:
     import onnx
     from optimum.exporters.onnx import main_export
 
-    main_export(str(job.checkpoint), out, task="text-classification", opset=job.cfg.opset, do_validation=False,
-                library_name="transformers", local_files_only=True, device="cpu")
+    main_export(
+        str(job.checkpoint),
+        out,
+        task="text-classification",
+        opset=job.cfg.opset,
+        do_validation=False,
+        library_name="transformers",
+        local_files_only=True,
+        device="cpu",
+    )
     if not (out / q.ONNX_FILE).is_file():
         raise EdgefnError(f"Optimum did not write {q.ONNX_FILE} for {job.checkpoint}")
-    return int(next(o.version for o in onnx.load(str(out / q.ONNX_FILE), load_external_data=False).opset_import
-                    if o.domain in ("", "ai.onnx")))
+    return int(
+        next(
+            o.version
+            for o in onnx.load(str(out / q.ONNX_FILE), load_external_data=False).opset_import
+            if o.domain in ("", "ai.onnx")
+        )
+    )
 
 
 def _optimize(job: _Job, folder: Path) -> dict[str, Any]:
@@ -323,7 +386,9 @@ def _optimize(job: _Job, folder: Path) -> dict[str, Any]:
         job.step(f"fp32: optimize {level} skipped: {record['skipped']}")
         return record
     if job.quirks.avoid_fusion and level != "O1":
-        record["notes"].append(f"{level} fusion on {job.preset} unshares the shared layers and grows the file")
+        record["notes"].append(
+            f"{level} fusion on {job.preset} unshares the shared layers and grows the file"
+        )
     from optimum.onnxruntime import ORTOptimizer
     from optimum.onnxruntime.configuration import AutoOptimizationConfig
 
@@ -347,14 +412,23 @@ def _check_parity(job: _Job, model: Path) -> dict[str, Any]:
     batches = _encode(_tokenizer(job), _eval_texts(job, n), job.max_length)
     ref = _torch_logits(job.checkpoint, batches)
     got = _compare(onnx_logits(model, batches, threads=job.cfg.threads), ref)
-    parity = {"reference": "pytorch", "samples": n, "atol": job.cfg.parity_atol, **got,
-              "passed": got["max_abs_logit_diff"] <= job.cfg.parity_atol and got["agreement"] == 1.0}
-    job.step(f"fp32: parity vs PyTorch on {n} validation texts: max |logit diff| "
-             f"{got['max_abs_logit_diff']:.2e}, agreement {got['agreement']:.1%}")
+    parity = {
+        "reference": "pytorch",
+        "samples": n,
+        "atol": job.cfg.parity_atol,
+        **got,
+        "passed": got["max_abs_logit_diff"] <= job.cfg.parity_atol and got["agreement"] == 1.0,
+    }
+    job.step(
+        f"fp32: parity vs PyTorch on {n} validation texts: max |logit diff| "
+        f"{got['max_abs_logit_diff']:.2e}, agreement {got['agreement']:.1%}"
+    )
     if not parity["passed"]:
-        raise EdgefnError(f"fp32 ONNX does not match PyTorch on {n} validation texts: max |logit diff| "
-                          f"{got['max_abs_logit_diff']:.3g} (allowed {job.cfg.parity_atol:g}), prediction "
-                          f"agreement {got['agreement']:.1%} (required 100%); nothing was written")
+        raise EdgefnError(
+            f"fp32 ONNX does not match PyTorch on {n} validation texts: max |logit diff| "
+            f"{got['max_abs_logit_diff']:.3g} (allowed {job.cfg.parity_atol:g}), prediction "
+            f"agreement {got['agreement']:.1%} (required 100%); nothing was written"
+        )
     return parity
 
 
@@ -370,26 +444,52 @@ def _eval_texts(job: _Job, n: int) -> list[str]:
 def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
     folder, fp32 = job.variant_dir(scheme.name), job.variant_dir(FP32)
     assert scheme.apply is not None
-    with runs.atomic_dir(folder, overwrite=job.cfg.overwrite) as tmp, \
-            tempfile.TemporaryDirectory(prefix=".work-", dir=folder.parent) as work:
+    with (
+        runs.atomic_dir(folder, overwrite=job.cfg.overwrite) as tmp,
+        tempfile.TemporaryDirectory(prefix=".work-", dir=folder.parent) as work,
+    ):
         tmp.chmod(0o755)
         job.step(f"{scheme.name}: {scheme.description}")
-        ctx = q.SchemeContext(fp32 / q.ONNX_FILE, tmp, Path(work), job.target, job.quirks,
-                              lambda: _calibration_inputs(job), job.cfg.calibration_method)
+        ctx = q.SchemeContext(
+            fp32 / q.ONNX_FILE,
+            tmp,
+            Path(work),
+            job.target,
+            job.quirks,
+            lambda: _calibration_inputs(job),
+            job.cfg.calibration_method,
+        )
         out = scheme.apply(ctx)
         _copy_model_files(fp32, tmp)
         notes = list(out.notes)
         logits, providers = _score_variant(job, scheme, tmp / q.ONNX_FILE, notes)
-        parity = {"reference": "fp32 onnx", "samples": len(job.eval_labels), **_compare(logits, job.fp32_logits)}
+        parity = {
+            "reference": "fp32 onnx",
+            "samples": len(job.eval_labels),
+            **_compare(logits, job.fp32_logits),
+        }
         if scheme.name == "int8-dynamic" and job.cfg.saturation_check and job.target in ("avx2", "avx512"):
             out.settings["saturation_check"] = _saturation_check(job, ctx, parity)
         accuracy = _accuracy(job, logits)
-        manifest = _manifest(job, tmp, scheme.name, scheme.name, list(scheme.execution_providers), parity, accuracy,
-                             settings=out.settings, graph_passes=out.graph_passes,
-                             nodes_kept_float=out.nodes_kept_float, notes=notes, measured_on=providers)
+        manifest = _manifest(
+            job,
+            tmp,
+            scheme.name,
+            scheme.name,
+            list(scheme.execution_providers),
+            parity,
+            accuracy,
+            settings=out.settings,
+            graph_passes=out.graph_passes,
+            nodes_kept_float=out.nodes_kept_float,
+            notes=notes,
+            measured_on=providers,
+        )
         runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
-    job.step(f"{scheme.name}: {manifest['size_mb']:.2f} MB ({manifest['size_ratio_to_fp32']:.0%} of fp32), "
-             f"agreement with fp32 {parity['agreement']:.1%}")
+    job.step(
+        f"{scheme.name}: {manifest['size_mb']:.2f} MB ({manifest['size_ratio_to_fp32']:.0%} of fp32), "
+        f"agreement with fp32 {parity['agreement']:.1%}"
+    )
     return _variant_result(folder, manifest)
 
 
@@ -400,9 +500,13 @@ def _score_variant(job: _Job, scheme: q.QuantScheme, model: Path, notes: list[st
     available = ort.get_available_providers()
     providers = [p for p in scheme.execution_providers if p in available] or [q.CPU]
     if q.CUDA in scheme.execution_providers and q.CUDA not in available:
-        notes.append(f"{scheme.name} is meant for CUDAExecutionProvider, which is not available here: accuracy was "
-                     "checked on CPU; benchmark it on a CUDA machine")
-        job.step(f"{scheme.name}: no CUDA here: exported and checked on CPU; it can only be benchmarked on CUDA")
+        notes.append(
+            f"{scheme.name} is meant for CUDAExecutionProvider, which is not available here: accuracy was "
+            "checked on CPU; benchmark it on a CUDA machine"
+        )
+        job.step(
+            f"{scheme.name}: no CUDA here: exported and checked on CPU; it can only be benchmarked on CUDA"
+        )
     return onnx_logits(model, job.eval_batches, providers, job.cfg.threads), providers
 
 
@@ -412,58 +516,102 @@ def _saturation_check(job: _Job, ctx: q.SchemeContext, chosen: dict[str, Any]) -
     alt = q.quantize_dynamic_file(model, ctx.work_dir / "u8s8", job.target, q.SATURATION_PRONE)
     other = _compare(onnx_logits(alt, job.eval_batches, threads=job.cfg.threads), job.fp32_logits)
     setting = q.get_target(job.target)
-    job.step(f"int8-dynamic: chosen {setting.weights} weights, reduce_range={setting.reduce_range}: mean |logit diff| "
-             f"{chosen['mean_abs_logit_diff']:.4f}, agreement {chosen['agreement']:.1%}; u8/s8 full range: "
-             f"{other['mean_abs_logit_diff']:.4f}, {other['agreement']:.1%}")
-    return {"chosen": {k: chosen[k] for k in ("agreement", "mean_abs_logit_diff", "max_abs_logit_diff")},
-            q.SATURATION_PRONE.name: other}
+    job.step(
+        f"int8-dynamic: chosen {setting.weights} weights, reduce_range={setting.reduce_range}: mean |logit diff| "
+        f"{chosen['mean_abs_logit_diff']:.4f}, agreement {chosen['agreement']:.1%}; u8/s8 full range: "
+        f"{other['mean_abs_logit_diff']:.4f}, {other['agreement']:.1%}"
+    )
+    return {
+        "chosen": {k: chosen[k] for k in ("agreement", "mean_abs_logit_diff", "max_abs_logit_diff")},
+        q.SATURATION_PRONE.name: other,
+    }
 
 
 def _calibration_inputs(job: _Job) -> dict[str, list[list[int]]]:
     from edgefn.data import read_split_jsonl
 
-    texts = read_split_jsonl(job.run_dir / runs.DATA_DIR / "calibration.jsonl").texts[:job.cfg.calibration_samples]
+    texts = read_split_jsonl(job.run_dir / runs.DATA_DIR / "calibration.jsonl").texts[
+        : job.cfg.calibration_samples
+    ]
     enc = _tokenizer(job)(texts, truncation=True, max_length=job.max_length, padding=True)
     return {k: [list(map(int, row)) for row in v] for k, v in enc.items()}
 
 
 def _copy_model_files(src: Path, dst: Path) -> None:
     for p in src.iterdir():
-        if p.is_file() and p.suffix in _COPIED_SUFFIXES and p.name != runs.EXPORT_MANIFEST and not (dst / p.name).exists():
+        if (
+            p.is_file()
+            and p.suffix in _COPIED_SUFFIXES
+            and p.name != runs.EXPORT_MANIFEST
+            and not (dst / p.name).exists()
+        ):
             shutil.copy2(p, dst / p.name)
 
 
-def _manifest(job: _Job, folder: Path, variant: str, scheme: str, providers: list[str], parity: dict[str, Any],
-              accuracy: float | None, **extra: Any) -> dict[str, Any]:
+def _manifest(
+    job: _Job,
+    folder: Path,
+    variant: str,
+    scheme: str,
+    providers: list[str],
+    parity: dict[str, Any],
+    accuracy: float | None,
+    **extra: Any,
+) -> dict[str, Any]:
     size = runs.file_size_mb(folder / q.ONNX_FILE)
     opset = extra.pop("opset", None)
     if opset is None:
         opset = (runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST)).get("opset")
     return {
-        "variant": variant, "scheme": scheme, "preset": job.preset, "init": job.init,
-        "model_sha256": runs.sha256_file(folder / q.ONNX_FILE), "source_checkpoint_sha256": job.source_sha256,
-        "size_mb": size, "size_ratio_to_fp32": size / (job.fp32_size_mb or size), "opset": opset,
-        "target": job.target, "execution_providers": providers, "max_length": job.max_length, "parity": parity,
-        "validation_accuracy": accuracy, "validation_samples": len(job.eval_labels),
-        "accuracy_delta_vs_fp32": None if accuracy is None or job.fp32_accuracy is None else accuracy - job.fp32_accuracy,
+        "variant": variant,
+        "scheme": scheme,
+        "preset": job.preset,
+        "init": job.init,
+        "model_sha256": runs.sha256_file(folder / q.ONNX_FILE),
+        "source_checkpoint_sha256": job.source_sha256,
+        "size_mb": size,
+        "size_ratio_to_fp32": size / (job.fp32_size_mb or size),
+        "opset": opset,
+        "target": job.target,
+        "execution_providers": providers,
+        "max_length": job.max_length,
+        "parity": parity,
+        "validation_accuracy": accuracy,
+        "validation_samples": len(job.eval_labels),
+        "accuracy_delta_vs_fp32": None
+        if accuracy is None or job.fp32_accuracy is None
+        else accuracy - job.fp32_accuracy,
         "nodes_kept_float": extra.pop("nodes_kept_float", []),
         "op_counts": q.op_counts(folder / q.ONNX_FILE),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": runs.library_versions(), **extra,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": runs.library_versions(),
+        **extra,
     }
 
 
 def _variant_result(folder: Path, m: dict[str, Any]) -> VariantResult:
-    return VariantResult(m["variant"], folder, m["size_mb"], m["size_ratio_to_fp32"], m["parity"],
-                         m["parity"].get("agreement"), m["validation_accuracy"], m["accuracy_delta_vs_fp32"],
-                         list(m.get("notes", [])))
+    return VariantResult(
+        m["variant"],
+        folder,
+        m["size_mb"],
+        m["size_ratio_to_fp32"],
+        m["parity"],
+        m["parity"].get("agreement"),
+        m["validation_accuracy"],
+        m["accuracy_delta_vs_fp32"],
+        list(m.get("notes", [])),
+    )
 
 
 def format_table(result: ExportResult) -> str:
     """A short text table: variant, MB, ratio to fp32, parity / agreement, validation accuracy delta."""
     rows = [("variant", "MB", "x fp32", "parity / agreement", "val acc", "delta (pts)")]
     for v in result.variants:
-        check = (f"max diff {v.parity['max_abs_logit_diff']:.1e}" if v.parity.get("reference") == "pytorch"
-                 else f"{v.agreement:.1%} agree")
+        check = (
+            f"max diff {v.parity['max_abs_logit_diff']:.1e}"
+            if v.parity.get("reference") == "pytorch"
+            else f"{v.agreement:.1%} agree"
+        )
         acc = "-" if v.validation_accuracy is None else f"{v.validation_accuracy:.4f}"
         delta = "-" if v.accuracy_delta_vs_fp32 is None else f"{100 * v.accuracy_delta_vs_fp32:+.2f}"
         rows.append((v.name, f"{v.size_mb:.2f}", f"{v.size_ratio_to_fp32:.2f}", check, acc, delta))

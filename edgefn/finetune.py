@@ -48,7 +48,14 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.init not in INIT_CHOICES:
             raise EdgefnError(f"unknown --init {self.init!r}; choose one of {', '.join(INIT_CHOICES)}")
-        for name in ("epochs", "batch_size", "max_length", "max_train_samples", "max_eval_samples", "max_steps"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "max_length",
+            "max_train_samples",
+            "max_eval_samples",
+            "max_steps",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise EdgefnError(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -63,10 +70,13 @@ class FinetuneConfig:
         data_name = Path(self.data).name if "/" in self.data else self.data.split(":")[0]
         return dataclasses.replace(
             self,
-            epochs=self.epochs or hp.epochs, batch_size=self.batch_size or hp.batch_size, lr=self.lr or hp.lr,
+            epochs=self.epochs or hp.epochs,
+            batch_size=self.batch_size or hp.batch_size,
+            lr=self.lr or hp.lr,
             warmup_steps=hp.warmup_steps if self.warmup_steps is None else self.warmup_steps,
             weight_decay=hp.weight_decay if self.weight_decay is None else self.weight_decay,
-            patience=self.patience or hp.patience, max_length=self.max_length or hp.max_length,
+            patience=self.patience or hp.patience,
+            max_length=self.max_length or hp.max_length,
             run_dir=Path(self.run_dir or runs.ARTIFACTS_DIR / f"{preset.name}-{data_name}"),
         )
 
@@ -102,18 +112,26 @@ def prepare_run_dir(cfg: FinetuneConfig) -> None:
         return
     if not config_path.is_file():
         if any(cfg.run_dir.iterdir()):
-            raise EdgefnError(f"{cfg.run_dir} exists and is not an edgefn run folder; use --overwrite or --run-dir")
+            raise EdgefnError(
+                f"{cfg.run_dir} exists and is not an edgefn run folder; use --overwrite or --run-dir"
+            )
         return
     saved = runs.read_json(config_path).get("settings", {})
     if cfg.resume:
         if saved != cfg.identity():
-            diff = sorted(k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k))
-            raise EdgefnError(f"cannot resume {cfg.run_dir}: settings differ ({', '.join(diff)}); "
-                              "use --overwrite or another --run-dir")
+            diff = sorted(
+                k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k)
+            )
+            raise EdgefnError(
+                f"cannot resume {cfg.run_dir}: settings differ ({', '.join(diff)}); "
+                "use --overwrite or another --run-dir"
+            )
         return
     what = "different settings" if saved != cfg.identity() else "the same settings"
-    raise EdgefnError(f"{cfg.run_dir} already holds a run with {what}; use --resume to continue it, "
-                      "--overwrite to replace it, or --run-dir for a new folder")
+    raise EdgefnError(
+        f"{cfg.run_dir} already holds a run with {what}; use --resume to continue it, "
+        "--overwrite to replace it, or --run-dir for a new folder"
+    )
 
 
 def _check_max_length(model: Any, max_length: int) -> None:
@@ -153,13 +171,29 @@ def _training_args(cfg: FinetuneConfig, trainer_dir: Path) -> Any:
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(trainer_dir), num_train_epochs=cfg.epochs or 1, max_steps=cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.batch_size or 16, per_device_eval_batch_size=2 * (cfg.batch_size or 16),
-        learning_rate=cfg.lr or 5e-5, weight_decay=cfg.weight_decay or 0.0, warmup_steps=cfg.warmup_steps or 0,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model="f1", greater_is_better=True, group_by_length=not cfg.pad_to_max_length,
-        seed=cfg.seed, data_seed=cfg.seed, logging_strategy="epoch", report_to=[], dataloader_num_workers=0,
-        save_safetensors=True, disable_tqdm=False, dataloader_pin_memory=_cuda_available(),
+        output_dir=str(trainer_dir),
+        num_train_epochs=cfg.epochs or 1,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size or 16,
+        per_device_eval_batch_size=2 * (cfg.batch_size or 16),
+        learning_rate=cfg.lr or 5e-5,
+        weight_decay=cfg.weight_decay or 0.0,
+        warmup_steps=cfg.warmup_steps or 0,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="f1",
+        greater_is_better=True,
+        group_by_length=not cfg.pad_to_max_length,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_strategy="epoch",
+        report_to=[],
+        dataloader_num_workers=0,
+        save_safetensors=True,
+        disable_tqdm=False,
+        dataloader_pin_memory=_cuda_available(),
         use_cpu=not _cuda_available(),  # also makes torchrun on CPU use DDP with gloo
         ddp_find_unused_parameters=False,
     )
@@ -179,19 +213,28 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, 
     train = _tokenize(_subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
     val = _tokenize(_subsample(data.validation, cfg.max_eval_samples, cfg.seed), tok, cfg)
     trainer = Trainer(
-        model=loaded.model, args=_training_args(cfg, cfg.run_dir / TRAINER_DIR), train_dataset=train,
-        eval_dataset=val, data_collator=DataCollatorWithPadding(tok), processing_class=tok,
-        compute_metrics=_compute_metrics, callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience or 2)],
+        model=loaded.model,
+        args=_training_args(cfg, cfg.run_dir / TRAINER_DIR),
+        train_dataset=train,
+        eval_dataset=val,
+        data_collator=DataCollatorWithPadding(tok),
+        processing_class=tok,
+        compute_metrics=_compute_metrics,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience or 2)],
     )
     resume = cfg.resume and any((cfg.run_dir / TRAINER_DIR).glob("checkpoint-*"))
     start = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - start
     stats = {
-        "train_seconds": seconds, "train_samples": len(train), "epochs_run": trainer.state.epoch,
+        "train_seconds": seconds,
+        "train_samples": len(train),
+        "epochs_run": trainer.state.epoch,
         "train_samples_per_s": out.metrics.get("train_samples_per_second"),
-        "best_validation_f1": trainer.state.best_metric, "best_checkpoint": trainer.state.best_model_checkpoint,
-        "resumed": bool(resume), "world_size": trainer.args.world_size,
+        "best_validation_f1": trainer.state.best_metric,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "resumed": bool(resume),
+        "world_size": trainer.args.world_size,
         "log_history": trainer.state.log_history,
     }
     return trainer, stats
@@ -212,8 +255,15 @@ def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int]
     return logits.argmax(-1).tolist(), probs[:, 1].tolist()
 
 
-def _write_outputs(cfg: FinetuneConfig, trainer: Any, loaded: Any, data: DatasetBundle,
-                   stats: dict[str, Any], preds: list[int], prob_fake: list[float]) -> dict[str, Any]:
+def _write_outputs(
+    cfg: FinetuneConfig,
+    trainer: Any,
+    loaded: Any,
+    data: DatasetBundle,
+    stats: dict[str, Any],
+    preds: list[int],
+    prob_fake: list[float],
+) -> dict[str, Any]:
     assert cfg.run_dir is not None
     run = cfg.run_dir
     with runs.atomic_dir(run / runs.CHECKPOINT, overwrite=True) as tmp:
@@ -221,18 +271,27 @@ def _write_outputs(cfg: FinetuneConfig, trainer: Any, loaded: Any, data: Dataset
         loaded.tokenizer.save_pretrained(tmp)
     for name in ("validation", "test"):
         write_split_jsonl(data.split(name), run / runs.DATA_DIR / f"{name}.jsonl")
-    write_split_jsonl(_subsample(data.train, CALIBRATION_ROWS, cfg.seed), run / runs.DATA_DIR / "calibration.jsonl")
+    write_split_jsonl(
+        _subsample(data.train, CALIBRATION_ROWS, cfg.seed), run / runs.DATA_DIR / "calibration.jsonl"
+    )
     test = classification_metrics(data.test.labels, preds)
     n_errors = write_errors_csv(run / "errors.csv", data.test.texts, data.test.labels, preds, prob_fake)
     init_label = loaded.init
-    plot_confusion_matrix(test["confusion_matrix"], run / "confusion_matrix.png",
-                          f"{run.name} test ({init_label})")
+    plot_confusion_matrix(
+        test["confusion_matrix"], run / "confusion_matrix.png", f"{run.name} test ({init_label})"
+    )
     metrics = {
-        "preset": get_preset(cfg.preset).name, "init": init_label, "weights_source": loaded.source,
-        "weights_location": loaded.location, "notes": loaded.notes, "test": test, "misclassified": n_errors,
+        "preset": get_preset(cfg.preset).name,
+        "init": init_label,
+        "weights_source": loaded.source,
+        "weights_location": loaded.location,
+        "notes": loaded.notes,
+        "test": test,
+        "misclassified": n_errors,
         "parameters": count_parameters(trainer.model),
         "checkpoint_mb": runs.dir_size_mb(run / runs.CHECKPOINT, "model.safetensors"),
-        "training": stats, "data": {**data.info, "fingerprint": data.fingerprint()},
+        "training": stats,
+        "data": {**data.info, "fingerprint": data.fingerprint()},
         "versions": runs.library_versions(),
     }
     runs.write_json(run / runs.METRICS, metrics)
@@ -258,10 +317,17 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
     prepare_run_dir(cfg)
     if _is_main_process():
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_json(cfg.run_dir / runs.FINETUNE_CONFIG, {
-            "preset": preset.name, "init": loaded.init, "max_length": cfg.max_length,
-            "data": cfg.data, "weights_source": loaded.source, "settings": cfg.identity(),
-        })
+        runs.write_json(
+            cfg.run_dir / runs.FINETUNE_CONFIG,
+            {
+                "preset": preset.name,
+                "init": loaded.init,
+                "max_length": cfg.max_length,
+                "data": cfg.data,
+                "weights_source": loaded.source,
+                "settings": cfg.identity(),
+            },
+        )
     trainer, stats = _train(cfg, loaded, data)
     preds, prob_fake = _predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
     metrics = {}

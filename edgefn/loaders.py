@@ -31,8 +31,12 @@ LIAR_MAP = f"fake = {{{', '.join(LIAR_FAKE)}}}, real = {{{', '.join(LIAR_REAL)}}
 # after a correction note, hence the short free prefix; "WASHINGTON () - " is the dateline with "Reuters" cut.
 REUTERS_DATELINE = re.compile(r"^.{0,250}?\((?:Reuters)?\)\s*[-\u2013\u2014]\s*", re.DOTALL)
 FEATURED_IMAGE = re.compile(r"\s*featured image.{0,200}$", re.IGNORECASE | re.DOTALL)
-ISOT_RULES = ("strip leading/trailing spaces of titles", "remove the '... (Reuters) - ' dateline at the start",
-              "remove the 'Featured image via ...' trailer", "subject and date are never model inputs")
+ISOT_RULES = (
+    "strip leading/trailing spaces of titles",
+    "remove the '... (Reuters) - ' dateline at the start",
+    "remove the 'Featured image via ...' trailer",
+    "subject and date are never model inputs",
+)
 SAMPLE_FILE = Path(__file__).parent / "resources" / "sample.jsonl"
 
 
@@ -61,7 +65,9 @@ def _hub_frames(hub_id: str) -> dict[str, pd.DataFrame] | None:
     except Exception as e:  # datasets raises many types (connection, not found, offline mode)
         if offline:
             return None
-        raise EdgefnError(f"cannot load {hub_id} from the Hugging Face hub: {str(e).splitlines()[0]}") from None
+        raise EdgefnError(
+            f"cannot load {hub_id} from the Hugging Face hub: {str(e).splitlines()[0]}"
+        ) from None
     return {split: ds[split].to_pandas() for split in ds}
 
 
@@ -71,13 +77,16 @@ def _orient_by_reuters(df: pd.DataFrame) -> tuple[Any, str]:
     share = has_dateline.groupby(df["label"]).mean()
     real_value = share.idxmax()
     real_value = real_value.item() if hasattr(real_value, "item") else real_value  # numpy -> Python scalar
-    note = (f"hub label {real_value!r} -> real (0), the other -> fake (1); checked on the data: "
-            f"{share[real_value]:.0%} of label-{real_value!r} texts carry a Reuters dateline, "
-            f"{share.drop(real_value).max():.0%} of the others")
+    note = (
+        f"hub label {real_value!r} -> real (0), the other -> fake (1); checked on the data: "
+        f"{share[real_value]:.0%} of label-{real_value!r} texts carry a Reuters dateline, "
+        f"{share.drop(real_value).max():.0%} of the others"
+    )
     return real_value, note
 
 
 # --- welfake ----------------------------------------------------------------------------------------------
+
 
 def _is_welfake(path: Path) -> bool:
     if path.is_dir():
@@ -107,8 +116,14 @@ def _welfake_hub(options: DataOptions) -> DatasetBundle | None:
     return _welfake_bundle(df, WELFAKE_HUB, note, options)
 
 
-@register_dataset("welfake", detect=_is_welfake, folders=("welfake", "."), hint="WELFake_Dataset.csv",
-                  hub_id=WELFAKE_HUB, load_hub=_welfake_hub)
+@register_dataset(
+    "welfake",
+    detect=_is_welfake,
+    folders=("welfake", "."),
+    hint="WELFake_Dataset.csv",
+    hub_id=WELFAKE_HUB,
+    load_hub=_welfake_hub,
+)
 def load_welfake(path: Path, options: DataOptions) -> DatasetBundle:
     """WELFake (72,134 articles): a CSV `,title,text,label` with label 1 = fake, or a folder holding it."""
     files = sorted(path.glob("WELFake*.csv")) if path.is_dir() else [path]
@@ -117,11 +132,13 @@ def load_welfake(path: Path, options: DataOptions) -> DatasetBundle:
     df = _read_csv(files[0])
     require_columns(df, ["title", "text", "label"], files[0])
     df = df.assign(label=map_labels(df["label"], options.fake_label))
-    return _welfake_bundle(df, str(files[0]), "label 1 -> fake (1), 0 -> real (0), as in the distributed CSV",
-                           options)
+    return _welfake_bundle(
+        df, str(files[0]), "label 1 -> fake (1), 0 -> real (0), as in the distributed CSV", options
+    )
 
 
 # --- isot -------------------------------------------------------------------------------------------------
+
 
 def _is_isot(path: Path) -> bool:
     return (path / "Fake.csv").is_file() and (path / "True.csv").is_file()
@@ -141,8 +158,9 @@ def isot_text(title: pd.Series, body: pd.Series | None, clean: bool) -> pd.Serie
 
 def _isot_info(source: str, variant: str, label_map: str, clean: bool) -> dict[str, Any]:
     text = "title" if variant == "titles only" else "title + ' ' + text"
-    return make_info("isot", source, text=text, label_map=label_map, rules=ISOT_RULES, clean=clean,
-                     variant=variant)
+    return make_info(
+        "isot", source, text=text, label_map=label_map, rules=ISOT_RULES, clean=clean, variant=variant
+    )
 
 
 def _isot_hub(options: DataOptions) -> DatasetBundle | None:
@@ -152,14 +170,26 @@ def _isot_hub(options: DataOptions) -> DatasetBundle | None:
     if frames is None:
         return None
     real_value, note = _orient_by_reuters(frames["train"])
-    out = {split: pd.DataFrame({"text": isot_text(df["title"], df["text"], options.clean),
-                                "label": (df["label"] != real_value).astype(int)})
-           for split, df in frames.items()}
+    out = {
+        split: pd.DataFrame(
+            {
+                "text": isot_text(df["title"], df["text"], options.clean),
+                "label": (df["label"] != real_value).astype(int),
+            }
+        )
+        for split, df in frames.items()
+    }
     return bundle_from_splits("isot", out, _isot_info(ISOT_HUB, "full articles", note, options.clean))
 
 
-@register_dataset("isot", detect=_is_isot, folders=("isot", "isot/titles"), hint="Fake.csv and True.csv",
-                  hub_id=ISOT_HUB, load_hub=_isot_hub)
+@register_dataset(
+    "isot",
+    detect=_is_isot,
+    folders=("isot", "isot/titles"),
+    hint="Fake.csv and True.csv",
+    hub_id=ISOT_HUB,
+    load_hub=_isot_hub,
+)
 def load_isot(path: Path, options: DataOptions) -> DatasetBundle:
     """ISOT: a folder with Fake.csv + True.csv, full articles or the titles-only variant (detected)."""
     import pandas as pd
@@ -172,25 +202,43 @@ def load_isot(path: Path, options: DataOptions) -> DatasetBundle:
     if len(has_text) != 1:
         raise EdgefnError(f"isot: only one of Fake.csv and True.csv in {path} has a text column")
     full = has_text == {True}
-    frame = pd.concat([pd.DataFrame({"text": isot_text(df["title"], df["text"] if full else None, options.clean),
-                                     "label": label}) for label, df in tables.items()], ignore_index=True)
-    info = _isot_info(str(path), "full articles" if full else "titles only",
-                      "Fake.csv -> fake (1), True.csv -> real (0)", options.clean)
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {"text": isot_text(df["title"], df["text"] if full else None, options.clean), "label": label}
+            )
+            for label, df in tables.items()
+        ],
+        ignore_index=True,
+    )
+    info = _isot_info(
+        str(path),
+        "full articles" if full else "titles only",
+        "Fake.csv -> fake (1), True.csv -> real (0)",
+        options.clean,
+    )
     return bundle_from_frame("isot", frame, info, options.seed)
 
 
 # --- constraint -------------------------------------------------------------------------------------------
 
-CONSTRAINT_FILES = {"train": "Constraint_Train.csv", "validation": "Constraint_Val.csv",
-                    "test": "english_test_with_labels.csv"}
+CONSTRAINT_FILES = {
+    "train": "Constraint_Train.csv",
+    "validation": "Constraint_Val.csv",
+    "test": "english_test_with_labels.csv",
+}
 
 
 def _is_constraint(path: Path) -> bool:
     return path.is_dir() and any(path.glob("Constraint_*.csv"))
 
 
-@register_dataset("constraint", detect=_is_constraint, folders=("covid19-constraint", "constraint"),
-                  hint="Constraint_Train.csv, Constraint_Val.csv and english_test_with_labels.csv")
+@register_dataset(
+    "constraint",
+    detect=_is_constraint,
+    folders=("covid19-constraint", "constraint"),
+    hint="Constraint_Train.csv, Constraint_Val.csv and english_test_with_labels.csv",
+)
 def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
     """CONSTRAINT@AAAI-2021 COVID-19 posts: official train / val / test (test labels from the labelled file)."""
     import pandas as pd
@@ -199,9 +247,16 @@ def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
     for split, name in CONSTRAINT_FILES.items():
         df = _read_csv(path / name)
         require_columns(df, ["tweet", "label"], path / name)
-        frames[split] = pd.DataFrame({"text": join_text_columns(df, ["tweet"]), "label": map_labels(df["label"])})
-    info = make_info("constraint", str(path), text="tweet", label_map="fake -> fake (1), real -> real (0)",
-                     files=CONSTRAINT_FILES)
+        frames[split] = pd.DataFrame(
+            {"text": join_text_columns(df, ["tweet"]), "label": map_labels(df["label"])}
+        )
+    info = make_info(
+        "constraint",
+        str(path),
+        text="tweet",
+        label_map="fake -> fake (1), real -> real (0)",
+        files=CONSTRAINT_FILES,
+    )
     return bundle_from_splits("constraint", frames, info)
 
 
@@ -237,8 +292,13 @@ def load_liar(path: Path, options: DataOptions) -> DatasetBundle:
 
 # --- sample -----------------------------------------------------------------------------------------------
 
+
 @register_dataset("sample", builtin=SAMPLE_FILE, hint="edgefn/resources/sample.jsonl")
 def load_sample(path: Path, options: DataOptions) -> DatasetBundle:
     """The small smoke-test corpus shipped with edgefn (JSON lines {"text", "label": fake|real})."""
-    return load_generic(path, DataOptions(seed=options.seed), name="sample",
-                        note="a small smoke-test corpus written for the edgefn project, not a benchmark")
+    return load_generic(
+        path,
+        DataOptions(seed=options.seed),
+        name="sample",
+        note="a small smoke-test corpus written for the edgefn project, not a benchmark",
+    )

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RSS_METHOD = ("peak resident set (Linux VmHWM, else ru_maxrss) of a fresh spawned process that loads only "
-              "this variant; it includes the Python interpreter and libraries (see rss_before_load_mb)")
+RSS_METHOD = (
+    "peak resident set (Linux VmHWM, else ru_maxrss) of a fresh spawned process that loads only "
+    "this variant; it includes the Python interpreter and libraries (see rss_before_load_mb)"
+)
 MATMUL_OPS = ("MatMul", "MatMulInteger", "FusedMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul")
 QLINEAR_MATMUL = "QLinearMatMul"  # inputs: a, a_scale, a_zp, b, ...
 
@@ -67,8 +69,9 @@ def time_call(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter_ns() - start) / 1e6, out
 
 
-def measure_latency(call: Callable[[int], int], warmup: int = 3, min_iters: int = 10,
-                    min_time_s: float = 1.0) -> Latency:
+def measure_latency(
+    call: Callable[[int], int], warmup: int = 3, min_iters: int = 10, min_time_s: float = 1.0
+) -> Latency:
     """Warm up, then time calls until both `min_iters` calls and `min_time_s` timed seconds are reached.
 
     Args:
@@ -95,6 +98,7 @@ def measure_latency(call: Callable[[int], int], warmup: int = 3, min_iters: int 
 
 # --- memory ------------------------------------------------------------------------------------------------
 
+
 def current_rss_mb() -> float:
     """Resident set size of this process now, in MB."""
     import psutil
@@ -115,6 +119,7 @@ def peak_rss_mb() -> float:
 
 # --- size -------------------------------------------------------------------------------------------------
 
+
 def size_and_params(folder: Path, onnx: bool) -> tuple[float, int | None]:
     """MB on disk of the weights and, for ONNX, the parameter count as initializer elements.
 
@@ -123,17 +128,24 @@ def size_and_params(folder: Path, onnx: bool) -> tuple[float, int | None]:
     """
     folder = Path(folder)
     if not onnx:
-        files = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.name != "training_args.bin"]
+        files = [
+            p
+            for p in folder.iterdir()
+            if p.suffix in (".safetensors", ".bin") and p.name != "training_args.bin"
+        ]
         return sum(p.stat().st_size for p in files) / 1e6, None
     import onnx as onnx_lib
 
     model = folder / "model.onnx"
     files = [model, *folder.glob("*.onnx_data"), *folder.glob("*.onnx.data")]
-    graph = onnx_lib.load(str(model), load_external_data=False).graph  # dims live in the proto, data is not read
+    graph = onnx_lib.load(
+        str(model), load_external_data=False
+    ).graph  # dims live in the proto, data is not read
     return sum(p.stat().st_size for p in files) / 1e6, int(sum(math.prod(t.dims) for t in graph.initializer))
 
 
 # --- FLOPs from the ONNX graph -------------------------------------------------------------------------------
+
 
 @dataclass
 class FlopCount:
@@ -233,7 +245,7 @@ class FlopsModel:
 
     def per_sample(self, seq_len: float) -> float:
         """FLOPs for one sample of length `seq_len`."""
-        return self.const + self.linear * seq_len + self.quadratic * seq_len ** 2
+        return self.const + self.linear * seq_len + self.quadratic * seq_len**2
 
 
 def fit_flops_model(path: Path, lengths: tuple[int, int, int] = (8, 16, 32)) -> FlopsModel:
@@ -241,17 +253,21 @@ def fit_flops_model(path: Path, lengths: tuple[int, int, int] = (8, 16, 32)) -> 
     import numpy as np
 
     counts = [count_graph_flops(path, 1, n) for n in lengths]
-    coeffs = np.linalg.solve(np.array([[1, n, n * n] for n in lengths], dtype=np.float64),
-                             np.array([c.total for c in counts], dtype=np.float64))
+    coeffs = np.linalg.solve(
+        np.array([[1, n, n * n] for n in lengths], dtype=np.float64),
+        np.array([c.total for c in counts], dtype=np.float64),
+    )
     const, linear, quadratic = (float(c) for c in coeffs)
     return FlopsModel(const, linear, quadratic, uncounted=counts[0].uncounted)
 
 
 # --- MatMul peak -------------------------------------------------------------------------------------------
 
+
 def _best_gflops(fn: Callable[[], Any], flops: float, min_iters: int = 5, min_time_s: float = 0.3) -> float:
     """Best observed GFLOP/s of a call: the machine's peak is its fastest sustained product."""
     fn()
+
     def call(_: int) -> int:
         fn()
         return 1
@@ -270,13 +286,26 @@ def _ort_matmul_session(size: int, int8: bool, threads: int) -> tuple[Any, dict[
     if int8:
         b = numpy_helper.from_array(rng.integers(-127, 127, (size, size), dtype=np.int8), "B")
         node = helper.make_node("MatMulInteger", ["A", "B"], ["Y"])
-        a_type, y_type, a = TensorProto.UINT8, TensorProto.INT32, rng.integers(0, 255, (size, size), dtype=np.uint8)
+        a_type, y_type, a = (
+            TensorProto.UINT8,
+            TensorProto.INT32,
+            rng.integers(0, 255, (size, size), dtype=np.uint8),
+        )
     else:
         b = numpy_helper.from_array(rng.standard_normal((size, size), dtype=np.float32), "B")
         node = helper.make_node("MatMul", ["A", "B"], ["Y"])
-        a_type, y_type, a = TensorProto.FLOAT, TensorProto.FLOAT, rng.standard_normal((size, size), dtype=np.float32)
-    graph = helper.make_graph([node], "peak", [helper.make_tensor_value_info("A", a_type, [size, size])],
-                              [helper.make_tensor_value_info("Y", y_type, [size, size])], [b])
+        a_type, y_type, a = (
+            TensorProto.FLOAT,
+            TensorProto.FLOAT,
+            rng.standard_normal((size, size), dtype=np.float32),
+        )
+    graph = helper.make_graph(
+        [node],
+        "peak",
+        [helper.make_tensor_value_info("A", a_type, [size, size])],
+        [helper.make_tensor_value_info("Y", y_type, [size, size])],
+        [b],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
@@ -290,10 +319,15 @@ def measure_matmul_peak(threads: int, size: int = 1024, cuda: bool = False) -> d
     import torch
 
     torch.set_num_threads(threads)
-    flops = 2.0 * size ** 3
-    out: dict[str, Any] = {"size": size, "threads": threads, "method": (
-        f"best call of >= 5 timed {size}x{size}x{size} products after a warm-up; fp32: the better of ONNX Runtime "
-        "MatMul and torch.mm; int8: ONNX Runtime MatMulInteger uint8 x int8")}
+    flops = 2.0 * size**3
+    out: dict[str, Any] = {
+        "size": size,
+        "threads": threads,
+        "method": (
+            f"best call of >= 5 timed {size}x{size}x{size} products after a warm-up; fp32: the better of ONNX Runtime "
+            "MatMul and torch.mm; int8: ONNX Runtime MatMulInteger uint8 x int8"
+        ),
+    }
     for key, int8 in (("ort_fp32_gflops", False), ("ort_int8_gops", True)):
         session, feed = _ort_matmul_session(size, int8, threads)
         out[key] = _best_gflops(functools.partial(session.run, None, feed), flops)
@@ -320,11 +354,12 @@ def _cuda_peaks(size: int = 8192) -> dict[str, Any]:
             torch.mm(a, b)
             torch.cuda.synchronize()
 
-        out[key] = _best_gflops(run, 2.0 * size ** 3)
+        out[key] = _best_gflops(run, 2.0 * size**3)
     return out
 
 
 # --- where nodes ran (CUDA fallback) -------------------------------------------------------------------------
+
 
 @dataclass
 class Placement:
@@ -336,22 +371,34 @@ class Placement:
     warning: str | None
 
 
-def summarize_placement(events: Iterable[dict[str, Any]], requested: str = "CUDAExecutionProvider") -> Placement:
+def summarize_placement(
+    events: Iterable[dict[str, Any]], requested: str = "CUDAExecutionProvider"
+) -> Placement:
     """Count node kernels per provider in profile events; flag nodes that fell back from `requested` to CPU."""
     by_provider: dict[str, Counter[str]] = {}
     for ev in events:
         args = ev.get("args") or {}
-        if ev.get("cat") != "Node" or not str(ev.get("name", "")).endswith("_kernel_time") or "provider" not in args:
+        if (
+            ev.get("cat") != "Node"
+            or not str(ev.get("name", "")).endswith("_kernel_time")
+            or "provider" not in args
+        ):
             continue
         by_provider.setdefault(args["provider"], Counter())[args.get("op_name", "?")] += 1
-    cpu = by_provider.get("CPUExecutionProvider", Counter()) if requested != "CPUExecutionProvider" else Counter()
+    cpu = (
+        by_provider.get("CPUExecutionProvider", Counter())
+        if requested != "CPUExecutionProvider"
+        else Counter()
+    )
     copies = sum(n for p in by_provider.values() for op, n in p.items() if op.startswith("Memcpy"))
     fallback = {op: n for op, n in sorted(cpu.items()) if not op.startswith("Memcpy")}
     warning = None
     if fallback:
         ops = ", ".join(f"{op} x{n}" for op, n in sorted(fallback.items(), key=lambda kv: -kv[1]))
-        warning = (f"{sum(fallback.values())} nodes did not run on {requested} but on CPU ({ops}), with {copies} "
-                   "host/device copies; int8 dynamic ops have no CUDA kernels: use the fp16 variant on CUDA")
+        warning = (
+            f"{sum(fallback.values())} nodes did not run on {requested} but on CPU ({ops}), with {copies} "
+            "host/device copies; int8 dynamic ops have no CUDA kernels: use the fp16 variant on CUDA"
+        )
     return Placement({p: dict(c) for p, c in by_provider.items()}, fallback, copies, warning)
 
 
@@ -361,6 +408,12 @@ def read_profile(path: Path) -> list[dict[str, Any]]:
 
     events = json.loads(Path(path).read_text())
     os.remove(path)
-    return [{"cat": e.get("cat"), "name": e.get("name"), "args": {k: e["args"][k] for k in ("op_name", "provider")
-                                                                  if k in e.get("args", {})}}
-            for e in events if e.get("cat") == "Node"]
+    return [
+        {
+            "cat": e.get("cat"),
+            "name": e.get("name"),
+            "args": {k: e["args"][k] for k in ("op_name", "provider") if k in e.get("args", {})},
+        }
+        for e in events
+        if e.get("cat") == "Node"
+    ]

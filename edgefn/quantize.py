@@ -37,14 +37,28 @@ class TargetSettings:
     why: str
 
 
-TARGETS: dict[str, TargetSettings] = {t.name: t for t in (
-    TargetSettings("avx2", "u8", False, "AVX2 without VNNI: u8/u8 kernels avoid the int16 saturation of "
-                   "VPMADDUBSW that u8/s8 full-range weights hit"),
-    TargetSettings("avx512", "s8", True, "AVX512 without VNNI: 7-bit weights (reduce_range) avoid "
-                   "VPMADDUBSW saturation"),
-    TargetSettings("avx512_vnni", "s8", False, "VNNI accumulates u8*s8 in int32: full 8-bit range is safe"),
-    TargetSettings("arm64", "s8", False, "ARM64 dot-product kernels do not saturate: u8/s8 full range"),
-)}
+TARGETS: dict[str, TargetSettings] = {
+    t.name: t
+    for t in (
+        TargetSettings(
+            "avx2",
+            "u8",
+            False,
+            "AVX2 without VNNI: u8/u8 kernels avoid the int16 saturation of "
+            "VPMADDUBSW that u8/s8 full-range weights hit",
+        ),
+        TargetSettings(
+            "avx512",
+            "s8",
+            True,
+            "AVX512 without VNNI: 7-bit weights (reduce_range) avoid VPMADDUBSW saturation",
+        ),
+        TargetSettings(
+            "avx512_vnni", "s8", False, "VNNI accumulates u8*s8 in int32: full 8-bit range is safe"
+        ),
+        TargetSettings("arm64", "s8", False, "ARM64 dot-product kernels do not saturate: u8/s8 full range"),
+    )
+}
 # The setting a naive export would use on x86 (u8/s8 full range), measured against the chosen one.
 SATURATION_PRONE = TargetSettings("u8s8-full-range", "s8", False, "saturation-prone on x86 without VNNI")
 
@@ -129,8 +143,9 @@ _SCHEMES: dict[str, QuantScheme] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register_scheme(name: str, description: str, aliases: tuple[str, ...] = (),
-                    execution_providers: tuple[str, ...] = (CPU,)) -> Callable[[Any], Any]:
+def register_scheme(
+    name: str, description: str, aliases: tuple[str, ...] = (), execution_providers: tuple[str, ...] = (CPU,)
+) -> Callable[[Any], Any]:
     """Decorator registering a scheme function under `name` (and its aliases)."""
 
     def decorate(fn: Callable[[SchemeContext], SchemeOutput] | None) -> Any:
@@ -191,7 +206,10 @@ def float_matmul_weights(model_path: Path) -> int:
     graph = onnx.load(str(model_path), load_external_data=False).graph
     floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2}
     via_identity = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
-    consumers = ("MatMul", "DynamicQuantizeLinear")  # an int8 graph quantizes Identity-fed weights at run time
+    consumers = (
+        "MatMul",
+        "DynamicQuantizeLinear",
+    )  # an int8 graph quantizes Identity-fed weights at run time
     used = {via_identity.get(x, x) for n in graph.node if n.op_type in consumers for x in n.input}
     return len(floats & used)
 
@@ -228,7 +246,9 @@ def _move_quantized(save_dir: Path, out_dir: Path) -> None:
         shutil.move(str(save_dir / "ort_config.json"), out_dir / "ort_config.json")
 
 
-def quantize_dynamic_file(model: Path, out_dir: Path, target: str, settings: TargetSettings | None = None) -> Path:
+def quantize_dynamic_file(
+    model: Path, out_dir: Path, target: str, settings: TargetSettings | None = None
+) -> Path:
     """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer; returns out_dir/model.onnx."""
     from optimum.onnxruntime import ORTQuantizer
 
@@ -242,17 +262,27 @@ def quantize_dynamic_file(model: Path, out_dir: Path, target: str, settings: Tar
 
 
 def _settings_record(target: str, settings: TargetSettings, is_static: bool) -> dict[str, Any]:
-    return {"target": target, "activations": "u8", "weights": settings.weights, "reduce_range": settings.reduce_range,
-            "per_channel": not is_static, "format": "QDQ" if is_static else "QOperator", "why": settings.why}
+    return {
+        "target": target,
+        "activations": "u8",
+        "weights": settings.weights,
+        "reduce_range": settings.reduce_range,
+        "per_channel": not is_static,
+        "format": "QDQ" if is_static else "QOperator",
+        "why": settings.why,
+    }
 
 
-@register_scheme("int8-dynamic", "dynamic int8 (weights int8, activations quantized at run time)",
-                 aliases=("int8",))
+@register_scheme(
+    "int8-dynamic", "dynamic int8 (weights int8, activations quantized at run time)", aliases=("int8",)
+)
 def quantize_int8_dynamic(ctx: SchemeContext) -> SchemeOutput:
     """Dynamic int8 with Optimum's ORTQuantizer and the target's AutoQuantizationConfig."""
     model, passes = prepare_for_quantization(ctx)
     quantize_dynamic_file(model, ctx.out_dir, ctx.target)
-    return SchemeOutput(settings=_settings_record(ctx.target, get_target(ctx.target), False), graph_passes=passes)
+    return SchemeOutput(
+        settings=_settings_record(ctx.target, get_target(ctx.target), False), graph_passes=passes
+    )
 
 
 def _static_preprocessor() -> Any:
@@ -269,8 +299,14 @@ def _static_preprocessor() -> Any:
             return set(), {n.name for n in graph.graph.node if n.op_type in STATIC_EXCLUDED_OP_TYPES}
 
     pre = QuantizationPreprocessor()
-    for p in (ExcludeLayerNormNodes(), ExcludeGeLUNodes(), ExcludeNodeAfter("Add", "Add"),
-              ExcludeNodeAfter("Gather", "Add"), ExcludeNodeFollowedBy("Add", "Softmax"), ExcludeOpTypes()):
+    for p in (
+        ExcludeLayerNormNodes(),
+        ExcludeGeLUNodes(),
+        ExcludeNodeAfter("Add", "Add"),
+        ExcludeNodeAfter("Gather", "Add"),
+        ExcludeNodeFollowedBy("Add", "Softmax"),
+        ExcludeOpTypes(),
+    ):
         pre.register_pass(p)
     return pre
 
@@ -278,12 +314,17 @@ def _static_preprocessor() -> Any:
 def _calibration_config(method: str, dataset: Any) -> Any:
     from optimum.onnxruntime.configuration import AutoCalibrationConfig
 
-    factories = {"minmax": AutoCalibrationConfig.minmax, "entropy": AutoCalibrationConfig.entropy,
-                 "percentile": AutoCalibrationConfig.percentiles}
+    factories = {
+        "minmax": AutoCalibrationConfig.minmax,
+        "entropy": AutoCalibrationConfig.entropy,
+        "percentile": AutoCalibrationConfig.percentiles,
+    }
     return factories[method](dataset)
 
 
-@register_scheme("int8-static", "static int8 (QDQ) calibrated on training texts; LayerNorm/GELU/residual Add in float")
+@register_scheme(
+    "int8-static", "static int8 (QDQ) calibrated on training texts; LayerNorm/GELU/residual Add in float"
+)
 def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
     """Static int8: calibrate activation ranges on training texts, keep LayerNorm / GELU / residual Adds in float."""
     from datasets import Dataset
@@ -297,16 +338,22 @@ def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
     qc = quantization_config(ctx.target, is_static=True)
     quantizer = ORTQuantizer(model, config=None)
     quantizer.config = None
-    ranges = quantizer.fit(dataset, _calibration_config(ctx.calibration_method, dataset),
-                           onnx_augmented_model_name=str(ctx.work_dir / "augmented.onnx"),
-                           operators_to_quantize=qc.operators_to_quantize)
+    ranges = quantizer.fit(
+        dataset,
+        _calibration_config(ctx.calibration_method, dataset),
+        onnx_augmented_model_name=str(ctx.work_dir / "augmented.onnx"),
+        operators_to_quantize=qc.operators_to_quantize,
+    )
     save_dir = ctx.work_dir / "static"
     quantizer.quantize(qc, save_dir, calibration_tensors_range=ranges, preprocessor=_static_preprocessor())
     _move_quantized(save_dir, ctx.out_dir)
     kept = sorted(qc.nodes_to_exclude)
     settings = _settings_record(ctx.target, get_target(ctx.target), True)
-    settings.update(calibration_method=ctx.calibration_method, calibration_samples=len(dataset),
-                    nodes_kept_float_by_op=_ops_of(model, kept))
+    settings.update(
+        calibration_method=ctx.calibration_method,
+        calibration_samples=len(dataset),
+        nodes_kept_float_by_op=_ops_of(model, kept),
+    )
     return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept)
 
 
@@ -318,8 +365,11 @@ def _ops_of(model: Path, names: list[str]) -> dict[str, int]:
     return dict(Counter(n.op_type for n in nodes if n.name in wanted))
 
 
-@register_scheme("fp16", "float16 weights and compute for the CUDA provider (inputs/outputs stay fp32)",
-                 execution_providers=(CUDA,))
+@register_scheme(
+    "fp16",
+    "float16 weights and compute for the CUDA provider (inputs/outputs stay fp32)",
+    execution_providers=(CUDA,),
+)
 def convert_fp16(ctx: SchemeContext) -> SchemeOutput:
     """fp16 via onnxruntime.transformers float16 conversion; overflow-prone ops stay fp32."""
     import onnx
@@ -331,5 +381,7 @@ def convert_fp16(ctx: SchemeContext) -> SchemeOutput:
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     onnx.save(converted, str(ctx.out_dir / ONNX_FILE))
-    return SchemeOutput(settings={"keep_io_types": True, "op_block_list_extra": list(FP16_OP_BLOCK_LIST)},
-                        nodes_kept_float=kept)
+    return SchemeOutput(
+        settings={"keep_io_types": True, "op_block_list_extra": list(FP16_OP_BLOCK_LIST)},
+        nodes_kept_float=kept,
+    )

@@ -13,19 +13,65 @@ from edgefn import runs
 from edgefn.errors import EdgefnError
 from edgefn.measure import Latency, Placement
 
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-             "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "neon", "asimd", "asimddp", "sve")
+CPU_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "neon",
+    "asimd",
+    "asimddp",
+    "sve",
+)
 CSV_COLUMNS = (
-    "variant", "provider", "scheme", "status", "reason", "input_mode", "batch_size", "seq_len", "mean_seq_len",
-    "size_mb", "params", "accuracy", "accuracy_delta", "f1_weighted", "f1_weighted_delta", "agreement",
-    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_stdev_ms",
-    "batch_latency_p50_ms", "throughput_samples_per_s", "iterations", "speedup_vs_reference", "session_ms",
-    "first_inference_ms", "peak_rss_mb", "flops_per_sample", "achieved_gflops", "peak_fraction", "threads",
+    "variant",
+    "provider",
+    "scheme",
+    "status",
+    "reason",
+    "input_mode",
+    "batch_size",
+    "seq_len",
+    "mean_seq_len",
+    "size_mb",
+    "params",
+    "accuracy",
+    "accuracy_delta",
+    "f1_weighted",
+    "f1_weighted_delta",
+    "agreement",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p99_ms",
+    "latency_mean_ms",
+    "latency_stdev_ms",
+    "batch_latency_p50_ms",
+    "throughput_samples_per_s",
+    "iterations",
+    "speedup_vs_reference",
+    "session_ms",
+    "first_inference_ms",
+    "peak_rss_mb",
+    "flops_per_sample",
+    "achieved_gflops",
+    "peak_fraction",
+    "threads",
     "cuda_fallback_nodes",
 )
 
 
 # --- the report object -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Accuracy:
@@ -103,6 +149,7 @@ class BenchReport:
 
 # --- environment --------------------------------------------------------------------------------------------
 
+
 def cpu_info() -> dict[str, Any]:
     """CPU model name and the SIMD flags that matter for int8/fp32 kernels."""
     model, flags = platform.processor() or platform.machine(), set()
@@ -121,11 +168,17 @@ def collect_environment(threads: int, providers: list[str], gpu: bool) -> dict[s
     """CPU, cores, threads, ONNX Runtime providers, GPU and library versions."""
     import psutil
 
-    env: dict[str, Any] = {"cpu": cpu_info(), "cores_physical": psutil.cpu_count(logical=False),
-                           "cores_logical": psutil.cpu_count(logical=True), "threads": threads,
-                           "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-                           "platform": platform.platform(), "onnxruntime_providers": providers, "gpu": None,
-                           "versions": runs.library_versions()}
+    env: dict[str, Any] = {
+        "cpu": cpu_info(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": psutil.cpu_count(logical=True),
+        "threads": threads,
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "platform": platform.platform(),
+        "onnxruntime_providers": providers,
+        "gpu": None,
+        "versions": runs.library_versions(),
+    }
     if gpu:
         import torch
 
@@ -135,32 +188,60 @@ def collect_environment(threads: int, providers: list[str], gpu: bool) -> dict[s
 
 # --- flat rows ----------------------------------------------------------------------------------------------
 
+
 def _grid(report: BenchReport) -> list[tuple[str, int]]:
-    modes = [m for m in ("fixed", "real") if report.config.get({"fixed": "fixed_shape", "real": "real_lengths"}[m])]
+    modes = [
+        m for m in ("fixed", "real") if report.config.get({"fixed": "fixed_shape", "real": "real_lengths"}[m])
+    ]
     return [(mode, b) for b in report.config["batch_sizes"] for mode in modes]
 
 
-def _row(report: BenchReport, r: TargetResult, mode: str, batch: int, m: Measurement | None) -> dict[str, Any]:
+def _row(
+    report: BenchReport, r: TargetResult, mode: str, batch: int, m: Measurement | None
+) -> dict[str, Any]:
     acc = r.accuracy
     row: dict[str, Any] = {
-        "variant": r.variant, "provider": r.provider, "scheme": r.scheme, "status": r.status, "reason": r.reason,
-        "input_mode": mode, "batch_size": batch, "seq_len": report.config["seq_len"] if mode == "fixed" else None,
-        "size_mb": r.size_mb, "params": r.params, "session_ms": r.session_ms,
-        "first_inference_ms": r.first_inference_ms, "peak_rss_mb": r.peak_rss_mb,
+        "variant": r.variant,
+        "provider": r.provider,
+        "scheme": r.scheme,
+        "status": r.status,
+        "reason": r.reason,
+        "input_mode": mode,
+        "batch_size": batch,
+        "seq_len": report.config["seq_len"] if mode == "fixed" else None,
+        "size_mb": r.size_mb,
+        "params": r.params,
+        "session_ms": r.session_ms,
+        "first_inference_ms": r.first_inference_ms,
+        "peak_rss_mb": r.peak_rss_mb,
         "threads": report.config["threads"],
         "cuda_fallback_nodes": sum(r.placement.fallback_ops.values()) if r.placement else None,
     }
     if acc is not None:
-        row.update(accuracy=acc.accuracy, accuracy_delta=acc.delta.get("accuracy"), f1_weighted=acc.f1_weighted,
-                   f1_weighted_delta=acc.delta.get("f1_weighted"), agreement=acc.agreement)
+        row.update(
+            accuracy=acc.accuracy,
+            accuracy_delta=acc.delta.get("accuracy"),
+            f1_weighted=acc.f1_weighted,
+            f1_weighted_delta=acc.delta.get("f1_weighted"),
+            agreement=acc.agreement,
+        )
     if m is not None:
         lat = m.latency
-        row.update(mean_seq_len=m.mean_seq_len, latency_p50_ms=lat.p50_ms, latency_p90_ms=lat.p90_ms,
-                   latency_p99_ms=lat.p99_ms, latency_mean_ms=lat.mean_ms, latency_stdev_ms=lat.stdev_ms,
-                   batch_latency_p50_ms=lat.batch_p50_ms, throughput_samples_per_s=lat.throughput_samples_per_s,
-                   iterations=lat.count, speedup_vs_reference=m.speedup_vs_reference,
-                   flops_per_sample=m.flops_per_sample, achieved_gflops=m.achieved_gflops,
-                   peak_fraction=m.peak_fraction)
+        row.update(
+            mean_seq_len=m.mean_seq_len,
+            latency_p50_ms=lat.p50_ms,
+            latency_p90_ms=lat.p90_ms,
+            latency_p99_ms=lat.p99_ms,
+            latency_mean_ms=lat.mean_ms,
+            latency_stdev_ms=lat.stdev_ms,
+            batch_latency_p50_ms=lat.batch_p50_ms,
+            throughput_samples_per_s=lat.throughput_samples_per_s,
+            iterations=lat.count,
+            speedup_vs_reference=m.speedup_vs_reference,
+            flops_per_sample=m.flops_per_sample,
+            achieved_gflops=m.achieved_gflops,
+            peak_fraction=m.peak_fraction,
+        )
     return {c: row.get(c) for c in CSV_COLUMNS}
 
 
@@ -197,29 +278,61 @@ def _summary_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
     for r in report.results:
         acc = r.accuracy
         found = {(m.mode, m.batch_size): m.latency.p50_ms for m in r.measurements}
-        rows.append([r.variant, r.provider, r.status,
-                     r.size_mb, r.params, acc.accuracy if acc else None,
-                     acc.delta.get("accuracy") if acc else None, acc.agreement if acc else None,
-                     *(found.get(key) for key in grid)])
+        rows.append(
+            [
+                r.variant,
+                r.provider,
+                r.status,
+                r.size_mb,
+                r.params,
+                acc.accuracy if acc else None,
+                acc.delta.get("accuracy") if acc else None,
+                acc.agreement if acc else None,
+                *(found.get(key) for key in grid),
+            ]
+        )
     return header, rows
 
 
 def format_markdown(report: BenchReport) -> str:
     """report.md: setup, a summary table, every measured row, and the notes."""
     env = report.environment
-    lines = [f"# edgefn bench: {Path(report.run_dir).name}", "",
-             f"- CPU: {env['cpu']['model']} ({', '.join(env['cpu']['flags'])}); {env['cores_physical']} physical / "
-             f"{env['cores_logical']} logical cores; {report.config['threads']} threads",
-             f"- GPU: {env['gpu']['name'] if env.get('gpu') else 'none'}; providers: "
-             f"{', '.join(env['onnxruntime_providers'])}",
-             f"- reference: {report.reference}; test rows: {report.config['samples_used']}",
-             f"- MatMul peak: fp32 {_fmt(report.peak.get('fp32_gflops'))} GFLOP/s, int8 "
-             f"{_fmt(report.peak.get('int8_gops'))} GOP/s ({report.peak.get('size')}^3, same threads)", "",
-             "## Summary (per-sample p50 latency in ms)", "", _table(*_summary_rows(report)), "",
-             *[f"- {r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"],
-             "", "## Every row", ""]
-    cols = ["variant", "provider", "input_mode", "batch_size", "latency_p50_ms", "latency_p99_ms",
-            "throughput_samples_per_s", "speedup_vs_reference", "achieved_gflops", "peak_fraction"]
+    lines = [
+        f"# edgefn bench: {Path(report.run_dir).name}",
+        "",
+        f"- CPU: {env['cpu']['model']} ({', '.join(env['cpu']['flags'])}); {env['cores_physical']} physical / "
+        f"{env['cores_logical']} logical cores; {report.config['threads']} threads",
+        f"- GPU: {env['gpu']['name'] if env.get('gpu') else 'none'}; providers: "
+        f"{', '.join(env['onnxruntime_providers'])}",
+        f"- reference: {report.reference}; test rows: {report.config['samples_used']}",
+        f"- MatMul peak: fp32 {_fmt(report.peak.get('fp32_gflops'))} GFLOP/s, int8 "
+        f"{_fmt(report.peak.get('int8_gops'))} GOP/s ({report.peak.get('size')}^3, same threads)",
+        "",
+        "## Summary (per-sample p50 latency in ms)",
+        "",
+        _table(*_summary_rows(report)),
+        "",
+        *[
+            f"- {r.variant} on {r.provider}: {r.status}: {r.reason}"
+            for r in report.results
+            if r.status != "ok"
+        ],
+        "",
+        "## Every row",
+        "",
+    ]
+    cols = [
+        "variant",
+        "provider",
+        "input_mode",
+        "batch_size",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "throughput_samples_per_s",
+        "speedup_vs_reference",
+        "achieved_gflops",
+        "peak_fraction",
+    ]
     rows = [r for r in report_rows(report) if r["status"] == "ok"]
     lines += [_table(cols, [[r[c] for c in cols] for r in rows]), "", "## Notes", ""]
     lines += [f"- {n}" for n in report.notes]
@@ -233,13 +346,18 @@ def format_summary(report: BenchReport) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    extra = [f"reference: {report.reference}; per-sample p50 latency in ms; {report.config['threads']} threads"]
-    extra += [f"{r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"]
+    extra = [
+        f"reference: {report.reference}; per-sample p50 latency in ms; {report.config['threads']} threads"
+    ]
+    extra += [
+        f"{r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"
+    ]
     extra += [f"note: {n}" for n in report.notes if "did not run on" in n]
     return "\n".join(lines + extra)
 
 
 # --- plots --------------------------------------------------------------------------------------------------
+
 
 def _ok(report: BenchReport) -> list[TargetResult]:
     return [r for r in report.results if r.status == "ok" and r.measurements]
@@ -259,8 +377,13 @@ def plot_latency(report: BenchReport, path: Path) -> None:
         for r in _ok(report):
             pts = sorted((m.batch_size, m.latency.p50_ms) for m in r.measurements if m.mode == mode)
             ax.plot(*zip(*pts), marker="o", label=f"{r.variant} ({r.provider})")
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="per-sample latency p50 (ms)",
-               title=f"{mode} inputs" + (f" (seq {report.config['seq_len']})" if mode == "fixed" else ""))
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="batch size",
+            ylabel="per-sample latency p50 (ms)",
+            title=f"{mode} inputs" + (f" (seq {report.config['seq_len']})" if mode == "fixed" else ""),
+        )
         ax.set_xticks(report.config["batch_sizes"], [str(b) for b in report.config["batch_sizes"]])
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
@@ -286,9 +409,16 @@ def plot_tradeoff(report: BenchReport, path: Path) -> None:
         left.scatter(r.size_mb, r.accuracy.accuracy)
         left.annotate(label, (r.size_mb or 0, r.accuracy.accuracy), fontsize=7)
         right.scatter(m.latency.p50_ms, r.accuracy.accuracy)
-        right.annotate(f"{label}, {m.mode} b{m.batch_size}", (m.latency.p50_ms, r.accuracy.accuracy), fontsize=7)
+        right.annotate(
+            f"{label}, {m.mode} b{m.batch_size}", (m.latency.p50_ms, r.accuracy.accuracy), fontsize=7
+        )
     left.set(xlabel="size on disk (MB)", ylabel="test accuracy", title="accuracy vs size")
-    right.set(xscale="log", xlabel="per-sample latency p50 (ms)", ylabel="test accuracy", title="accuracy vs latency")
+    right.set(
+        xscale="log",
+        xlabel="per-sample latency p50 (ms)",
+        ylabel="test accuracy",
+        title="accuracy vs latency",
+    )
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
@@ -298,13 +428,19 @@ def plot_tradeoff(report: BenchReport, path: Path) -> None:
 
 # --- writing ------------------------------------------------------------------------------------------------
 
+
 def write_report(report: BenchReport, out_dir: Path) -> dict[str, str]:
     """Write report.json, report.csv, report.md, latency.png and tradeoff.png into `out_dir` (replaced whole)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "report.json").is_file():
         raise EdgefnError(f"{out_dir} exists and is not a bench folder; refusing to replace it")
-    names = {"json": "report.json", "csv": "report.csv", "markdown": "report.md", "latency_plot": "latency.png",
-             "tradeoff_plot": "tradeoff.png"}
+    names = {
+        "json": "report.json",
+        "csv": "report.csv",
+        "markdown": "report.md",
+        "latency_plot": "latency.png",
+        "tradeoff_plot": "tradeoff.png",
+    }
     report.outputs = {k: str(out_dir / v) for k, v in names.items()}
     with runs.atomic_dir(out_dir, overwrite=True) as tmp:
         runs.write_json(tmp / names["json"], report)

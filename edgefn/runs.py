@@ -124,7 +124,9 @@ def find_latest_run(root: Path = ARTIFACTS_DIR) -> Path:
     root = Path(root)
     runs = [p for p in root.glob("*") if p.is_dir() and (p / CHECKPOINT).is_dir()] if root.is_dir() else []
     if not runs:
-        raise EdgefnError(f"no run folder with a {CHECKPOINT}/ under {root}/; run `edgefn finetune` or pass --run-dir")
+        raise EdgefnError(
+            f"no run folder with a {CHECKPOINT}/ under {root}/; run `edgefn finetune` or pass --run-dir"
+        )
     return max(runs, key=lambda p: (p / CHECKPOINT).stat().st_mtime)
 
 
@@ -142,8 +144,20 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape results."""
     from importlib import metadata
 
-    names = ["edgefn", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime",
-             "onnxruntime-gpu", "tokenizers", "datasets", "scikit-learn", "numpy"]
+    names = [
+        "edgefn",
+        "torch",
+        "transformers",
+        "optimum",
+        "optimum-onnx",
+        "onnx",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "tokenizers",
+        "datasets",
+        "scikit-learn",
+        "numpy",
+    ]
     out = {"python": platform.python_version()}
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -160,8 +174,11 @@ def list_variants(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / ONNX_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / EXPORT_MANIFEST).is_file())
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / EXPORT_MANIFEST).is_file()
+    )
 
 
 def verify_variant(folder: Path) -> dict[str, Any]:
@@ -176,6 +193,8 @@ def verify_variant(folder: Path) -> dict[str, Any]:
         raise EdgefnError(f"{model} is missing; re-run `edgefn export --overwrite`")
     expected = manifest.get("model_sha256")
     if expected and sha256_file(model) != expected:
-        raise EdgefnError(f"{model} does not match the hash in {manifest_path} (corrupted or modified); "
-                          "re-run `edgefn export --overwrite`")
+        raise EdgefnError(
+            f"{model} does not match the hash in {manifest_path} (corrupted or modified); "
+            "re-run `edgefn export --overwrite`"
+        )
     return manifest

@@ -13,8 +13,11 @@ from edgefn.presets import get_preset, load_model
 
 def constraint_split(shared_data: Path, name: str, n: int) -> Split:
     """First n rows of a CONSTRAINT split (label 1 = fake)."""
-    files = {"train": "Constraint_Train.csv", "validation": "Constraint_Val.csv",
-             "test": "english_test_with_labels.csv"}
+    files = {
+        "train": "Constraint_Train.csv",
+        "validation": "Constraint_Val.csv",
+        "test": "english_test_with_labels.csv",
+    }
     df = pd.read_csv(shared_data / "covid19-constraint" / files[name]).head(n)
     return Split([str(t) for t in df["tweet"]], [int(v == "fake") for v in df["label"]])
 
@@ -31,8 +34,8 @@ def make_tiny_run(preset: str, run_dir: Path, shared_data: Path, steps: int = 60
     model.train()
     for step in range(steps):
         i = (step * 16) % (len(train) - 16)
-        enc = tok(train.texts[i:i + 16], truncation=True, max_length=64, padding=True, return_tensors="pt")
-        out = model(**enc, labels=torch.tensor(train.labels[i:i + 16]))
+        enc = tok(train.texts[i : i + 16], truncation=True, max_length=64, padding=True, return_tensors="pt")
+        out = model(**enc, labels=torch.tensor(train.labels[i : i + 16]))
         out.loss.backward()
         opt.step()
         opt.zero_grad()
@@ -44,5 +47,7 @@ def make_tiny_run(preset: str, run_dir: Path, shared_data: Path, steps: int = 60
     write_split_jsonl(constraint_split(shared_data, "validation", 200), data / "validation.jsonl")
     write_split_jsonl(constraint_split(shared_data, "test", 200), data / "test.jsonl")
     write_split_jsonl(Split(train.texts[:128], train.labels[:128]), data / "calibration.jsonl")
-    runs.write_json(run_dir / runs.FINETUNE_CONFIG, {"preset": preset, "init": loaded.init, "max_length": 128})
+    runs.write_json(
+        run_dir / runs.FINETUNE_CONFIG, {"preset": preset, "init": loaded.init, "max_length": 128}
+    )
     return run_dir

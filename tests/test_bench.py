@@ -24,8 +24,16 @@ def export_for_tests(run_dir: Path) -> None:
     """`edgefn export --quantize int8` on the run, with small parity and validation checks."""
     from edgefn.export import ExportConfig, export
 
-    export(ExportConfig(run_dir=run_dir, schemes=("int8-dynamic",), parity_samples=8, eval_samples=16,
-                        saturation_check=False, threads=1))
+    export(
+        ExportConfig(
+            run_dir=run_dir,
+            schemes=("int8-dynamic",),
+            parity_samples=8,
+            eval_samples=16,
+            saturation_check=False,
+            threads=1,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +56,31 @@ def test_report_has_every_row_and_column(report, exported_run):
     with open(exported_run / "bench" / "report.csv") as f:
         rows = list(csv.DictReader(f))
     keys = {(r["variant"], r["provider"], r["batch_size"], r["input_mode"]) for r in rows}
-    expected = {(v, p, str(b), m) for v, p in [("pytorch", "torch-cpu"), ("pytorch", "torch-cuda"),
-                                               ("fp32", CPU), ("fp32", CUDA), ("int8-dynamic", CPU),
-                                               ("int8-dynamic", CUDA)]
-                for b in (1, 4) for m in ("fixed", "real")}
+    expected = {
+        (v, p, str(b), m)
+        for v, p in [
+            ("pytorch", "torch-cpu"),
+            ("pytorch", "torch-cuda"),
+            ("fp32", CPU),
+            ("fp32", CUDA),
+            ("int8-dynamic", CPU),
+            ("int8-dynamic", CUDA),
+        ]
+        for b in (1, 4)
+        for m in ("fixed", "real")
+    }
     assert keys == expected and len(rows) == len(expected)
-    for col in ("latency_p50_ms", "throughput_samples_per_s", "size_mb", "params", "accuracy", "accuracy_delta",
-                "flops_per_sample", "achieved_gflops", "peak_fraction"):
+    for col in (
+        "latency_p50_ms",
+        "throughput_samples_per_s",
+        "size_mb",
+        "params",
+        "accuracy",
+        "accuracy_delta",
+        "flops_per_sample",
+        "achieved_gflops",
+        "peak_fraction",
+    ):
         assert col in rows[0]
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 12 and all(float(r["latency_p50_ms"]) > 0 and float(r["peak_fraction"]) > 0 for r in ok)
@@ -82,7 +108,9 @@ def test_latency_statistics_come_from_samples(report, exported_run):
             assert lat["p99_ms"] == pytest.approx(np.percentile(per_sample, 99))
             assert lat["mean_ms"] == pytest.approx(statistics.fmean(per_sample))
             assert lat["stdev_ms"] == pytest.approx(statistics.stdev(per_sample))
-            assert lat["throughput_samples_per_s"] == pytest.approx(1000 * sum(lat["items"]) / sum(lat["call_ms"]))
+            assert lat["throughput_samples_per_s"] == pytest.approx(
+                1000 * sum(lat["items"]) / sum(lat["call_ms"])
+            )
             assert sum(lat["call_ms"]) / 1000 >= QUICK["min_time_s"]
             if m["mode"] == "fixed":
                 assert set(lat["items"]) == {m["batch_size"]} and set(m["seq_lens"]) == {QUICK["seq_len"]}
@@ -103,7 +131,7 @@ def test_accuracy_deltas_against_reference(report, exported_run):
     """Accuracy, agreement and deltas recompute from the stored predictions against PyTorch on CPU."""
     from edgefn.data import read_split_jsonl
 
-    labels = read_split_jsonl(exported_run / "data" / "test.jsonl").labels[:QUICK["samples"]]
+    labels = read_split_jsonl(exported_run / "data" / "test.jsonl").labels[: QUICK["samples"]]
     ref = report.result("pytorch", "torch-cpu")
     assert report.reference == "pytorch on torch-cpu" and len(ref.predictions) == QUICK["samples"]
     ref_acc = np.mean(np.array(ref.predictions) == labels)
@@ -125,11 +153,16 @@ def test_flops_of_a_matmul_graph(tmp_path):
     w = numpy_helper.from_array(np.ones((k, n), np.float32), "W")
     g = numpy_helper.from_array(np.ones((7, n), np.float32), "G")  # Gemm with transB: [rows, n] x [7, n]^T
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["y"]), helper.make_node("Reshape", ["y", "shape"], ["y2"]),
-         helper.make_node("Gemm", ["y2", "G"], ["z"], transB=1)], "g",
+        [
+            helper.make_node("MatMul", ["x", "W"], ["y"]),
+            helper.make_node("Reshape", ["y", "shape"], ["y2"]),
+            helper.make_node("Gemm", ["y2", "G"], ["z"], transB=1),
+        ],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", k])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
-        [w, g, numpy_helper.from_array(np.array([-1, n], np.int64), "shape")])
+        [w, g, numpy_helper.from_array(np.array([-1, n], np.int64), "shape")],
+    )
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     count = count_graph_flops(path, 3, 5)
@@ -142,19 +175,26 @@ def test_flops_model_matches_bert_arithmetic(exported_run):
     for variant in ("fp32", "int8-dynamic"):
         fm = fit_flops_model(exported_run / "onnx" / variant / "model.onnx")
         h, ffn, layers, seq = 32, 64, 2, 50
-        analytic = layers * (seq * (4 * 2 * h * h + 2 * 2 * h * ffn) + 2 * 2 * seq * seq * h) + 2 * h * h + 2 * h * 2
+        analytic = (
+            layers * (seq * (4 * 2 * h * h + 2 * 2 * h * ffn) + 2 * 2 * seq * seq * h) + 2 * h * h + 2 * h * 2
+        )
         assert fm.per_sample(seq) == pytest.approx(analytic)
         assert count_graph_flops(exported_run / "onnx" / variant / "model.onnx", 2, seq).total == 2 * analytic
 
 
 def test_cuda_fallback_detected_from_profile():
     """Int8 nodes that ran on CPU inside a CUDA session are counted and flagged with the fp16 advice."""
+
     def node(op, provider):
         return {"cat": "Node", "name": f"{op}_kernel_time", "args": {"op_name": op, "provider": provider}}
 
-    events = ([node("MatMulInteger", CPU)] * 3 + [node("DynamicQuantizeLinear", CPU)] * 3
-              + [node("MemcpyToHost", CUDA)] * 2 + [node("LayerNormalization", CUDA)] * 4
-              + [{"cat": "Session", "name": "model_run", "args": {}}])
+    events = (
+        [node("MatMulInteger", CPU)] * 3
+        + [node("DynamicQuantizeLinear", CPU)] * 3
+        + [node("MemcpyToHost", CUDA)] * 2
+        + [node("LayerNormalization", CUDA)] * 4
+        + [{"cat": "Session", "name": "model_run", "args": {}}]
+    )
     p = summarize_placement(events, CUDA)
     assert p.fallback_ops == {"DynamicQuantizeLinear": 3, "MatMulInteger": 3} and p.copies == 2
     assert p.by_provider[CUDA] == {"MemcpyToHost": 2, "LayerNormalization": 4}
@@ -165,16 +205,20 @@ def test_cuda_fallback_detected_from_profile():
 
 def test_provider_planning_with_gpu_present(exported_run):
     """With CUDA in onnxruntime and a GPU, every variant runs on both; fp16 is refused on CPU only."""
-    variants = {"pytorch": (exported_run / "checkpoint", {}),
-                "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
-                "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]})}
+    variants = {
+        "pytorch": (exported_run / "checkpoint", {}),
+        "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
+        "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]}),
+    }
     targets = plan_targets(variants, (CPU, CUDA), [CUDA, CPU], gpu=True)
     status = {(t.variant, t.provider): (t.status, t.reason) for t in targets}
     assert status[("pytorch", "torch-cuda")] == ("pending", None)
     assert status[("int8-dynamic", CUDA)] == ("pending", None)
     assert status[("fp16", CPU)] == ("unavailable", f"fp16 needs {CUDA}")
     assert status[("fp16", CUDA)] == ("pending", None)
-    no_gpu = {(t.variant, t.provider): t.reason for t in plan_targets(variants, (CPU, CUDA), [CUDA, CPU], False)}
+    no_gpu = {
+        (t.variant, t.provider): t.reason for t in plan_targets(variants, (CPU, CUDA), [CUDA, CPU], False)
+    }
     assert no_gpu[("fp16", CUDA)] == "no CUDA GPU found" and no_gpu[("pytorch", "torch-cuda")]
     cpu_build = {(t.variant, t.provider): t.reason for t in plan_targets(variants, (CUDA,), [CPU], True)}
     assert "install onnxruntime-gpu" in cpu_build[("int8-dynamic", CUDA)]
@@ -184,7 +228,9 @@ def test_score_per_class_and_weighted():
     """Weighted and per-class metrics match hand counts on a small example."""
     acc = score([0, 0, 1, 1], [0, 1, 1, 1], reference=[0, 0, 1, 1])
     assert acc.accuracy == 0.75 and acc.agreement == 0.75
-    assert acc.per_class["fake"]["precision"] == pytest.approx(2 / 3) and acc.per_class["real"]["recall"] == 0.5
+    assert (
+        acc.per_class["fake"]["precision"] == pytest.approx(2 / 3) and acc.per_class["real"]["recall"] == 0.5
+    )
 
 
 def test_hash_mismatch_is_refused(exported_run, tmp_path):
@@ -197,13 +243,16 @@ def test_hash_mismatch_is_refused(exported_run, tmp_path):
         bench(BenchConfig(run_dir=run_dir, **QUICK))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--batch-sizes", "1,x"], "--batch-sizes takes a comma list of positive integers"),
-    (["--batch-sizes", "0"], "--batch-sizes takes a comma list of positive integers"),
-    (["--providers", "gpu9"], "unknown provider 'gpu9'"),
-    (["--variants", "int4"], "unknown variant(s) int4"),
-    (["--seq-len", "1024"], "exceeds the model's 512 positions"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch-sizes", "1,x"], "--batch-sizes takes a comma list of positive integers"),
+        (["--batch-sizes", "0"], "--batch-sizes takes a comma list of positive integers"),
+        (["--providers", "gpu9"], "unknown provider 'gpu9'"),
+        (["--variants", "int4"], "unknown variant(s) int4"),
+        (["--seq-len", "1024"], "exceeds the model's 512 positions"),
+    ],
+)
 def test_cli_bad_input(exported_run, args, message):
     """Bad options give a one-line error and exit code 2."""
     result = CliRunner().invoke(main, ["bench", "--run-dir", str(exported_run), *args])
@@ -224,13 +273,33 @@ def test_cli_bench_prints_summary(exported_run, tmp_path):
     """The CLI benches one variant quickly, prints progress, the summary table and the output paths."""
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("bench"))
-    result = CliRunner().invoke(main, ["bench", "--run-dir", str(run_dir), "--variants", "int8-dynamic",
-                                       "--batch-sizes", "2", "--no-real-lengths", "--samples", "16",
-                                       "--min-time", "0.01", "--threads", "1", "--seq-len", "16"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--run-dir",
+            str(run_dir),
+            "--variants",
+            "int8-dynamic",
+            "--batch-sizes",
+            "2",
+            "--no-real-lengths",
+            "--samples",
+            "16",
+            "--min-time",
+            "0.01",
+            "--threads",
+            "1",
+            "--seq-len",
+            "16",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "int8-dynamic on CPUExecutionProvider: ok" in result.output
     assert "fixed b2 ms" in result.output and str(run_dir / "bench" / "report.csv") in result.output
     with open(run_dir / "bench" / "report.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["variant"], r["batch_size"], r["input_mode"]) for r in rows] == [("int8-dynamic", "2", "fixed")]
+    assert [(r["variant"], r["batch_size"], r["input_mode"]) for r in rows] == [
+        ("int8-dynamic", "2", "fixed")
+    ]
     assert rows[0]["accuracy_delta"] == "0.0"  # the only row is its own reference

@@ -46,10 +46,15 @@ def fakes(bundle: DatasetBundle) -> dict[str, int]:
 
 def all_rows(bundle: DatasetBundle) -> list[tuple[str, int]]:
     """Every (text, label) of every split."""
-    return [row for name in SPLITS for row in zip(bundle.split(name).texts, bundle.split(name).labels, strict=True)]
+    return [
+        row
+        for name in SPLITS
+        for row in zip(bundle.split(name).texts, bundle.split(name).labels, strict=True)
+    ]
 
 
 # --- real datasets ----------------------------------------------------------------------------------------
+
 
 def test_constraint_official_splits(shared_data: Path) -> None:
     """CONSTRAINT keeps the official 6420/2140/2140 splits minus the one val tweet that is also in train."""
@@ -57,8 +62,12 @@ def test_constraint_official_splits(shared_data: Path) -> None:
     assert b.name == "constraint" and b.info["splits"] == "official"
     assert rows(b) == {"train": 6420, "validation": 2139, "test": 2140}
     assert fakes(b) == {"train": 3060, "validation": 1020, "test": 1020}
-    assert b.info["dropped"] == {"empty": 0, "duplicate": 0, "conflicting_labels": 0,
-                                 "cross_split": {"validation": 1, "test": 0}}
+    assert b.info["dropped"] == {
+        "empty": 0,
+        "duplicate": 0,
+        "conflicting_labels": 0,
+        "cross_split": {"validation": 1, "test": 0},
+    }
     assert b.info["rows"] == rows(b)
     assert "Alfalfa is the only cure for COVID-19." in b.test.texts
     assert b.test.labels[b.test.texts.index("Alfalfa is the only cure for COVID-19.")] == 1
@@ -69,11 +78,18 @@ def test_liar_binary_map(shared_data: Path) -> None:
     raw = _read_liar(shared_data / "liar" / "train.tsv")
     assert len(raw) == 10269 and int(raw["label"].sum()) == 842 + 1998 + 1657 == 4497
     b = cached(f"liar:{shared_data / 'liar'}")
-    assert b.info["label_map"] == "fake = {pants-fire, false, barely-true}, real = {half-true, mostly-true, true}"
+    assert (
+        b.info["label_map"]
+        == "fake = {pants-fire, false, barely-true}, real = {half-true, mostly-true, true}"
+    )
     assert rows(b) == {"train": 10248, "validation": 1279, "test": 1279}
     assert fakes(b) == {"train": 4486, "validation": 612, "test": 554}
-    assert b.info["dropped"] == {"empty": 0, "duplicate": 13, "conflicting_labels": 8,
-                                 "cross_split": {"validation": 5, "test": 4}}
+    assert b.info["dropped"] == {
+        "empty": 0,
+        "duplicate": 13,
+        "conflicting_labels": 8,
+        "cross_split": {"validation": 5, "test": 4},
+    }
 
 
 def test_isot_titles_variant_detected_and_cleaned(shared_data: Path) -> None:
@@ -125,40 +141,57 @@ def test_default_locations(shared_data: Path, monkeypatch: pytest.MonkeyPatch, t
     assert load_data("constraint").info["source"] == str(shared_data / "covid19-constraint")
     assert cached("liar").info["source"] == str(shared_data / "liar")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(EdgefnError, match=r"put WELFake_Dataset.csv in one of .*welfake:PATH.*davanstrien/WELFake"):
+    with pytest.raises(
+        EdgefnError, match=r"put WELFake_Dataset.csv in one of .*welfake:PATH.*davanstrien/WELFake"
+    ):
         load_data("welfake")
 
 
-def test_hub_copies_oriented_by_reuters_dateline(shared_data: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
+def test_hub_copies_oriented_by_reuters_dateline(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Hub copies (cards disagree on 0/1) get 1 = fake from the data: Reuters wire copy is the real class."""
     import edgefn.loaders
 
     folder = shared_data / "isot" / "fulltext_head"
-    df = pd.concat([pd.read_csv(folder / "Fake.csv").assign(label=0), pd.read_csv(folder / "True.csv").assign(label=1)])
+    df = pd.concat(
+        [pd.read_csv(folder / "Fake.csv").assign(label=0), pd.read_csv(folder / "True.csv").assign(label=1)]
+    )
     df = df.sample(frac=1.0, random_state=0)  # hub label 1 = true, as the GonzaloA/fake_news card says
     frames = {"train": df.iloc[:1400], "validation": df.iloc[1400:1700], "test": df.iloc[1700:]}
     welfake = {"train": df.assign(label=1 - df["label"])}  # hub label 1 = fake, as in the WELFake CSV
-    monkeypatch.setattr(edgefn.loaders, "_hub_frames", lambda hub_id: welfake if "WELFake" in hub_id else frames)
+    monkeypatch.setattr(
+        edgefn.loaders, "_hub_frames", lambda hub_id: welfake if "WELFake" in hub_id else frames
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EDGEFN_DATA_DIR", str(tmp_path))
     b = load_data("isot")
     assert b.info["source"] == "GonzaloA/fake_news" and b.info["splits"] == "official"
     assert b.info["label_map"].startswith("hub label 1 -> real (0)")
     local = cached(f"isot:{folder}")
-    assert sum(fakes(b).values()) == sum(fakes(local).values()) and sum(rows(b).values()) == sum(rows(local).values())
+    assert sum(fakes(b).values()) == sum(fakes(local).values()) and sum(rows(b).values()) == sum(
+        rows(local).values()
+    )
     assert sum("(reuters) -" in text.lower() for text, _ in all_rows(b)) == 0
     w = load_data("welfake")
-    assert w.info["source"] == "davanstrien/WELFake" and w.info["label_map"].startswith("hub label 0 -> real (0)")
+    assert w.info["source"] == "davanstrien/WELFake" and w.info["label_map"].startswith(
+        "hub label 0 -> real (0)"
+    )
     assert sum(fakes(w).values()) == sum(fakes(local).values()) and sum(rows(w).values()) == 2021
 
 
 # --- generic files and WELFake format ---------------------------------------------------------------------
 
+
 def test_generic_csv_joined_columns_and_fake_label(tmp_path: Path) -> None:
     """A CSV with two text columns and a custom fake label value splits 70/15/15, stratified."""
-    df = pd.DataFrame({"headline": [f"headline {i}" for i in range(40)], "body": [f"body {i}" for i in range(40)],
-                       "verdict": ["bogus" if i % 2 else "legit" for i in range(40)]})
+    df = pd.DataFrame(
+        {
+            "headline": [f"headline {i}" for i in range(40)],
+            "body": [f"body {i}" for i in range(40)],
+            "verdict": ["bogus" if i % 2 else "legit" for i in range(40)],
+        }
+    )
     df.to_csv(tmp_path / "news.csv", index=False)
     opts = DataOptions(text_cols=("headline", "body"), label_col="verdict", fake_label="bogus")
     b = load_data(str(tmp_path / "news.csv"), opts)
@@ -170,12 +203,20 @@ def test_generic_csv_joined_columns_and_fake_label(tmp_path: Path) -> None:
 def test_generic_jsonl_drops_empty_duplicate_and_conflicting(tmp_path: Path) -> None:
     """JSONL with fake/real labels: empties, duplicates and texts seen with both labels are dropped."""
     lines = [{"text": f"story number {i}", "label": "fake" if i % 2 else "REAL"} for i in range(40)]
-    lines += [{"text": "   ", "label": "fake"}, {"text": "story number 1", "label": "fake"},
-              {"text": "both ways", "label": "fake"}, {"text": "both ways", "label": "real"}]
+    lines += [
+        {"text": "   ", "label": "fake"},
+        {"text": "story number 1", "label": "fake"},
+        {"text": "both ways", "label": "fake"},
+        {"text": "both ways", "label": "real"},
+    ]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     b = load_data(str(tmp_path / "d.jsonl"))
-    assert b.info["dropped"] == {"empty": 1, "duplicate": 1, "conflicting_labels": 2,
-                                 "cross_split": {"validation": 0, "test": 0}}
+    assert b.info["dropped"] == {
+        "empty": 1,
+        "duplicate": 1,
+        "conflicting_labels": 2,
+        "cross_split": {"validation": 0, "test": 0},
+    }
     assert sum(rows(b).values()) == 40 and sum(fakes(b).values()) == 20
 
 
@@ -191,8 +232,13 @@ def test_generic_parquet_and_tsv(tmp_path: Path) -> None:
 
 def test_welfake_format_detected(tmp_path: Path) -> None:
     """A WELFake-format CSV (`,title,text,label`, 1 = fake) is recognised; text = title + ' ' + text."""
-    df = pd.DataFrame({"title": ["t"] * 19 + [None], "text": [f"article {i}" for i in range(20)],
-                       "label": [i % 2 for i in range(20)]})
+    df = pd.DataFrame(
+        {
+            "title": ["t"] * 19 + [None],
+            "text": [f"article {i}" for i in range(20)],
+            "label": [i % 2 for i in range(20)],
+        }
+    )
     df.to_csv(tmp_path / "WELFake_Dataset.csv")
     b = load_data(str(tmp_path / "WELFake_Dataset.csv"))
     assert b.name == "welfake" and b.info["text"] == "title + ' ' + text"
@@ -206,7 +252,9 @@ def test_sample_corpus() -> None:
     """The packaged smoke-test corpus loads with 70/15/15 splits and says it is not a benchmark."""
     if not SAMPLE_FILE.is_file():
         pytest.skip("edgefn/resources/sample.jsonl not written yet")
-    lines = [json.loads(line) for line in SAMPLE_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [
+        json.loads(line) for line in SAMPLE_FILE.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     b = load_data("sample")
     assert sum(rows(b).values()) == len({x["text"].strip() for x in lines})
     assert abs(len(b.train) - 0.70 * sum(rows(b).values())) <= 1
@@ -225,23 +273,30 @@ def test_same_seed_same_splits(shared_data: Path) -> None:
 
 # --- bad input --------------------------------------------------------------------------------------------
 
+
 def write_csv(path: Path, data: dict[str, list]) -> str:
     """Write a small CSV and return its path as a string."""
     pd.DataFrame(data).to_csv(path, index=False)
     return str(path)
 
 
-@pytest.mark.parametrize(("case", "message"), [
-    ("unknown", r"unknown dataset 'nosuch'; known datasets: constraint, isot, liar, sample, welfake"),
-    ("missing_path", r"data path .*missing\.csv does not exist"),
-    ("missing_named_path", r"isot: path .*nowhere does not exist"),
-    ("missing_columns", r"missing column\(s\) body, verdict; columns found: text, label"),
-    ("bad_labels", r"unexpected label values 'maybe', 'unsure' \(values found: 'fake', 'maybe', 'real', 'unsure'\)"),
-    ("fake_label_absent", r"--fake-label 'bogus' is not a label value; values found: '0', '1'"),
-    ("empty", r"no data left after cleaning \(dropped 3 empty texts\)"),
-    ("one_class", r"every row is fake after cleaning"),
-    ("folder", r"cannot tell which dataset folder"),
-])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown", r"unknown dataset 'nosuch'; known datasets: constraint, isot, liar, sample, welfake"),
+        ("missing_path", r"data path .*missing\.csv does not exist"),
+        ("missing_named_path", r"isot: path .*nowhere does not exist"),
+        ("missing_columns", r"missing column\(s\) body, verdict; columns found: text, label"),
+        (
+            "bad_labels",
+            r"unexpected label values 'maybe', 'unsure' \(values found: 'fake', 'maybe', 'real', 'unsure'\)",
+        ),
+        ("fake_label_absent", r"--fake-label 'bogus' is not a label value; values found: '0', '1'"),
+        ("empty", r"no data left after cleaning \(dropped 3 empty texts\)"),
+        ("one_class", r"every row is fake after cleaning"),
+        ("folder", r"cannot tell which dataset folder"),
+    ],
+)
 def test_bad_input_messages(tmp_path: Path, case: str, message: str) -> None:
     """Each bad input raises a one-line EdgefnError that names the problem."""
     text = [f"t{i}" for i in range(6)]
@@ -249,13 +304,25 @@ def test_bad_input_messages(tmp_path: Path, case: str, message: str) -> None:
         "unknown": ("nosuch", DataOptions()),
         "missing_path": (str(tmp_path / "missing.csv"), DataOptions()),
         "missing_named_path": (f"isot:{tmp_path / 'nowhere'}", DataOptions()),
-        "missing_columns": (write_csv(tmp_path / "a.csv", {"text": text, "label": [0, 1] * 3}),
-                            DataOptions(text_cols=("text", "body"), label_col="verdict")),
-        "bad_labels": (write_csv(tmp_path / "b.csv", {"text": text, "label": ["fake", "real", "maybe", "unsure"] + ["fake"] * 2}),
-                       DataOptions()),
-        "fake_label_absent": (write_csv(tmp_path / "c.csv", {"text": text, "label": [0, 1] * 3}),
-                              DataOptions(fake_label="bogus")),
-        "empty": (write_csv(tmp_path / "d.csv", {"text": ["", " ", None], "label": [0, 1, 1]}), DataOptions()),
+        "missing_columns": (
+            write_csv(tmp_path / "a.csv", {"text": text, "label": [0, 1] * 3}),
+            DataOptions(text_cols=("text", "body"), label_col="verdict"),
+        ),
+        "bad_labels": (
+            write_csv(
+                tmp_path / "b.csv",
+                {"text": text, "label": ["fake", "real", "maybe", "unsure"] + ["fake"] * 2},
+            ),
+            DataOptions(),
+        ),
+        "fake_label_absent": (
+            write_csv(tmp_path / "c.csv", {"text": text, "label": [0, 1] * 3}),
+            DataOptions(fake_label="bogus"),
+        ),
+        "empty": (
+            write_csv(tmp_path / "d.csv", {"text": ["", " ", None], "label": [0, 1, 1]}),
+            DataOptions(),
+        ),
         "one_class": (write_csv(tmp_path / "e.csv", {"text": text, "label": ["fake"] * 6}), DataOptions()),
         "folder": (str(tmp_path), DataOptions()),
     }
@@ -267,10 +334,16 @@ def test_bad_input_messages(tmp_path: Path, case: str, message: str) -> None:
 
 # --- inspect and CLI --------------------------------------------------------------------------------------
 
+
 def test_inspect_counts_duplicates_overlap_and_tokens() -> None:
     """inspect_data counts duplicates and cross-split overlap itself and measures WordPiece lengths."""
-    bundle = DatasetBundle("hand", Split(["hello world", "hello world", "fake news"], [0, 0, 1]),
-                           Split(["fake news"], [1]), Split(["a b c d e f"], [0]), info={"name": "hand"})
+    bundle = DatasetBundle(
+        "hand",
+        Split(["hello world", "hello world", "fake news"], [0, 0, 1]),
+        Split(["fake news"], [1]),
+        Split(["a b c d e f"], [0]),
+        info={"name": "hand"},
+    )
     report = inspect_data(bundle)
     assert report["per_split"]["train"]["duplicates"] == 1
     assert report["cross_split_overlap"] == {"train/validation": 1, "train/test": 0, "validation/test": 0}
@@ -285,7 +358,9 @@ def test_inspect_constraint_report(shared_data: Path) -> None:
     train = report["per_split"]["train"]
     assert (train["rows"], train["fake"], train["duplicates"]) == (6420, 3060, 0)
     t = train["tokens"]
-    assert 20 < t["p50"] <= t["p90"] <= t["p95"] <= t["p99"] <= t["max"] and t["rows_measured"] == 5000  # a fixed sample
+    assert (
+        20 < t["p50"] <= t["p90"] <= t["p95"] <= t["p99"] <= t["max"] and t["rows_measured"] == 5000
+    )  # a fixed sample
     assert set(report["cross_split_overlap"].values()) == {0}
     text = format_inspect(report)
     assert "6420" in text and "47.7%" in text and "official" in text
@@ -297,8 +372,9 @@ def test_cli_data_inspect_and_list(shared_data: Path) -> None:
     out = runner.invoke(main, ["data", "inspect", f"liar:{shared_data / 'liar'}"])
     assert out.exit_code == 0, out.output
     assert "10248" in out.output and "pants-fire, false, barely-true" in out.output
-    out = runner.invoke(main, ["data", "inspect", str(shared_data / "isot" / "fulltext_head"), "--no-clean",
-                               "--json"])
+    out = runner.invoke(
+        main, ["data", "inspect", str(shared_data / "isot" / "fulltext_head"), "--no-clean", "--json"]
+    )
     report = json.loads(out.output)
     assert report["cleaning"]["applied"] is False and report["per_split"]["train"]["rows"] == 1414
     out = runner.invoke(main, ["data", "inspect", "nosuch"])

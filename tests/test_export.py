@@ -83,7 +83,8 @@ def test_every_scheme_loads_and_agrees_with_fp32(exported, preset):
         assert agreement >= MIN_AGREEMENT[v.name], (v.name, agreement)
         assert manifest["parity"]["agreement"] >= MIN_AGREEMENT[v.name]
         assert manifest["accuracy_delta_vs_fp32"] == pytest.approx(
-            manifest["validation_accuracy"] - result.variants[0].validation_accuracy)
+            manifest["validation_accuracy"] - result.variants[0].validation_accuracy
+        )
         assert abs(manifest["accuracy_delta_vs_fp32"]) <= 0.03
         assert sorted(p.name for p in v.folder.glob("*.onnx")) == ["model.onnx"]
 
@@ -92,7 +93,9 @@ def test_every_scheme_loads_and_agrees_with_fp32(exported, preset):
 def test_quantized_matmul_counts(exported, preset):
     """int8-dynamic turns every MatMul into MatMulInteger; int8-static feeds every MatMul from DequantizeLinear."""
     run, _ = exported(preset)
-    counts = {n: q.op_counts(run / "onnx" / n / "model.onnx") for n in ("fp32", "int8-dynamic", "int8-static")}
+    counts = {
+        n: q.op_counts(run / "onnx" / n / "model.onnx") for n in ("fp32", "int8-dynamic", "int8-static")
+    }
     matmuls = counts["fp32"]["MatMul"]
     assert matmuls > 0 and counts["fp32"]["MatMul_qdq"] == 0
     dyn = counts["int8-dynamic"]
@@ -202,23 +205,29 @@ def test_scheme_registry_aliases_and_unknown():
         ExportConfig(schemes=("int4",))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"optimize": "O9"}, "unknown --optimize 'O9'"),
-    ({"target": "sse"}, "unknown --target 'sse'; known targets: avx2"),
-    ({"calibration_method": "kl"}, "unknown --calibration-method 'kl'"),
-    ({"calibration_samples": 0}, "calibration-samples must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"optimize": "O9"}, "unknown --optimize 'O9'"),
+        ({"target": "sse"}, "unknown --target 'sse'; known targets: avx2"),
+        ({"calibration_method": "kl"}, "unknown --calibration-method 'kl'"),
+        ({"calibration_samples": 0}, "calibration-samples must be a positive integer"),
+    ],
+)
 def test_bad_config_values(kwargs, message):
     """Bad option values raise a one-line error naming the option."""
     with pytest.raises(EdgefnError, match=message):
         ExportConfig(**kwargs)
 
 
-@pytest.mark.parametrize("remove, message", [
-    ("model.safetensors", "missing model weights"),
-    ("config.json", "missing config.json"),
-    ("vocab+tokenizer", "missing tokenizer files"),
-])
+@pytest.mark.parametrize(
+    "remove, message",
+    [
+        ("model.safetensors", "missing model weights"),
+        ("config.json", "missing config.json"),
+        ("vocab+tokenizer", "missing tokenizer files"),
+    ],
+)
 def test_incomplete_checkpoint_says_what_is_missing(tiny_run_factory, tmp_path, remove, message):
     """A checkpoint missing a file names it and no variant folder is created."""
     run = copy_run(tiny_run_factory, tmp_path)
@@ -292,16 +301,31 @@ def test_cli_export_prints_table(tiny_run_factory, tmp_path):
     res = CliRunner().invoke(main, ["export", "--run-dir", str(run), "--quantize", "int8", "--threads", "1"])
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["variant", "MB", "x", "fp32", "parity", "/", "agreement", "val", "acc", "delta", "(pts)"]
+    assert lines[0].split() == [
+        "variant",
+        "MB",
+        "x",
+        "fp32",
+        "parity",
+        "/",
+        "agreement",
+        "val",
+        "acc",
+        "delta",
+        "(pts)",
+    ]
     assert lines[1].startswith("fp32") and lines[2].startswith("int8-dynamic")
     manifest = runs.read_json(run / "onnx" / "int8-dynamic" / "export.json")
     assert f"{manifest['size_ratio_to_fp32']:.2f}" in lines[2]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--quantize", "int4"], "unknown quantization scheme 'int4'"),
-    (["--optimize", "O7"], "unknown --optimize 'O7'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--quantize", "int4"], "unknown quantization scheme 'int4'"),
+        (["--optimize", "O7"], "unknown --optimize 'O7'"),
+    ],
+)
 def test_cli_bad_input_exit_code_2(tiny_run_factory, tmp_path, args, message):
     """Bad CLI input prints one line and exits with code 2, leaving no variant folder."""
     run = copy_run(tiny_run_factory, tmp_path)

@@ -54,8 +54,9 @@ def test_same_seed_gives_same_metrics_and_weights(tmp_path: Path) -> None:
     a = finetune(_cfg("test-tiny-bert", tmp_path / "a", epochs=2))
     b = finetune(_cfg("test-tiny-bert", tmp_path / "b", epochs=2))
     assert a.metrics["test"] == b.metrics["test"]
-    assert runs.sha256_file(a.run_dir / "checkpoint" / "model.safetensors") == \
-        runs.sha256_file(b.run_dir / "checkpoint" / "model.safetensors")
+    assert runs.sha256_file(a.run_dir / "checkpoint" / "model.safetensors") == runs.sha256_file(
+        b.run_dir / "checkpoint" / "model.safetensors"
+    )
 
 
 def test_interrupted_run_resumes_to_the_same_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,13 +118,24 @@ def _cli(args: list[str]) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["finetune", "nosuchmodel", "--data", "sample"], "unknown preset 'nosuchmodel'; known presets: albert"),
-    (["finetune", "test-tiny-bert", "--data", "/no/such/file.csv"], "does not exist"),
-    (["finetune", "test-tiny-bert", "--data", "sample", "--max-length", "4096"], "over the model's 512 positions"),
-    (["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "0"], "--epochs must be positive"),
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], message: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["finetune", "nosuchmodel", "--data", "sample"],
+            "unknown preset 'nosuchmodel'; known presets: albert",
+        ),
+        (["finetune", "test-tiny-bert", "--data", "/no/such/file.csv"], "does not exist"),
+        (
+            ["finetune", "test-tiny-bert", "--data", "sample", "--max-length", "4096"],
+            "over the model's 512 positions",
+        ),
+        (["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "0"], "--epochs must be positive"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
     """Bad options give a one-line error, exit code 2, and no run folder."""
     code, out = _cli([*args, "--run-dir", str(tmp_path / "run")])
     assert code == 2, out
@@ -135,7 +147,16 @@ def test_bad_generic_file_columns_and_labels(tmp_path: Path) -> None:
     """A generic CSV with a missing column or unmapped labels is refused with the details."""
     path = tmp_path / "news.csv"
     path.write_text("headline,verdict\nsome text,maybe\nother text,fake\nthird text,real\n", encoding="utf-8")
-    base = ["finetune", "test-tiny-bert", "--data", str(path), "--label-col", "verdict", "--run-dir", str(tmp_path / "r")]
+    base = [
+        "finetune",
+        "test-tiny-bert",
+        "--data",
+        str(path),
+        "--label-col",
+        "verdict",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
     code, out = _cli([*base, "--text-col", "body"])
     assert code == 2 and "body" in out and "headline" in out
     code, out = _cli([*base, "--text-col", "headline"])
@@ -163,9 +184,25 @@ def test_two_process_ddp_finetune_with_gloo(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "edgefn.cli",
-           "finetune", "test-tiny-bert", "--data", "sample", "--epochs", "1", "--max-length", "64",
-           "--run-dir", str(tmp_path / "ddp")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "edgefn.cli",
+        "finetune",
+        "test-tiny-bert",
+        "--data",
+        "sample",
+        "--epochs",
+        "1",
+        "--max-length",
+        "64",
+        "--run-dir",
+        str(tmp_path / "ddp"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((tmp_path / "ddp" / runs.METRICS).read_text())

@@ -15,18 +15,41 @@ from edgefn.pipeline import demo_config
 def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
     """finetune -> export -> bench in one command: checkpoint, variants and a report covering all of them."""
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, [
-        "run", "test-tiny-bert", "--data", "sample", "--epochs", "1", "--max-length", "64", "--run-dir", str(run),
-        "--quantize", "int8-dynamic", "--batch-sizes", "1,4", "--min-time", "0.05", "--samples", "40",
-        "--seq-len", "32",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "test-tiny-bert",
+            "--data",
+            "sample",
+            "--epochs",
+            "1",
+            "--max-length",
+            "64",
+            "--run-dir",
+            str(run),
+            "--quantize",
+            "int8-dynamic",
+            "--batch-sizes",
+            "1,4",
+            "--min-time",
+            "0.05",
+            "--samples",
+            "40",
+            "--seq-len",
+            "32",
+        ],
+    )
     assert result.exit_code == 0, result.output
     variants = [p.name for p in runs.list_variants(run)]
     assert variants == ["fp32", "int8-dynamic"]
     report = json.loads((run / "bench" / "report.json").read_text())
     rows = {(r["variant"], r["provider"]) for r in report["results"]}
-    assert {("pytorch", "torch-cpu"), ("fp32", "CPUExecutionProvider"),
-            ("int8-dynamic", "CPUExecutionProvider")} <= rows
+    assert {
+        ("pytorch", "torch-cpu"),
+        ("fp32", "CPUExecutionProvider"),
+        ("int8-dynamic", "CPUExecutionProvider"),
+    } <= rows
     metrics = json.loads((run / runs.METRICS).read_text())
     assert f"{metrics['test']['accuracy']:.4f}" in result.output
     assert "tradeoff_plot" in result.output and str(run) in result.output
@@ -34,8 +57,19 @@ def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
 
 def test_run_refuses_bad_batch_sizes_before_training(tmp_path: Path) -> None:
     """A bad bench option fails at once with exit code 2 and no run folder."""
-    result = CliRunner().invoke(main, ["run", "test-tiny-bert", "--data", "sample", "--batch-sizes", "1,x",
-                                       "--run-dir", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "test-tiny-bert",
+            "--data",
+            "sample",
+            "--batch-sizes",
+            "1,x",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 2 and "--batch-sizes" in result.output
     assert not (tmp_path / "run").exists()
 
@@ -59,9 +93,20 @@ def test_predict_matches_bench_predictions_for_every_variant(tiny_run_factory, t
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
-    export(ExportConfig(run_dir=run, schemes=("int8-dynamic", "int8-static"), eval_samples=32, parity_samples=16))
-    report = bench(BenchConfig(run_dir=run, batch_sizes=(8,), fixed_shape=False, samples=120, min_time_s=0.01,
-                               min_iters=1, warmup=0))
+    export(
+        ExportConfig(run_dir=run, schemes=("int8-dynamic", "int8-static"), eval_samples=32, parity_samples=16)
+    )
+    report = bench(
+        BenchConfig(
+            run_dir=run,
+            batch_sizes=(8,),
+            fixed_shape=False,
+            samples=120,
+            min_time_s=0.01,
+            min_iters=1,
+            warmup=0,
+        )
+    )
     texts = read_split_jsonl(run / "data" / "test.jsonl").texts[:120]
     checked = 0
     for result in report.results:
