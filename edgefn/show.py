@@ -217,9 +217,10 @@ def _format_bench(bench: dict[str, Any] | None) -> list[str]:
     if not bench["headline"]:
         return [f"bench: no result rows found (files: {', '.join(bench['files']) or 'none'})"]
     keys = [k for k in BENCH_HEADLINE if any(k in h for h in bench["headline"])]
-    lines = [f"bench ({bench['rows_total']} rows; batch size 1 shown)", "  " + "  ".join(keys)]
-    for h in bench["headline"]:
-        lines.append("  " + "  ".join(_fmt(h.get(k), _bench_spec(k)) for k in keys))
+    cells = [keys] + [[_fmt(h.get(k), _bench_spec(k)) for k in keys] for h in bench["headline"]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(keys))]
+    lines = [f"bench ({bench['rows_total']} rows; batch size 1 shown)"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     return lines
 
 
