@@ -111,6 +111,12 @@ def finetune_options(fn: F) -> F:
             "--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split."
         ),
         click.option(
+            "--max-test-samples",
+            type=int,
+            default=None,
+            help="Score a random subset of the test split (quick runs).",
+        ),
+        click.option(
             "--seed",
             type=int,
             default=42,

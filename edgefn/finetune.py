@@ -37,6 +37,7 @@ class FinetuneConfig:
     max_length: int | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    max_test_samples: int | None = None  # a seeded subset of the test split (quick runs); recorded in metrics
     max_steps: int | None = None
     seed: int = 42
     init: str = "pretrained"
@@ -54,6 +55,7 @@ class FinetuneConfig:
             "max_length",
             "max_train_samples",
             "max_eval_samples",
+            "max_test_samples",
             "max_steps",
         ):
             value = getattr(self, name)
@@ -312,6 +314,11 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
     cfg = cfg.resolved(preset)
     assert cfg.run_dir is not None and cfg.max_length is not None
     data = datasets_registry.load_data(cfg.data, cfg.data_options)
+    if cfg.max_test_samples is not None and cfg.max_test_samples < len(data.test):
+        data.test = _subsample(data.test, cfg.max_test_samples, cfg.seed)
+        data.info["test_subset"] = (
+            f"{len(data.test)} seeded random rows of the test split (--max-test-samples)"
+        )
     loaded = load_model(preset, init=cfg.init, seed=cfg.seed)
     _check_max_length(loaded.model, cfg.max_length)
     prepare_run_dir(cfg)
