@@ -228,3 +228,13 @@ def test_test_metrics_match_the_saved_checkpoint_row_by_row(tmp_path: Path) -> N
     assert result.metrics["test"]["accuracy"] == pytest.approx(1 - len(wrong) / len(preds))
     with open(result.run_dir / "errors.csv", encoding="utf-8") as f:
         assert [row["text"] for row in csv.DictReader(f)] == wrong
+
+
+def test_max_test_samples_scores_a_recorded_subset(tmp_path: Path) -> None:
+    """--max-test-samples scores a seeded subset of the test split and says so in metrics.json."""
+    result = finetune(_cfg("test-tiny-bert", tmp_path / "run", max_test_samples=20))
+    assert result.metrics["test"]["n"] == 20
+    assert len(read_split_jsonl(result.run_dir / "data" / "test.jsonl")) == 20
+    assert "20 seeded random rows" in result.metrics["data"]["test_subset"]
+    full = set(load_data("sample").test.texts)
+    assert set(read_split_jsonl(result.run_dir / "data" / "test.jsonl").texts) <= full
