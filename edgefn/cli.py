@@ -297,7 +297,7 @@ def export_cmd(
 
     cfg = ExportConfig(
         run_dir=run_dir,
-        schemes=tuple(s.strip() for s in schemes.split(",") if s.strip()),
+        schemes=split_list(schemes) or (),
         optimize=optimize,
         target=target,
         calibration_samples=calibration_samples,
@@ -382,14 +382,11 @@ def bench(
     from edgefn.bench import bench as run_bench
     from edgefn.report import format_summary
 
-    def split(value: str | None) -> tuple[str, ...] | None:
-        return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
-
     cfg = BenchConfig(
         run_dir=run_dir,
         batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
-        providers=split(providers),
-        variants=split(variants),
+        providers=split_list(providers),
+        variants=split_list(variants),
         seq_len=seq_len,
         real_lengths=real_lengths,
         fixed_shape=fixed_shape,
