@@ -25,8 +25,6 @@ from common import (
     RESULTS,
     command_line,
     fmt,
-    machine_info,
-    md_table,
     now,
     score_test_split,
     verdict,
@@ -34,6 +32,7 @@ from common import (
 
 from edgefn import runs
 from edgefn.errors import EdgefnError
+from edgefn.report import machine_environment, markdown_table
 
 PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
 STAGES = ("finetune", "export", "bench")
@@ -438,7 +437,7 @@ def size_table(slots: list[dict[str, Any]]) -> str:
         rows.append(
             [_label(s), f"{params / 1e6:.1f} M" if params else "-", fmt(torch_mb, ".1f"), *mb, *ratios]
         )
-    return md_table(
+    return markdown_table(
         [
             "preset",
             "params",
@@ -482,7 +481,7 @@ def latency_table(slots: list[dict[str, Any]], mode: str) -> str:
         *(f"b{b} speed-up" for b in BATCHES),
         "seeds' GPU PyTorch ms, seq 512, b1/8/32 (context only)",
     ]
-    return md_table(header, rows)
+    return markdown_table(header, rows)
 
 
 def accuracy_table(slots: list[dict[str, Any]]) -> str:
@@ -506,7 +505,7 @@ def accuracy_table(slots: list[dict[str, Any]]) -> str:
                     str((s.get("bench") or {}).get("test_rows", "-")),
                 ]
             )
-    return md_table(
+    return markdown_table(
         [
             "preset",
             "variant",
@@ -568,7 +567,7 @@ def to_markdown(out: dict[str, Any]) -> str:
         *_full_test_line(ok),
         "## Targets",
         "",
-        md_table(
+        markdown_table(
             ["target", "preset", "measured", "threshold", "result"],
             [
                 [t["target"], t["slot"], t["shown"], t["threshold"], f"**{t['verdict']}**"]
@@ -640,7 +639,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "stages_run": args.stage,
         "settings": {k: str(v) for k, v in vars(args).items()},
         "threads": args.threads or "physical cores",
-        "machine": machine_info(args.threads),
+        "machine": machine_environment(args.threads),
         "slots": slots,
     }
     out["targets"] = evaluate_targets(slots, args)

@@ -25,26 +25,6 @@ def command_line() -> str:
     return shlex.join(["python", *sys.argv])
 
 
-def machine_info(threads: int | None = None) -> dict[str, Any]:
-    """CPU model and SIMD flags, cores, memory, platform, threads used and library versions."""
-    import platform
-
-    import psutil
-
-    from edgefn.report import cpu_info
-
-    return {
-        "cpu": cpu_info(),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "cores_logical": psutil.cpu_count(logical=True),
-        "threads": threads,
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": runs.library_versions(),
-    }
-
-
 def score_test_split(
     run_dir: Path,
     variants: tuple[str, ...] = ONNX_VARIANTS,
@@ -95,9 +75,3 @@ def fmt(value: Any, spec: str = ".2f") -> str:
     if value is None:
         return "-"
     return format(value, spec) if isinstance(value, int | float) else str(value)
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table from already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

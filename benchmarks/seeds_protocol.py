@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import INT8, RESULTS, command_line, fmt, machine_info, md_table, now, verdict
+from common import INT8, RESULTS, command_line, fmt, now, verdict
 
 from edgefn import runs
+from edgefn.report import machine_environment, markdown_table
 
 TARGET = 10.0  # best int8 real-lengths throughput / seeds' protocol throughput
 SEEDS_PAD = 512
@@ -195,7 +196,7 @@ def to_markdown(out: dict[str, Any]) -> str:
             f"{out['test_rows']} test texts (seeded sample); {out['repeats']} timed pass(es), median; "
             f"{out['threads']} threads; CPU: {out['machine']['cpu']['model']}.",
             "",
-            md_table(
+            markdown_table(
                 ["side", "texts/s", "s per pass", "accuracy on these texts", "agreement with seeds' PyTorch"],
                 rows,
             ),
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": command_line(),
         "started": started,
         **measure(args.run_dir, args.samples, args.repeats, threads, args.max_length),
-        "machine": machine_info(threads),
+        "machine": machine_environment(threads),
     }
     out["finished"], out["total_seconds"] = now(), time.perf_counter() - start
     runs.write_json(args.results_dir / "seeds_protocol.json", out)

@@ -164,21 +164,25 @@ def cpu_info() -> dict[str, Any]:
     return {"model": model, "machine": platform.machine(), "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
-def collect_environment(threads: int, providers: list[str], gpu: bool) -> dict[str, Any]:
-    """CPU, cores, threads, ONNX Runtime providers, GPU and library versions."""
+def machine_environment(threads: int | None) -> dict[str, Any]:
+    """CPU model and flags, cores, memory, platform, Python, threads used and library versions."""
     import psutil
 
-    env: dict[str, Any] = {
+    return {
         "cpu": cpu_info(),
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),
         "threads": threads,
         "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
         "platform": platform.platform(),
-        "onnxruntime_providers": providers,
-        "gpu": None,
+        "python": platform.python_version(),
         "versions": runs.library_versions(),
     }
+
+
+def collect_environment(threads: int, providers: list[str], gpu: bool) -> dict[str, Any]:
+    """The machine, ONNX Runtime providers and GPU."""
+    env: dict[str, Any] = {**machine_environment(threads), "onnxruntime_providers": providers, "gpu": None}
     if gpu:
         import torch
 
@@ -264,7 +268,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table; cells that are not strings are formatted like the bench report's."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -310,7 +315,7 @@ def format_markdown(report: BenchReport) -> str:
         "",
         "## Summary (per-sample p50 latency in ms)",
         "",
-        _table(*_summary_rows(report)),
+        markdown_table(*_summary_rows(report)),
         "",
         *[
             f"- {r.variant} on {r.provider}: {r.status}: {r.reason}"
@@ -334,7 +339,7 @@ def format_markdown(report: BenchReport) -> str:
         "peak_fraction",
     ]
     rows = [r for r in report_rows(report) if r["status"] == "ok"]
-    lines += [_table(cols, [[r[c] for c in cols] for r in rows]), "", "## Notes", ""]
+    lines += [markdown_table(cols, [[r[c] for c in cols] for r in rows]), "", "## Notes", ""]
     lines += [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
 
