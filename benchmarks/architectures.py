@@ -230,6 +230,14 @@ def collect_export(run_dir: Path) -> dict[str, Any]:
             )
         }
         out[name]["size_ratio_to_fp32"] = m.get("size_ratio_to_fp32", 1.0 if name == "fp32" else None)
+        out[name]["optimize_applied"] = (m.get("optimize") or {}).get("applied")
+        settings = m.get("settings") or {}
+        out[name]["int8_weights"] = (
+            f"u8/{settings['weights']}{', 7-bit' if settings.get('reduce_range') else ''}"
+            if "weights" in settings
+            else None
+        )
+        out[name]["graph_passes"] = [g.get("name") for g in m.get("graph_passes") or []]
         out[name]["exported_at"] = (folder / runs.EXPORT_MANIFEST).stat().st_mtime
     return out
 
@@ -434,13 +442,23 @@ def size_table(slots: list[dict[str, Any]]) -> str:
         torch_mb = (bench.get("pytorch") or {}).get("size_mb") or s.get("checkpoint_mb")
         mb = [fmt((ex.get(v) or {}).get("size_mb"), ".1f") for v in ONNX_VARIANTS]
         ratios = [fmt((ex.get(v) or {}).get("size_ratio_to_fp32"), ".1%") for v in INT8]
+        graph = (ex.get("fp32") or {}).get("optimize_applied") or "plain"
+        weights = (ex.get("int8-dynamic") or {}).get("int8_weights") or "-"
         rows.append(
-            [_label(s), f"{params / 1e6:.1f} M" if params else "-", fmt(torch_mb, ".1f"), *mb, *ratios]
+            [
+                _label(s),
+                f"{params / 1e6:.1f} M" if params else "-",
+                f"{graph}; {weights}",
+                fmt(torch_mb, ".1f"),
+                *mb,
+                *ratios,
+            ]
         )
     return markdown_table(
         [
             "preset",
             "params",
+            "ONNX graph; int8 act/weights",
             "MB PyTorch",
             "MB ONNX fp32",
             "MB int8-dynamic",

@@ -346,19 +346,19 @@ def _limits(run_dir: Path, variants: dict[str, tuple[Path, dict[str, Any]]], seq
 
 
 def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progress) -> dict[str, Any]:
+    """Per-sample FLOPs of the model, counted once on the fp32 graph where there is one: every variant
+    computes the same products (quantized graphs also hide some shapes behind their quantize nodes)."""
     from edgefn.measure import fit_flops_model
 
     out: dict[str, Any] = {}
-    for name, (folder, _) in variants.items():
-        if name != REFERENCE:
-            try:
-                out[name] = fit_flops_model(folder / runs.ONNX_FILE)
-            except Exception as e:  # noqa: BLE001 - FLOPs are a view, not a reason to stop
-                say(f"  could not count FLOPs of {name}: {_one_line(e)}")
-    same_model = out.get("fp32") or next(iter(out.values()), None)  # every variant computes the same products
-    if REFERENCE in variants:
-        out[REFERENCE] = same_model
-    return out
+    counted = ["fp32"] if "fp32" in variants else [n for n in variants if n != REFERENCE]
+    for name in counted:
+        try:
+            out[name] = fit_flops_model(variants[name][0] / runs.ONNX_FILE)
+        except Exception as e:  # noqa: BLE001 - FLOPs are a view, not a reason to stop
+            say(f"  could not count FLOPs of {name}: {_one_line(e)}")
+    same_model = out.get("fp32")
+    return {name: out.get(name, same_model) for name in variants}
 
 
 def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int) -> Any:

@@ -251,7 +251,10 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
     help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, none.",
 )
 @click.option(
-    "--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported."
+    "--optimize",
+    default=None,
+    help="ONNX Runtime graph optimisation O1, O2, O3 or none. Default: O2 for BERT-family and DistilBERT "
+    "presets, none for MobileBERT (unsupported) and ALBERT (fusion unshares its layers).",
 )
 @click.option(
     "--target", default=None, help="int8 target: avx2, avx512, avx512_vnni, arm64 (default: this CPU)."
@@ -414,7 +417,10 @@ def bench(
     help="Comma list of export schemes after fp32.",
 )
 @click.option(
-    "--optimize", default=None, help="ONNX Runtime graph optimisation O1, O2 or O3 where supported."
+    "--optimize",
+    default=None,
+    help="ONNX Runtime graph optimisation O1, O2, O3 or none. Default: O2 for BERT-family and DistilBERT "
+    "presets, none for MobileBERT (unsupported) and ALBERT (fusion unshares its layers).",
 )
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Bench batch sizes.")
 @click.option("--providers", default=None, help="Bench providers (default: cpu, plus cuda when present).")

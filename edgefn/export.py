@@ -16,7 +16,7 @@ from edgefn import runs
 from edgefn.errors import EdgefnError
 from edgefn.presets import ArchQuirks, get_preset
 
-OPTIMIZE_LEVELS = ("O1", "O2", "O3")
+OPTIMIZE_LEVELS = ("O1", "O2", "O3", "none")  # none: the plain graph, even where a preset defaults to O2
 FP32 = "fp32"
 _WEIGHT_FILES = (
     "model.safetensors",
@@ -378,7 +378,7 @@ def _optimize(job: _Job, folder: Path) -> dict[str, Any]:
     """Apply ORTOptimizer at the requested (or preset default) level where the architecture supports it."""
     level = job.cfg.optimize or job.quirks.default_optimize
     record: dict[str, Any] = {"requested": job.cfg.optimize, "applied": None, "notes": []}
-    if level is None:
+    if level is None or level == "none":
         return record
     if not job.quirks.optimizer_supported:
         record["skipped"] = f"{job.preset}: " + (job.quirks.notes[0] if job.quirks.notes else "not supported")
@@ -511,20 +511,29 @@ def _score_variant(job: _Job, scheme: q.QuantScheme, model: Path, notes: list[st
 
 
 def _saturation_check(job: _Job, ctx: q.SchemeContext, chosen: dict[str, Any]) -> dict[str, Any]:
-    """Measure the saturation-prone u8/s8 full-range setting against the target's choice, on the same texts."""
+    """Measure the saturation-prone u8/s8 full-range setting, and u8/u8, against the target's choice."""
     model, _ = q.prepare_for_quantization(ctx)
-    alt = q.quantize_dynamic_file(model, ctx.work_dir / "u8s8", job.target, q.SATURATION_PRONE)
-    other = _compare(onnx_logits(alt, job.eval_batches, threads=job.cfg.threads), job.fp32_logits)
     setting = q.get_target(job.target)
+    record: dict[str, Any] = {
+        "chosen": {k: chosen[k] for k in ("agreement", "mean_abs_logit_diff", "max_abs_logit_diff")}
+    }
+    for other in (q.SATURATION_PRONE, q.SATURATION_FREE_ALTERNATIVE):
+        if (other.weights, other.reduce_range) == (setting.weights, setting.reduce_range):
+            continue
+        alt, _ = q.quantize_dynamic_file(model, ctx.work_dir / other.name, job.target, other)
+        record[other.name] = _compare(
+            onnx_logits(alt, job.eval_batches, threads=job.cfg.threads), job.fp32_logits
+        )
     job.step(
         f"int8-dynamic: chosen {setting.weights} weights, reduce_range={setting.reduce_range}: mean |logit diff| "
-        f"{chosen['mean_abs_logit_diff']:.4f}, agreement {chosen['agreement']:.1%}; u8/s8 full range: "
-        f"{other['mean_abs_logit_diff']:.4f}, {other['agreement']:.1%}"
+        f"{chosen['mean_abs_logit_diff']:.4f}, agreement {chosen['agreement']:.1%}; "
+        + "; ".join(
+            f"{name}: {r['mean_abs_logit_diff']:.4f}, {r['agreement']:.1%}"
+            for name, r in record.items()
+            if name != "chosen"
+        )
     )
-    return {
-        "chosen": {k: chosen[k] for k in ("agreement", "mean_abs_logit_diff", "max_abs_logit_diff")},
-        q.SATURATION_PRONE.name: other,
-    }
+    return record
 
 
 def _calibration_inputs(job: _Job) -> dict[str, list[list[int]]]:

@@ -21,6 +21,10 @@ RSS_METHOD = (
 )
 MATMUL_OPS = ("MatMul", "MatMulInteger", "FusedMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul")
 QLINEAR_MATMUL = "QLinearMatMul"  # inputs: a, a_scale, a_zp, b, ...
+ATTENTION_OPS = (
+    "Attention",
+    "QAttention",
+)  # fused by --optimize O2 (com.microsoft): input, packed QKV weights
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -201,12 +205,24 @@ def matmul_flops(a: list[int], b: list[int]) -> int:
     return 2 * math.prod(batch) * a2[-2] * a2[-1] * b2[-1]
 
 
+def attention_flops(x: list[int], w: list[int], qkv_sizes: list[int] | None = None) -> int:
+    """A fused (Q)Attention node on input x = [B, S, H] with packed weights w = [H, q + k + v]: the QKV
+    projection (2*B*S*H*(q+k+v)) plus the score and context products (2*B*S*S*q + 2*B*S*S*v)."""
+    b, s, h = x
+    q, _, v = qkv_sizes or [w[1] // 3] * 3
+    return 2 * b * s * h * w[1] + 2 * b * s * s * (q + v)
+
+
 def _node_flops(node: Any, shapes: dict[str, list[int]]) -> int | None:
     names = list(node.input)
+    if node.op_type in ATTENTION_OPS:
+        x, w = (shapes.get(n) for n in names[:2])
+        sizes = next((list(a.ints) for a in node.attribute if a.name == "qkv_hidden_sizes"), None)
+        return attention_flops(x, w, sizes) if x is not None and w is not None and len(x) == 3 else None
     if node.op_type == QLINEAR_MATMUL:
         names = [names[0], names[3]]
     a, b = (shapes.get(n) for n in names[:2])
-    if a is None or b is None:
+    if not a or not b:  # unknown, or rank 0 where shape inference gave up
         return None
     if node.op_type == "Gemm":
         attrs = {at.name: at.i for at in node.attribute}
@@ -217,13 +233,14 @@ def _node_flops(node: Any, shapes: dict[str, list[int]]) -> int | None:
 
 
 def count_graph_flops(path: Path, batch: int, seq_len: int) -> FlopCount:
-    """Count MatMul / Gemm / MatMulInteger / QLinearMatMul FLOPs of an ONNX model at (batch, seq_len)."""
+    """Count MatMul / Gemm / MatMulInteger / QLinearMatMul / (Q)Attention FLOPs of an ONNX model at
+    (batch, seq_len)."""
     inferred = _fixed_input_model(Path(path), batch, seq_len)
     shapes = _known_shapes(inferred.graph)
     by_op: Counter[str] = Counter()
     uncounted = []
     for node in inferred.graph.node:
-        if node.op_type not in (*MATMUL_OPS, QLINEAR_MATMUL, "Gemm"):
+        if node.op_type not in (*MATMUL_OPS, QLINEAR_MATMUL, "Gemm", *ATTENTION_OPS):
             continue
         flops = _node_flops(node, shapes)
         if flops is None:

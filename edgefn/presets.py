@@ -43,6 +43,16 @@ class ArchQuirks:
     notes: tuple[str, ...] = ()
 
 
+# BERT-family and DistilBERT: ONNX Runtime's transformer fusions apply, and O2 is their default export.
+FUSABLE = ArchQuirks(
+    default_optimize="O2",
+    notes=(
+        "O2 by default: ONNX Runtime fuses Attention, SkipLayerNormalization and BiasGelu (exact GELU); "
+        "int8-dynamic turns the fused Attention into QAttention (--optimize none keeps the plain graph)",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class ModelPreset:
     """A named model: its hub id, architecture config, training defaults and export quirks."""
@@ -334,7 +344,7 @@ register_preset(
             hidden_act="gelu",
         ),
         hparams=Hyperparams(lr=5e-5, batch_size=32, warmup_steps=500),
-        quirks=ArchQuirks(default_optimize=None),
+        quirks=FUSABLE,
         description="TinyBERT general 4L-312D (14.4M params)",
     )
 )
@@ -382,6 +392,7 @@ register_preset(
             max_position_embeddings=512,
         ),
         hparams=Hyperparams(lr=5e-5, batch_size=16),
+        quirks=FUSABLE,
         description="DistilBERT base uncased (67M params)",
     )
 )
@@ -402,6 +413,7 @@ register_preset(
         # A 6-layer, 384-wide encoder: a higher learning rate than the 12-layer seeds' recipes.
         hparams=Hyperparams(lr=1e-4, batch_size=16, warmup_steps=100),
         bundled_dir=bundled_minilm_dir,
+        quirks=FUSABLE,
         description="all-MiniLM-L6-v2 (22.7M params; weights bundled, works offline)",
     )
 )
@@ -417,6 +429,7 @@ register_preset(
             _TINY, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
         ),
         hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=FUSABLE,
         description="2-layer, 32-wide BERT for tests (random init)",
     )
 )
@@ -472,6 +485,7 @@ register_preset(
         test_only=True,
         config_kwargs=dict(_TINY, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
         hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=FUSABLE,
         description="2-layer DistilBERT for tests (random init)",
     )
 )

@@ -42,10 +42,10 @@ TARGETS: dict[str, TargetSettings] = {
     for t in (
         TargetSettings(
             "avx2",
-            "u8",
-            False,
-            "AVX2 without VNNI: u8/u8 kernels avoid the int16 saturation of "
-            "VPMADDUBSW that u8/s8 full-range weights hit",
+            "s8",
+            True,
+            "AVX2 without VNNI: 7-bit weights (reduce_range) keep the int16 pair sums of VPMADDUBSW from "
+            "saturating while keeping its fast u8*s8 kernel (u8/u8 also avoids saturation, with a slower kernel)",
         ),
         TargetSettings(
             "avx512",
@@ -59,8 +59,10 @@ TARGETS: dict[str, TargetSettings] = {
         TargetSettings("arm64", "s8", False, "ARM64 dot-product kernels do not saturate: u8/s8 full range"),
     )
 }
-# The setting a naive export would use on x86 (u8/s8 full range), measured against the chosen one.
+# The setting a naive export would use on x86 (u8/s8 full range), measured against the chosen one, and the
+# other saturation-free setting (u8/u8), measured beside it so the choice is shown with numbers.
 SATURATION_PRONE = TargetSettings("u8s8-full-range", "s8", False, "saturation-prone on x86 without VNNI")
+SATURATION_FREE_ALTERNATIVE = TargetSettings("u8u8", "u8", False, "no saturation; widening (slower) kernel")
 
 
 def detect_target(cpuinfo: str | None = None, machine: str | None = None) -> str:
@@ -226,13 +228,102 @@ def basic_graph_pass(src: Path, dst: Path) -> dict[str, Any]:
     return {"name": "ort-basic", "identity_nodes_before": before, "identity_nodes_after": after}
 
 
+# Smallest 1-D float vector the compact-storage pass converts to fp16: below it, the Cast node costs more
+# bytes than fp16 saves.
+COMPACT_MIN_ELEMENTS = 64
+
+
+def compact_storage(model_path: Path) -> dict[str, Any]:
+    """Shrink the int8 file without touching its int8 weights; rewrites model_path in place.
+
+    - drops `value_info`: intermediate shape annotations left by the quantizer's shape inference, which
+      ONNX Runtime infers again when it loads the model;
+    - stores the 1-D fp32 vectors that only feed elementwise Mul / Add (biases, per-channel weight scales,
+      MobileBERT's NoNorm scales and shifts) as fp16 behind a Cast to fp32. ONNX Runtime folds the Cast when
+      the session loads, so the graph computes in fp32 with the fp16-rounded values; vectors whose values do
+      not fit fp16 stay fp32. The accuracy effect is part of every variant's measured parity.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    fp16 = np.finfo(np.float16)
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    size_before = model.ByteSize()
+    consumers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.op_type)
+    io_names = {v.name for v in graph.input} | {v.name for v in graph.output}
+    value_info = len(graph.value_info)
+    del graph.value_info[:]
+    casts = []
+    for init in graph.initializer:
+        if (
+            init.data_type != onnx.TensorProto.FLOAT
+            or len(init.dims) != 1
+            or init.dims[0] < COMPACT_MIN_ELEMENTS
+            or init.name in io_names
+            or not consumers.get(init.name)
+            or not consumers[init.name] <= {"Mul", "Add"}
+        ):
+            continue
+        values = np.abs(numpy_helper.to_array(init))
+        if values.max() > fp16.max or (
+            "Mul" in consumers[init.name] and values.any() and values[values > 0].min() < fp16.tiny
+        ):
+            continue  # overflows fp16, or a scale would lose precision as an fp16 subnormal
+        half = numpy_helper.to_array(init).astype(np.float16)
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(half, f"{name}_fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(graph.node)  # Casts first: the graph stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(model_path))
+    return {
+        "name": "compact-storage",
+        "value_info_dropped": value_info,
+        "vectors_stored_fp16": len(casts),
+        "mb_saved": round((size_before - model.ByteSize()) / 1e6, 3),
+    }
+
+
+def contrib_ops(model_path: Path) -> dict[str, int]:
+    """Nodes of ONNX Runtime's com.microsoft domain (the fused ops of --optimize O2/O3), by op type."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return dict(Counter(n.op_type for n in graph.node if n.domain == "com.microsoft"))
+
+
+def symbolic_shape_pass(src: Path, dst: Path) -> dict[str, Any]:
+    """ONNX Runtime's symbolic shape inference: types for the outputs of fused ops, which the ONNX shape
+    inference run inside the quantizer cannot infer (it then stops with "Unable to find data type")."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    model = SymbolicShapeInference.infer_shapes(onnx.load(str(src)), auto_merge=True)
+    onnx.save(model, str(dst))
+    return {"name": "symbolic-shape-inference", "fused_ops": contrib_ops(src)}
+
+
 def prepare_for_quantization(ctx: SchemeContext) -> tuple[Path, list[dict[str, Any]]]:
-    """The model to quantize: the fp32 graph, after the architecture's basic pass where its quirks ask for it."""
-    if not ctx.quirks.basic_pass_before_quantize:
-        return ctx.fp32_model, []
-    dst = ctx.work_dir / "basic" / ONNX_FILE
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    return dst, [basic_graph_pass(ctx.fp32_model, dst)]
+    """The model to quantize: the fp32 graph, after the architecture's basic pass where its quirks ask for it,
+    and with symbolic shape inference when it holds fused (com.microsoft) ops."""
+    model, passes = ctx.fp32_model, []
+    if ctx.quirks.basic_pass_before_quantize:
+        dst = ctx.work_dir / "basic" / ONNX_FILE
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        passes.append(basic_graph_pass(model, dst))
+        model = dst
+    if contrib_ops(model):
+        dst = ctx.work_dir / "shapes" / ONNX_FILE
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        passes.append(symbolic_shape_pass(model, dst))
+        model = dst
+    return model, passes
 
 
 def _move_quantized(save_dir: Path, out_dir: Path) -> None:
@@ -246,19 +337,46 @@ def _move_quantized(save_dir: Path, out_dir: Path) -> None:
         shutil.move(str(save_dir / "ort_config.json"), out_dir / "ort_config.json")
 
 
+def activation_matmuls(model_path: Path) -> list[str]:
+    """MatMul nodes whose second input is not a weight (attention scores and context: activation x activation).
+
+    Dynamic quantization would quantize both operands at run time on every call; ONNX Runtime's own
+    `quantize_dynamic` leaves them in float by default (MatMulConstBOnly), and so does edgefn.
+    """
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    constants = {i.name for i in graph.initializer}
+    constants |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    via_identity = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+
+    def is_constant(name: str) -> bool:
+        while name in via_identity:
+            name = via_identity[name]
+        return name in constants
+
+    return [n.name for n in graph.node if n.op_type == "MatMul" and not is_constant(n.input[1])]
+
+
 def quantize_dynamic_file(
     model: Path, out_dir: Path, target: str, settings: TargetSettings | None = None
-) -> Path:
-    """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer; returns out_dir/model.onnx."""
+) -> tuple[Path, list[str]]:
+    """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer, weight MatMuls only.
+
+    Returns out_dir/model.onnx and the activation x activation MatMuls kept in float.
+    """
     from optimum.onnxruntime import ORTQuantizer
 
     save_dir = out_dir.parent / f".{out_dir.name}.optimum"
+    qc = quantization_config(target, is_static=False, settings=settings)
+    kept = activation_matmuls(model)
+    qc.nodes_to_exclude = sorted(set(qc.nodes_to_exclude) | set(kept))
     quantizer = ORTQuantizer(model, config=None)
     quantizer.config = None  # config and tokenizer are copied by the export stage
-    quantizer.quantize(quantization_config(target, is_static=False, settings=settings), save_dir)
+    quantizer.quantize(qc, save_dir)
     _move_quantized(save_dir, out_dir)
     shutil.rmtree(save_dir, ignore_errors=True)
-    return out_dir / ONNX_FILE
+    return out_dir / ONNX_FILE, kept
 
 
 def _settings_record(target: str, settings: TargetSettings, is_static: bool) -> dict[str, Any]:
@@ -279,10 +397,11 @@ def _settings_record(target: str, settings: TargetSettings, is_static: bool) -> 
 def quantize_int8_dynamic(ctx: SchemeContext) -> SchemeOutput:
     """Dynamic int8 with Optimum's ORTQuantizer and the target's AutoQuantizationConfig."""
     model, passes = prepare_for_quantization(ctx)
-    quantize_dynamic_file(model, ctx.out_dir, ctx.target)
-    return SchemeOutput(
-        settings=_settings_record(ctx.target, get_target(ctx.target), False), graph_passes=passes
-    )
+    out, kept = quantize_dynamic_file(model, ctx.out_dir, ctx.target)
+    passes.append(compact_storage(out))
+    settings = _settings_record(ctx.target, get_target(ctx.target), False)
+    settings["nodes_kept_float_by_op"] = {"MatMul (activation x activation)": len(kept)}
+    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept)
 
 
 def _static_preprocessor() -> Any:
@@ -347,6 +466,7 @@ def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
     save_dir = ctx.work_dir / "static"
     quantizer.quantize(qc, save_dir, calibration_tensors_range=ranges, preprocessor=_static_preprocessor())
     _move_quantized(save_dir, ctx.out_dir)
+    passes.append(compact_storage(ctx.out_dir / ONNX_FILE))
     kept = sorted(qc.nodes_to_exclude)
     settings = _settings_record(ctx.target, get_target(ctx.target), True)
     settings.update(

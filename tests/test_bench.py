@@ -170,16 +170,32 @@ def test_flops_of_a_matmul_graph(tmp_path):
     assert matmul_flops([2, 4, 8, 16], [16, 3]) == 2 * 2 * 4 * 8 * 16 * 3
 
 
-def test_flops_model_matches_bert_arithmetic(exported_run):
-    """The fitted FLOPs of the tiny BERT graph equal the analytic count (hidden 32, ffn 64, 2 layers)."""
-    for variant in ("fp32", "int8-dynamic"):
-        fm = fit_flops_model(exported_run / "onnx" / variant / "model.onnx")
+def test_flops_model_matches_bert_arithmetic(exported_run, tiny_run_factory, tmp_path):
+    """The fitted FLOPs of the tiny BERT graph, fused (O2 default: Attention ops) or plain (--optimize none),
+    equal the analytic count (hidden 32, ffn 64, 2 layers); the bench uses the fp32 count for every variant."""
+    from edgefn.bench import _flops_models
+    from edgefn.export import ExportConfig, export
+    from edgefn.quantize import op_counts
+
+    shutil.copytree(tiny_run_factory("test-tiny-bert"), tmp_path / "run")
+    export(
+        ExportConfig(tmp_path / "run", schemes=("none",), optimize="none", parity_samples=8, eval_samples=16)
+    )
+    plain = tmp_path / "run" / "onnx" / "fp32" / "model.onnx"
+    assert op_counts(plain).get("Attention", 0) == 0
+    assert op_counts(exported_run / "onnx" / "fp32" / "model.onnx")["Attention"] == 2
+    models = {v: (exported_run / "onnx" / v, {}) for v in ("fp32", "int8-dynamic")}
+    models["pytorch"] = (exported_run / "checkpoint", {})
+    fitted = _flops_models(models, say=print)
+    assert fitted["int8-dynamic"] is fitted["fp32"] is fitted["pytorch"]
+    for path in (exported_run / "onnx" / "fp32" / "model.onnx", plain):
+        fm = fit_flops_model(path)
         h, ffn, layers, seq = 32, 64, 2, 50
         analytic = (
             layers * (seq * (4 * 2 * h * h + 2 * 2 * h * ffn) + 2 * 2 * seq * seq * h) + 2 * h * h + 2 * h * 2
         )
         assert fm.per_sample(seq) == pytest.approx(analytic)
-        assert count_graph_flops(exported_run / "onnx" / variant / "model.onnx", 2, seq).total == 2 * analytic
+        assert count_graph_flops(path, 2, seq).total == 2 * analytic
 
 
 def test_cuda_fallback_detected_from_profile():
