@@ -349,6 +349,14 @@ def _reuse_fp32(job: _Job, folder: Path) -> VariantResult:
     return _variant_result(folder, manifest)
 
 
+def _plain_fp32(job: _Job, work: Path) -> Path:
+    """The fp32 graph as Optimum exports it, before any --optimize fusion, in the scheme's work folder."""
+    out = work / "plain"
+    job.step("fp32: exporting the plain (unfused) graph for static quantization")
+    _optimum_export(job, out)
+    return out / q.ONNX_FILE
+
+
 def _optimum_export(job: _Job, out: Path) -> int:
     import onnx
     from optimum.exporters.onnx import main_export
@@ -458,6 +466,7 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
             job.quirks,
             lambda: _calibration_inputs(job),
             job.cfg.calibration_method,
+            lambda: _plain_fp32(job, Path(work)),
         )
         out = scheme.apply(ctx)
         _copy_model_files(fp32, tmp)

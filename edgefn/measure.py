@@ -175,15 +175,10 @@ def _fixed_input_model(path: Path, batch: int, seq_len: int) -> Any:
         for d, value in zip(dims, (batch, seq_len)):
             if not d.HasField("dim_value"):
                 d.dim_value = value
-    try:
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    from edgefn.quantize import infer_shapes_symbolic
 
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True)
-        if inferred is not None:
-            return inferred
-    except Exception:  # noqa: BLE001 - any failure of the optional pass falls back to ONNX inference
-        pass
-    return shape_inference.infer_shapes(model, data_prop=True)
+    inferred = infer_shapes_symbolic(model)
+    return inferred if inferred is not None else shape_inference.infer_shapes(model, data_prop=True)
 
 
 def _known_shapes(graph: Any) -> dict[str, list[int]]:

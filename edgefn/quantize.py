@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class SchemeContext:
     quirks: ArchQuirks
     calibration_inputs: Callable[[], dict[str, list[list[int]]]] = dict
     calibration_method: str = "minmax"
+    plain_fp32: Callable[[], Path] | None = None  # the unfused fp32 graph, exported on demand
 
 
 @dataclass
@@ -298,21 +300,54 @@ def contrib_ops(model_path: Path) -> dict[str, int]:
     return dict(Counter(n.op_type for n in graph.node if n.domain == "com.microsoft"))
 
 
-def symbolic_shape_pass(src: Path, dst: Path) -> dict[str, Any]:
-    """ONNX Runtime's symbolic shape inference: types for the outputs of fused ops, which the ONNX shape
-    inference run inside the quantizer cannot infer (it then stops with "Unable to find data type")."""
-    import onnx
+def infer_shapes_symbolic(model: Any) -> Any | None:
+    """ONNX Runtime's symbolic shape inference (it knows contrib ops), or None where it cannot finish.
+
+    It runs in a temporary folder: on failure it dumps the model with external data into the working
+    directory, which must not be the user's.
+    """
+    import os
+
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-    model = SymbolicShapeInference.infer_shapes(onnx.load(str(src)), auto_merge=True)
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="edgefn-shapes-") as tmp:
+        os.chdir(tmp)
+        try:
+            return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+        except Exception:  # noqa: BLE001 - "Incomplete symbolic shape inference" and kin: the caller decides
+            return None
+        finally:
+            os.chdir(cwd)
+
+
+def symbolic_shape_pass(src: Path, dst: Path) -> dict[str, Any]:
+    """Types for the outputs of fused ops, which the ONNX shape inference run inside the quantizer cannot
+    infer (it then stops with "Unable to find data type")."""
+    import onnx
+
+    model = infer_shapes_symbolic(onnx.load(str(src)))
+    if model is None:
+        raise EdgefnError(
+            f"cannot infer the shapes of the fused graph {src}; export with --optimize none to quantize it"
+        )
     onnx.save(model, str(dst))
     return {"name": "symbolic-shape-inference", "fused_ops": contrib_ops(src)}
 
 
-def prepare_for_quantization(ctx: SchemeContext) -> tuple[Path, list[dict[str, Any]]]:
-    """The model to quantize: the fp32 graph, after the architecture's basic pass where its quirks ask for it,
-    and with symbolic shape inference when it holds fused (com.microsoft) ops."""
+def prepare_for_quantization(ctx: SchemeContext, fused: bool = True) -> tuple[Path, list[dict[str, Any]]]:
+    """The model to quantize: the fp32 graph (its plain, unfused export when `fused` is False and the fp32
+    graph is fused), after the architecture's basic pass where its quirks ask for it, and with symbolic shape
+    inference when it holds fused (com.microsoft) ops."""
     model, passes = ctx.fp32_model, []
+    if not fused and ctx.plain_fp32 is not None and contrib_ops(model):
+        model = ctx.plain_fp32()
+        passes.append(
+            {
+                "name": "plain-graph",
+                "why": "static QDQ does not quantize fused Attention: its packed weights would stay fp32",
+            }
+        )
     if ctx.quirks.basic_pass_before_quantize:
         dst = ctx.work_dir / "basic" / ONNX_FILE
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -449,7 +484,7 @@ def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
     from datasets import Dataset
     from optimum.onnxruntime import ORTQuantizer
 
-    model, passes = prepare_for_quantization(ctx)
+    model, passes = prepare_for_quantization(ctx, fused=False)
     inputs = ctx.calibration_inputs()
     if not inputs or not next(iter(inputs.values())):
         raise EdgefnError("int8-static needs calibration texts (RUN/data/calibration.jsonl is empty)")

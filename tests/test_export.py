@@ -114,16 +114,23 @@ def test_quantized_matmul_counts(exported, preset):
     weight_products = matmuls - len(kept) + fp32.get("Gemm", 0)  # pooler / classifier are Gemm
     assert dyn["MatMulInteger"] == weight_products and dyn["DynamicQuantizeLinear"] > 0
     assert dyn.get("QAttention", 0) == fused and dyn.get("Attention", 0) == 0
-    assert static["MatMul"] == matmuls and static["MatMul_qdq"] == matmuls and static["QuantizeLinear"] > 0
+    # Static QDQ cannot quantize a fused Attention: it quantizes the plain graph (5 MatMuls per fused layer).
+    passes = [g["name"] for g in runs.read_json(run / "onnx" / "int8-static" / "export.json")["graph_passes"]]
+    assert ("plain-graph" in passes) == (fused > 0)
+    assert static["MatMul"] == static["MatMul_qdq"] == matmuls + 5 * fused and static["QuantizeLinear"] > 0
+    assert static.get("Attention", 0) == 0
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_static_keeps_layernorm_in_float(exported, preset):
-    """int8-static records the nodes it kept in float; every LayerNormalization is among them."""
+    """int8-static records the nodes it kept in float; every LayerNormalization is among them and reads
+    float inputs (no DequantizeLinear in front of it)."""
     run, _ = exported(preset)
     manifest = runs.read_json(run / "onnx" / "int8-static" / "export.json")
-    graph = onnx.load(str(run / "onnx" / "fp32" / "model.onnx")).graph
+    graph = onnx.load(str(run / "onnx" / "int8-static" / "model.onnx")).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     layer_norms = {n.name for n in graph.node if n.op_type == "LayerNormalization"}
+    assert not any(dequantized & set(n.input) for n in graph.node if n.name in layer_norms)
     assert layer_norms <= set(manifest["nodes_kept_float"])
     assert manifest["settings"]["nodes_kept_float_by_op"].get("LayerNormalization", 0) == len(layer_norms)
     assert manifest["settings"]["calibration_samples"] == 128  # the tiny run's calibration.jsonl
