@@ -100,7 +100,9 @@ def quantization_config(target: str, is_static: bool, settings: TargetSettings |
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
     settings = settings or get_target(target)
-    qc = getattr(AutoQuantizationConfig, target)(is_static=is_static, per_channel=not is_static)
+    # Per-channel weights for static int8 too: with 7-bit weights (reduce_range) per tensor, minilm's
+    # validation agreement with fp32 on ISOT fell to 98.2% (per channel: 99.3%, at the same speed).
+    qc = getattr(AutoQuantizationConfig, target)(is_static=is_static, per_channel=True)
     qc.weights_dtype = QuantType.QUInt8 if settings.weights == "u8" else QuantType.QInt8
     qc.reduce_range = settings.reduce_range
     return qc
@@ -348,16 +350,18 @@ def prepare_for_quantization(ctx: SchemeContext, fused: bool = True) -> tuple[Pa
                 "why": "static QDQ does not quantize fused Attention: its packed weights would stay fp32",
             }
         )
-    if ctx.quirks.basic_pass_before_quantize:
-        dst = ctx.work_dir / "basic" / ONNX_FILE
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        passes.append(basic_graph_pass(model, dst))
-        model = dst
-    if contrib_ops(model):
-        dst = ctx.work_dir / "shapes" / ONNX_FILE
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        passes.append(symbolic_shape_pass(model, dst))
-        model = dst
+    steps: tuple[tuple[str, Callable[[Path], bool], Callable[[Path, Path], dict[str, Any]]], ...] = (
+        ("basic", lambda _: ctx.quirks.basic_pass_before_quantize, basic_graph_pass),
+        ("shapes", lambda m: bool(contrib_ops(m)), symbolic_shape_pass),
+    )
+    for name, wanted, apply in steps:
+        if wanted(model):
+            dst = ctx.work_dir / name / ONNX_FILE
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if (model.parent / "config.json").is_file():  # Optimum's quantizer looks for it beside the model
+                shutil.copy(model.parent / "config.json", dst.parent / "config.json")
+            passes.append(apply(model, dst))
+            model = dst
     return model, passes
 
 
@@ -420,7 +424,7 @@ def _settings_record(target: str, settings: TargetSettings, is_static: bool) -> 
         "activations": "u8",
         "weights": settings.weights,
         "reduce_range": settings.reduce_range,
-        "per_channel": not is_static,
+        "per_channel": True,
         "format": "QDQ" if is_static else "QOperator",
         "why": settings.why,
     }
