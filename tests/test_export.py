@@ -284,6 +284,15 @@ def test_detect_target_from_cpu_flags():
     assert q.detect_target("flags\t: avx2 avx512f avx512bw", "x86_64") == "avx512"
     assert q.detect_target("flags\t: avx2 avx512f avx512_vnni", "x86_64") == "avx512_vnni"
     assert q.detect_target("", "aarch64") == "arm64"
+    # Static int8 keeps per-tensor weights at 8 bits: u8/u8 where dynamic uses 7-bit s8.
+    assert [(q.static_settings(t).weights, q.static_settings(t).reduce_range) for t in ("avx2", "arm64")] == [
+        ("u8", False),
+        ("s8", False),
+    ]
+    static_avx2 = q.quantization_config("avx2", is_static=True)
+    assert (static_avx2.per_channel, static_avx2.reduce_range) == (False, False)
+    dynamic_avx2 = q.quantization_config("avx2", is_static=False)
+    assert (dynamic_avx2.per_channel, dynamic_avx2.reduce_range) == (True, True)
     # x86 without VNNI: 7-bit weights (no VPMADDUBSW saturation); VNNI and arm64: full 8-bit range.
     assert [q.get_target(t).reduce_range for t in ("avx2", "avx512", "avx512_vnni", "arm64")] == [
         True,
