@@ -478,7 +478,7 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
             **_compare(logits, job.fp32_logits),
         }
         if scheme.name == "int8-dynamic" and job.cfg.saturation_check and job.target in ("avx2", "avx512"):
-            out.settings["saturation_check"] = _saturation_check(job, ctx, parity)
+            out.settings["saturation_check"] = _saturation_check(job, ctx, out, parity)
         accuracy = _accuracy(job, logits)
         manifest = _manifest(
             job,
@@ -519,9 +519,13 @@ def _score_variant(job: _Job, scheme: q.QuantScheme, model: Path, notes: list[st
     return onnx_logits(model, job.eval_batches, providers, job.cfg.threads), providers
 
 
-def _saturation_check(job: _Job, ctx: q.SchemeContext, chosen: dict[str, Any]) -> dict[str, Any]:
-    """Measure the saturation-prone u8/s8 full-range setting, and u8/u8, against the target's choice."""
-    model, _ = q.prepare_for_quantization(ctx)
+def _saturation_check(
+    job: _Job, ctx: q.SchemeContext, out: q.SchemeOutput, chosen: dict[str, Any]
+) -> dict[str, Any]:
+    """Measure the saturation-prone u8/s8 full-range setting, and u8/u8, against the target's choice,
+    quantizing the same prepared graph as the scheme did."""
+    model = out.quantized_from
+    assert model is not None, "int8-dynamic records the graph it quantized"
     setting = q.get_target(job.target)
     record: dict[str, Any] = {
         "chosen": {k: chosen[k] for k in ("agreement", "mean_abs_logit_diff", "max_abs_logit_diff")}

@@ -21,10 +21,8 @@ RSS_METHOD = (
 )
 MATMUL_OPS = ("MatMul", "MatMulInteger", "FusedMatMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul")
 QLINEAR_MATMUL = "QLinearMatMul"  # inputs: a, a_scale, a_zp, b, ...
-ATTENTION_OPS = (
-    "Attention",
-    "QAttention",
-)  # fused by --optimize O2 (com.microsoft): input, packed QKV weights
+# Fused by --optimize O2 (com.microsoft domain); inputs: the hidden states, the packed QKV weights, ...
+ATTENTION_OPS = ("Attention", "QAttention")
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

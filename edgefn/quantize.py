@@ -147,6 +147,7 @@ class SchemeOutput:
     graph_passes: list[dict[str, Any]] = field(default_factory=list)
     nodes_kept_float: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    quantized_from: Path | None = None  # the prepared fp32 graph the scheme quantized (in the work folder)
 
 
 @dataclass(frozen=True)
@@ -287,12 +288,15 @@ def compact_storage(model_path: Path) -> dict[str, Any]:
             or not consumers[init.name] <= {"Mul", "Add"}
         ):
             continue
-        values = np.abs(numpy_helper.to_array(init))
-        if values.max() > fp16.max or (
-            "Mul" in consumers[init.name] and values.any() and values[values > 0].min() < fp16.tiny
+        values = numpy_helper.to_array(init)
+        magnitudes = np.abs(values)
+        if magnitudes.max() > fp16.max or (
+            "Mul" in consumers[init.name]
+            and magnitudes.any()
+            and magnitudes[magnitudes > 0].min() < fp16.tiny
         ):
             continue  # overflows fp16, or a scale would lose precision as an fp16 subnormal
-        half = numpy_helper.to_array(init).astype(np.float16)
+        half = values.astype(np.float16)
         name = init.name
         init.CopyFrom(numpy_helper.from_array(half, f"{name}_fp16"))
         casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT))
@@ -337,7 +341,7 @@ def infer_shapes_symbolic(model: Any) -> Any | None:
             os.chdir(cwd)
 
 
-def symbolic_shape_pass(src: Path, dst: Path) -> dict[str, Any]:
+def symbolic_shape_pass(src: Path, dst: Path, fused_ops: dict[str, int]) -> dict[str, Any]:
     """Types for the outputs of fused ops, which the ONNX shape inference run inside the quantizer cannot
     infer (it then stops with "Unable to find data type")."""
     import onnx
@@ -348,7 +352,16 @@ def symbolic_shape_pass(src: Path, dst: Path) -> dict[str, Any]:
             f"cannot infer the shapes of the fused graph {src}; export with --optimize none to quantize it"
         )
     onnx.save(model, str(dst))
-    return {"name": "symbolic-shape-inference", "fused_ops": contrib_ops(src)}
+    return {"name": "symbolic-shape-inference", "fused_ops": fused_ops}
+
+
+def _pass_destination(ctx: SchemeContext, name: str, src: Path) -> Path:
+    """work_dir/name/model.onnx, with the config.json Optimum's quantizer looks for beside the model."""
+    dst = ctx.work_dir / name / ONNX_FILE
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if (src.parent / "config.json").is_file():
+        shutil.copy(src.parent / "config.json", dst.parent / "config.json")
+    return dst
 
 
 def prepare_for_quantization(ctx: SchemeContext, fused: bool = True) -> tuple[Path, list[dict[str, Any]]]:
@@ -356,26 +369,23 @@ def prepare_for_quantization(ctx: SchemeContext, fused: bool = True) -> tuple[Pa
     graph is fused), after the architecture's basic pass where its quirks ask for it, and with symbolic shape
     inference when it holds fused (com.microsoft) ops."""
     model, passes = ctx.fp32_model, []
-    if not fused and ctx.plain_fp32 is not None and contrib_ops(model):
-        model = ctx.plain_fp32()
+    fused_ops = contrib_ops(model)
+    if fused_ops and not fused and ctx.plain_fp32 is not None:
+        model, fused_ops = ctx.plain_fp32(), {}
         passes.append(
             {
                 "name": "plain-graph",
                 "why": "static QDQ does not quantize fused Attention: its packed weights would stay fp32",
             }
         )
-    steps: tuple[tuple[str, Callable[[Path], bool], Callable[[Path, Path], dict[str, Any]]], ...] = (
-        ("basic", lambda _: ctx.quirks.basic_pass_before_quantize, basic_graph_pass),
-        ("shapes", lambda m: bool(contrib_ops(m)), symbolic_shape_pass),
-    )
-    for name, wanted, apply in steps:
-        if wanted(model):
-            dst = ctx.work_dir / name / ONNX_FILE
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if (model.parent / "config.json").is_file():  # Optimum's quantizer looks for it beside the model
-                shutil.copy(model.parent / "config.json", dst.parent / "config.json")
-            passes.append(apply(model, dst))
-            model = dst
+    if ctx.quirks.basic_pass_before_quantize:  # constant folding and Identity removal: fuses nothing
+        dst = _pass_destination(ctx, "basic", model)
+        passes.append(basic_graph_pass(model, dst))
+        model = dst
+    if fused_ops:
+        dst = _pass_destination(ctx, "shapes", model)
+        passes.append(symbolic_shape_pass(model, dst, fused_ops))
+        model = dst
     return model, passes
 
 
@@ -455,7 +465,7 @@ def quantize_int8_dynamic(ctx: SchemeContext) -> SchemeOutput:
     passes.append(compact_storage(out))
     settings = _settings_record(ctx.target, False)
     settings["nodes_kept_float_by_op"] = {"MatMul (activation x activation)": len(kept)}
-    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept)
+    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept, quantized_from=model)
 
 
 def _static_preprocessor() -> Any:
