@@ -31,8 +31,10 @@ from common import (
 )
 
 from edgefn import runs
+from edgefn.environment import machine_environment
 from edgefn.errors import EdgefnError
-from edgefn.report import machine_environment, markdown_table
+from edgefn.report import BenchReport, markdown_table
+from edgefn.runs import RunFolder
 
 PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
 STAGES = ("finetune", "export", "bench")
@@ -102,10 +104,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def resolve_run(slot: str, args: argparse.Namespace) -> Path | None:
     """The slot's run folder: --minilm-run for minilm, else the newest bench-<preset>-{constraint,scratch}."""
     if slot == "minilm":
-        return args.minilm_run if (args.minilm_run / runs.FINETUNE_CONFIG).is_file() else None
-    found = [args.runs_root / f"bench-{slot}-{kind}" for kind in ("constraint", "scratch")]
-    found = [p for p in found if (p / runs.FINETUNE_CONFIG).is_file()]
-    return max(found, key=lambda p: (p / runs.FINETUNE_CONFIG).stat().st_mtime, default=None)
+        return args.minilm_run if RunFolder(args.minilm_run).finetune_config.is_file() else None
+    found = [RunFolder(args.runs_root / f"bench-{slot}-{kind}") for kind in ("constraint", "scratch")]
+    found = [r for r in found if r.finetune_config.is_file()]
+    latest = max(found, key=lambda r: r.finetune_config.stat().st_mtime, default=None)
+    return None if latest is None else latest.path
 
 
 def finetune_slot(slot: str, args: argparse.Namespace) -> tuple[Path, list[str]]:
@@ -160,7 +163,7 @@ def bench_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
     """PyTorch fp32 and the three ONNX variants on CPU, batch 1/8/32, seq 128 and real lengths."""
     from edgefn.bench import BenchConfig, bench
 
-    init = runs.read_json(run_dir / runs.FINETUNE_CONFIG).get("init", "pretrained")
+    init = RunFolder(run_dir).read_finetune_config().get("init", "pretrained")
     samples = args.samples if args.samples is not None else (None if init == "pretrained" else 300)
     bench(
         BenchConfig(
@@ -178,7 +181,7 @@ def bench_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
     plots = args.results_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     for name in ("latency", "tradeoff"):
-        shutil.copyfile(run_dir / runs.BENCH_DIR / f"{name}.png", plots / f"{slot}-{name}.png")
+        shutil.copyfile(RunFolder(run_dir).bench_file(f"{name}_plot"), plots / f"{slot}-{name}.png")
 
 
 def run_stages(slot: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -209,11 +212,12 @@ def run_stages(slot: str, args: argparse.Namespace) -> dict[str, Any]:
 def collect_export(run_dir: Path) -> dict[str, Any]:
     """Per variant: file MB, ratio to fp32, parity, validation accuracy and its delta (from export.json)."""
     out: dict[str, Any] = {}
+    run = RunFolder(run_dir)
     for name in ONNX_VARIANTS:
-        folder = run_dir / runs.ONNX_DIR / name
-        if not (folder / runs.EXPORT_MANIFEST).is_file():
+        folder = run.variant_dir(name)
+        if name not in run.variant_names():
             continue
-        m = runs.verify_variant(folder)
+        m = run.verify_variant(name)
         out[name] = {
             k: m.get(k)
             for k in (
@@ -242,54 +246,54 @@ def collect_export(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _measurements(result: dict[str, Any]) -> dict[str, Any]:
+def _measurements(result: Any) -> dict[str, Any]:
     out = {}
-    for m in result.get("measurements", []):
-        out[f"{m['mode']}-b{m['batch_size']}"] = {
-            "per_sample_p50_ms": m["latency"]["p50_ms"],
-            "per_sample_p90_ms": m["latency"]["p90_ms"],
-            "throughput_samples_per_s": m["latency"]["throughput_samples_per_s"],
-            "iterations": m["latency"]["count"],
-            "mean_seq_len": m["mean_seq_len"],
-            "speedup_vs_pytorch": m.get("speedup_vs_reference"),
-            "achieved_gflops": m.get("achieved_gflops"),
-            "peak_fraction": m.get("peak_fraction"),
+    for m in result.measurements:
+        out[f"{m.mode}-b{m.batch_size}"] = {
+            "per_sample_p50_ms": m.latency.p50_ms,
+            "per_sample_p90_ms": m.latency.p90_ms,
+            "throughput_samples_per_s": m.latency.throughput_samples_per_s,
+            "iterations": m.latency.count,
+            "mean_seq_len": m.mean_seq_len,
+            "speedup_vs_pytorch": m.speedup_vs_reference,
+            "achieved_gflops": m.achieved_gflops,
+            "peak_fraction": m.peak_fraction,
         }
     return out
 
 
 def collect_bench(run_dir: Path) -> dict[str, Any] | None:
     """Per row (PyTorch fp32, ONNX fp32, int8-dynamic, int8-static on CPU): params, MB, test accuracy, latency."""
-    path = run_dir / runs.BENCH_DIR / "report.json"
+    path = RunFolder(run_dir).bench_file("json")
     if not path.is_file():
         return None
-    report = runs.read_json(path)
-    found = {(r["variant"], r["provider"]): r for r in report["results"]}
+    report = BenchReport.from_json(path)
+    found = {(r.variant, r.provider): r for r in report.results}
     rows = {}
     for variant, provider, _ in ROWS:
         r = found.get((variant, provider))
         if r is None:
             continue
-        acc = r.get("accuracy") or {}
+        acc = r.accuracy
         rows[variant] = {
-            "status": r["status"],
-            "reason": r.get("reason"),
-            "params": r.get("params"),
-            "size_mb": r.get("size_mb"),
-            "test_accuracy": acc.get("accuracy"),
-            "test_delta_vs_pytorch": (acc.get("delta") or {}).get("accuracy"),
-            "agreement_with_pytorch": acc.get("agreement"),
-            "peak_rss_mb": r.get("peak_rss_mb"),
+            "status": r.status,
+            "reason": r.reason,
+            "params": r.params,
+            "size_mb": r.size_mb,
+            "test_accuracy": acc.accuracy if acc else None,
+            "test_delta_vs_pytorch": acc.delta.get("accuracy") if acc else None,
+            "agreement_with_pytorch": acc.agreement if acc else None,
+            "peak_rss_mb": r.peak_rss_mb,
             "latency": _measurements(r),
         }
     return {
-        "reference": report["reference"],
-        "test_rows": report["config"]["samples_used"],
-        "threads": report["config"]["threads"],
-        "peak": report["peak"],
+        "reference": report.reference,
+        "test_rows": report.config["samples_used"],
+        "threads": report.config["threads"],
+        "peak": report.peak,
         "rows": rows,
         "measured_at": path.stat().st_mtime,
-        "environment": report["environment"],
+        "environment": report.environment,
     }
 
 
@@ -298,8 +302,8 @@ def collect_slot(slot: str, args: argparse.Namespace, record: dict[str, Any]) ->
     run_dir = resolve_run(slot, args)
     if run_dir is None:
         return {"slot": slot, "status": "not run", **record}
-    ft = runs.read_json(run_dir / runs.FINETUNE_CONFIG)
-    metrics = runs.read_json(run_dir / runs.METRICS) if (run_dir / runs.METRICS).is_file() else {}
+    ft = RunFolder(run_dir).read_finetune_config()
+    metrics = RunFolder(run_dir).read_metrics()
     out = {
         "slot": slot,
         "status": "ok",
@@ -322,10 +326,8 @@ def collect_slot(slot: str, args: argparse.Namespace, record: dict[str, Any]) ->
 
 def minilm_test_accuracy(slot: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """fp32 / int8 test accuracy of minilm: the bench's when it scored every test row, else scored here."""
-    from edgefn.data import read_split_jsonl
-
     run_dir = Path(slot["run_dir"])
-    n_test = len(read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl"))
+    n_test = len(RunFolder(run_dir).read_split("test"))
     bench = slot.get("bench")
     if bench and bench["test_rows"] == n_test and all(v in bench["rows"] for v in ONNX_VARIANTS):
         return {

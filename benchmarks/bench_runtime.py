@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from edgefn import runs
+from edgefn.environment import cpu_info, library_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXT = "Drinking hot water every 15 minutes kills the coronavirus, doctors confirm."
@@ -110,17 +111,6 @@ def summarise(samples: list[dict]) -> dict:
     return out
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def measure(run_dir: Path, variant: str, text: str, repeats: int, threads: int) -> dict:
     """Alternate edgefn / pipeline processes `repeats` times after one unmeasured warm-up of each."""
     folder = run_dir / runs.ONNX_DIR / variant
@@ -165,10 +155,10 @@ def measure(run_dir: Path, variant: str, text: str, repeats: int, threads: int) 
         "targets": TARGETS,
         "meets_targets": {k: ratios[k] <= TARGETS[k] for k in TARGETS},
         "environment": {
-            "cpu": cpu_model(),
+            "cpu": cpu_info()["model"],
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
-            "versions": runs.library_versions(),
+            "versions": library_versions(),
         },
         "method": __doc__.strip().split("\n\n")[1],
     }

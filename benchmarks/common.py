@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgefn import runs
+from edgefn.runs import RunFolder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INT8 = ("int8-dynamic", "int8-static")
@@ -42,19 +42,18 @@ def score_test_split(
     Returns:
         variant -> classification_metrics(...) plus "agreement_with_fp32" where fp32 was scored.
     """
-    from edgefn.data import read_split_jsonl
     from edgefn.metrics import classification_metrics
     from edgefn.runtime import Classifier
 
-    test = read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl")
+    run = RunFolder(run_dir)
+    test = run.read_split("test")
     texts, labels = test.texts[:samples], test.labels[:samples]
     preds: dict[str, list[int]] = {}
     out: dict[str, dict[str, Any]] = {}
     for name in variants:
-        folder = run_dir / runs.ONNX_DIR / name
-        if not (folder / runs.EXPORT_MANIFEST).is_file():
+        if name not in run.variant_names():
             continue
-        clf = Classifier.from_folder(folder, threads=threads, batch_size=32)
+        clf = Classifier.from_folder(run.variant_dir(name), threads=threads, batch_size=32)
         preds[name] = clf.predict_logits(texts).argmax(axis=-1).tolist()
         out[name] = {
             k: v for k, v in classification_metrics(labels, preds[name]).items() if k != "confusion_matrix"

@@ -16,7 +16,7 @@ from typing import Any
 from edgefn import runs
 from edgefn.baseline import tfidf_baseline
 from edgefn.data import load_data
-from edgefn.finetune import FinetuneConfig, _tokenize, _training_args, finetune
+from edgefn.finetune import FinetuneConfig, finetune, tokenize_split, training_arguments
 from edgefn.presets import get_preset, load_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -45,8 +45,8 @@ def measure_train_throughput(
     n = steps * batch_size
     from edgefn.data import Split
 
-    train = _tokenize(Split(bundle.train.texts[:n], bundle.train.labels[:n]), loaded.tokenizer, cfg)
-    args = _training_args(cfg, Path("/tmp/edgefn-throughput"))
+    train = tokenize_split(Split(bundle.train.texts[:n], bundle.train.labels[:n]), loaded.tokenizer, cfg)
+    args = training_arguments(cfg, Path("/tmp/edgefn-throughput"))
     args.eval_strategy = args.save_strategy = "no"
     args.load_best_model_at_end = False
     trainer = Trainer(

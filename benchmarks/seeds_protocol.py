@@ -26,7 +26,9 @@ from typing import Any
 from common import INT8, RESULTS, command_line, fmt, now, verdict
 
 from edgefn import runs
-from edgefn.report import machine_environment, markdown_table
+from edgefn.environment import machine_environment, physical_cores
+from edgefn.report import markdown_table
+from edgefn.runs import RunFolder
 
 TARGET = 10.0  # best int8 real-lengths throughput / seeds' protocol throughput
 SEEDS_PAD = 512
@@ -35,9 +37,7 @@ BATCH = 32
 
 def pick_texts(run_dir: Path, samples: int | None, seed: int = 0) -> tuple[list[str], list[int], int]:
     """A seeded random sample of the run's test split (all of it when `samples` is None or larger)."""
-    from edgefn.data import read_split_jsonl
-
-    test = read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl")
+    test = RunFolder(run_dir).read_split("test")
     idx = list(range(len(test)))
     if samples is not None and samples < len(idx):
         idx = sorted(random.Random(seed).sample(idx, samples))
@@ -62,25 +62,17 @@ def time_passes(predict: Callable[[list[str]], list[int]], texts: list[str], rep
 
 
 def seeds_predictor(checkpoint: Path) -> Callable[[list[str]], list[int]]:
-    """PyTorch fp32, every text padded (and truncated) to 512 tokens, batches of 32 in the given order."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """PyTorch fp32 (edgefn's reference path), every text padded and truncated to 512 tokens, batches of 32
+    in the given order."""
+    from edgefn.reference import load_reference
 
-    tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), local_files_only=True).eval()
+    ref = load_reference(checkpoint, max_length=SEEDS_PAD)
 
     def predict(texts: list[str]) -> list[int]:
         preds: list[int] = []
-        with torch.inference_mode():
-            for i in range(0, len(texts), BATCH):
-                enc = tok(
-                    texts[i : i + BATCH],
-                    padding="max_length",
-                    truncation=True,
-                    max_length=SEEDS_PAD,
-                    return_tensors="pt",
-                )
-                preds += model(**enc).logits.argmax(-1).tolist()
+        for i in range(0, len(texts), BATCH):
+            feed = ref.encoder.fixed_feed(texts[i : i + BATCH], SEEDS_PAD)
+            preds += ref.run(feed).argmax(-1).tolist()
         return preds
 
     return predict
@@ -129,13 +121,13 @@ def measure(
         flush=True,
     )
     sides["seeds_pytorch_fp32_pad512"] = time_passes(
-        seeds_predictor(run_dir / runs.CHECKPOINT), texts, repeats
+        seeds_predictor(RunFolder(run_dir).checkpoint), texts, repeats
     )
     gc.collect()
     limits = {}
     for variant in INT8:
         print(f"edgefn {variant} (Classifier, sorted batches of {BATCH}) ...", flush=True)
-        predict, clf = edgefn_predictor(run_dir / runs.ONNX_DIR / variant, threads, max_length)
+        predict, clf = edgefn_predictor(RunFolder(run_dir).variant_dir(variant), threads, max_length)
         sides[variant] = time_passes(predict, texts, repeats)
         limits[variant] = clf.max_length
         del predict, clf
@@ -158,7 +150,7 @@ def measure(
         "batch_size": BATCH,
         "int8_max_length": limits,
         "sides": sides,
-        "token_lengths": token_lengths(run_dir / runs.ONNX_DIR / best, texts),
+        "token_lengths": token_lengths(RunFolder(run_dir).variant_dir(best), texts),
         "best_int8": best,
         "speedup": ratio,
         "target": TARGET,
@@ -215,8 +207,6 @@ def to_markdown(out: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Measure, print and write seeds_protocol.json / .md."""
-    from edgefn.bench import physical_cores
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", type=Path, default=runs.ARTIFACTS_DIR / "bench-minilm-constraint")
     p.add_argument("--samples", type=int, default=512, help="texts (a seeded sample of the test split)")

@@ -9,19 +9,15 @@ from typing import Any
 
 from edgefn import runs
 from edgefn.bench_worker import in_fresh_process
+from edgefn.environment import physical_cores
 from edgefn.errors import EdgefnError
+from edgefn.inference import CPU, CUDA, available_providers, provider_name
+from edgefn.metrics import classification_metrics
 from edgefn.report import Accuracy, BenchReport, Measurement, TargetResult
+from edgefn.runs import RunFolder
 
 REFERENCE = "pytorch"
 MODES = ("fixed", "real")
-CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
-PROVIDER_ALIASES = {
-    "cpu": CPU,
-    "cuda": CUDA,
-    "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
-    "coreml": "CoreMLExecutionProvider",
-}
 TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
 Progress = Callable[[str], None]
 
@@ -62,7 +58,7 @@ class BenchConfig:
         if self.threads is not None and self.threads <= 0:
             raise EdgefnError(f"--threads must be positive, got {self.threads}")
         if self.providers is not None:
-            self.providers = tuple(resolve_provider_name(p) for p in self.providers)
+            self.providers = tuple(provider_name(p) for p in self.providers)
             if not self.providers:
                 raise EdgefnError("--providers is empty")
         if self.variants is not None:
@@ -74,18 +70,6 @@ class BenchConfig:
     def modes(self) -> tuple[str, ...]:
         """Input modes measured, in report order."""
         return tuple(m for m, on in zip(MODES, (self.fixed_shape, self.real_lengths)) if on)
-
-
-def resolve_provider_name(name: str) -> str:
-    """`cpu` / `cuda` / ... or a full ONNX Runtime provider name; unknown names raise with the known ones."""
-    name = name.strip()
-    if name.lower() in PROVIDER_ALIASES:
-        return PROVIDER_ALIASES[name.lower()]
-    if name.endswith("ExecutionProvider"):
-        return name
-    raise EdgefnError(
-        f"unknown provider {name!r}; use {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime provider name"
-    )
 
 
 @dataclass
@@ -163,17 +147,17 @@ def plan_targets(
     return targets
 
 
-def select_variants(run_dir: Path, cfg: BenchConfig) -> dict[str, tuple[Path, dict[str, Any]]]:
+def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, dict[str, Any]]]:
     """The requested variants, each checked against its recorded hash; "pytorch" is the checkpoint."""
-    folders = {p.name: p for p in runs.list_variants(run_dir)}
+    folders = {p.name: p for p in run.variants()}
     if not folders:
-        raise EdgefnError(f"no ONNX variants in {run_dir / runs.ONNX_DIR}: run `edgefn export` first")
+        raise EdgefnError(f"no ONNX variants in {run.onnx_dir}: run `edgefn export` first")
     known = [REFERENCE, *folders]
     wanted = list(cfg.variants) if cfg.variants is not None else known
     unknown = [v for v in wanted if v not in known]
     if unknown:
         raise EdgefnError(
-            f"unknown variant(s) {', '.join(unknown)} in {run_dir}; available: {', '.join(known)}"
+            f"unknown variant(s) {', '.join(unknown)} in {run.path}; available: {', '.join(known)}"
         )
     if not cfg.include_pytorch:
         wanted = [v for v in wanted if v != REFERENCE]
@@ -182,8 +166,8 @@ def select_variants(run_dir: Path, cfg: BenchConfig) -> dict[str, tuple[Path, di
     out: dict[str, tuple[Path, dict[str, Any]]] = {}
     for name in wanted:
         if name == REFERENCE:
-            checkpoint = run_dir / runs.CHECKPOINT
-            if not (checkpoint / "config.json").is_file():
+            checkpoint = run.checkpoint
+            if not (checkpoint / runs.MODEL_CONFIG).is_file():
                 raise EdgefnError(
                     f"{checkpoint} holds no model: the PyTorch reference needs the fine-tuned "
                     "checkpoint (or pass --variants without pytorch)"
@@ -272,16 +256,8 @@ def score(
     reference: list[int] | None = None,
     reference_accuracy: Accuracy | None = None,
 ) -> Accuracy:
-    """Accuracy, weighted and per-class precision/recall/F1; agreement and deltas against a reference."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
-    p, r, f, _ = precision_recall_fscore_support(labels, preds, average="weighted", zero_division=0)
-    pc, rc, fc, sc = precision_recall_fscore_support(labels, preds, labels=[0, 1], zero_division=0)
-    per_class = {
-        name: {"precision": float(pc[i]), "recall": float(rc[i]), "f1": float(fc[i]), "support": int(sc[i])}
-        for i, name in enumerate(("real", "fake"))
-    }
-    acc = Accuracy(len(labels), float(accuracy_score(labels, preds)), float(p), float(r), float(f), per_class)
+    """`metrics.classification_metrics` of one target; agreement and deltas against a reference."""
+    acc = Accuracy.from_metrics(classification_metrics(labels, preds))
     if reference is not None:
         acc.agreement = sum(a == b for a, b in zip(preds, reference)) / len(preds)
     if reference_accuracy is not None:
@@ -322,27 +298,14 @@ def add_comparisons(results: list[TargetResult], labels: list[int]) -> TargetRes
 # --- the entry point ----------------------------------------------------------------------------------------
 
 
-def physical_cores() -> int:
-    """Physical CPU cores (logical ones when psutil cannot tell)."""
-    import os
-
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-
-
-def _limits(run_dir: Path, variants: dict[str, tuple[Path, dict[str, Any]]], seq_len: int) -> int:
+def _limits(run: RunFolder, variants: dict[str, tuple[Path, dict[str, Any]]], seq_len: int) -> int:
     """The truncation length of real texts (the run's max_length); refuses a seq_len the model cannot take."""
     folder = next(iter(variants.values()))[0]
-    config = runs.read_json(folder / "config.json")
+    config = runs.read_json(folder / runs.MODEL_CONFIG)
     positions = int(config.get("max_position_embeddings") or 512)
     if seq_len > positions:
         raise EdgefnError(f"--seq-len {seq_len} exceeds the model's {positions} positions")
-    finetune = run_dir / runs.FINETUNE_CONFIG
-    max_length = (
-        int(runs.read_json(finetune).get("max_length", positions)) if finetune.is_file() else positions
-    )
-    return min(max_length, positions)
+    return min(run.max_length(positions), positions)
 
 
 def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progress) -> dict[str, Any]:
@@ -421,18 +384,17 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
         The report, also written as report.json / .csv / .md and two plots (paths in `outputs`).
     """
     from edgefn import measure
-    from edgefn.data import read_split_jsonl
     from edgefn.report import collect_environment, write_report
 
     say = progress or (lambda _msg: None)
-    run_dir, picked = runs.resolve_run_dir(cfg.run_dir)
+    run, picked = RunFolder.resolve(cfg.run_dir)
     if picked:
-        say(f"run folder: {run_dir} (the most recent)")
-    variants = select_variants(run_dir, cfg)
-    max_length = _limits(run_dir, variants, cfg.seq_len)
-    test = read_split_jsonl(run_dir / runs.DATA_DIR / "test.jsonl")
+        say(f"run folder: {run.path} (the most recent)")
+    variants = select_variants(run, cfg)
+    max_length = _limits(run, variants, cfg.seq_len)
+    test = run.read_split("test")
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
-    available, gpu = _ort_providers(), cuda_device_present()
+    available, gpu = available_providers(), cuda_device_present()
     targets = plan_targets(variants, cfg.providers or default_providers(available, gpu), available, gpu)
     threads = cfg.threads or physical_cores()
     say(f"measuring this machine's MatMul peak ({threads} threads) ...")
@@ -455,7 +417,7 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
         say(f"[{i}/{len(targets)}] {t.variant} on {t.provider}: {_describe(results[-1])}")
     ref = add_comparisons(results, labels)
     report = BenchReport(
-        str(run_dir),
+        str(run.path),
         {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
         f"{ref.variant} on {ref.provider}" if ref else None,
         max_length,
@@ -464,7 +426,7 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
         results,
         _notes(cfg, max_length, results),
     )
-    write_report(report, Path(cfg.out_dir) if cfg.out_dir else run_dir / runs.BENCH_DIR)
+    write_report(report, Path(cfg.out_dir) if cfg.out_dir else run.bench_dir)
     return report
 
 
@@ -473,9 +435,3 @@ def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
     import json
 
     return dict(json.loads(json.dumps(dataclasses.asdict(cfg), default=str)))
-
-
-def _ort_providers() -> list[str]:
-    import onnxruntime as ort
-
-    return list(ort.get_available_providers())

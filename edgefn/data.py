@@ -1,137 +1,50 @@
-"""Dataset types, registry, `load_data` and `inspect_data` (label 1 = fake, 0 = real); loaders in `edgefn.loaders`."""
+"""`load_data`, `inspect_data` and the dataset registry's look-ups (label 1 = fake, 0 = real).
+
+Types and the registry live in `edgefn.dataset`, generic-file helpers in `edgefn.dataprep`, and the named
+loaders in `edgefn.loaders`; importing this module imports the loaders, which fills the registry.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefn import loaders  # noqa: F401  (registers the named datasets)
+from edgefn.dataprep import load_generic
+from edgefn.dataset import (
+    FAKE,
+    REAL,
+    SPLITS,
+    DataOptions,
+    DatasetBundle,
+    DatasetEntry,
+    register_dataset,
+    registered,
+)
 from edgefn.errors import EdgefnError
+from edgefn.runs import Split, read_split_jsonl, write_split_jsonl
 
-FAKE, REAL = 1, 0
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass
-class Split:
-    """Texts and labels of one split (label 1 = fake, 0 = real)."""
-
-    texts: list[str]
-    labels: list[int]
-
-    def __post_init__(self) -> None:
-        if len(self.texts) != len(self.labels):
-            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    """How to read a dataset: generic-file columns, the fake label value, cleaning, split seed."""
-
-    text_cols: tuple[str, ...] = ()
-    label_col: str | None = None
-    fake_label: str | None = None
-    clean: bool = True
-    seed: int = 42
-
-
-@dataclass
-class DatasetBundle:
-    """Train / validation / test splits plus a record of where they came from and what was done."""
-
-    name: str
-    train: Split
-    validation: Split
-    test: Split
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def split(self, name: str) -> Split:
-        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
-
-    def fingerprint(self) -> str:
-        """SHA-256 over every split's texts and labels: equal data gives an equal fingerprint."""
-        h = hashlib.sha256()
-        for name in SPLITS:
-            s = self.split(name)
-            h.update(name.encode())
-            for text, label in zip(s.texts, s.labels, strict=True):
-                h.update(f"{label}\t{text}\n".encode())
-        return h.hexdigest()
-
-
-def write_split_jsonl(split: Split, path: Path) -> None:
-    """Save a split as JSON lines {"text", "label"} (used for run folders)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for text, label in zip(split.texts, split.labels, strict=True):
-            f.write(json.dumps({"text": text, "label": int(label)}, ensure_ascii=False) + "\n")
-
-
-def read_split_jsonl(path: Path) -> Split:
-    """Read a split written by `write_split_jsonl`."""
-    if not Path(path).is_file():
-        raise EdgefnError(f"missing data file {path}")
-    texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            texts.append(row["text"])
-            labels.append(int(row["label"]))
-    return Split(texts, labels)
-
-
-# --- registry ---------------------------------------------------------------------------------------------
-
-Loader = Callable[[Path, DataOptions], DatasetBundle]
-
-
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A named dataset: its loader, how to recognise and find its files, and optionally a hub loader."""
-
-    name: str
-    load: Loader
-    detect: Callable[[Path], bool]
-    folders: tuple[str, ...] = ()  # default folders, relative to each of `data_roots()`
-    hint: str = ""  # which files the user must provide
-    builtin: Path | None = None  # a file shipped inside the package
-    hub_id: str | None = None
-    load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None
-
-
-_REGISTRY: dict[str, DatasetEntry] = {}
-
-
-def register_dataset(
-    name: str,
-    *,
-    detect: Callable[[Path], bool] = lambda p: False,
-    folders: tuple[str, ...] = (),
-    hint: str = "",
-    builtin: Path | None = None,
-    hub_id: str | None = None,
-    load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None,
-) -> Callable[[Loader], Loader]:
-    """Decorator registering a loader `fn(path, options) -> DatasetBundle` under `name`."""
-
-    def deco(fn: Loader) -> Loader:
-        _REGISTRY[name] = DatasetEntry(name, fn, detect, folders, hint, builtin, hub_id, load_hub)
-        return fn
-
-    return deco
+__all__ = [
+    "FAKE",
+    "REAL",
+    "SPLITS",
+    "DataOptions",
+    "DatasetBundle",
+    "DatasetEntry",
+    "Split",
+    "get_dataset",
+    "inspect_data",
+    "list_datasets",
+    "load_data",
+    "read_split_jsonl",
+    "register_dataset",
+    "write_split_jsonl",
+]
 
 
 def _registry() -> dict[str, DatasetEntry]:
-    import edgefn.loaders  # noqa: F401  (registers the named datasets on first use)
-
-    return _REGISTRY
+    return registered()
 
 
 def list_datasets() -> list[str]:
@@ -146,7 +59,7 @@ def get_dataset(name: str) -> DatasetEntry:
             f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} "
             "(or pass a file or folder path)"
         )
-    return _REGISTRY[name]
+    return registered()[name]
 
 
 def data_roots() -> list[Path]:
@@ -156,25 +69,25 @@ def data_roots() -> list[Path]:
     return roots + [Path.cwd().parent / "shared" / "data", Path.cwd() / "data"]
 
 
-def load_data(spec: str, options: DataOptions = DataOptions()) -> DatasetBundle:
+def load_data(spec: str, options: DataOptions | None = None) -> DatasetBundle:
     """Load a dataset by name (`isot`), by name and path (`isot:/data/isot`) or by file/folder path.
 
     Args:
         spec: a registered name, `name:PATH`, or a path. Folders and WELFake files are recognised; other
             CSV / TSV / JSONL / Parquet files are read with `options.text_cols` and `options.label_col`.
-        options: generic-file columns, the fake label value, the cleaning switch and the split seed.
+        options: generic-file columns, the fake label value, the cleaning switch and the split seed
+            (None: the defaults).
 
     Returns:
         Train / validation / test splits (label 1 = fake) whose `info` records source, splits, cleaning,
         label map, dropped rows and rows per split.
     """
+    options = options or DataOptions()
     name, path = _parse_spec(spec)
     if name is None:
         assert path is not None
         name = _detect(path, options)
         if name is None:
-            from edgefn.dataprep import load_generic
-
             return load_generic(path, options)
     entry = get_dataset(name)
     if path is None:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgefn.data import FAKE, SPLITS, DataOptions, DatasetBundle, Split
+from edgefn.dataset import FAKE, SPLITS, DataOptions, DatasetBundle
 from edgefn.errors import EdgefnError
+from edgefn.runs import Split
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,8 +13,13 @@ from typing import Any
 
 from edgefn import quantize as q
 from edgefn import runs
+from edgefn.environment import library_versions
 from edgefn.errors import EdgefnError
+from edgefn.graph import graph_input_names, op_counts
+from edgefn.inference import CPU, CUDA, Encoder, available_providers
 from edgefn.presets import ArchQuirks, get_preset
+from edgefn.runs import RunFolder
+from edgefn.runtime import Classifier, id2label_of
 
 OPTIMIZE_LEVELS = ("O1", "O2", "O3", "none")  # none: the plain graph, even where a preset defaults to O2
 FP32 = "fp32"
@@ -100,7 +105,7 @@ class _Job:
     """State shared by the variants of one export: run facts, encoded texts, fp32 reference logits."""
 
     cfg: ExportConfig
-    run_dir: Path
+    run: RunFolder
     preset: str
     init: str
     quirks: ArchQuirks
@@ -108,18 +113,20 @@ class _Job:
     source_sha256: str
     target: str
     step: Step
+    encoder: Encoder
+    id2label: dict[int, str]
+    eval_texts: list[str] = field(default_factory=list)
     eval_labels: Any = None
-    eval_batches: list[tuple[list[int], dict[str, Any]]] = field(default_factory=list)
     fp32_logits: Any = None
     fp32_accuracy: float | None = None
     fp32_size_mb: float = 0.0
 
     @property
     def checkpoint(self) -> Path:
-        return self.run_dir / runs.CHECKPOINT
+        return self.run.checkpoint
 
     def variant_dir(self, name: str) -> Path:
-        return self.run_dir / runs.ONNX_DIR / name
+        return self.run.variant_dir(name)
 
 
 def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
@@ -132,9 +139,9 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
     Returns:
         The variants written, each with size, parity / agreement and validation accuracy against fp32.
     """
-    run_dir, picked = runs.resolve_run_dir(cfg.run_dir)
-    job = _start_job(cfg, run_dir, on_step or (lambda _msg: None))
-    result = ExportResult(run_dir, picked, job.target)
+    run, picked = RunFolder.resolve(cfg.run_dir)
+    job = _start_job(cfg, run, on_step or (lambda _msg: None))
+    result = ExportResult(run.path, picked, job.target)
     schemes = [s for s in cfg.schemes if s != "none"]
     _refuse_existing(job, schemes)
     with _threads(cfg.threads):
@@ -145,31 +152,35 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
     return result
 
 
-def _start_job(cfg: ExportConfig, run_dir: Path, step: Step) -> _Job:
-    checkpoint = run_dir / runs.CHECKPOINT
-    _check_checkpoint(checkpoint)
-    ft = runs.read_json(run_dir / runs.FINETUNE_CONFIG)
+def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
+    from edgefn.reference import checkpoint_encoder
+
+    _check_checkpoint(run.checkpoint)
+    ft = run.read_finetune_config()
     if "preset" not in ft:
-        raise EdgefnError(f'{run_dir / runs.FINETUNE_CONFIG} has no "preset"; re-run `edgefn finetune`')
+        raise EdgefnError(f'{run.finetune_config} has no "preset"; re-run `edgefn finetune`')
     target = cfg.target or q.detect_target()
-    step(f"run {run_dir} (preset {ft['preset']}, {ft.get('init', 'pretrained')}); int8 target {target}")
+    step(f"run {run.path} (preset {ft['preset']}, {ft.get('init', 'pretrained')}); int8 target {target}")
+    max_length = int(ft.get("max_length", 128))
     return _Job(
         cfg,
-        run_dir,
+        run,
         str(ft["preset"]),
         str(ft.get("init", "pretrained")),
         get_preset(ft["preset"]).quirks,
-        int(ft.get("max_length", 128)),
-        runs.sha256_dir(checkpoint),
+        max_length,
+        runs.sha256_dir(run.checkpoint),
         target,
         step,
+        checkpoint_encoder(run.checkpoint, max_length),
+        id2label_of(runs.read_optional_json(run.checkpoint / runs.MODEL_CONFIG)),
     )
 
 
 def _check_checkpoint(checkpoint: Path) -> None:
     if not checkpoint.is_dir():
         raise EdgefnError(f"no checkpoint folder {checkpoint}; run `edgefn finetune` first")
-    missing = [] if (checkpoint / "config.json").is_file() else ["config.json"]
+    missing = [] if (checkpoint / runs.MODEL_CONFIG).is_file() else [runs.MODEL_CONFIG]
     if not any((checkpoint / f).is_file() for f in _WEIGHT_FILES):
         missing.append("model weights (model.safetensors or pytorch_model.bin)")
     if not any((checkpoint / f).is_file() for f in _TOKENIZER_FILES):
@@ -186,7 +197,7 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
     existing = [n for n in wanted if job.variant_dir(n).exists()]
     if existing:
         raise EdgefnError(
-            f"variant(s) {', '.join(existing)} already exist in {job.run_dir / runs.ONNX_DIR} "
+            f"variant(s) {', '.join(existing)} already exist in {job.run.onnx_dir} "
             "(use --overwrite to replace them)"
         )
 
@@ -207,80 +218,29 @@ def _threads(threads: int | None) -> Iterator[None]:
 # --- texts and scoring ------------------------------------------------------------------------------------
 
 
-def _tokenizer(job: _Job) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(job.checkpoint), local_files_only=True)
-
-
-def _encode(
-    tok: Any, texts: list[str], max_length: int, batch_size: int = 32
-) -> list[tuple[list[int], dict]]:
-    """Batches of (row indices, numpy inputs), sorted by length so padding stays short."""
-    lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=max_length)["input_ids"]]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    batches = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        enc = tok(
-            [texts[i] for i in idx], truncation=True, max_length=max_length, padding=True, return_tensors="np"
-        )
-        batches.append((idx, dict(enc)))
-    return batches
-
-
 def _load_eval_texts(job: _Job) -> None:
     import numpy as np
 
-    from edgefn.data import read_split_jsonl
-
-    val = read_split_jsonl(job.run_dir / runs.DATA_DIR / "validation.jsonl")
+    val = job.run.read_split("validation")
     n = len(val) if job.cfg.eval_samples is None else min(job.cfg.eval_samples, len(val))
     if n == 0:
-        raise EdgefnError(
-            f"{job.run_dir / runs.DATA_DIR / 'validation.jsonl'} is empty: nothing to check parity on"
-        )
+        raise EdgefnError(f"{job.run.split_file('validation')} is empty: nothing to check parity on")
     job.eval_labels = np.asarray(val.labels[:n])
-    job.eval_batches = _encode(_tokenizer(job), val.texts[:n], job.max_length)
+    job.eval_texts = val.texts[:n]
 
 
-def onnx_logits(
-    model: Path,
-    batches: list[tuple[list[int], dict]],
-    providers: list[str] | None = None,
-    threads: int | None = None,
-) -> Any:
-    """Logits of an ONNX model for encoded batches, in the original row order."""
-    import numpy as np
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(model), so, providers=providers or [q.CPU])
-    names = {i.name for i in session.get_inputs()}
-    n = sum(len(idx) for idx, _ in batches)
-    out = np.zeros((n, session.get_outputs()[0].shape[-1] or 2), dtype=np.float32)
-    for idx, enc in batches:
-        out[idx] = session.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0]
-    return out
+def _onnx_logits(job: _Job, model: Path, texts: list[str] | None = None, provider: str = CPU) -> Any:
+    """Logits of an ONNX file through the runtime's Classifier, on the checkpoint's tokens."""
+    clf = Classifier.for_model_file(model, job.encoder, job.id2label, provider, job.cfg.threads)
+    return clf.predict_logits(job.eval_texts if texts is None else texts)
 
 
-def _torch_logits(checkpoint: Path, batches: list[tuple[list[int], dict]]) -> Any:
-    import numpy as np
-    import torch
-    from transformers import AutoModelForSequenceClassification
+def _torch_logits(job: _Job, texts: list[str]) -> Any:
+    """Logits of the fine-tuned checkpoint through the PyTorch reference path, on the same tokens."""
+    from edgefn.reference import TorchRunner, load_checkpoint_model
 
-    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), local_files_only=True).eval()
-    n = sum(len(idx) for idx, _ in batches)
-    out = np.zeros((n, model.config.num_labels), dtype=np.float32)
-    accepted = set(model.forward.__code__.co_varnames)
-    with torch.inference_mode():
-        for idx, enc in batches:
-            out[idx] = model(
-                **{k: torch.from_numpy(v) for k, v in enc.items() if k in accepted}
-            ).logits.numpy()
-    return out
+    runner = TorchRunner(load_checkpoint_model(job.checkpoint), "cpu")
+    return Classifier(runner, job.encoder, job.id2label).predict_logits(texts)
 
 
 def _compare(logits: Any, reference: Any) -> dict[str, float]:
@@ -312,16 +272,16 @@ def _export_fp32(job: _Job) -> VariantResult:
         job.step(f"fp32: exporting {job.checkpoint} with Optimum (text-classification)")
         opset = _optimum_export(job, tmp)
         optimize = _optimize(job, tmp)
-        parity = _check_parity(job, tmp / q.ONNX_FILE)
-        job.fp32_logits = onnx_logits(tmp / q.ONNX_FILE, job.eval_batches, threads=job.cfg.threads)
+        parity = _check_parity(job, tmp / runs.ONNX_FILE)
+        job.fp32_logits = _onnx_logits(job, tmp / runs.ONNX_FILE)
         job.fp32_accuracy = _accuracy(job, job.fp32_logits)
-        job.fp32_size_mb = runs.file_size_mb(tmp / q.ONNX_FILE)
+        job.fp32_size_mb = runs.file_size_mb(tmp / runs.ONNX_FILE)
         manifest = _manifest(
             job,
             tmp,
             FP32,
             FP32,
-            [q.CPU],
+            [CPU],
             parity,
             job.fp32_accuracy,
             opset=opset,
@@ -343,9 +303,9 @@ def _reuse_fp32(job: _Job, folder: Path) -> VariantResult:
             "use --overwrite to re-export it"
         )
     job.step(f"fp32: reusing {folder} (same checkpoint)")
-    job.fp32_logits = onnx_logits(folder / q.ONNX_FILE, job.eval_batches, threads=job.cfg.threads)
+    job.fp32_logits = _onnx_logits(job, folder / runs.ONNX_FILE)
     job.fp32_accuracy = _accuracy(job, job.fp32_logits)
-    job.fp32_size_mb = runs.file_size_mb(folder / q.ONNX_FILE)
+    job.fp32_size_mb = runs.file_size_mb(folder / runs.ONNX_FILE)
     return _variant_result(folder, manifest)
 
 
@@ -354,7 +314,7 @@ def _plain_fp32(job: _Job, work: Path) -> Path:
     out = work / "plain"
     job.step("fp32: exporting the plain (unfused) graph for static quantization")
     _optimum_export(job, out)
-    return out / q.ONNX_FILE
+    return out / runs.ONNX_FILE
 
 
 def _optimum_export(job: _Job, out: Path) -> int:
@@ -371,12 +331,12 @@ def _optimum_export(job: _Job, out: Path) -> int:
         local_files_only=True,
         device="cpu",
     )
-    if not (out / q.ONNX_FILE).is_file():
-        raise EdgefnError(f"Optimum did not write {q.ONNX_FILE} for {job.checkpoint}")
+    if not (out / runs.ONNX_FILE).is_file():
+        raise EdgefnError(f"Optimum did not write {runs.ONNX_FILE} for {job.checkpoint}")
     return int(
         next(
             o.version
-            for o in onnx.load(str(out / q.ONNX_FILE), load_external_data=False).opset_import
+            for o in onnx.load(str(out / runs.ONNX_FILE), load_external_data=False).opset_import
             if o.domain in ("", "ai.onnx")
         )
     )
@@ -403,13 +363,13 @@ def _optimize(job: _Job, folder: Path) -> dict[str, Any]:
     job.step(f"fp32: ONNX Runtime graph optimisation {level}")
     save_dir = folder.parent / f".{folder.name}.optimized"
     try:
-        optimizer = ORTOptimizer.from_pretrained(folder, file_names=[q.ONNX_FILE])
+        optimizer = ORTOptimizer.from_pretrained(folder, file_names=[runs.ONNX_FILE])
         optimizer.optimize(AutoOptimizationConfig.with_optimization_level(level), save_dir)
     except NotImplementedError as e:  # architectures Optimum does not know
         record["skipped"] = str(e).split(".")[0]
         record["notes"].append(f"--optimize {level} skipped ({record['skipped']})")
         return record
-    shutil.move(str(next(save_dir.glob("*.onnx"))), folder / q.ONNX_FILE)
+    shutil.move(str(next(save_dir.glob("*.onnx"))), folder / runs.ONNX_FILE)
     shutil.rmtree(save_dir, ignore_errors=True)
     record["applied"] = level
     return record
@@ -417,9 +377,8 @@ def _optimize(job: _Job, folder: Path) -> dict[str, Any]:
 
 def _check_parity(job: _Job, model: Path) -> dict[str, Any]:
     n = min(job.cfg.parity_samples, len(job.eval_labels))
-    batches = _encode(_tokenizer(job), _eval_texts(job, n), job.max_length)
-    ref = _torch_logits(job.checkpoint, batches)
-    got = _compare(onnx_logits(model, batches, threads=job.cfg.threads), ref)
+    texts = job.eval_texts[:n]
+    got = _compare(_onnx_logits(job, model, texts), _torch_logits(job, texts))
     parity = {
         "reference": "pytorch",
         "samples": n,
@@ -440,12 +399,6 @@ def _check_parity(job: _Job, model: Path) -> dict[str, Any]:
     return parity
 
 
-def _eval_texts(job: _Job, n: int) -> list[str]:
-    from edgefn.data import read_split_jsonl
-
-    return read_split_jsonl(job.run_dir / runs.DATA_DIR / "validation.jsonl").texts[:n]
-
-
 # --- quantized variants -----------------------------------------------------------------------------------
 
 
@@ -459,19 +412,19 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
         tmp.chmod(0o755)
         job.step(f"{scheme.name}: {scheme.description}")
         ctx = q.SchemeContext(
-            fp32 / q.ONNX_FILE,
+            fp32 / runs.ONNX_FILE,
             tmp,
             Path(work),
             job.target,
             job.quirks,
-            lambda: _calibration_inputs(job),
+            lambda: _calibration_inputs(job, fp32 / runs.ONNX_FILE),
             job.cfg.calibration_method,
             lambda: _plain_fp32(job, Path(work)),
         )
         out = scheme.apply(ctx)
         _copy_model_files(fp32, tmp)
         notes = list(out.notes)
-        logits, providers = _score_variant(job, scheme, tmp / q.ONNX_FILE, notes)
+        logits, providers = _score_variant(job, scheme, tmp / runs.ONNX_FILE, notes)
         parity = {
             "reference": "fp32 onnx",
             "samples": len(job.eval_labels),
@@ -504,11 +457,9 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
 
 def _score_variant(job: _Job, scheme: q.QuantScheme, model: Path, notes: list[str]) -> tuple[Any, list[str]]:
     """Validation logits; CUDA-only variants are scored on CPU when no CUDA provider is present."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    providers = [p for p in scheme.execution_providers if p in available] or [q.CPU]
-    if q.CUDA in scheme.execution_providers and q.CUDA not in available:
+    available = available_providers()
+    providers = [p for p in scheme.execution_providers if p in available] or [CPU]
+    if CUDA in scheme.execution_providers and CUDA not in available:
         notes.append(
             f"{scheme.name} is meant for CUDAExecutionProvider, which is not available here: accuracy was "
             "checked on CPU; benchmark it on a CUDA machine"
@@ -516,7 +467,7 @@ def _score_variant(job: _Job, scheme: q.QuantScheme, model: Path, notes: list[st
         job.step(
             f"{scheme.name}: no CUDA here: exported and checked on CPU; it can only be benchmarked on CUDA"
         )
-    return onnx_logits(model, job.eval_batches, providers, job.cfg.threads), providers
+    return _onnx_logits(job, model, provider=providers[0]), providers
 
 
 def _saturation_check(
@@ -534,9 +485,7 @@ def _saturation_check(
         if (other.weights, other.reduce_range) == (setting.weights, setting.reduce_range):
             continue
         alt, _ = q.quantize_dynamic_file(model, ctx.work_dir / other.name, job.target, other)
-        record[other.name] = _compare(
-            onnx_logits(alt, job.eval_batches, threads=job.cfg.threads), job.fp32_logits
-        )
+        record[other.name] = _compare(_onnx_logits(job, alt), job.fp32_logits)
     job.step(
         f"int8-dynamic: chosen {setting.weights} weights, reduce_range={setting.reduce_range}: mean |logit diff| "
         f"{chosen['mean_abs_logit_diff']:.4f}, agreement {chosen['agreement']:.1%}; "
@@ -549,14 +498,13 @@ def _saturation_check(
     return record
 
 
-def _calibration_inputs(job: _Job) -> dict[str, list[list[int]]]:
-    from edgefn.data import read_split_jsonl
-
-    texts = read_split_jsonl(job.run_dir / runs.DATA_DIR / "calibration.jsonl").texts[
-        : job.cfg.calibration_samples
-    ]
-    enc = _tokenizer(job)(texts, truncation=True, max_length=job.max_length, padding=True)
-    return {k: [list(map(int, row)) for row in v] for k, v in enc.items()}
+def _calibration_inputs(job: _Job, model: Path) -> dict[str, list[list[int]]]:
+    """The calibration texts as the model's inputs, padded to the longest (what Optimum's calibrator takes)."""
+    texts = job.run.read_split("calibration").texts[: job.cfg.calibration_samples]
+    if not texts:
+        return {}
+    feed = job.encoder.feed(job.encoder.encode(texts))
+    return {name: feed[name].tolist() for name in graph_input_names(model)}
 
 
 def _copy_model_files(src: Path, dst: Path) -> None:
@@ -580,16 +528,16 @@ def _manifest(
     accuracy: float | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    size = runs.file_size_mb(folder / q.ONNX_FILE)
+    size = runs.file_size_mb(folder / runs.ONNX_FILE)
     opset = extra.pop("opset", None)
     if opset is None:
-        opset = (runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST)).get("opset")
+        opset = runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST).get("opset")
     return {
         "variant": variant,
         "scheme": scheme,
         "preset": job.preset,
         "init": job.init,
-        "model_sha256": runs.sha256_file(folder / q.ONNX_FILE),
+        "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE),
         "source_checkpoint_sha256": job.source_sha256,
         "size_mb": size,
         "size_ratio_to_fp32": size / (job.fp32_size_mb or size),
@@ -604,9 +552,9 @@ def _manifest(
         if accuracy is None or job.fp32_accuracy is None
         else accuracy - job.fp32_accuracy,
         "nodes_kept_float": extra.pop("nodes_kept_float", []),
-        "op_counts": q.op_counts(folder / q.ONNX_FILE),
+        "op_counts": op_counts(folder / runs.ONNX_FILE),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": runs.library_versions(),
+        "versions": library_versions(),
         **extra,
     }
 

@@ -12,10 +12,13 @@ from typing import Any
 
 from edgefn import data as datasets_registry
 from edgefn import runs
-from edgefn.data import DataOptions, DatasetBundle, Split, write_split_jsonl
+from edgefn.data import DataOptions, DatasetBundle, Split
+from edgefn.environment import library_versions
 from edgefn.errors import EdgefnError
+from edgefn.inference import softmax
 from edgefn.metrics import classification_metrics, plot_confusion_matrix, write_errors_csv
 from edgefn.presets import INIT_CHOICES, ModelPreset, count_parameters, get_preset, load_model
+from edgefn.runs import RunFolder
 
 TRAINER_DIR = "trainer"
 CALIBRATION_ROWS = 512
@@ -84,7 +87,7 @@ class FinetuneConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that must match for a run folder to be resumed or reused."""
-        d = runs._to_jsonable(self)
+        d = runs.to_jsonable(self)
         for key in ("resume", "overwrite", "run_dir"):
             d.pop(key, None)
         return d
@@ -106,7 +109,7 @@ def _is_main_process() -> bool:
 def prepare_run_dir(cfg: FinetuneConfig) -> None:
     """Refuse to reuse a run folder made with other settings unless --resume or --overwrite."""
     assert cfg.run_dir is not None
-    config_path = cfg.run_dir / runs.FINETUNE_CONFIG
+    config_path = RunFolder(cfg.run_dir).finetune_config
     if not cfg.run_dir.exists() or not _is_main_process():
         return
     if cfg.overwrite:
@@ -151,7 +154,7 @@ def _subsample(split: Split, n: int | None, seed: int) -> Split:
     return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx])
 
 
-def _tokenize(split: Split, tokenizer: Any, cfg: FinetuneConfig) -> Any:
+def tokenize_split(split: Split, tokenizer: Any, cfg: FinetuneConfig) -> Any:
     from datasets import Dataset
 
     ds = Dataset.from_dict({"text": split.texts, "label": split.labels})
@@ -169,7 +172,7 @@ def _compute_metrics(eval_pred: Any) -> dict[str, float]:
     return {"accuracy": m["accuracy"], "f1": m["f1_weighted"]}
 
 
-def _training_args(cfg: FinetuneConfig, trainer_dir: Path) -> Any:
+def training_arguments(cfg: FinetuneConfig, trainer_dir: Path) -> Any:
     from transformers import TrainingArguments
 
     return TrainingArguments(
@@ -212,11 +215,11 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, 
 
     assert cfg.run_dir is not None
     tok = loaded.tokenizer
-    train = _tokenize(_subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
-    val = _tokenize(_subsample(data.validation, cfg.max_eval_samples, cfg.seed), tok, cfg)
+    train = tokenize_split(_subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
+    val = tokenize_split(_subsample(data.validation, cfg.max_eval_samples, cfg.seed), tok, cfg)
     trainer = Trainer(
         model=loaded.model,
-        args=_training_args(cfg, cfg.run_dir / TRAINER_DIR),
+        args=training_arguments(cfg, cfg.run_dir / TRAINER_DIR),
         train_dataset=train,
         eval_dataset=val,
         data_collator=DataCollatorWithPadding(tok),
@@ -243,18 +246,14 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, 
 
 
 def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int], list[float]]:
-    import numpy as np
-
-    ds = _tokenize(split, trainer.processing_class, cfg)
+    ds = tokenize_split(split, trainer.processing_class, cfg)
     # group_by_length also reorders evaluation batches; predictions must stay in the split's order.
     grouped, trainer.args.group_by_length = trainer.args.group_by_length, False
     try:
         logits = trainer.predict(ds).predictions
     finally:
         trainer.args.group_by_length = grouped
-    z = logits - logits.max(-1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    return logits.argmax(-1).tolist(), probs[:, 1].tolist()
+    return logits.argmax(-1).tolist(), softmax(logits)[:, 1].tolist()
 
 
 def _write_outputs(
@@ -267,20 +266,18 @@ def _write_outputs(
     prob_fake: list[float],
 ) -> dict[str, Any]:
     assert cfg.run_dir is not None
-    run = cfg.run_dir
-    with runs.atomic_dir(run / runs.CHECKPOINT, overwrite=True) as tmp:
+    run = RunFolder(cfg.run_dir)
+    with runs.atomic_dir(run.checkpoint, overwrite=True) as tmp:
         trainer.model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)
     for name in ("validation", "test"):
-        write_split_jsonl(data.split(name), run / runs.DATA_DIR / f"{name}.jsonl")
-    write_split_jsonl(
-        _subsample(data.train, CALIBRATION_ROWS, cfg.seed), run / runs.DATA_DIR / "calibration.jsonl"
-    )
+        run.write_split(name, data.split(name))
+    run.write_split("calibration", _subsample(data.train, CALIBRATION_ROWS, cfg.seed))
     test = classification_metrics(data.test.labels, preds)
-    n_errors = write_errors_csv(run / "errors.csv", data.test.texts, data.test.labels, preds, prob_fake)
+    n_errors = write_errors_csv(run.errors_csv, data.test.texts, data.test.labels, preds, prob_fake)
     init_label = loaded.init
     plot_confusion_matrix(
-        test["confusion_matrix"], run / "confusion_matrix.png", f"{run.name} test ({init_label})"
+        test["confusion_matrix"], run.confusion_matrix_png, f"{run.name} test ({init_label})"
     )
     metrics = {
         "preset": get_preset(cfg.preset).name,
@@ -291,13 +288,13 @@ def _write_outputs(
         "test": test,
         "misclassified": n_errors,
         "parameters": count_parameters(trainer.model),
-        "checkpoint_mb": runs.dir_size_mb(run / runs.CHECKPOINT, "model.safetensors"),
+        "checkpoint_mb": runs.dir_size_mb(run.checkpoint, "model.safetensors"),
         "training": stats,
         "data": {**data.info, "fingerprint": data.fingerprint()},
-        "versions": runs.library_versions(),
+        "versions": library_versions(),
     }
-    runs.write_json(run / runs.METRICS, metrics)
-    shutil.rmtree(run / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume
+    runs.write_json(run.metrics, metrics)
+    shutil.rmtree(run.path / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume
     return metrics
 
 
@@ -325,7 +322,7 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
     if _is_main_process():
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         runs.write_json(
-            cfg.run_dir / runs.FINETUNE_CONFIG,
+            RunFolder(cfg.run_dir).finetune_config,
             {
                 "preset": preset.name,
                 "init": loaded.init,

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgefn.data import FAKE, REAL, SPLITS, DataOptions, DatasetBundle, register_dataset
 from edgefn.dataprep import (
     bundle_from_frame,
     bundle_from_splits,
@@ -18,6 +17,7 @@ from edgefn.dataprep import (
     map_labels,
     require_columns,
 )
+from edgefn.dataset import FAKE, REAL, SPLITS, DataOptions, DatasetBundle, register_dataset
 from edgefn.errors import EdgefnError
 
 if TYPE_CHECKING:

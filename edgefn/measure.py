@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefn import runs
+from edgefn.inference import CPU, CUDA
+
 RSS_METHOD = (
     "peak resident set (Linux VmHWM, else ru_maxrss) of a fresh spawned process that loads only "
     "this variant; it includes the Python interpreter and libraries (see rss_before_load_mb)"
@@ -138,7 +141,7 @@ def size_and_params(folder: Path, onnx: bool) -> tuple[float, int | None]:
         return sum(p.stat().st_size for p in files) / 1e6, None
     import onnx as onnx_lib
 
-    model = folder / "model.onnx"
+    model = folder / runs.ONNX_FILE
     files = [model, *folder.glob("*.onnx_data"), *folder.glob("*.onnx.data")]
     graph = onnx_lib.load(
         str(model), load_external_data=False
@@ -173,7 +176,7 @@ def _fixed_input_model(path: Path, batch: int, seq_len: int) -> Any:
         for d, value in zip(dims, (batch, seq_len)):
             if not d.HasField("dim_value"):
                 d.dim_value = value
-    from edgefn.quantize import infer_shapes_symbolic
+    from edgefn.graph import infer_shapes_symbolic
 
     inferred = infer_shapes_symbolic(model)
     return inferred if inferred is not None else shape_inference.infer_shapes(model, data_prop=True)
@@ -319,7 +322,7 @@ def _ort_matmul_session(size: int, int8: bool, threads: int) -> tuple[Any, dict[
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), so, providers=[CPU])
     return session, {"A": a}
 
 
@@ -381,9 +384,7 @@ class Placement:
     warning: str | None
 
 
-def summarize_placement(
-    events: Iterable[dict[str, Any]], requested: str = "CUDAExecutionProvider"
-) -> Placement:
+def summarize_placement(events: Iterable[dict[str, Any]], requested: str = CUDA) -> Placement:
     """Count node kernels per provider in profile events; flag nodes that fell back from `requested` to CPU."""
     by_provider: dict[str, Counter[str]] = {}
     for ev in events:
@@ -395,11 +396,7 @@ def summarize_placement(
         ):
             continue
         by_provider.setdefault(args["provider"], Counter())[args.get("op_name", "?")] += 1
-    cpu = (
-        by_provider.get("CPUExecutionProvider", Counter())
-        if requested != "CPUExecutionProvider"
-        else Counter()
-    )
+    cpu = by_provider.get(CPU, Counter()) if requested != CPU else Counter()
     copies = sum(n for p in by_provider.values() for op, n in p.items() if op.startswith("Memcpy"))
     fallback = {op: n for op, n in sorted(cpu.items()) if not op.startswith("Memcpy")}
     warning = None

@@ -12,6 +12,7 @@ from typing import Any
 from edgefn.bench import BenchConfig
 from edgefn.export import ExportConfig
 from edgefn.finetune import FinetuneConfig
+from edgefn.inference import CPU
 
 Progress = Callable[[str], None]
 
@@ -88,7 +89,7 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
         ),
         bench=BenchConfig(
             batch_sizes=(1, 8, 32),
-            providers=("CPUExecutionProvider",),
+            providers=(CPU,),
             seq_len=64,
             min_time_s=0.5,
             threads=threads,

@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgefn import runs
+from edgefn.environment import machine_environment
 from edgefn.errors import EdgefnError
 from edgefn.measure import Latency, Placement
 
-CPU_FLAGS = (
-    "sse4_2",
-    "avx",
-    "avx2",
-    "fma",
-    "f16c",
-    "avx512f",
-    "avx512bw",
-    "avx512vl",
-    "avx512_vnni",
-    "avx512_bf16",
-    "avx_vnni",
-    "amx_tile",
-    "amx_int8",
-    "amx_bf16",
-    "neon",
-    "asimd",
-    "asimddp",
-    "sve",
-)
 CSV_COLUMNS = (
     "variant",
     "provider",
@@ -85,6 +66,18 @@ class Accuracy:
     per_class: dict[str, dict[str, float]]
     agreement: float | None = None  # fraction of test rows where the prediction equals the reference's
     delta: dict[str, float] = field(default_factory=dict)  # metric - reference metric
+
+    @classmethod
+    def from_metrics(cls, m: dict[str, Any]) -> Accuracy:
+        """From `metrics.classification_metrics`' dict."""
+        return cls(
+            m["n"],
+            m["accuracy"],
+            m["precision_weighted"],
+            m["recall_weighted"],
+            m["f1_weighted"],
+            {k: dict(v) for k, v in m["per_class"].items()},
+        )
 
 
 @dataclass
@@ -146,38 +139,34 @@ class BenchReport:
                 return r
         raise KeyError(f"{variant} on {provider}")
 
+    @classmethod
+    def from_json(cls, path: Path) -> BenchReport:
+        """Read a report.json written by `write_report` back into the report object."""
+        d = runs.read_json(path)
+        try:
+            return cls(
+                **{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d and f.name != "results"},
+                results=[_target_from_dict(r) for r in d["results"]],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise EdgefnError(f"{path} is not an edgefn bench report ({type(e).__name__}: {e})") from None
+
+
+def _target_from_dict(d: dict[str, Any]) -> TargetResult:
+    plain = {k: v for k, v in d.items() if k not in ("accuracy", "measurements", "placement")}
+    r = TargetResult(**plain)
+    if d.get("accuracy"):
+        r.accuracy = Accuracy(**d["accuracy"])
+    if d.get("placement"):
+        r.placement = Placement(**d["placement"])
+    for m in d.get("measurements") or []:
+        lat = Latency(m["latency"]["call_ms"], m["latency"]["items"])
+        rest = {k: v for k, v in m.items() if k != "latency"}
+        r.measurements.append(Measurement(latency=lat, **rest))
+    return r
+
 
 # --- environment --------------------------------------------------------------------------------------------
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model name and the SIMD flags that matter for int8/fp32 kernels."""
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() in ("flags", "Features"):
-                flags = set(value.split())
-    return {"model": model, "machine": platform.machine(), "flags": [f for f in CPU_FLAGS if f in flags]}
-
-
-def machine_environment(threads: int | None) -> dict[str, Any]:
-    """CPU model and flags, cores, memory, platform, Python, threads used and library versions."""
-    import psutil
-
-    return {
-        "cpu": cpu_info(),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "cores_logical": psutil.cpu_count(logical=True),
-        "threads": threads,
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": runs.library_versions(),
-    }
 
 
 def collect_environment(threads: int, providers: list[str], gpu: bool) -> dict[str, Any]:
@@ -436,16 +425,9 @@ def plot_tradeoff(report: BenchReport, path: Path) -> None:
 
 def write_report(report: BenchReport, out_dir: Path) -> dict[str, str]:
     """Write report.json, report.csv, report.md, latency.png and tradeoff.png into `out_dir` (replaced whole)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "report.json").is_file():
+    out_dir, names = Path(out_dir), runs.BENCH_FILES
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / names["json"]).is_file():
         raise EdgefnError(f"{out_dir} exists and is not a bench folder; refusing to replace it")
-    names = {
-        "json": "report.json",
-        "csv": "report.csv",
-        "markdown": "report.md",
-        "latency_plot": "latency.png",
-        "tradeoff_plot": "tradeoff.png",
-    }
     report.outputs = {k: str(out_dir / v) for k, v in names.items()}
     with runs.atomic_dir(out_dir, overwrite=True) as tmp:
         runs.write_json(tmp / names["json"], report)

@@ -1,4 +1,4 @@
-"""Run-folder layout, atomic writes, hashes and environment/version records."""
+"""The run-folder contract: `RunFolder` (every path, split reader, manifest and hash check), atomic writes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,39 @@ from edgefn.errors import EdgefnError
 
 ARTIFACTS_DIR = Path("artifacts")
 
-# Names inside a run folder.
+# Names inside a run folder: no other module spells them.
 CHECKPOINT = "checkpoint"
 FINETUNE_CONFIG = "finetune_config.json"
 METRICS = "metrics.json"
+ERRORS_CSV = "errors.csv"
+CONFUSION_MATRIX_PNG = "confusion_matrix.png"
 DATA_DIR = "data"
 ONNX_DIR = "onnx"
 BENCH_DIR = "bench"
+SPLIT_NAMES = ("validation", "test", "calibration")  # data/<name>.jsonl
+# Names inside a variant folder (onnx/<variant>/) and a checkpoint.
+EXPORT_MANIFEST = "export.json"
+ONNX_FILE = "model.onnx"
+MODEL_CONFIG = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG = "tokenizer_config.json"
+# Names inside bench/.
+BENCH_FILES = {
+    "json": "report.json",
+    "csv": "report.csv",
+    "markdown": "report.md",
+    "latency_plot": "latency.png",
+    "tradeoff_plot": "tradeoff.png",
+}
 
 
-def _to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
     if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
@@ -48,7 +65,7 @@ def write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_to_jsonable(obj), f, indent=2, sort_keys=False)
+            json.dump(to_jsonable(obj), f, indent=2, sort_keys=False)
             f.write("\n")
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
         os.replace(tmp, path)
@@ -140,35 +157,6 @@ def resolve_run_dir(run_dir: Path | None) -> tuple[Path, bool]:
     return run_dir, False
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape results."""
-    from importlib import metadata
-
-    names = [
-        "edgefn",
-        "torch",
-        "transformers",
-        "optimum",
-        "optimum-onnx",
-        "onnx",
-        "onnxruntime",
-        "onnxruntime-gpu",
-        "tokenizers",
-        "datasets",
-        "scikit-learn",
-        "numpy",
-    ]
-    out = {"python": platform.python_version()}
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
-
-
-EXPORT_MANIFEST = "export.json"
-ONNX_FILE = "model.onnx"
-
-
 def list_variants(run_dir: Path) -> list[Path]:
     """Complete ONNX variant folders of a run (those with a manifest), sorted by name."""
     root = Path(run_dir) / ONNX_DIR
@@ -181,6 +169,17 @@ def list_variants(run_dir: Path) -> list[Path]:
     )
 
 
+def hash_status(folder: Path, manifest: dict[str, Any]) -> str:
+    """OK, MISMATCH, MISSING (no model.onnx) or UNRECORDED (the manifest holds no hash) for a variant folder."""
+    model = Path(folder) / ONNX_FILE
+    if not model.is_file():
+        return "MISSING"
+    expected = manifest.get("model_sha256")
+    if not expected:
+        return "UNRECORDED"
+    return "OK" if sha256_file(model) == expected else "MISMATCH"
+
+
 def verify_variant(folder: Path) -> dict[str, Any]:
     """Read a variant's export.json and check that model.onnx still matches its recorded hash."""
     folder = Path(folder)
@@ -188,13 +187,185 @@ def verify_variant(folder: Path) -> dict[str, Any]:
     if not manifest_path.is_file():
         raise EdgefnError(f"{folder} is not an edgefn export (no {EXPORT_MANIFEST}); run `edgefn export`")
     manifest = read_json(manifest_path)
-    model = folder / ONNX_FILE
-    if not model.is_file():
-        raise EdgefnError(f"{model} is missing; re-run `edgefn export --overwrite`")
-    expected = manifest.get("model_sha256")
-    if expected and sha256_file(model) != expected:
+    status = hash_status(folder, manifest)
+    if status == "MISSING":
+        raise EdgefnError(f"{folder / ONNX_FILE} is missing; re-run `edgefn export --overwrite`")
+    if status == "MISMATCH":
         raise EdgefnError(
-            f"{model} does not match the hash in {manifest_path} (corrupted or modified); "
+            f"{folder / ONNX_FILE} does not match the hash in {manifest_path} (corrupted or modified); "
             "re-run `edgefn export --overwrite`"
         )
-    return manifest
+    return dict(manifest)
+
+
+def incomplete_variants(run_dir: Path) -> list[str]:
+    """Variant folders of a run without a manifest (an export that never finished), sorted by name."""
+    root = Path(run_dir) / ONNX_DIR
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not (p / EXPORT_MANIFEST).is_file()
+    )
+
+
+def read_optional_json(path: Path) -> dict[str, Any]:
+    """A JSON object file, or {} when it is absent."""
+    return dict(read_json(path)) if Path(path).is_file() else {}
+
+
+# --- splits -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """Texts and labels of one split (label 1 = fake, 0 = real)."""
+
+    texts: list[str]
+    labels: list[int]
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def write_split_jsonl(split: Split, path: Path) -> None:
+    """Save a split as JSON lines {"text", "label"} (used for run folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for text, label in zip(split.texts, split.labels, strict=True):
+            f.write(json.dumps({"text": text, "label": int(label)}, ensure_ascii=False) + "\n")
+
+
+def read_split_jsonl(path: Path) -> Split:
+    """Read a split written by `write_split_jsonl`."""
+    if not Path(path).is_file():
+        raise EdgefnError(f"missing data file {path}")
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(int(row["label"]))
+    return Split(texts, labels)
+
+
+# --- the run folder -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run folder: where each stage writes, and the readers every stage, `show` and the tests use.
+
+    Layout (the contract):
+        finetune_config.json, metrics.json, errors.csv, confusion_matrix.png   finetune
+        checkpoint/                        the fine-tuned model and tokenizer
+        data/{validation,test,calibration}.jsonl
+        onnx/<variant>/{model.onnx, config.json, tokenizer files, export.json}   export
+        bench/{report.json, report.csv, report.md, latency.png, tradeoff.png}    bench
+    """
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @classmethod
+    def resolve(cls, run_dir: Path | None) -> tuple[RunFolder, bool]:
+        """The run folder to use (None: the most recent under artifacts/) and whether it was picked."""
+        path, picked = resolve_run_dir(run_dir)
+        return cls(path), picked
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def finetune_config(self) -> Path:
+        return self.path / FINETUNE_CONFIG
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def errors_csv(self) -> Path:
+        return self.path / ERRORS_CSV
+
+    @property
+    def confusion_matrix_png(self) -> Path:
+        return self.path / CONFUSION_MATRIX_PNG
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / DATA_DIR
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.path / ONNX_DIR
+
+    @property
+    def bench_dir(self) -> Path:
+        return self.path / BENCH_DIR
+
+    def bench_file(self, kind: str) -> Path:
+        """bench/report.json (kind "json"), report.csv, report.md, latency.png, tradeoff.png."""
+        return self.bench_dir / BENCH_FILES[kind]
+
+    # --- data ---
+
+    def split_file(self, name: str) -> Path:
+        """data/<name>.jsonl for name in validation, test, calibration."""
+        if name not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {name!r}; a run folder holds {', '.join(SPLIT_NAMES)}")
+        return self.data_dir / f"{name}.jsonl"
+
+    def read_split(self, name: str) -> Split:
+        """A split the fine-tune stage saved."""
+        return read_split_jsonl(self.split_file(name))
+
+    def write_split(self, name: str, split: Split) -> None:
+        """Save a split for the later stages."""
+        write_split_jsonl(split, self.split_file(name))
+
+    # --- records ---
+
+    def read_finetune_config(self) -> dict[str, Any]:
+        """finetune_config.json (required)."""
+        return dict(read_json(self.finetune_config))
+
+    def read_metrics(self) -> dict[str, Any]:
+        """metrics.json, or {} before the fine-tune finished."""
+        return read_optional_json(self.metrics)
+
+    def max_length(self, default: int) -> int:
+        """The fine-tuning token limit recorded in finetune_config.json, else `default`."""
+        return int(read_optional_json(self.finetune_config).get("max_length") or default)
+
+    # --- variants ---
+
+    def variant_dir(self, name: str) -> Path:
+        return self.onnx_dir / name
+
+    def variants(self) -> list[Path]:
+        """Complete variant folders (those with a manifest), sorted by name."""
+        return list_variants(self.path)
+
+    def variant_names(self) -> list[str]:
+        return [p.name for p in self.variants()]
+
+    def incomplete_variants(self) -> list[str]:
+        return incomplete_variants(self.path)
+
+    def verify_variant(self, name: str) -> dict[str, Any]:
+        """A variant's manifest, after checking its files against the recorded hashes."""
+        return verify_variant(self.variant_dir(name))

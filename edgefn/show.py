@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import runs
+from edgefn.runs import RunFolder
 
-BENCH_REPORT_JSON = "report.json"
-BENCH_REPORT_CSV = "report.csv"
 # Bench columns worth a headline, in display order; whichever exist are shown.
 BENCH_HEADLINE = (
     "variant",
@@ -38,9 +37,9 @@ def _json_or_none(path: Path) -> Any:
         return {"error": f"unreadable {path.name}"}
 
 
-def _describe_finetune(run_dir: Path) -> dict[str, Any] | None:
-    config = _json_or_none(run_dir / runs.FINETUNE_CONFIG) or {}
-    metrics = _json_or_none(run_dir / runs.METRICS) or {}
+def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
+    config = _json_or_none(run.finetune_config) or {}
+    metrics = _json_or_none(run.metrics) or {}
     if not config and not metrics:
         return None
     test = metrics.get("test") or {}
@@ -60,16 +59,6 @@ def _describe_finetune(run_dir: Path) -> dict[str, Any] | None:
     }
 
 
-def _hash_status(folder: Path, manifest: dict[str, Any]) -> str:
-    model = folder / runs.ONNX_FILE
-    if not model.is_file():
-        return "MISSING"
-    expected = manifest.get("model_sha256")
-    if not expected:
-        return "UNRECORDED"
-    return "OK" if runs.sha256_file(model) == expected else "MISMATCH"
-
-
 def _describe_variant(folder: Path) -> dict[str, Any]:
     manifest = _json_or_none(folder / runs.EXPORT_MANIFEST) or {}
     model = folder / runs.ONNX_FILE
@@ -82,19 +71,8 @@ def _describe_variant(folder: Path) -> dict[str, Any]:
         "accuracy_delta_vs_fp32": manifest.get("accuracy_delta_vs_fp32"),
         "target": manifest.get("target"),
         "execution_providers": manifest.get("execution_providers"),
-        "hash": _hash_status(folder, manifest),
+        "hash": runs.hash_status(folder, manifest),
     }
-
-
-def _incomplete_variants(run_dir: Path) -> list[str]:
-    root = run_dir / runs.ONNX_DIR
-    if not root.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and not (p / runs.EXPORT_MANIFEST).is_file()
-    )
 
 
 def _flatten_result(r: dict[str, Any]) -> list[dict[str, Any]]:
@@ -118,23 +96,24 @@ def _flatten_result(r: dict[str, Any]) -> list[dict[str, Any]]:
     return rows or [base]
 
 
-def _bench_rows(bench_dir: Path) -> list[dict[str, Any]]:
-    """Flat result rows: report.csv when present (one row per variant x provider x batch x mode), else report.json."""
-    if (bench_dir / BENCH_REPORT_CSV).is_file():
-        with open(bench_dir / BENCH_REPORT_CSV, newline="", encoding="utf-8") as f:
+def _bench_rows(run: RunFolder) -> list[dict[str, Any]]:
+    """Flat result rows: report.csv when present (one row per variant x provider x batch x mode), else
+    report.json read leniently (reports of older versions, or partial ones, still show what they hold)."""
+    if run.bench_file("csv").is_file():
+        with open(run.bench_file("csv"), newline="", encoding="utf-8") as f:
             return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(f)]
-    report = _json_or_none(bench_dir / BENCH_REPORT_JSON)
+    report = _json_or_none(run.bench_file("json"))
     if not isinstance(report, dict):
         return []
     results = report.get("rows") or report.get("results") or []
     return [row for r in results if isinstance(r, dict) for row in _flatten_result(r)]
 
 
-def _describe_bench(run_dir: Path) -> dict[str, Any] | None:
-    bench_dir = run_dir / runs.BENCH_DIR
+def _describe_bench(run: RunFolder) -> dict[str, Any] | None:
+    bench_dir = run.bench_dir
     if not bench_dir.is_dir():
         return None
-    rows = _bench_rows(bench_dir)
+    rows = _bench_rows(run)
     batch_one = [r for r in rows if str(r.get("batch_size") or "1") == "1"] or rows
     headline = [{k: r[k] for k in BENCH_HEADLINE if r.get(k) is not None} for r in batch_one[:MAX_BENCH_ROWS]]
     return {
@@ -153,13 +132,13 @@ def describe_run(run_dir: Path) -> dict[str, Any]:
     Returns:
         {"run_dir", "finetune" (or None), "variants" (list), "incomplete_variants", "bench" (or None)}.
     """
-    run_dir = Path(run_dir)
+    run = RunFolder(run_dir)
     return {
-        "run_dir": str(run_dir),
-        "finetune": _describe_finetune(run_dir),
-        "variants": [_describe_variant(p) for p in runs.list_variants(run_dir)],
-        "incomplete_variants": _incomplete_variants(run_dir),
-        "bench": _describe_bench(run_dir),
+        "run_dir": str(run.path),
+        "finetune": _describe_finetune(run),
+        "variants": [_describe_variant(p) for p in run.variants()],
+        "incomplete_variants": run.incomplete_variants(),
+        "bench": _describe_bench(run),
     }
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from edgefn import runs
-from edgefn.data import Split, write_split_jsonl
 from edgefn.presets import get_preset, load_model
+from edgefn.runs import RunFolder, Split
 
 
 def constraint_split(shared_data: Path, name: str, n: int) -> Split:
@@ -40,14 +40,12 @@ def make_tiny_run(preset: str, run_dir: Path, shared_data: Path, steps: int = 60
         opt.step()
         opt.zero_grad()
     model.eval()
-    (run_dir / runs.CHECKPOINT).mkdir(parents=True)
-    model.save_pretrained(run_dir / runs.CHECKPOINT)
-    tok.save_pretrained(run_dir / runs.CHECKPOINT)
-    data = run_dir / runs.DATA_DIR
-    write_split_jsonl(constraint_split(shared_data, "validation", 200), data / "validation.jsonl")
-    write_split_jsonl(constraint_split(shared_data, "test", 200), data / "test.jsonl")
-    write_split_jsonl(Split(train.texts[:128], train.labels[:128]), data / "calibration.jsonl")
-    runs.write_json(
-        run_dir / runs.FINETUNE_CONFIG, {"preset": preset, "init": loaded.init, "max_length": 128}
-    )
+    run = RunFolder(run_dir)
+    run.checkpoint.mkdir(parents=True)
+    model.save_pretrained(run.checkpoint)
+    tok.save_pretrained(run.checkpoint)
+    run.write_split("validation", constraint_split(shared_data, "validation", 200))
+    run.write_split("test", constraint_split(shared_data, "test", 200))
+    run.write_split("calibration", Split(train.texts[:128], train.labels[:128]))
+    runs.write_json(run.finetune_config, {"preset": preset, "init": loaded.init, "max_length": 128})
     return run_dir

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from edgefn import runs
 from edgefn.cli import main
-from edgefn.runs import sha256_file
+from edgefn.runs import RunFolder, sha256_file
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -32,13 +33,13 @@ def _latin1(tmp: Path) -> str:
 
 
 def _corrupt(run: Path) -> None:
-    with open(run / "onnx" / "int8-dynamic" / "model.onnx", "r+b") as f:
+    with open(RunFolder(run).variant_dir("int8-dynamic") / runs.ONNX_FILE, "r+b") as f:
         f.seek(200)
         f.write(b"\x00\x01\x02\x03")
 
 
 def _drop_weights(run: Path) -> None:
-    (run / "checkpoint" / "model.safetensors").unlink()
+    (RunFolder(run).checkpoint / "model.safetensors").unlink()
 
 
 Case = tuple[str, Callable[[Path, Path], list[str]], str, Callable[[Path], None] | None]
@@ -186,7 +187,7 @@ CASES: list[Case] = [
         lambda t, r: [
             "predict",
             "--model",
-            str(r / "onnx" / "fp32"),
+            str(RunFolder(r).variant_dir("fp32")),
             "--input",
             _latin1(t),
             "--output",
@@ -200,7 +201,7 @@ CASES: list[Case] = [
         lambda t, r: [
             "predict",
             "--model",
-            str(r / "onnx" / "fp32"),
+            str(RunFolder(r).variant_dir("fp32")),
             "--input",
             _csv(t, "title\nhello\n"),
             "--column",
@@ -213,7 +214,7 @@ CASES: list[Case] = [
     ),
     (
         "predict corrupted variant",
-        lambda t, r: ["predict", "--model", str(r / "onnx" / "int8-dynamic"), "hello"],
+        lambda t, r: ["predict", "--model", str(RunFolder(r).variant_dir("int8-dynamic")), "hello"],
         "hash",
         _corrupt,
     ),

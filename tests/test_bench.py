@@ -13,10 +13,12 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
+from edgefn import runs
 from edgefn.bench import CPU, CUDA, BenchConfig, bench, plan_targets, score
 from edgefn.cli import main
 from edgefn.errors import EdgefnError
 from edgefn.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
+from edgefn.runs import RunFolder
 
 QUICK = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.02, min_iters=3, warmup=1, threads=1)
 
@@ -54,7 +56,7 @@ def report(exported_run):
 
 def test_report_has_every_row_and_column(report, exported_run):
     """report.csv holds variants x providers x batch sizes x input modes, with every promised column."""
-    with open(exported_run / "bench" / "report.csv") as f:
+    with open(RunFolder(exported_run).bench_file("csv")) as f:
         rows = list(csv.DictReader(f))
     keys = {(r["variant"], r["provider"], r["batch_size"], r["input_mode"]) for r in rows}
     expected = {
@@ -97,7 +99,7 @@ def test_report_has_every_row_and_column(report, exported_run):
 
 def test_latency_statistics_come_from_samples(report, exported_run):
     """p50/p90/p99/mean/stdev/throughput in report.json recompute from the raw per-call samples."""
-    data = json.loads((exported_run / "bench" / "report.json").read_text())
+    data = json.loads((RunFolder(exported_run).bench_file("json")).read_text())
     checked = 0
     for result in data["results"]:
         for m in result["measurements"]:
@@ -130,9 +132,8 @@ def test_unavailable_provider_is_reported(report):
 
 def test_accuracy_deltas_against_reference(report, exported_run):
     """Accuracy, agreement and deltas recompute from the stored predictions against PyTorch on CPU."""
-    from edgefn.data import read_split_jsonl
 
-    labels = read_split_jsonl(exported_run / "data" / "test.jsonl").labels[: QUICK["samples"]]
+    labels = RunFolder(exported_run).read_split("test").labels[: QUICK["samples"]]
     ref = report.result("pytorch", "torch-cpu")
     assert report.reference == "pytorch on torch-cpu" and len(ref.predictions) == QUICK["samples"]
     ref_acc = np.mean(np.array(ref.predictions) == labels)
@@ -176,7 +177,7 @@ def test_flops_model_matches_bert_arithmetic(exported_run, tiny_run_factory, tmp
     equal the analytic count (hidden 32, ffn 64, 2 layers); the bench uses the fp32 count for every variant."""
     from edgefn.bench import _flops_models
     from edgefn.export import ExportConfig, export
-    from edgefn.quantize import op_counts
+    from edgefn.graph import op_counts
 
     shutil.copytree(tiny_run_factory("test-tiny-bert"), tmp_path / "run")
     export(
@@ -184,12 +185,12 @@ def test_flops_model_matches_bert_arithmetic(exported_run, tiny_run_factory, tmp
     )
     plain = tmp_path / "run" / "onnx" / "fp32" / "model.onnx"
     assert op_counts(plain).get("Attention", 0) == 0
-    assert op_counts(exported_run / "onnx" / "fp32" / "model.onnx")["Attention"] == 2
-    models = {v: (exported_run / "onnx" / v, {}) for v in ("fp32", "int8-dynamic")}
-    models["pytorch"] = (exported_run / "checkpoint", {})
+    assert op_counts(RunFolder(exported_run).variant_dir("fp32") / runs.ONNX_FILE)["Attention"] == 2
+    models = {v: (RunFolder(exported_run).variant_dir(v), {}) for v in ("fp32", "int8-dynamic")}
+    models["pytorch"] = (RunFolder(exported_run).checkpoint, {})
     fitted = _flops_models(models, say=print)
     assert fitted["int8-dynamic"] is fitted["fp32"] is fitted["pytorch"]
-    for path in (exported_run / "onnx" / "fp32" / "model.onnx", plain):
+    for path in (RunFolder(exported_run).variant_dir("fp32") / runs.ONNX_FILE, plain):
         fm = fit_flops_model(path)
         h, ffn, layers, seq = 32, 64, 2, 50
         analytic = (
@@ -202,14 +203,14 @@ def test_flops_model_matches_bert_arithmetic(exported_run, tiny_run_factory, tmp
 def test_shape_inference_leaves_no_files_behind(exported_run, tmp_path, monkeypatch):
     """ONNX Runtime's symbolic shape inference dumps the model into the working directory when it cannot
     finish (as on this quantized fused graph); edgefn runs it elsewhere, so the user's folder stays clean."""
-    from edgefn.quantize import infer_shapes_symbolic
+    from edgefn.graph import infer_shapes_symbolic
 
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
-    int8 = onnx.load(str(exported_run / "onnx" / "int8-dynamic" / "model.onnx"))
+    int8 = onnx.load(str(RunFolder(exported_run).variant_dir("int8-dynamic") / runs.ONNX_FILE))
     assert infer_shapes_symbolic(int8) is None  # incomplete: the case that used to write files
-    count_graph_flops(exported_run / "onnx" / "int8-dynamic" / "model.onnx", 1, 8)
+    count_graph_flops(RunFolder(exported_run).variant_dir("int8-dynamic") / runs.ONNX_FILE, 1, 8)
     assert list(work.iterdir()) == []
 
 
@@ -237,7 +238,7 @@ def test_cuda_fallback_detected_from_profile():
 def test_provider_planning_with_gpu_present(exported_run):
     """With CUDA in onnxruntime and a GPU, every variant runs on both; fp16 is refused on CPU only."""
     variants = {
-        "pytorch": (exported_run / "checkpoint", {}),
+        "pytorch": (RunFolder(exported_run).checkpoint, {}),
         "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
         "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]}),
     }
@@ -268,7 +269,7 @@ def test_hash_mismatch_is_refused(exported_run, tmp_path):
     """A model.onnx changed after export is refused with a one-line error naming the file."""
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("bench"))
-    with open(run_dir / "onnx" / "int8-dynamic" / "model.onnx", "ab") as f:
+    with open(RunFolder(run_dir).variant_dir("int8-dynamic") / runs.ONNX_FILE, "ab") as f:
         f.write(b"\0")
     with pytest.raises(EdgefnError, match="int8-dynamic/model.onnx does not match the hash"):
         bench(BenchConfig(run_dir=run_dir, **QUICK))
@@ -327,10 +328,39 @@ def test_cli_bench_prints_summary(exported_run, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "int8-dynamic on CPUExecutionProvider: ok" in result.output
-    assert "fixed b2 ms" in result.output and str(run_dir / "bench" / "report.csv") in result.output
-    with open(run_dir / "bench" / "report.csv") as f:
+    assert "fixed b2 ms" in result.output and str(RunFolder(run_dir).bench_file("csv")) in result.output
+    with open(RunFolder(run_dir).bench_file("csv")) as f:
         rows = list(csv.DictReader(f))
     assert [(r["variant"], r["batch_size"], r["input_mode"]) for r in rows] == [
         ("int8-dynamic", "2", "fixed")
     ]
     assert rows[0]["accuracy_delta"] == "0.0"  # the only row is its own reference
+
+
+def test_real_lengths_time_classifier_predict(report, exported_run, monkeypatch):
+    """Bench's real-lengths rows time `Classifier.predict` itself (one call per timed batch, same texts), and
+    bench's predictions are exactly those of `Classifier.predict` on the test texts."""
+    from edgefn import bench_worker
+    from edgefn.runtime import Classifier
+
+    texts = RunFolder(exported_run).read_split("test").texts[: QUICK["samples"]]
+    variant = RunFolder(exported_run).variant_dir("int8-dynamic")
+    expected = [p.label_id for p in Classifier.from_folder(variant, threads=1).predict(texts)]
+    assert report.result("int8-dynamic", CPU).predictions == expected
+
+    calls: list[list[str]] = []
+    real_predict = Classifier.predict
+
+    def spy(self, batch_texts, batch_size=None):
+        calls.append(list(batch_texts))
+        return real_predict(self, batch_texts, batch_size)
+
+    monkeypatch.setattr(Classifier, "predict", spy)
+    job = bench_worker.Job("int8-dynamic", CPU, str(variant), texts, (4,), 32, 128, ("real",), 1, 1, 3, 0.0)
+    out = bench_worker.run_job(job)
+    (measured,) = out.measurements
+    timed = measured["latency"].count
+    assert len(calls) == 1 + timed + 1  # warm-up, every timed call, then the prediction pass
+    assert all(len(c) == 4 for c in calls[: 1 + timed]) and calls[-1] == texts
+    assert all(set(c) <= set(texts) for c in calls)
+    assert out.predictions == expected

@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import export as export_mod
+from edgefn import graph as graph_tools
 from edgefn import quantize as q
 from edgefn import runs
 from edgefn.cli import main
-from edgefn.data import read_split_jsonl
 from edgefn.errors import EdgefnError
 from edgefn.export import ExportConfig, export
+from edgefn.runs import RunFolder
 
 PRESETS = ["test-tiny-bert", "test-tiny-mobilebert", "test-tiny-albert", "test-tiny-distilbert"]
 SCHEMES = ("int8", "int8-static", "fp16")
@@ -64,10 +65,10 @@ def ort_predictions(folder: Path, texts: list[str]) -> np.ndarray:
 def test_fp32_matches_pytorch(exported, preset):
     """fp32 ONNX logits match PyTorch within 1e-4 with identical predictions, and the manifest is complete."""
     run, result = exported(preset)
-    manifest = runs.verify_variant(run / "onnx" / "fp32")
+    manifest = runs.verify_variant(RunFolder(run).variant_dir("fp32"))
     assert manifest["parity"]["reference"] == "pytorch" and manifest["parity"]["samples"] == 64
     assert manifest["parity"]["max_abs_logit_diff"] <= 1e-4 and manifest["parity"]["agreement"] == 1.0
-    assert manifest["source_checkpoint_sha256"] == runs.sha256_dir(run / "checkpoint")
+    assert manifest["source_checkpoint_sha256"] == runs.sha256_dir(RunFolder(run).checkpoint)
     assert manifest["preset"] == preset and manifest["opset"] >= 14 and manifest["size_ratio_to_fp32"] == 1.0
     assert [v.name for v in result.variants] == ["fp32", "int8-dynamic", "int8-static", "fp16"]
     assert [p.name for p in runs.list_variants(run)] == ["fp16", "fp32", "int8-dynamic", "int8-static"]
@@ -77,8 +78,8 @@ def test_fp32_matches_pytorch(exported, preset):
 def test_every_scheme_loads_and_agrees_with_fp32(exported, preset):
     """Each variant loads with ORTModelForSequenceClassification and agrees with fp32 on real validation texts."""
     run, result = exported(preset)
-    texts = read_split_jsonl(run / "data" / "validation.jsonl").texts[:100]
-    reference = ort_predictions(run / "onnx" / "fp32", texts)
+    texts = RunFolder(run).read_split("validation").texts[:100]
+    reference = ort_predictions(RunFolder(run).variant_dir("fp32"), texts)
     for v in result.variants[1:]:
         manifest = runs.verify_variant(v.folder)
         agreement = float((ort_predictions(v.folder, texts) == reference).mean())
@@ -100,22 +101,30 @@ def test_quantized_matmul_counts(exported, preset):
 
     run, _ = exported(preset)
     counts = {
-        n: q.op_counts(run / "onnx" / n / "model.onnx") for n in ("fp32", "int8-dynamic", "int8-static")
+        n: graph_tools.op_counts(RunFolder(run).variant_dir(n) / runs.ONNX_FILE)
+        for n in ("fp32", "int8-dynamic", "int8-static")
     }
-    config = json.loads((run / "onnx" / "fp32" / "config.json").read_text())
+    config = json.loads((RunFolder(run).variant_dir("fp32") / runs.MODEL_CONFIG).read_text())
     layers = config.get("num_hidden_layers", config.get("n_layers"))
     fp32, dyn, static = counts["fp32"], counts["int8-dynamic"], counts["int8-static"]
     fused = fp32.get("Attention", 0)
     assert fused == (layers if preset in FUSED_BY_DEFAULT else 0)
     matmuls = fp32["MatMul"]
     assert matmuls > 0 and fp32["MatMul_qdq"] == 0
-    kept = runs.read_json(run / "onnx" / "int8-dynamic" / "export.json")["nodes_kept_float"]
+    kept = runs.read_json(RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST)[
+        "nodes_kept_float"
+    ]
     assert dyn.get("MatMul", 0) == len(kept) == 2 * (layers - fused)
     weight_products = matmuls - len(kept) + fp32.get("Gemm", 0)  # pooler / classifier are Gemm
     assert dyn["MatMulInteger"] == weight_products and dyn["DynamicQuantizeLinear"] > 0
     assert dyn.get("QAttention", 0) == fused and dyn.get("Attention", 0) == 0
     # Static QDQ cannot quantize a fused Attention: it quantizes the plain graph (5 MatMuls per fused layer).
-    passes = [g["name"] for g in runs.read_json(run / "onnx" / "int8-static" / "export.json")["graph_passes"]]
+    passes = [
+        g["name"]
+        for g in runs.read_json(RunFolder(run).variant_dir("int8-static") / runs.EXPORT_MANIFEST)[
+            "graph_passes"
+        ]
+    ]
     assert ("plain-graph" in passes) == (fused > 0)
     assert static["MatMul"] == static["MatMul_qdq"] == matmuls + 5 * fused and static["QuantizeLinear"] > 0
     assert static.get("Attention", 0) == 0
@@ -126,8 +135,8 @@ def test_static_keeps_layernorm_in_float(exported, preset):
     """int8-static records the nodes it kept in float; every LayerNormalization is among them and reads
     float inputs (no DequantizeLinear in front of it)."""
     run, _ = exported(preset)
-    manifest = runs.read_json(run / "onnx" / "int8-static" / "export.json")
-    graph = onnx.load(str(run / "onnx" / "int8-static" / "model.onnx")).graph
+    manifest = runs.read_json(RunFolder(run).variant_dir("int8-static") / runs.EXPORT_MANIFEST)
+    graph = onnx.load(str(RunFolder(run).variant_dir("int8-static") / runs.ONNX_FILE)).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     layer_norms = {n.name for n in graph.node if n.op_type == "LayerNormalization"}
     assert not any(dequantized & set(n.input) for n in graph.node if n.name in layer_norms)
@@ -141,7 +150,7 @@ def test_avx2_setting_avoids_saturation(exported, preset):
     """On AVX2 the chosen u8/s8 7-bit weights stay >= 10x closer to fp32 than saturation-prone u8/s8 full
     range, and within 3x of u8/u8 (the other saturation-free setting, one bit more precise)."""
     run, _ = exported(preset)
-    manifest = runs.read_json(run / "onnx" / "int8-dynamic" / "export.json")
+    manifest = runs.read_json(RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST)
     if manifest["target"] != "avx2":
         pytest.skip(f"this CPU's target is {manifest['target']}")
     check = manifest["settings"]["saturation_check"]
@@ -159,9 +168,9 @@ def test_fp16_is_marked_for_cuda(exported):
     import onnxruntime as ort
 
     run, result = exported("test-tiny-bert")
-    manifest = runs.read_json(run / "onnx" / "fp16" / "export.json")
+    manifest = runs.read_json(RunFolder(run).variant_dir("fp16") / runs.EXPORT_MANIFEST)
     assert manifest["execution_providers"] == ["CUDAExecutionProvider"]
-    model = onnx.load(str(run / "onnx" / "fp16" / "model.onnx"))
+    model = onnx.load(str(RunFolder(run).variant_dir("fp16") / runs.ONNX_FILE))
     assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in model.graph.input)
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert 0.45 <= manifest["size_ratio_to_fp32"] <= 0.56
@@ -172,13 +181,16 @@ def test_fp16_is_marked_for_cuda(exported):
 def test_albert_basic_pass_shrinks_int8(exported, tmp_path):
     """ALBERT: the basic pass folds the shared-layer Identity nodes so no fp32 weight copy survives int8."""
     run, _ = exported("test-tiny-albert")
-    fp32, int8 = run / "onnx" / "fp32" / "model.onnx", run / "onnx" / "int8-dynamic" / "model.onnx"
+    fp32, int8 = (
+        RunFolder(run).variant_dir("fp32") / runs.ONNX_FILE,
+        RunFolder(run).variant_dir("int8-dynamic") / runs.ONNX_FILE,
+    )
     manifest = runs.read_json(int8.parent / "export.json")
     assert manifest["graph_passes"][0]["identity_nodes_before"] > 0
     assert manifest["graph_passes"][0]["identity_nodes_after"] == 0
-    assert q.float_matmul_weights(fp32) > 0 and q.float_matmul_weights(int8) == 0
+    assert graph_tools.float_matmul_weights(fp32) > 0 and graph_tools.float_matmul_weights(int8) == 0
     without_pass, _ = q.quantize_dynamic_file(fp32, tmp_path / "no-pass", "avx2")
-    assert q.float_matmul_weights(without_pass) > 0  # the quirk: Identity-fed weights stay fp32
+    assert graph_tools.float_matmul_weights(without_pass) > 0  # the quirk: Identity-fed weights stay fp32
     assert int8.stat().st_size < without_pass.stat().st_size
     # Weights shrink 4x; the whole file 3.1x on this 2 MB model, whose graph definition (~0.16 MB of node
     # names and shapes) does not shrink. On albert-base-v2 (47 MB) that fixed part is negligible.
@@ -234,7 +246,7 @@ def test_compact_storage_keeps_outputs_and_shrinks(tmp_path):
     before = ort.InferenceSession(str(path), providers=[q.CPU]).run(None, x)[0]
     size = path.stat().st_size
 
-    record = q.compact_storage(path)
+    record = graph_tools.compact_storage(path)
 
     model = onnx.load(str(path))
     dtypes = {i.name: i.data_type for i in model.graph.initializer}
@@ -261,7 +273,7 @@ def test_mobilebert_optimize_is_skipped(tiny_run_factory, tmp_path):
     """--optimize on MobileBERT is reported as skipped; the export still succeeds with parity."""
     run = copy_run(tiny_run_factory, tmp_path, "test-tiny-mobilebert")
     result = export(ExportConfig(run, schemes=("none",), optimize="O2", threads=1))
-    manifest = runs.read_json(run / "onnx" / "fp32" / "export.json")
+    manifest = runs.read_json(RunFolder(run).variant_dir("fp32") / runs.EXPORT_MANIFEST)
     assert manifest["optimize"]["requested"] == "O2" and manifest["optimize"]["applied"] is None
     assert "not support" in manifest["optimize"]["skipped"]
     assert any("skipped" in n for n in result.variants[0].notes)
@@ -272,7 +284,7 @@ def test_bert_optimize_o2_fuses_attention(tiny_run_factory, tmp_path):
     """O2 on a BERT-family preset fuses attention and still passes parity."""
     run = copy_run(tiny_run_factory, tmp_path, "test-tiny-distilbert")
     export(ExportConfig(run, schemes=("none",), optimize="O2", threads=1))
-    manifest = runs.read_json(run / "onnx" / "fp32" / "export.json")
+    manifest = runs.read_json(RunFolder(run).variant_dir("fp32") / runs.EXPORT_MANIFEST)
     assert manifest["optimize"]["applied"] == "O2"
     assert manifest["op_counts"].get("Attention", 0) == 2 and manifest["op_counts"]["MatMul"] < 16
     assert manifest["parity"]["max_abs_logit_diff"] <= 1e-4
@@ -338,7 +350,7 @@ def test_incomplete_checkpoint_says_what_is_missing(tiny_run_factory, tmp_path, 
     run = copy_run(tiny_run_factory, tmp_path)
     names = ["vocab.txt", "tokenizer.json"] if remove == "vocab+tokenizer" else [remove]
     for name in names:
-        (run / "checkpoint" / name).unlink()
+        (RunFolder(run).checkpoint / name).unlink()
     with pytest.raises(EdgefnError, match=message):
         export(ExportConfig(run, threads=1))
     assert not (run / "onnx").exists()
@@ -348,11 +360,11 @@ def test_existing_variant_is_refused_then_overwritten(exported, tiny_run_factory
     """An existing variant is refused (untouched) unless overwrite; the fp32 folder is reused for new schemes."""
     run = copy_run(tiny_run_factory, tmp_path)
     export(ExportConfig(run, schemes=("int8",), threads=1))
-    before = runs.sha256_file(run / "onnx" / "int8-dynamic" / "model.onnx")
-    mtime = (run / "onnx" / "int8-dynamic").stat().st_mtime
+    before = runs.sha256_file(RunFolder(run).variant_dir("int8-dynamic") / runs.ONNX_FILE)
+    mtime = (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime
     with pytest.raises(EdgefnError, match="int8-dynamic already exist.*--overwrite"):
         export(ExportConfig(run, schemes=("int8",), threads=1))
-    assert (run / "onnx" / "int8-dynamic").stat().st_mtime == mtime
+    assert (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime == mtime
     result = export(ExportConfig(run, schemes=("int8",), overwrite=True, threads=1))
     assert runs.verify_variant(result.variants[1].folder)["model_sha256"] == before  # deterministic
     result = export(ExportConfig(run, schemes=("fp16",), threads=1))  # fp32 reused, fp16 added
@@ -363,13 +375,13 @@ def test_corrupted_model_is_refused(tiny_run_factory, tmp_path):
     """A model.onnx that no longer matches export.json is refused by verify_variant and by a later export."""
     run = copy_run(tiny_run_factory, tmp_path)
     export(ExportConfig(run, schemes=("none",), threads=1))
-    model = run / "onnx" / "fp32" / "model.onnx"
+    model = RunFolder(run).variant_dir("fp32") / runs.ONNX_FILE
     model.write_bytes(model.read_bytes()[:-100] + b"\0" * 100)
     with pytest.raises(EdgefnError, match="does not match the hash"):
         runs.verify_variant(model.parent)
     with pytest.raises(EdgefnError, match="does not match the hash"):
         export(ExportConfig(run, schemes=("int8",), threads=1))
-    assert not (run / "onnx" / "int8-dynamic").exists()
+    assert not (RunFolder(run).variant_dir("int8-dynamic")).exists()
 
 
 def test_parity_failure_stops_with_numbers(tiny_run_factory, tmp_path, monkeypatch):
@@ -420,7 +432,7 @@ def test_cli_export_prints_table(tiny_run_factory, tmp_path):
         "(pts)",
     ]
     assert lines[1].startswith("fp32") and lines[2].startswith("int8-dynamic")
-    manifest = runs.read_json(run / "onnx" / "int8-dynamic" / "export.json")
+    manifest = runs.read_json(RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST)
     assert f"{manifest['size_ratio_to_fp32']:.2f}" in lines[2]
 
 

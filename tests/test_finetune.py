@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from edgefn import runs
 from edgefn.cli import main
-from edgefn.data import load_data, read_split_jsonl
+from edgefn.data import load_data
 from edgefn.errors import EdgefnError
 from edgefn.finetune import FinetuneConfig, finetune
 from edgefn.presets import count_parameters, get_preset, list_presets, load_model
+from edgefn.runs import RunFolder
 
 TINY = [p for p in list_presets() if p.startswith("test-tiny-")]
 
@@ -33,9 +34,9 @@ def test_tiny_preset_finetunes_and_writes_every_output(preset: str, tmp_path: Pa
     m = json.loads((run / runs.METRICS).read_text())
     test = m["test"]
     n = len(load_data("sample").test)
-    assert test["n"] == n == len(read_split_jsonl(run / "data" / "test.jsonl"))
+    assert test["n"] == n == len(RunFolder(run).read_split("test"))
     assert sum(map(sum, test["confusion_matrix"])) == n
-    with open(run / "errors.csv", encoding="utf-8") as f:
+    with open(RunFolder(run).errors_csv, encoding="utf-8") as f:
         errors = list(csv.DictReader(f))
     assert len(errors) == m["misclassified"] == round((1 - test["accuracy"]) * n)
     assert all(row["label"] != row["prediction"] for row in errors)
@@ -54,8 +55,8 @@ def test_same_seed_gives_same_metrics_and_weights(tmp_path: Path) -> None:
     a = finetune(_cfg("test-tiny-bert", tmp_path / "a", epochs=2))
     b = finetune(_cfg("test-tiny-bert", tmp_path / "b", epochs=2))
     assert a.metrics["test"] == b.metrics["test"]
-    assert runs.sha256_file(a.run_dir / "checkpoint" / "model.safetensors") == runs.sha256_file(
-        b.run_dir / "checkpoint" / "model.safetensors"
+    assert runs.sha256_file(RunFolder(a.run_dir).checkpoint / "model.safetensors") == runs.sha256_file(
+        RunFolder(b.run_dir).checkpoint / "model.safetensors"
     )
 
 
@@ -219,14 +220,14 @@ def test_test_metrics_match_the_saved_checkpoint_row_by_row(tmp_path: Path) -> N
     ckpt = result.run_dir / runs.CHECKPOINT
     model = AutoModelForSequenceClassification.from_pretrained(ckpt).eval()
     tok = AutoTokenizer.from_pretrained(ckpt)
-    test = read_split_jsonl(result.run_dir / "data" / "test.jsonl")
+    test = RunFolder(result.run_dir).read_split("test")
     with torch.no_grad():
         enc = tok(test.texts, truncation=True, max_length=64, padding=True, return_tensors="pt")
         preds = model(**enc).logits.argmax(-1).tolist()
     assert 0 < sum(preds) < len(preds)  # both classes predicted: the order check below means something
     wrong = [t for t, y, p in zip(test.texts, test.labels, preds) if y != p]
     assert result.metrics["test"]["accuracy"] == pytest.approx(1 - len(wrong) / len(preds))
-    with open(result.run_dir / "errors.csv", encoding="utf-8") as f:
+    with open(RunFolder(result.run_dir).errors_csv, encoding="utf-8") as f:
         assert [row["text"] for row in csv.DictReader(f)] == wrong
 
 
@@ -234,7 +235,7 @@ def test_max_test_samples_scores_a_recorded_subset(tmp_path: Path) -> None:
     """--max-test-samples scores a seeded subset of the test split and says so in metrics.json."""
     result = finetune(_cfg("test-tiny-bert", tmp_path / "run", max_test_samples=20))
     assert result.metrics["test"]["n"] == 20
-    assert len(read_split_jsonl(result.run_dir / "data" / "test.jsonl")) == 20
+    assert len(RunFolder(result.run_dir).read_split("test")) == 20
     assert "20 seeded random rows" in result.metrics["data"]["test_subset"]
     full = set(load_data("sample").test.texts)
-    assert set(read_split_jsonl(result.run_dir / "data" / "test.jsonl").texts) <= full
+    assert set(RunFolder(result.run_dir).read_split("test").texts) <= full

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from edgefn import runs
 from edgefn.cli import main
 from edgefn.pipeline import demo_config
+from edgefn.runs import RunFolder
 
 
 def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
@@ -43,7 +44,7 @@ def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     variants = [p.name for p in runs.list_variants(run)]
     assert variants == ["fp32", "int8-dynamic"]
-    report = json.loads((run / "bench" / "report.json").read_text())
+    report = json.loads((RunFolder(run).bench_file("json")).read_text())
     rows = {(r["variant"], r["provider"]) for r in report["results"]}
     assert {
         ("pytorch", "torch-cpu"),
@@ -87,7 +88,6 @@ def test_predict_matches_bench_predictions_for_every_variant(tiny_run_factory, t
     import shutil
 
     from edgefn.bench import BenchConfig, bench
-    from edgefn.data import read_split_jsonl
     from edgefn.export import ExportConfig, export
     from edgefn.runtime import Classifier
 
@@ -107,12 +107,15 @@ def test_predict_matches_bench_predictions_for_every_variant(tiny_run_factory, t
             warmup=0,
         )
     )
-    texts = read_split_jsonl(run / "data" / "test.jsonl").texts[:120]
+    texts = RunFolder(run).read_split("test").texts[:120]
     checked = 0
     for result in report.results:
         if result.variant == "pytorch" or result.status != "ok":
             continue
-        preds = [p.label_id for p in Classifier.from_folder(run / "onnx" / result.variant).predict(texts)]
+        preds = [
+            p.label_id
+            for p in Classifier.from_folder(RunFolder(run).variant_dir(result.variant)).predict(texts)
+        ]
         assert preds == result.predictions, result.variant
         assert 0 < sum(preds) < len(preds)  # both classes predicted, so the comparison means something
         checked += 1

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from edgefn import runs
 from edgefn.cli import main
-from edgefn.data import read_split_jsonl
 from edgefn.errors import EdgefnError
+from edgefn.runs import RunFolder
 from edgefn.runtime import Classifier, softmax
 from edgefn.show import describe_run, format_run
 
@@ -77,7 +77,7 @@ def test_fp32_matches_pytorch_checkpoint(exported, preset):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     run = exported(preset)
-    texts = read_split_jsonl(run / runs.DATA_DIR / "validation.jsonl").texts[:48]
+    texts = RunFolder(run).read_split("validation").texts[:48]
     model = AutoModelForSequenceClassification.from_pretrained(run / runs.CHECKPOINT).eval()
     tok = AutoTokenizer.from_pretrained(run / runs.CHECKPOINT)
     with torch.no_grad():
@@ -132,7 +132,7 @@ def test_runtime_and_predict_command_do_not_import_torch(variant):
 
 def test_length_batching_keeps_input_order_and_values(variant, clf):
     """Length-sorted batches return results in input order, equal to batch size 1, with less padding."""
-    texts = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "test.jsonl").texts[:40] + ODD_TEXTS
+    texts = RunFolder(variant.parents[1]).read_split("test").texts[:40] + ODD_TEXTS
     one = Classifier.from_folder(variant, threads=1, batch_size=1)
     np.testing.assert_allclose(clf.predict_logits(texts), one.predict_logits(texts), atol=1e-5)
     assert [p.label_id for p in clf.predict(texts)] == [p.label_id for p in one.predict(texts)]
@@ -239,7 +239,7 @@ def test_non_utf8_input_names_the_line(variant, tmp_path):
 def test_quantised_variants_match_export_figures(variant, clf, scheme):
     """int8-dynamic and fp16 folders reproduce the validation accuracy export.json records and agree with fp32."""
     folder = variant.parent / scheme
-    val = read_split_jsonl(variant.parents[1] / runs.DATA_DIR / "validation.jsonl")
+    val = RunFolder(variant.parents[1]).read_split("validation")
     runtime = Classifier.from_folder(folder, threads=1)
     got = runtime.predict_logits(val.texts)
     ref = clf.predict_logits(val.texts)
@@ -258,7 +258,7 @@ def test_run_folder_as_model_lists_its_variants(variant):
     run = variant.parents[1]
     result = run_cli("predict", "--model", str(run), "text")
     assert result.exit_code == 2
-    listed = ", ".join(str(run / "onnx" / v) for v in ("fp16", "fp32", "int8-dynamic"))
+    listed = ", ".join(str(RunFolder(run).variant_dir(v)) for v in ("fp16", "fp32", "int8-dynamic"))
     assert f"this is a run folder; pass one of its variants: {listed}" in result.stderr
 
 
@@ -335,7 +335,7 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
     (onnx / "fp16").mkdir()
     measured = [(1, 4.321, 231.4), (8, 20.0, 400.0)]  # batch size, p50 ms, samples/s
     runs.write_json(  # the shape of edgefn.bench's BenchReport
-        run / runs.BENCH_DIR / "report.json",
+        RunFolder(run).bench_file("json"),
         {
             "results": [
                 {
@@ -400,7 +400,7 @@ def test_show_prefers_bench_csv_rows(tmp_path):
     """When bench wrote report.csv, `show` takes its flat rows (blank cells as missing)."""
     bench = tmp_path / "run" / runs.BENCH_DIR
     bench.mkdir(parents=True)
-    (bench / "report.csv").write_text(
+    (bench / runs.BENCH_FILES["csv"]).write_text(
         "variant,provider,batch_size,latency_p50_ms,accuracy\n"
         "fp32,CPUExecutionProvider,1,7.5,\nfp32,CPUExecutionProvider,32,3.1,0.91\n",
         encoding="utf-8",

@@ -1,0 +1,151 @@
+"""Shared click options and helpers of the CLI: one-line errors, list parsing, dataset and fine-tune options."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from edgefn.errors import EdgefnError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn EdgefnError into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgefnError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_int_list(value: str, option: str) -> tuple[int, ...]:
+    """Parse `1,8,32` into positive integers, with a one-line error otherwise."""
+    try:
+        out = tuple(int(v) for v in value.split(",") if v.strip() != "")
+    except ValueError:
+        raise EdgefnError(f"{option} takes a comma list of positive integers, got {value!r}") from None
+    if not out or any(v <= 0 for v in out):
+        raise EdgefnError(f"{option} takes a comma list of positive integers, got {value!r}")
+    return out
+
+
+def split_list(value: str | None) -> tuple[str, ...] | None:
+    """Split `a, b,c` into names; None stays None."""
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def data_options(fn: F) -> F:
+    """Options shared by every command that reads a dataset."""
+    decorators = [
+        click.option(
+            "--data",
+            "data",
+            default="welfake",
+            show_default=True,
+            help="Dataset name (welfake, isot, constraint, liar, sample) or a file/folder path.",
+        ),
+        click.option(
+            "--text-col",
+            "text_cols",
+            multiple=True,
+            help="Text column of a generic file; repeat to join columns (title + text).",
+        ),
+        click.option("--label-col", default=None, help="Label column of a generic file."),
+        click.option("--fake-label", default=None, help="The label value that means fake in a generic file."),
+        click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.)."),
+    ]
+    for dec in reversed(decorators):
+        fn = dec(fn)
+    return fn
+
+
+def make_data_options(
+    text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None, no_clean: bool, seed: int = 42
+) -> Any:
+    from edgefn.data import DataOptions
+
+    return DataOptions(
+        text_cols=tuple(text_cols), label_col=label_col, fake_label=fake_label, clean=not no_clean, seed=seed
+    )
+
+
+def finetune_options(fn: F) -> F:
+    """Options shared by `finetune` and `run`."""
+    decorators = [
+        data_options,
+        click.option(
+            "--epochs",
+            type=int,
+            default=None,
+            help="Maximum epochs (default: the preset's, 5 for real presets).",
+        ),
+        click.option(
+            "--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's)."
+        ),
+        click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's)."),
+        click.option(
+            "--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128)."
+        ),
+        click.option(
+            "--max-train-samples", type=int, default=None, help="Use a random subset of the training split."
+        ),
+        click.option(
+            "--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split."
+        ),
+        click.option(
+            "--max-test-samples",
+            type=int,
+            default=None,
+            help="Score a random subset of the test split (quick runs).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=42,
+            show_default=True,
+            help="Seed for splits, init and training order.",
+        ),
+        click.option(
+            "--init",
+            type=click.Choice(["pretrained", "scratch"]),
+            default="pretrained",
+            show_default=True,
+            help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
+            "scratch: random init of the preset's architecture.",
+        ),
+        click.option(
+            "--run-dir",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Output folder (default: artifacts/<preset>-<data>).",
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
+    ]
+    for dec in reversed(decorators):
+        fn = dec(fn)
+    return fn
+
+
+def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False) -> Any:
+    """Build a FinetuneConfig from the `finetune_options` values."""
+    from edgefn.finetune import FinetuneConfig
+
+    data_opts = make_data_options(
+        opts.pop("text_cols"),
+        opts.pop("label_col"),
+        opts.pop("fake_label"),
+        opts.pop("no_clean"),
+        opts["seed"],
+    )
+    return FinetuneConfig(preset=preset, data_options=data_opts, resume=resume, **opts)

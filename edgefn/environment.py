@@ -1,0 +1,116 @@
+"""This machine as results record it: CPU model and SIMD flags (the one /proc/cpuinfo parser), cores, versions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+# The flags that decide int8 / fp32 kernels, in the order reports list them.
+CPU_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "neon",
+    "asimd",
+    "asimddp",
+    "sve",
+)
+# Libraries whose versions shape results.
+VERSIONED = (
+    "edgefn",
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "tokenizers",
+    "datasets",
+    "scikit-learn",
+    "numpy",
+)
+
+
+def read_cpuinfo() -> str:
+    """The text of /proc/cpuinfo, or "" where there is none (macOS, Windows)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_cpuinfo(text: str) -> tuple[str | None, set[str]]:
+    """The CPU model name and every flag of a /proc/cpuinfo text (x86 `flags`, Arm `Features`)."""
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key in ("flags", "Features"):
+            flags.update(value.split())
+    return model, flags
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """Every flag this CPU (or the given cpuinfo text) reports."""
+    return parse_cpuinfo(read_cpuinfo() if cpuinfo is None else cpuinfo)[1]
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model name, architecture and the SIMD flags that matter for int8 / fp32 kernels."""
+    model, flags = parse_cpuinfo(read_cpuinfo())
+    return {
+        "model": model or platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+    }
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (logical ones when psutil cannot tell)."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def library_versions() -> dict[str, str]:
+    """Python and the installed versions of the libraries that shape results."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def machine_environment(threads: int | None) -> dict[str, Any]:
+    """CPU model and flags, cores, memory, platform, Python, threads used and library versions."""
+    import psutil
+
+    return {
+        "cpu": cpu_info(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": psutil.cpu_count(logical=True),
+        "threads": threads,
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": library_versions(),
+    }

@@ -1,0 +1,217 @@
+"""The one inference path (torch-free): providers, ONNX Runtime sessions, tokenising and length-sorted batches.
+
+`runtime.Classifier` is built on it; export's parity and scoring, bench's accuracy and both latency modes,
+and `edgefn predict` all run models through it. The PyTorch reference (`edgefn.reference`) plugs a torch
+model into the same `Encoder` and batching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefn import runs
+from edgefn.errors import EdgefnError
+
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+PROVIDER_ALIASES = {
+    "cpu": CPU,
+    "cuda": CUDA,
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+}
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# What runs one padded batch: numpy feed in, float32 logits (batch, num_labels) out.
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64, stable for large logits."""
+    z = np.asarray(logits).astype(np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# --- providers and sessions ---------------------------------------------------------------------------------
+
+
+def provider_name(name: str) -> str:
+    """`cpu` / `cuda` / ... or a full ONNX Runtime provider name; unknown names raise with the known ones."""
+    name = name.strip()
+    if name.lower() in PROVIDER_ALIASES:
+        return PROVIDER_ALIASES[name.lower()]
+    if name.endswith("ExecutionProvider"):
+        return name
+    raise EdgefnError(
+        f"unknown provider {name!r}; use {', '.join(PROVIDER_ALIASES)} or a full ONNX Runtime provider name"
+    )
+
+
+def available_providers() -> list[str]:
+    """The execution providers of the installed onnxruntime build."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def resolve_provider(provider: str) -> str:
+    """The full name of a provider this onnxruntime build has, or a one-line error listing those it has."""
+    name = PROVIDER_ALIASES.get(provider.lower(), provider)
+    available = available_providers()
+    if name not in available:
+        raise EdgefnError(
+            f"execution provider {name} is not available in this onnxruntime build; "
+            f"available: {', '.join(available)}"
+            + (" (install onnxruntime-gpu for CUDA)" if name == CUDA else "")
+        )
+    return name
+
+
+def create_session(
+    model: Path | str, provider: str = CPU, threads: int | None = None, profile: bool = False
+) -> Any:
+    """An ONNX Runtime session on `provider` (CPU behind any other, for the nodes it lacks).
+
+    Args:
+        model: the .onnx file.
+        provider: a full provider name (see `resolve_provider`).
+        threads: intra-op threads (None: ONNX Runtime's default); inter-op threads are then 1.
+        profile: record a profile of every node (`session.end_profiling()` returns its file).
+
+    Raises EdgefnError when the file does not load or the provider could not be initialised (ONNX Runtime
+    would otherwise fall back to CPU without a word).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.enable_profiling = profile
+    providers = [provider] if provider == CPU else [provider, CPU]
+    try:
+        session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types for broken files
+        raise EdgefnError(f"onnxruntime cannot load {model}: {str(e).splitlines()[0]}") from None
+    if provider not in session.get_providers():  # e.g. CUDA libraries missing
+        raise EdgefnError(
+            f"{provider} could not be initialised (session runs on {', '.join(session.get_providers())}); "
+            "check the CUDA / cuDNN installation"
+        )
+    return session
+
+
+class OrtRunner:
+    """Runs padded batches through an ONNX Runtime session, feeding only the inputs its graph declares."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+        missing = [n for n in self.input_names if n not in MODEL_INPUTS]
+        if missing:
+            raise EdgefnError(f"model.onnx expects inputs this runtime does not build: {', '.join(missing)}")
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        (logits,) = self.session.run(["logits"], {k: feed[k] for k in self.input_names})
+        return np.asarray(logits, dtype=np.float32)
+
+
+# --- tokenising and batching --------------------------------------------------------------------------------
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Row indices sorted by token length (stable), cut into batches: padding stays short."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_id_of(tokenizer: Any, folder: Path) -> int:
+    """The padding id: the tokenizer's own padding, else tokenizer_config's pad_token, else config's
+    pad_token_id, else 0."""
+    pad_id = (tokenizer.padding or {}).get("pad_id")
+    if pad_id is None:
+        pad_token = runs.read_optional_json(folder / runs.TOKENIZER_CONFIG).get("pad_token")
+        if isinstance(pad_token, dict):
+            pad_token = pad_token.get("content")
+        pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
+    if pad_id is None:
+        pad_id = runs.read_optional_json(folder / runs.MODEL_CONFIG).get("pad_token_id")
+    return int(pad_id or 0)
+
+
+class Encoder:
+    """A fast tokenizer (the `tokenizers` library, no torch) that truncates, and pads per batch."""
+
+    def __init__(self, tokenizer: Any, pad_id: int, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.pad_id = pad_id
+        self.max_length = max_length
+        tokenizer.no_padding()  # padding is done per length-sorted batch
+        tokenizer.enable_truncation(max_length)
+
+    @classmethod
+    def from_folder(cls, folder: Path, max_length: int) -> Encoder:
+        """The tokenizer.json of a variant folder or checkpoint."""
+        from tokenizers import Tokenizer
+
+        path = Path(folder) / runs.TOKENIZER_FILE
+        if not path.is_file():
+            raise EdgefnError(f"{path} is missing: the folder needs the fast tokenizer file")
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exceptions for bad files
+            raise EdgefnError(f"{path} cannot be read: {str(e).splitlines()[0]}") from None
+        return cls(tokenizer, pad_id_of(tokenizer, Path(folder)), max_length)
+
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """Encodings (ids, mask, type ids, overflow) truncated at max_length, unpadded."""
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise EdgefnError(f"text {bad} is a {type(texts[bad]).__name__}, not a string")
+        return list(self.tokenizer.encode_batch(list(texts)))
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts after truncation."""
+        return [len(e.ids) for e in self.encode(texts)]
+
+    def feed(self, encodings: Sequence[Any], width: int | None = None) -> dict[str, np.ndarray]:
+        """int64 input_ids / attention_mask / token_type_ids, padded to `width` (default: the longest)."""
+        width = width or max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = min(len(enc.ids), width)
+            ids[row, :n] = enc.ids[:n]
+            mask[row, :n] = enc.attention_mask[:n]
+            types[row, :n] = enc.type_ids[:n]
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+    def fixed_feed(self, texts: Sequence[str], seq_len: int) -> dict[str, np.ndarray]:
+        """Every text truncated and padded to exactly `seq_len` tokens (fixed-shape measurements)."""
+        self.tokenizer.enable_truncation(seq_len)
+        try:
+            return self.feed(self.encode(texts), width=seq_len)
+        finally:
+            self.tokenizer.enable_truncation(self.max_length)
+
+
+def batched_logits(
+    run: Runner, encoder: Encoder, encodings: Sequence[Any], batch_size: int, num_labels: int
+) -> np.ndarray:
+    """Logits in input order, running length-sorted batches each padded to its longest member."""
+    out = np.zeros((len(encodings), num_labels), dtype=np.float32)
+    lengths = [len(e.ids) for e in encodings]
+    for idx in length_sorted_batches(lengths, batch_size):
+        out[idx] = run(encoder.feed([encodings[i] for i in idx]))
+    return out

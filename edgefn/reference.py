@@ -1,0 +1,99 @@
+"""The one PyTorch reference path: a fine-tuned checkpoint behind the same `Classifier` (encoder, batching)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefn import runs
+from edgefn.errors import EdgefnError
+from edgefn.inference import MODEL_INPUTS, Encoder, pad_id_of
+from edgefn.presets import count_parameters
+from edgefn.runtime import Classifier, id2label_of
+
+TORCH_DEVICES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}  # bench's provider names for PyTorch rows
+
+
+class TorchRunner:
+    """Runs padded numpy batches through a PyTorch sequence-classification model (inference mode)."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+        self.accepted = set(inspect.signature(model.forward).parameters)
+        self.input_names = [n for n in MODEL_INPUTS if n in self.accepted]
+
+    @property
+    def providers(self) -> list[str]:
+        return [f"torch-{self.device}"]
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in feed.items() if k in self.accepted}
+            return np.asarray(self.model(**inputs).logits.float().cpu().numpy(), dtype=np.float32)
+
+
+def checkpoint_encoder(checkpoint: Path, max_length: int) -> Encoder:
+    """The checkpoint's fast tokenizer as an Encoder; a checkpoint with only slow-tokenizer files (vocab.txt,
+    spiece.model) is converted by transformers first."""
+    checkpoint = Path(checkpoint)
+    if (checkpoint / runs.TOKENIZER_FILE).is_file():
+        return Encoder.from_folder(checkpoint, max_length)
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True, use_fast=True)
+    except Exception as e:  # noqa: BLE001 - transformers raises many types for unreadable tokenizer files
+        raise EdgefnError(f"cannot load the tokenizer of {checkpoint}: {str(e).splitlines()[0]}") from None
+    if not getattr(tok, "is_fast", False):
+        raise EdgefnError(f"{checkpoint} has no fast tokenizer (tokenizer.json) and none could be converted")
+    backend = tok.backend_tokenizer
+    return Encoder(backend, pad_id_of(backend, checkpoint), max_length)
+
+
+def load_checkpoint_model(checkpoint: Path, device: str = "cpu") -> Any:
+    """The fine-tuned sequence-classification model of a checkpoint folder, in eval mode on `device`."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), local_files_only=True)
+    return model.eval().to(device)
+
+
+def load_reference(
+    checkpoint: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    batch_size: int = 32,
+    max_length: int | None = None,
+) -> Classifier:
+    """The fine-tuned PyTorch checkpoint as a Classifier (fp32, eval mode).
+
+    Args:
+        checkpoint: a `save_pretrained` folder (RUN/checkpoint).
+        device: "cpu" or "cuda".
+        threads: torch intra-op threads (None: leave torch's setting).
+        batch_size: texts per forward pass.
+        max_length: token limit (default: the run's fine-tuning max_length, else the model's positions).
+    """
+    import torch
+
+    checkpoint = Path(checkpoint)
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_checkpoint_model(checkpoint, device)
+    positions = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    limit = max_length or runs.RunFolder(checkpoint.parent).max_length(positions)
+    config = runs.read_optional_json(checkpoint / runs.MODEL_CONFIG)
+    encoder = checkpoint_encoder(checkpoint, min(limit, positions))
+    return Classifier(TorchRunner(model, device), encoder, id2label_of(config), batch_size)
+
+
+def reference_parameters(clf: Classifier) -> int | None:
+    """Parameters of the PyTorch model behind a reference Classifier (None for ONNX ones)."""
+    model = getattr(clf.runner, "model", None)
+    return None if model is None else count_parameters(model)
