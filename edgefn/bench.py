@@ -9,7 +9,7 @@ from typing import Any
 
 from edgefn import runs
 from edgefn.bench_worker import in_fresh_process
-from edgefn.environment import physical_cores
+from edgefn.environment import check_threads, physical_cores
 from edgefn.errors import EdgefnError
 from edgefn.inference import CPU, CUDA, available_providers, provider_name
 from edgefn.metrics import classification_metrics
@@ -17,6 +17,7 @@ from edgefn.report import Accuracy, BenchReport, Measurement, TargetResult
 from edgefn.runs import RunFolder
 
 REFERENCE = "pytorch"
+MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
 MODES = ("fixed", "real")
 TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
 Progress = Callable[[str], None]
@@ -53,10 +54,13 @@ class BenchConfig:
             raise EdgefnError("nothing to measure: enable fixed-shape or real-length inputs")
         if self.samples is not None and self.samples <= 0:
             raise EdgefnError(f"--samples must be positive, got {self.samples}")
-        if self.min_time_s < 0 or self.min_iters < 1 or self.warmup < 0:
-            raise EdgefnError("--min-time must be >= 0, min_iters >= 1 and warmup >= 0")
-        if self.threads is not None and self.threads <= 0:
-            raise EdgefnError(f"--threads must be positive, got {self.threads}")
+        if not 0 <= self.min_time_s <= MAX_MIN_TIME_S:
+            raise EdgefnError(
+                f"--min-time must be between 0 and {MAX_MIN_TIME_S:g} seconds, got {self.min_time_s:g}"
+            )
+        if self.min_iters < 1 or self.warmup < 0:
+            raise EdgefnError("min_iters must be >= 1 and warmup >= 0")
+        check_threads(self.threads)
         if self.providers is not None:
             self.providers = tuple(provider_name(p) for p in self.providers)
             if not self.providers:
@@ -396,6 +400,10 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
     available, gpu = available_providers(), cuda_device_present()
     targets = plan_targets(variants, cfg.providers or default_providers(available, gpu), available, gpu)
+    if not any(t.status == "pending" for t in targets):
+        raise EdgefnError(
+            "nothing to measure: " + "; ".join(f"{t.variant} on {t.provider}: {t.reason}" for t in targets)
+        )
     threads = cfg.threads or physical_cores()
     say(f"measuring this machine's MatMul peak ({threads} threads) ...")
     peak = in_fresh_process(
@@ -415,6 +423,11 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
                 run_target(t, _job(t, cfg, texts, max_length, threads), flops.get(t.variant), peak)
             )
         say(f"[{i}/{len(targets)}] {t.variant} on {t.provider}: {_describe(results[-1])}")
+    if not any(r.status == "ok" for r in results):
+        raise EdgefnError(
+            "no target ran, the previous report is kept: "
+            + "; ".join(f"{r.variant} on {r.provider}: {r.reason}" for r in results)
+        )
     ref = add_comparisons(results, labels)
     report = BenchReport(
         str(run.path),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,13 @@ from edgefn.cli_options import (
 @click.version_option(__version__, prog_name="edgefn")
 def main() -> None:
     """edgefn: fine-tune a small transformer classifier, export it to ONNX, quantize and benchmark it."""
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM behaves like Ctrl-C: temporary folders are removed and measuring processes stopped."""
+    raise KeyboardInterrupt
 
 
 # --- data -------------------------------------------------------------------------------------------------
@@ -404,9 +413,10 @@ def predict(
     encoding: str,
 ) -> None:
     """Classify TEXTs (or --input FILE, or stdin) with an exported ONNX folder; torch-free."""
-    from edgefn.predict_io import format_predictions, read_texts, write_output
+    from edgefn.predict_io import check_output, format_predictions, read_texts, write_output
     from edgefn.runtime import Classifier
 
+    check_output(output, input_path)
     inputs = read_texts(texts, input_path, column, encoding)
     clf = Classifier.from_folder(
         model_dir, provider=provider, threads=threads, batch_size=batch_size, max_length=max_length

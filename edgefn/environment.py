@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from edgefn.errors import EdgefnError
+
 # The flags that decide int8 / fp32 kernels, in the order reports list them.
 CPU_FLAGS = (
     "sse4_2",
@@ -87,6 +89,18 @@ def physical_cores() -> int:
     import psutil
 
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, option: str = "--threads") -> None:
+    """Refuse a thread count below 1 or above this machine's logical cores (oversubscription makes one
+    prediction take tens of seconds and a bench hang)."""
+    if threads is None:
+        return
+    cores = os.cpu_count() or 1
+    if threads <= 0:
+        raise EdgefnError(f"{option} must be a positive integer, got {threads}")
+    if threads > cores:
+        raise EdgefnError(f"{option} {threads} is more than this machine's {cores} logical cores")
 
 
 def library_versions() -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from edgefn import quantize as q
 from edgefn import runs
-from edgefn.environment import library_versions
+from edgefn.environment import check_threads, library_versions
 from edgefn.errors import EdgefnError
 from edgefn.graph import graph_input_names, op_counts
 from edgefn.inference import CPU, CUDA, Encoder, available_providers
@@ -67,7 +67,8 @@ class ExportConfig:
                 f"unknown --calibration-method {self.calibration_method!r}; "
                 f"choose one of {', '.join(q.CALIBRATION_METHODS)}"
             )
-        for name in ("calibration_samples", "parity_samples", "eval_samples", "opset", "threads"):
+        check_threads(self.threads)
+        for name in ("calibration_samples", "parity_samples", "eval_samples", "opset"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise EdgefnError(f"{name.replace('_', '-')} must be a positive integer, got {value}")

@@ -64,6 +64,8 @@ class FinetuneConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise EdgefnError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.seed < 0:
+            raise EdgefnError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.lr is not None and not 0 < self.lr < 1:
             raise EdgefnError(f"--lr must be in (0, 1), got {self.lr}")
         if self.resume and self.overwrite:
@@ -112,14 +114,17 @@ def prepare_run_dir(cfg: FinetuneConfig) -> None:
     config_path = RunFolder(cfg.run_dir).finetune_config
     if not cfg.run_dir.exists() or not _is_main_process():
         return
+    if not cfg.run_dir.is_dir():
+        raise EdgefnError(f"--run-dir {cfg.run_dir} is a file, not a folder; choose another --run-dir")
+    if not config_path.is_file():
+        if any(cfg.run_dir.iterdir()):  # never replaced, even with --overwrite: it may hold the user's files
+            raise EdgefnError(
+                f"{cfg.run_dir} exists and is not an edgefn run folder (no {config_path.name}); "
+                "choose another --run-dir"
+            )
+        return
     if cfg.overwrite:
         shutil.rmtree(cfg.run_dir)
-        return
-    if not config_path.is_file():
-        if any(cfg.run_dir.iterdir()):
-            raise EdgefnError(
-                f"{cfg.run_dir} exists and is not an edgefn run folder; use --overwrite or --run-dir"
-            )
         return
     saved = runs.read_json(config_path).get("settings", {})
     if cfg.resume:

@@ -34,8 +34,12 @@ def decode_bytes(data: bytes, source: str, encoding: str = "utf-8") -> str:
 
 
 def _lines(text: str) -> list[str]:
-    """One text per line; blank lines stay (as empty texts) so indices match line numbers."""
-    return text.splitlines()
+    """One text per line, split at newlines only (\n or \r\n): U+2028, U+0085 or a form feed inside a text
+    stay in it, so output indices match input line numbers. Blank lines stay, as empty texts."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line starts no new one
+    return [line.removesuffix("\r") for line in lines]
 
 
 def _missing_column(source: str, column: str, found: Sequence[str]) -> EdgefnError:
@@ -59,7 +63,7 @@ def _csv_column(text: str, source: str, column: str, delimiter: str) -> list[str
 
 def _jsonl_column(text: str, source: str, column: str) -> list[str]:
     out = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -145,6 +149,21 @@ def format_predictions(predictions: Sequence[Any], fmt: str = "jsonl") -> str:
             ]
         )
     return buf.getvalue()
+
+
+def check_output(output: Path | None, input_path: str | None) -> None:
+    """Refuse an --output that is a folder, or the --input file itself (it would be destroyed)."""
+    if output is None:
+        return
+    output = Path(output)
+    if output.is_dir():
+        raise EdgefnError(f"--output {output} is a folder; give a file path")
+    if (
+        input_path not in (None, "-")
+        and output.exists()
+        and output.resolve() == Path(str(input_path)).resolve()
+    ):
+        raise EdgefnError(f"--output {output} is the --input file; write the predictions elsewhere")
 
 
 def write_output(content: str, output: Path | None) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgefn import runs
+from edgefn.environment import check_threads
 from edgefn.errors import EdgefnError
 from edgefn.inference import (
     CPU,
@@ -129,6 +130,7 @@ class Classifier:
             longer matches the hash in export.json, or the provider is unavailable.
         """
         folder = Path(path)
+        check_threads(threads)
         if not folder.is_dir():
             raise EdgefnError(f"model folder not found: {folder}")
         model = folder / runs.ONNX_FILE

@@ -41,7 +41,7 @@ LAYERS = {
     "__init__": 17,
 }
 # The torch-free runtime rests on the bottom layers only.
-RUNTIME_ALLOWED = {"errors", "runs", "inference"}
+RUNTIME_ALLOWED = {"errors", "environment", "runs", "inference"}
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -103,7 +103,7 @@ def test_no_import_cycle():
 
 
 def test_runtime_rests_on_the_bottom_layer():
-    """runtime (what `edgefn predict` loads) imports only errors, runs and inference from edgefn."""
+    """runtime (what `edgefn predict` loads) imports only errors, environment, runs and inference."""
     assert _graph()["runtime"] <= RUNTIME_ALLOWED
 
 

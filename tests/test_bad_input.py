@@ -38,6 +38,25 @@ def _corrupt(run: Path) -> None:
         f.write(b"\x00\x01\x02\x03")
 
 
+def _user_folder(tmp: Path) -> str:
+    """A folder of the user's that is no run folder."""
+    folder = tmp / "v"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work", encoding="utf-8")
+    return str(folder)
+
+
+def _user_file(tmp: Path, name: str = "notes.txt") -> str:
+    path = tmp / name
+    path.write_text("first text\nsecond text\n", encoding="utf-8")
+    return str(path)
+
+
+def _previous_report(run: Path) -> None:
+    """A bench report from an earlier run, which a bench where nothing ran must leave in place."""
+    runs.write_json(RunFolder(run).bench_file("json"), {"results": [], "note": "the previous report"})
+
+
 def _drop_weights(run: Path) -> None:
     (RunFolder(run).checkpoint / "model.safetensors").unlink()
 
@@ -219,6 +238,92 @@ CASES: list[Case] = [
         _corrupt,
     ),
     ("data inspect unknown", lambda t, r: ["data", "inspect", "fakenewsnet"], "welfake", None),
+    (
+        "finetune --overwrite on a folder that is no run",
+        lambda t, r: [
+            "finetune",
+            "test-tiny-bert",
+            "--data",
+            "sample",
+            "--run-dir",
+            _user_folder(t),
+            "--overwrite",
+        ],
+        "is not an edgefn run folder",
+        None,
+    ),
+    (
+        "finetune --run-dir is a file",
+        lambda t, r: ["finetune", "test-tiny-bert", "--data", "sample", "--run-dir", _user_file(t)],
+        "is a file",
+        None,
+    ),
+    (
+        "finetune negative seed",
+        lambda t, r: [
+            "finetune",
+            "test-tiny-bert",
+            "--data",
+            "sample",
+            "--seed",
+            "-1",
+            "--run-dir",
+            str(t / "new"),
+        ],
+        "--seed must be a non-negative integer",
+        None,
+    ),
+    (
+        "bench cuda on a CPU-only machine keeps the previous report",
+        lambda t, r: ["bench", "--run-dir", str(r), "--providers", "cuda", "--variants", "fp32"],
+        "nothing to measure",
+        _previous_report,
+    ),
+    (
+        "bench more threads than cores",
+        lambda t, r: ["bench", "--run-dir", str(r), "--threads", "999"],
+        "logical cores",
+        None,
+    ),
+    (
+        "bench infinite min-time",
+        lambda t, r: ["bench", "--run-dir", str(r), "--min-time", "inf"],
+        "--min-time must be between 0 and",
+        None,
+    ),
+    (
+        "predict more threads than cores",
+        lambda t, r: ["predict", "--model", str(RunFolder(r).variant_dir("fp32")), "--threads", "999", "hi"],
+        "logical cores",
+        None,
+    ),
+    (
+        "predict --output is the --input",
+        lambda t, r: [
+            "predict",
+            "--model",
+            str(RunFolder(r).variant_dir("fp32")),
+            "--input",
+            _user_file(t, "in.txt"),
+            "--output",
+            str(t / "in.txt"),
+        ],
+        "is the --input file",
+        None,
+    ),
+    (
+        "predict --output is a folder",
+        lambda t, r: [
+            "predict",
+            "--model",
+            str(RunFolder(r).variant_dir("fp32")),
+            "hello",
+            "--output",
+            str(t),
+        ],
+        "is a folder",
+        None,
+    ),
 ]
 
 
@@ -247,3 +352,53 @@ def test_bad_input_table(name: str, args, message: str, damage, exported_run: Pa
     lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1 and message in lines[0], f"{name}: {result.output}"
     assert _snapshot(tmp_path) == before, f"{name} left files behind"
+
+
+def test_non_run_folder_refusal_suggests_no_overwrite(tmp_path: Path) -> None:
+    """Refusing a folder that is no run never suggests --overwrite (which would delete the user's files)."""
+    for extra in ([], ["--overwrite"]):
+        folder = tmp_path / f"v{len(extra)}"
+        folder.mkdir()
+        (folder / "thesis.txt").write_text("years of work", encoding="utf-8")
+        argv = ["finetune", "test-tiny-bert", "--data", "sample", "--run-dir", str(folder), *extra]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 2 and "--overwrite" not in result.output, result.output
+        assert (folder / "thesis.txt").read_text(encoding="utf-8") == "years of work"
+
+
+def test_sigterm_stops_bench_and_its_worker(exported_run: Path, tmp_path: Path) -> None:
+    """SIGTERM acts like Ctrl-C: the measuring worker dies with its parent and no folder is left half-written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    run = tmp_path / "run"
+    shutil.copytree(exported_run, run)
+    before = _snapshot(tmp_path)
+    cmd = [sys.executable, "-m", "edgefn.cli", "bench", "--run-dir", str(run), "--variants", "fp32"]
+    cmd += ["--min-time", "300", "--threads", "1", "--samples", "8", "--batch-sizes", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    workers: list[psutil.Process] = []
+    while time.monotonic() < deadline and not workers:  # wait for the fp32 worker (after the peak probe)
+        workers = [
+            c
+            for c in parent.children(recursive=True)
+            if "bench_worker" in " ".join(c.cmdline()) and c.is_running()
+        ]
+        time.sleep(0.5)
+        if workers:
+            time.sleep(3)  # let it load the model and start measuring
+            workers = [w for w in workers if w.is_running()]
+    assert workers, "no measuring worker started"
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == [], "a measuring worker outlived its parent"
+    assert _snapshot(tmp_path) == before

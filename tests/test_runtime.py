@@ -412,3 +412,23 @@ def test_show_prefers_bench_csv_rows(tmp_path):
         {"variant": "fp32", "provider": "CPUExecutionProvider", "batch_size": "1", "latency_p50_ms": "7.5"}
     ]
     assert "finetune: not run" in format_run(d) and "7.50" in format_run(d)
+
+
+def test_lines_split_at_newlines_only(variant, clf):
+    """U+2028, U+0085 and form feeds stay inside their line: one prediction per input line, from stdin, a .txt
+    file and JSONL with a raw U+2028 inside a string."""
+    texts = ["a\u2028b\x85c\x0cd", "second line"]
+    raw = (texts[0] + "\n" + texts[1] + "\r\n").encode("utf-8")
+    expected = [p.label_id for p in clf.predict(texts)]
+    result = run_cli("predict", "--model", str(variant), input=raw)
+    assert result.exit_code == 0, result.output
+    assert [r["label_id"] for r in parse_jsonl(result.stdout)] == expected
+    jsonl = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    assert "\u2028" in jsonl
+    for name, content in (("in.txt", raw), ("in.jsonl", jsonl.encode("utf-8"))):
+        path = variant.parents[2] / name
+        path.write_bytes(content)
+        out = run_cli("predict", "--model", str(variant), "--input", str(path))
+        assert out.exit_code == 0, out.output
+        assert [r["index"] for r in parse_jsonl(out.stdout)] == [0, 1]
+        assert [r["label_id"] for r in parse_jsonl(out.stdout)] == expected
