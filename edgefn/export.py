@@ -539,6 +539,7 @@ def _manifest(
         "preset": job.preset,
         "init": job.init,
         "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE),
+        "files_sha256": runs.hash_files(folder),
         "source_checkpoint_sha256": job.source_sha256,
         "size_mb": size,
         "size_ratio_to_fp32": size / (job.fp32_size_mb or size),

@@ -169,33 +169,65 @@ def list_variants(run_dir: Path) -> list[Path]:
     )
 
 
+# Files a variant cannot run without; their hashes must be in its manifest.
+VARIANT_REQUIRED_FILES = (ONNX_FILE, MODEL_CONFIG, TOKENIZER_FILE)
+
+
+def hash_files(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file of a variant folder but its manifest, by relative name."""
+    folder = Path(folder)
+    return {
+        str(p.relative_to(folder)): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != EXPORT_MANIFEST
+    }
+
+
+def _recorded_hashes(manifest: dict[str, Any]) -> dict[str, str]:
+    files = dict(manifest.get("files_sha256") or {})
+    if not files and manifest.get("model_sha256"):
+        files = {ONNX_FILE: manifest["model_sha256"]}  # manifests of edgefn before per-file hashes
+    return files
+
+
 def hash_status(folder: Path, manifest: dict[str, Any]) -> str:
-    """OK, MISMATCH, MISSING (no model.onnx) or UNRECORDED (the manifest holds no hash) for a variant folder."""
-    model = Path(folder) / ONNX_FILE
-    if not model.is_file():
+    """OK, MISMATCH, MISSING (a recorded file or model.onnx is gone) or UNRECORDED (no hashes) for a variant."""
+    folder = Path(folder)
+    files = _recorded_hashes(manifest)
+    if not (folder / ONNX_FILE).is_file() or any(not (folder / name).is_file() for name in files):
         return "MISSING"
-    expected = manifest.get("model_sha256")
-    if not expected:
+    if not files:
         return "UNRECORDED"
-    return "OK" if sha256_file(model) == expected else "MISMATCH"
+    return "OK" if all(sha256_file(folder / n) == h for n, h in files.items()) else "MISMATCH"
 
 
 def verify_variant(folder: Path) -> dict[str, Any]:
-    """Read a variant's export.json and check that model.onnx still matches its recorded hash."""
+    """Read a variant's export.json and check every file it needs (model, config, tokenizer) against the
+    hashes recorded there; a manifest without them is refused (a flipped id2label would invert labels)."""
     folder = Path(folder)
     manifest_path = folder / EXPORT_MANIFEST
     if not manifest_path.is_file():
         raise EdgefnError(f"{folder} is not an edgefn export (no {EXPORT_MANIFEST}); run `edgefn export`")
-    manifest = read_json(manifest_path)
-    status = hash_status(folder, manifest)
-    if status == "MISSING":
+    manifest = dict(read_json(manifest_path))
+    if not (folder / ONNX_FILE).is_file():
         raise EdgefnError(f"{folder / ONNX_FILE} is missing; re-run `edgefn export --overwrite`")
-    if status == "MISMATCH":
+    files = dict(manifest.get("files_sha256") or {})
+    unrecorded = [n for n in VARIANT_REQUIRED_FILES if n not in files]
+    if unrecorded:
         raise EdgefnError(
-            f"{folder / ONNX_FILE} does not match the hash in {manifest_path} (corrupted or modified); "
-            "re-run `edgefn export --overwrite`"
+            f"{manifest_path} records no hash of {', '.join(unrecorded)} (an export by an older edgefn, or "
+            "edited); re-run `edgefn export --overwrite`"
         )
-    return dict(manifest)
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise EdgefnError(f"{path} is missing; re-run `edgefn export --overwrite`")
+        if sha256_file(path) != expected:
+            raise EdgefnError(
+                f"{path} does not match the hash in {manifest_path} (corrupted or modified); "
+                "re-run `edgefn export --overwrite`"
+            )
+    return manifest
 
 
 def incomplete_variants(run_dir: Path) -> list[str]:

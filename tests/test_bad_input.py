@@ -57,6 +57,22 @@ def _previous_report(run: Path) -> None:
     runs.write_json(RunFolder(run).bench_file("json"), {"results": [], "note": "the previous report"})
 
 
+def _flip_labels(run: Path) -> None:
+    """Swap id2label in the fp32 variant's config.json: every label would silently invert."""
+    path = RunFolder(run).variant_dir("fp32") / runs.MODEL_CONFIG
+    config = runs.read_json(path)
+    config["id2label"] = {"0": "fake", "1": "real"}
+    runs.write_json(path, config)
+
+
+def _forget_hashes(run: Path) -> None:
+    """Remove every recorded hash from the fp32 variant's manifest."""
+    path = RunFolder(run).variant_dir("fp32") / runs.EXPORT_MANIFEST
+    manifest = runs.read_json(path)
+    del manifest["files_sha256"], manifest["model_sha256"]
+    runs.write_json(path, manifest)
+
+
 def _drop_weights(run: Path) -> None:
     (RunFolder(run).checkpoint / "model.safetensors").unlink()
 
@@ -238,6 +254,18 @@ CASES: list[Case] = [
         _corrupt,
     ),
     ("data inspect unknown", lambda t, r: ["data", "inspect", "fakenewsnet"], "welfake", None),
+    (
+        "predict flipped id2label",
+        lambda t, r: ["predict", "--model", str(RunFolder(r).variant_dir("fp32")), "hello"],
+        "config.json does not match the hash",
+        _flip_labels,
+    ),
+    (
+        "predict manifest without hashes",
+        lambda t, r: ["predict", "--model", str(RunFolder(r).variant_dir("fp32")), "hello"],
+        "records no hash of model.onnx, config.json, tokenizer.json",
+        _forget_hashes,
+    ),
     (
         "finetune --overwrite on a folder that is no run",
         lambda t, r: [
