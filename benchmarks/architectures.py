@@ -213,9 +213,10 @@ def collect_export(run_dir: Path) -> dict[str, Any]:
     """Per variant: file MB, ratio to fp32, parity, validation accuracy and its delta (from export.json)."""
     out: dict[str, Any] = {}
     run = RunFolder(run_dir)
+    exported = run.variant_names()
     for name in ONNX_VARIANTS:
         folder = run.variant_dir(name)
-        if name not in run.variant_names():
+        if name not in exported:
             continue
         m = run.verify_variant(name)
         out[name] = {

@@ -50,8 +50,9 @@ def score_test_split(
     texts, labels = test.texts[:samples], test.labels[:samples]
     preds: dict[str, list[int]] = {}
     out: dict[str, dict[str, Any]] = {}
+    exported = run.variant_names()
     for name in variants:
-        if name not in run.variant_names():
+        if name not in exported:
             continue
         clf = Classifier.from_folder(run.variant_dir(name), threads=threads, batch_size=32)
         preds[name] = clf.predict_logits(texts).argmax(axis=-1).tolist()

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgefn import measure
 from edgefn.inference import OrtRunner, create_session, length_sorted_batches
-from edgefn.reference import TORCH_DEVICES
+from edgefn.reference import TORCH_DEVICES, load_reference, reference_parameters
 from edgefn.runs import ONNX_FILE
 from edgefn.runtime import Classifier
 
@@ -60,8 +60,6 @@ def load_classifier(job: Job) -> Classifier:
     """The model of a job behind the one inference path: an exported variant on an ONNX Runtime provider,
     or the PyTorch checkpoint (torch-cpu / torch-cuda) through `edgefn.reference`."""
     if job.provider in TORCH_DEVICES:
-        from edgefn.reference import load_reference
-
         return load_reference(
             Path(job.model_dir), TORCH_DEVICES[job.provider], job.threads, PREDICT_BATCH, job.max_length
         )
@@ -109,8 +107,6 @@ def run_job(job: Job) -> JobResult:
     with the tokenizer load (what a user's first `Classifier.from_folder` costs); real-length calls time
     `Classifier.predict` itself.
     """
-    from edgefn.reference import reference_parameters
-
     rss_before = measure.current_rss_mb()
     session_ms, clf = measure.time_call(lambda: load_classifier(job))
     lengths = clf.encoder.lengths(job.texts)

@@ -530,6 +530,7 @@ def _manifest(
     **extra: Any,
 ) -> dict[str, Any]:
     size = runs.file_size_mb(folder / runs.ONNX_FILE)
+    files = runs.hash_files(folder)  # model.onnx is hashed once, for both records
     opset = extra.pop("opset", None)
     if opset is None:
         opset = runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST).get("opset")
@@ -538,8 +539,8 @@ def _manifest(
         "scheme": scheme,
         "preset": job.preset,
         "init": job.init,
-        "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE),
-        "files_sha256": runs.hash_files(folder),
+        "model_sha256": files[runs.ONNX_FILE],
+        "files_sha256": files,
         "source_checkpoint_sha256": job.source_sha256,
         "size_mb": size,
         "size_ratio_to_fp32": size / (job.fp32_size_mb or size),

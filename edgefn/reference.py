@@ -23,8 +23,8 @@ class TorchRunner:
     def __init__(self, model: Any, device: str) -> None:
         self.model = model
         self.device = device
-        self.accepted = set(inspect.signature(model.forward).parameters)
-        self.input_names = [n for n in MODEL_INPUTS if n in self.accepted]
+        accepted = inspect.signature(model.forward).parameters
+        self.input_names = [n for n in MODEL_INPUTS if n in accepted]
 
     @property
     def providers(self) -> list[str]:
@@ -34,7 +34,7 @@ class TorchRunner:
         import torch
 
         with torch.inference_mode():
-            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in feed.items() if k in self.accepted}
+            inputs = {k: torch.from_numpy(feed[k]).to(self.device) for k in self.input_names}
             return np.asarray(self.model(**inputs).logits.float().cpu().numpy(), dtype=np.float32)
 
 

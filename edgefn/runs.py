@@ -190,15 +190,27 @@ def _recorded_hashes(manifest: dict[str, Any]) -> dict[str, str]:
     return files
 
 
+def _first_bad_file(folder: Path, files: dict[str, str]) -> tuple[str, Path] | None:
+    """("MISSING" | "MISMATCH", path) of the first recorded file that is gone or changed, else None."""
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            return "MISSING", path
+        if sha256_file(path) != expected:
+            return "MISMATCH", path
+    return None
+
+
 def hash_status(folder: Path, manifest: dict[str, Any]) -> str:
     """OK, MISMATCH, MISSING (a recorded file or model.onnx is gone) or UNRECORDED (no hashes) for a variant."""
     folder = Path(folder)
     files = _recorded_hashes(manifest)
-    if not (folder / ONNX_FILE).is_file() or any(not (folder / name).is_file() for name in files):
+    if not (folder / ONNX_FILE).is_file():
         return "MISSING"
     if not files:
         return "UNRECORDED"
-    return "OK" if all(sha256_file(folder / n) == h for n, h in files.items()) else "MISMATCH"
+    bad = _first_bad_file(folder, files)
+    return "OK" if bad is None else bad[0]
 
 
 def verify_variant(folder: Path) -> dict[str, Any]:
@@ -218,15 +230,14 @@ def verify_variant(folder: Path) -> dict[str, Any]:
             f"{manifest_path} records no hash of {', '.join(unrecorded)} (an export by an older edgefn, or "
             "edited); re-run `edgefn export --overwrite`"
         )
-    for name, expected in files.items():
-        path = folder / name
-        if not path.is_file():
-            raise EdgefnError(f"{path} is missing; re-run `edgefn export --overwrite`")
-        if sha256_file(path) != expected:
-            raise EdgefnError(
-                f"{path} does not match the hash in {manifest_path} (corrupted or modified); "
-                "re-run `edgefn export --overwrite`"
-            )
+    bad = _first_bad_file(folder, files)
+    if bad is not None and bad[0] == "MISSING":
+        raise EdgefnError(f"{bad[1]} is missing; re-run `edgefn export --overwrite`")
+    if bad is not None:
+        raise EdgefnError(
+            f"{bad[1]} does not match the hash in {manifest_path} (corrupted or modified); "
+            "re-run `edgefn export --overwrite`"
+        )
     return manifest
 
 

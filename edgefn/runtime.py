@@ -93,7 +93,6 @@ class Classifier:
         id2label: dict[int, str],
         batch_size: int = 32,
         manifest: dict[str, Any] | None = None,
-        providers: list[str] | None = None,
     ) -> None:
         if batch_size < 1:
             raise EdgefnError(f"--batch-size must be a positive integer, got {batch_size}")
@@ -102,7 +101,6 @@ class Classifier:
         self.id2label = id2label
         self.batch_size = batch_size
         self.manifest = manifest or {}
-        self._providers = providers
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
 
     @classmethod
@@ -123,22 +121,22 @@ class Classifier:
             threads: intra-op threads (None: ONNX Runtime's default).
             batch_size: texts per inference call; texts are grouped by token length.
             max_length: token limit (default: the run's fine-tuning max_length, else 512).
-            verify: check model.onnx against the hash in export.json (bench checks once, before timing).
+            verify: check the variant's files against the hashes in export.json (bench checks once, before
+                timing, and loads with verify=False).
 
         Returns:
-            A ready classifier. Raises EdgefnError when the folder is incomplete, its model.onnx no
-            longer matches the hash in export.json, or the provider is unavailable.
+            A ready classifier. Raises EdgefnError when the folder is incomplete, a file no longer matches
+            its hash in export.json, or the provider is unavailable.
         """
         folder = Path(path)
         check_threads(threads)
         if not folder.is_dir():
             raise EdgefnError(f"model folder not found: {folder}")
         model = folder / runs.ONNX_FILE
-        has_manifest = (folder / runs.EXPORT_MANIFEST).is_file()
-        if verify and has_manifest:
+        if verify and (folder / runs.EXPORT_MANIFEST).is_file():
             manifest = runs.verify_variant(folder)
         else:
-            manifest = runs.read_optional_json(folder / runs.EXPORT_MANIFEST) if has_manifest else {}
+            manifest = runs.read_optional_json(folder / runs.EXPORT_MANIFEST)
         if not model.is_file():
             raise EdgefnError(f"{model} is missing: {_variant_hint(folder)}")
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
@@ -180,7 +178,7 @@ class Classifier:
     @property
     def providers(self) -> list[str]:
         """The execution providers the model runs on."""
-        return list(self._providers or getattr(self.runner, "providers", []))
+        return list(getattr(self.runner, "providers", []))
 
     @property
     def provider_note(self) -> str | None:
