@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgefn import runs
+from edgefn import noise, runs
 from edgefn.bench_worker import in_fresh_process
 from edgefn.environment import check_threads, physical_cores
 from edgefn.errors import EdgefnError
-from edgefn.inference import CPU, CUDA, available_providers, provider_name
+from edgefn.inference import CPU, CUDA, OPENVINO, available_providers, openvino_available, provider_name
+from edgefn.measure import Latency
 from edgefn.metrics import classification_metrics
+from edgefn.peers import PEERS, build_peers, resolve_peers
 from edgefn.report import Accuracy, BenchReport, Measurement, TargetResult
 from edgefn.runs import RunFolder
+from edgefn.verdict import DEFAULT_MAX_DROP, compute_verdict
 
 REFERENCE = "pytorch"
 MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
+MAX_ROUNDS = 20
 MODES = ("fixed", "real")
 TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
 Progress = Callable[[str], None]
@@ -43,6 +48,9 @@ class BenchConfig:
     threads: int | None = None  # None: physical cores
     include_pytorch: bool = True
     out_dir: Path | None = None  # None: RUN/bench
+    peers: tuple[str, ...] | None = None  # None: every peer (pytorch-int8, ort-default, ...); (): none
+    rounds: int = 3  # interleaved rounds: every target once per round, in a fresh process
+    max_drop: float = DEFAULT_MAX_DROP  # accuracy points a shippable row may lose against the reference
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -69,6 +77,11 @@ class BenchConfig:
             self.variants = tuple(self.variants)
             if not self.variants:
                 raise EdgefnError("--variants is empty")
+        self.peers = resolve_peers(None if self.peers is None else tuple(self.peers) or ("none",))
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise EdgefnError(f"--rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
+        if not 0 <= self.max_drop <= 100:
+            raise EdgefnError(f"--max-drop must be between 0 and 100 accuracy points, got {self.max_drop}")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -86,6 +99,8 @@ class Target:
     scheme: str
     status: str = "pending"  # pending -> ok | failed; or unavailable
     reason: str | None = None
+    peer: bool = False
+    description: str | None = None
 
 
 # --- planning -----------------------------------------------------------------------------------------------
@@ -141,8 +156,14 @@ def plan_targets(
                     Target(name, device, folder, scheme, "unavailable" if reason else "pending", reason)
                 )
                 continue
-            reason = _unavailable_reason(provider, available, gpu)
             meant_for = manifest.get("execution_providers") or [CPU]
+            if OPENVINO in meant_for:  # OpenVINO's own runtime, on the CPU
+                if provider == CPU:
+                    hint = openvino_available()
+                    status = "unavailable" if hint else "pending"
+                    targets.append(Target(name, OPENVINO, folder, scheme, status, hint))
+                continue
+            reason = _unavailable_reason(provider, available, gpu)
             if reason is None and provider == CPU and CPU not in meant_for:
                 reason = f"{scheme} needs {' or '.join(meant_for)}"
             targets.append(
@@ -214,40 +235,96 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
-def run_target(target: Target, job: Any, flops_model: Any, peak: dict[str, Any]) -> TargetResult:
-    """Measure one target in a fresh process; a crash becomes status "failed" with its reason."""
-    from edgefn import bench_worker, measure
+def run_rounds(
+    targets: list[Target], make_job: Callable[[Target, int], Any], rounds: int, say: Progress
+) -> dict[int, tuple[list[Any], list[float], str | None]]:
+    """Measure the pending targets interleaved (A B C, A B C, ...), each round in fresh processes, so that a
+    slow phase of the machine hits every target alike.
 
-    result = TargetResult(target.variant, target.provider, target.scheme, "ok")
+    Returns:
+        target index -> (the worker results of its rounds, other processes' cores during each, failure).
+    """
+    from edgefn import bench_worker
+
+    done: dict[int, tuple[list[Any], list[float], str | None]] = {
+        i: ([], [], None) for i, t in enumerate(targets) if t.status == "pending"
+    }
+    for rnd in range(rounds):
+        for i, (outs, others, failure) in done.items():
+            if failure is not None:
+                continue
+            t = targets[i]
+            say(f"round {rnd + 1}/{rounds}: {t.variant} on {t.provider} ...")
+            with noise.CpuWatch() as watch:
+                try:
+                    outs.append(in_fresh_process(bench_worker.run_job, make_job(t, rnd)))
+                except Exception as e:  # noqa: BLE001 - reported as a failed row, the other targets still run
+                    done[i] = (outs, others, _one_line(e))
+                    continue
+            others.append(watch.other_cores)
+    return done
+
+
+def merge_rounds(raws: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One raw measurement per (mode, batch size): every round's calls pooled, each round's p50 kept."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for raw in raws:
+        for m in raw:
+            key = (m["mode"], m["batch_size"])
+            lat: Latency = m["latency"]
+            if key not in merged:
+                merged[key] = {**m, "call_ms": [], "items": [], "seq_lens": [], "round_p50_ms": []}
+            cell = merged[key]
+            cell["call_ms"] += lat.call_ms
+            cell["items"] += lat.items
+            cell["seq_lens"] += list(m["seq_lens"])
+            cell["round_p50_ms"].append(lat.p50_ms)
+    return [{**c, "latency": Latency(c.pop("call_ms"), c.pop("items"))} for c in merged.values()]
+
+
+def result_of(
+    target: Target,
+    outs: list[Any],
+    others: list[float],
+    failure: str | None,
+    flops_model: Any,
+    peak: dict[str, Any],
+) -> TargetResult:
+    """A target's row from its rounds: the first round's load, memory and predictions; pooled timings."""
+    from edgefn import measure
+
+    result = TargetResult(target.variant, target.provider, target.scheme, "ok", peer=target.peer)
+    result.description = target.description
     result.size_mb, result.params = measure.size_and_params(
-        target.model_dir, onnx=target.variant != REFERENCE
+        target.model_dir, onnx=target.provider not in TORCH_DEVICE.values()
     )
-    try:
-        out: bench_worker.JobResult = in_fresh_process(bench_worker.run_job, job)
-    except Exception as e:  # noqa: BLE001 - reported as a failed row, the other targets still run
-        result.status, result.reason = "failed", _one_line(e)
+    if not outs:
+        result.status, result.reason = "failed", failure or "no round ran"
         return result
-    for key in (
-        "session_ms",
-        "first_inference_ms",
-        "rss_before_load_mb",
-        "peak_rss_mb",
-        "active_providers",
-        "predictions",
-    ):
-        setattr(result, key, getattr(out, key))
-    if out.params is not None:
-        result.params = out.params
-    wanted = CUDA if target.provider in (CUDA, "torch-cuda") else None
-    if target.provider == CUDA and out.active_providers[:1] != [CUDA]:
+    first = outs[0]
+    for key in ("session_ms", "first_inference_ms", "rss_before_load_mb", "active_providers", "predictions"):
+        setattr(result, key, getattr(first, key))
+    result.peak_rss_mb = max(o.peak_rss_mb for o in outs)
+    result.precision = first.precision
+    result.other_cores = max(others) if others else None
+    if first.params is not None:
+        result.params = first.params
+    if failure is not None:
+        result.status, result.reason = "failed", f"round {len(outs) + 1}: {failure}"
+    if target.provider == CUDA and first.active_providers[:1] != [CUDA]:
         result.status, result.reason = (
             "failed",
-            f"session fell back to {out.active_providers} (CUDA did not load)",
+            f"session fell back to {first.active_providers} (CUDA did not load)",
         )
-    if out.profile_events is not None and wanted:
-        result.placement = measure.summarize_placement(out.profile_events, wanted)
+    if first.profile_events is not None and target.provider in (CUDA, "torch-cuda"):
+        result.placement = measure.summarize_placement(first.profile_events, CUDA)
     peak_gflops = _peak_for(target.scheme, target.provider, peak)
-    result.measurements = [to_measurement(m, flops_model, peak_gflops) for m in out.measurements]
+    for raw in merge_rounds([o.measurements for o in outs]):
+        m = to_measurement(raw, flops_model, peak_gflops)
+        m.round_p50_ms = list(raw["round_p50_ms"])
+        m.spread = noise.spread(m.round_p50_ms)
+        m.flags = noise.row_flags({"other_cores": result.other_cores, "spread": m.spread})
+        result.measurements.append(m)
     return result
 
 
@@ -302,14 +379,37 @@ def add_comparisons(results: list[TargetResult], labels: list[int]) -> TargetRes
 # --- the entry point ----------------------------------------------------------------------------------------
 
 
-def _limits(run: RunFolder, variants: dict[str, tuple[Path, dict[str, Any]]], seq_len: int) -> int:
-    """The truncation length of real texts (the run's max_length); refuses a seq_len the model cannot take."""
-    folder = next(iter(variants.values()))[0]
-    config = runs.read_json(folder / runs.MODEL_CONFIG)
+RAM_SHARE = 0.8  # of the memory available now that one measured batch may take
+
+
+def activation_estimate_bytes(config: dict[str, Any], batch: int, seq: int) -> int:
+    """A rough peak of one forward pass's fp32 activations: one layer's attention scores and probabilities,
+    its feed-forward intermediate and a few hidden-state copies (ONNX Runtime reuses buffers across layers)."""
+    hidden = int(config.get("hidden_size") or config.get("dim") or 768)
+    heads = int(config.get("num_attention_heads") or config.get("n_heads") or 12)
+    inter = int(config.get("intermediate_size") or config.get("hidden_dim") or 4 * hidden)
+    return 4 * batch * (2 * heads * seq * seq + 2 * seq * inter + 8 * seq * hidden)
+
+
+def check_fits(config: dict[str, Any], cfg: BenchConfig, max_length: int | None) -> int:
+    """Refuse, before measuring, a --seq-len over the model's positions and batch sizes whose estimated
+    activations exceed the memory available; returns the truncation length of real texts."""
+    import psutil
+
     positions = int(config.get("max_position_embeddings") or 512)
-    if seq_len > positions:
-        raise EdgefnError(f"--seq-len {seq_len} exceeds the model's {positions} positions")
-    return min(run.max_length(positions), positions)
+    if cfg.seq_len > positions:
+        raise EdgefnError(f"--seq-len {cfg.seq_len} exceeds the model's {positions} positions")
+    max_length = min(max_length or positions, positions)
+    seq = max(cfg.seq_len if cfg.fixed_shape else 0, max_length if cfg.real_lengths else 0)
+    need = activation_estimate_bytes(config, max(cfg.batch_sizes), seq)
+    available = psutil.virtual_memory().available
+    if need > RAM_SHARE * available:
+        raise EdgefnError(
+            f"--batch-sizes {max(cfg.batch_sizes)} needs about {need / 1e9:.1f} GB of activations at "
+            f"{seq} tokens (an estimate), over {RAM_SHARE:.0%} of the {available / 1e9:.1f} GB available; "
+            "use smaller batch sizes"
+        )
+    return max_length
 
 
 def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progress) -> dict[str, Any]:
@@ -328,7 +428,8 @@ def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progres
     return {name: out.get(name, same_model) for name in variants}
 
 
-def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int) -> Any:
+def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int, rnd: int) -> Any:
+    """One round of one target: 1/rounds of the measuring time; the first round also predicts and profiles."""
     from edgefn.bench_worker import Job
 
     return Job(
@@ -342,10 +443,39 @@ def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads
         modes=cfg.modes,
         threads=threads,
         warmup=cfg.warmup,
-        min_iters=cfg.min_iters,
-        min_time_s=cfg.min_time_s,
-        profile=t.provider == CUDA,
+        min_iters=max(3, -(-cfg.min_iters // cfg.rounds)),
+        min_time_s=cfg.min_time_s / cfg.rounds,
+        profile=t.provider == CUDA and rnd == 0,
+        predict=rnd == 0,
     )
+
+
+def peer_targets(run: RunFolder, cfg: BenchConfig, providers: tuple[str, ...], say: Progress) -> list[Target]:
+    """The requested peers as targets on the CPU (built from the run's checkpoint where missing); a peer
+    that cannot run here is a target marked unavailable with the reason."""
+    from edgefn import quantize
+    from edgefn.reference import checkpoint_encoder
+
+    assert cfg.peers is not None
+    if not cfg.peers or CPU not in providers:
+        return []
+
+    def calibration() -> dict[str, list[list[int]]]:
+        encoder = checkpoint_encoder(run.checkpoint, run.max_length(128))
+        feed = encoder.feed(encoder.encode(run.read_split("calibration").texts[:256]))
+        return {k: v.tolist() for k, v in feed.items()}
+
+    ready, unavailable = build_peers(run, cfg.peers, quantize.detect_target(), calibration, say)
+    targets = []
+    for name in cfg.peers:
+        peer = PEERS[name]
+        folder = ready[name][0] if name in ready else run.peer_dir(name)
+        reason = unavailable.get(name)
+        status = "unavailable" if reason else "pending"
+        targets.append(
+            Target(name, peer.provider, folder, peer.scheme, status, reason, True, peer.description)
+        )
+    return targets
 
 
 def _describe(r: TargetResult) -> str:
@@ -387,15 +517,23 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
     Returns:
         The report, also written as report.json / .csv / .md and two plots (paths in `outputs`).
     """
-    from edgefn import measure
-    from edgefn.report import collect_environment, write_report
-
     say = progress or (lambda _msg: None)
     run, picked = RunFolder.resolve(cfg.run_dir)
     if picked:
         say(f"run folder: {run.path} (the most recent)")
+    run.require_complete()
+    runs.check_writable_dir(Path(cfg.out_dir) if cfg.out_dir else run.bench_dir, None)
+    with run.lock("bench"):
+        return _bench(run, cfg, say)
+
+
+def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
+    from edgefn import measure
+    from edgefn.report import collect_environment, write_report
+
     variants = select_variants(run, cfg)
-    max_length = _limits(run, variants, cfg.seq_len)
+    config = runs.read_json(next(iter(variants.values()))[0] / runs.MODEL_CONFIG)
+    max_length = check_fits(config, cfg, run.max_length(0) or None)
     test = run.read_split("test")
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
     available, gpu = available_providers(), cuda_device_present()
@@ -405,6 +543,7 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
             "nothing to measure: " + "; ".join(f"{t.variant} on {t.provider}: {t.reason}" for t in targets)
         )
     threads = cfg.threads or physical_cores()
+    targets += peer_targets(run, cfg, cfg.providers or default_providers(available, gpu), say)
     say(f"measuring this machine's MatMul peak ({threads} threads) ...")
     peak = in_fresh_process(
         measure.measure_matmul_peak,
@@ -413,22 +552,36 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
         any(t.status == "pending" and t.provider in (CUDA, "torch-cuda") for t in targets),
     )
     flops = _flops_models(variants, say)
+    before = noise.machine_state()
+    measured = run_rounds(
+        targets, lambda t, rnd: _job(t, cfg, texts, max_length, threads, rnd), cfg.rounds, say
+    )
+    after = noise.machine_state()
     results = []
-    for i, t in enumerate(targets, 1):
+    for i, t in enumerate(targets):
         if t.status == "unavailable":
-            results.append(TargetResult(t.variant, t.provider, t.scheme, "unavailable", t.reason))
+            r = TargetResult(t.variant, t.provider, t.scheme, "unavailable", t.reason, peer=t.peer)
+            r.description = t.description
         else:
-            say(f"[{i}/{len(targets)}] {t.variant} on {t.provider} ...")
-            results.append(
-                run_target(t, _job(t, cfg, texts, max_length, threads), flops.get(t.variant), peak)
-            )
-        say(f"[{i}/{len(targets)}] {t.variant} on {t.provider}: {_describe(results[-1])}")
+            flops_model = flops.get(t.variant, flops.get("fp32"))
+            r = result_of(t, *measured[i], flops_model, peak)
+        results.append(r)
+        say(f"{t.variant} on {t.provider}: {_describe(r)}")
     if not any(r.status == "ok" for r in results):
         raise EdgefnError(
             "no target ran, the previous report is kept: "
             + "; ".join(f"{r.variant} on {r.provider}: {r.reason}" for r in results)
         )
     ref = add_comparisons(results, labels)
+    rows = [
+        {
+            "label": f"{r.variant} on {r.provider} {m.mode} b{m.batch_size}",
+            "spread": m.spread,
+            "other_cores": r.other_cores,
+        }
+        for r in results
+        for m in r.measurements
+    ]
     report = BenchReport(
         str(run.path),
         {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
@@ -438,7 +591,13 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
         peak,
         results,
         _notes(cfg, max_length, results),
+        machine={
+            "before": before,
+            "after": after,
+            "assessment": noise.assess(before, after, os.cpu_count() or 1, rows),
+        },
     )
+    report.verdict = compute_verdict(report, cfg.max_drop)
     write_report(report, Path(cfg.out_dir) if cfg.out_dir else run.bench_dir)
     return report
 

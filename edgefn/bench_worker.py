@@ -15,7 +15,7 @@ from typing import Any
 
 from edgefn import measure
 from edgefn.inference import OrtRunner, create_session, length_sorted_batches
-from edgefn.reference import TORCH_DEVICES, load_reference, reference_parameters
+from edgefn.reference import PYTORCH_INT8, TORCH_DEVICES, load_reference, reference_parameters
 from edgefn.runs import ONNX_FILE
 from edgefn.runtime import Classifier
 
@@ -39,6 +39,7 @@ class Job:
     min_iters: int
     min_time_s: float
     profile: bool = False  # record where each node ran (CUDA sessions)
+    predict: bool = True  # predict every text (the first round of a target; later rounds only time)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class JobResult:
     measurements: list[dict[str, Any]] = field(default_factory=list)
     profile_events: list[dict[str, Any]] | None = None
     params: int | None = None  # PyTorch parameter count (checkpoint jobs)
+    precision: str | None = None  # what OpenVINO computes in (fp32 / bf16)
 
 
 def load_classifier(job: Job) -> Classifier:
@@ -61,7 +63,12 @@ def load_classifier(job: Job) -> Classifier:
     or the PyTorch checkpoint (torch-cpu / torch-cuda) through `edgefn.reference`."""
     if job.provider in TORCH_DEVICES:
         return load_reference(
-            Path(job.model_dir), TORCH_DEVICES[job.provider], job.threads, PREDICT_BATCH, job.max_length
+            Path(job.model_dir),
+            TORCH_DEVICES[job.provider],
+            job.threads,
+            PREDICT_BATCH,
+            job.max_length,
+            dynamic_int8=job.variant == PYTORCH_INT8,
         )
     return Classifier.from_folder(
         job.model_dir, job.provider, job.threads, PREDICT_BATCH, job.max_length, verify=False
@@ -118,7 +125,7 @@ def run_job(job: Job) -> JobResult:
             measurements.append(_measure_fixed(job, clf, batch))
         if "real" in job.modes:
             measurements.append(_measure_real(job, clf, batch, lengths))
-    preds = [p.label_id for p in clf.predict(job.texts, batch_size=PREDICT_BATCH)]
+    preds = [p.label_id for p in clf.predict(job.texts, batch_size=PREDICT_BATCH)] if job.predict else []
     events = _profile_placement(job, clf) if job.profile else None
     return JobResult(
         session_ms=session_ms,
@@ -130,6 +137,7 @@ def run_job(job: Job) -> JobResult:
         measurements=measurements,
         profile_events=events,
         params=reference_parameters(clf),
+        precision=getattr(clf.runner, "precision", None),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import click
 
 from edgefn import __version__
 from edgefn.cli_options import (
+    cleaning_options,
+    data_options,
     finetune_options,
     make_data_options,
     make_finetune_config,
@@ -20,7 +24,35 @@ from edgefn.cli_options import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """Usage errors as one line naming the help to read, like every other refusal (exit 2)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as e:
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            click.echo(f"Error: {e.format_message()}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgefn")
 def main() -> None:
     """edgefn: fine-tune a small transformer classifier, export it to ONNX, quantize and benchmark it."""
@@ -90,6 +122,127 @@ def data_inspect(
     click.echo(json.dumps(report, indent=2) if as_json else format_inspect(report))
 
 
+@data_group.command("audit")
+@click.argument("data")
+@click.option(
+    "--text-col",
+    "text_cols",
+    multiple=True,
+    help="Text column of a generic file; repeat to join columns (title + text).",
+)
+@click.option("--label-col", default=None, help="Label column of a generic file.")
+@click.option("--fake-label", default=None, help="The label value that means fake in a generic file.")
+@click.option("--no-clean", is_flag=True, help="Audit the texts with the dataset's shortcut cues kept.")
+@cleaning_options[0]
+@click.option(
+    "--seed", default=42, show_default=True, help="Seed of the 70/15/15 split (no official splits)."
+)
+@click.option(
+    "--ngrams", type=click.IntRange(min=0), default=15, show_default=True, help="Top n-grams per class."
+)
+@click.option("--no-duplicates", is_flag=True, help="Skip the MinHash near-duplicate search.")
+@click.option(
+    "--output", type=click.Path(path_type=Path), default=None, help="Also write the report as JSON here."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@user_errors
+def data_audit(
+    data: str,
+    text_cols: tuple[str, ...],
+    label_col: str | None,
+    fake_label: str | None,
+    no_clean: bool,
+    clean_rules: str | None,
+    seed: int,
+    ngrams: int,
+    no_duplicates: bool,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Shortcut audit of DATA: cues per class, what each alone predicts, top n-grams, near-duplicates."""
+    import json
+
+    from edgefn.audit import audit_data, format_audit
+    from edgefn.data import load_data
+    from edgefn.runs import write_json
+
+    options = make_data_options(text_cols, label_col, fake_label, no_clean, seed, clean_rules)
+    report = audit_data(load_data(data, options), ngrams=ngrams, duplicates=not no_duplicates)
+    if output is not None:
+        write_json(output, report)
+    click.echo(json.dumps(report, indent=2) if as_json else format_audit(report))
+
+
+# --- eval -------------------------------------------------------------------------------------------------
+
+
+@main.command("eval")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A run folder (its PyTorch checkpoint) or an exported variant folder, e.g. RUN/onnx/int8-dynamic.",
+)
+@data_options
+@click.option("--split", type=click.Choice(["test", "all"]), default="test", show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=None, help="Score a seeded random subset.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the subset and of 70/15/15 splits.")
+@click.option("--ood-score", type=click.Choice(["energy", "msp"]), default="energy", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Intra-op threads.")
+@click.option(
+    "--max-length", type=click.IntRange(min=2), default=None, help="Token limit (default: the run's)."
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: RUN/eval/<data>).",
+)
+@user_errors
+def eval_cmd(
+    model_dir: Path,
+    data: str,
+    split: str,
+    samples: int | None,
+    seed: int,
+    ood_score: str,
+    batch_size: int,
+    threads: int | None,
+    max_length: int | None,
+    output: Path | None,
+    **data_opts: Any,
+) -> None:
+    """Score a run or an exported variant on any dataset, beside its in-domain figures."""
+    from edgefn.evaluate import EvalConfig, evaluate, format_eval
+
+    options = make_data_options(
+        data_opts["text_cols"],
+        data_opts["label_col"],
+        data_opts["fake_label"],
+        data_opts["no_clean"],
+        seed,
+        data_opts["clean_rules"],
+        data_opts["strict"],
+        data_opts["max_train_per_source"],
+    )
+    cfg = EvalConfig(
+        model=model_dir,
+        data=data,
+        data_options=options,
+        split=split,
+        samples=samples,
+        seed=seed,
+        ood_score=ood_score,
+        batch_size=batch_size,
+        threads=threads,
+        max_length=max_length,
+        output=output,
+    )
+    click.echo(format_eval(evaluate(cfg)))
+
+
 # --- finetune ---------------------------------------------------------------------------------------------
 
 
@@ -104,6 +257,10 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
     from edgefn.finetune import format_summary
 
     result = run_finetune(make_finetune_config(preset, opts, resume=resume))
+    if result.finished:
+        click.echo(
+            f"{result.run_dir} is a finished run: nothing to resume (--overwrite trains it again)", err=True
+        )
     if result.metrics:
         click.echo(format_summary(result))
 
@@ -123,7 +280,8 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
     "schemes",
     default="int8-dynamic",
     show_default=True,
-    help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, none.",
+    help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, ov-fp32, ov-bf16, "
+    "ov-int8 (OpenVINO; pip install 'edgefn[openvino]'), none.",
 )
 @click.option(
     "--optimize",
@@ -242,6 +400,28 @@ def export_cmd(
     help="Least seconds measured per batch size and input mode.",
 )
 @click.option("--threads", type=int, default=None, help="Intra-op threads (default: physical cores).")
+@click.option(
+    "--peers",
+    default="all",
+    show_default=True,
+    help="Comma list of what users would pick instead, built from the run's checkpoint and measured the "
+    "same way: pytorch-int8, ort-default, optimum-recipe, openvino-fp32, openvino-bf16, openvino-int8; "
+    "all or none.",
+)
+@click.option(
+    "--rounds",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Interleaved rounds (A B C, A B C, ...): the spread across them flags a noisy machine.",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Accuracy points below the reference a row may lose and still be what to ship.",
+)
 @user_errors
 def bench(
     run_dir: Path | None,
@@ -254,8 +434,12 @@ def bench(
     samples: int | None,
     min_time: float,
     threads: int | None,
+    peers: str,
+    rounds: int,
+    max_drop: float,
 ) -> None:
-    """Measure accuracy, size, latency and hardware use of every variant on each provider."""
+    """Measure accuracy, size, latency and hardware use of every variant and peer on each provider, and say
+    what to ship."""
     from edgefn.bench import BenchConfig
     from edgefn.bench import bench as run_bench
     from edgefn.report import format_summary
@@ -271,6 +455,9 @@ def bench(
         samples=samples,
         min_time_s=min_time,
         threads=threads,
+        peers=split_list(peers) or ("none",),
+        rounds=rounds,
+        max_drop=max_drop,
     )
     report = run_bench(cfg, progress=lambda msg: click.echo(msg, err=True))
     click.echo(format_summary(report))
@@ -305,6 +492,8 @@ def bench(
 @click.option(
     "--threads", type=int, default=None, help="Threads for export and bench (default: physical cores)."
 )
+@click.option("--peers", default="all", show_default=True, help="Bench peers (see `edgefn bench --help`).")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Bench interleaved rounds.")
 @user_errors
 def run_cmd(
     preset: str,
@@ -316,6 +505,8 @@ def run_cmd(
     samples: int | None,
     min_time: float,
     threads: int | None,
+    peers: str,
+    rounds: int,
     **opts: Any,
 ) -> None:
     """Fine-tune PRESET, export and quantize it, and benchmark every variant, in one run folder."""
@@ -333,6 +524,8 @@ def run_cmd(
             samples=samples,
             min_time_s=min_time,
             threads=threads,
+            peers=split_list(peers) or ("none",),
+            rounds=rounds,
         ),
     )
     result = run_pipeline(cfg, progress=lambda msg: click.echo(msg, err=True))
@@ -433,6 +626,56 @@ def predict(
     if output is not None:
         n_fake = sum(p.label == "fake" for p in predictions)
         click.echo(f"{len(predictions)} predictions ({n_fake} fake) -> {output}", err=True)
+
+
+@main.command("package")
+@click.option(
+    "--target", required=True, help="web (a static page + Transformers.js layout) or mobile (.ort)."
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder (default: the most recent under artifacts/).",
+)
+@click.option(
+    "--variant",
+    "variants",
+    default=None,
+    help="Comma list of variants (default: web fp32, the first int8 that runs in WASM, fp16; mobile every CPU one).",
+)
+@click.option(
+    "--check-samples", type=int, default=100, show_default=True, help="Validation texts to check on."
+)
+@click.option("--browser-check", is_flag=True, help="web: also run the page in headless Chromium on them.")
+@click.option("--threads", type=int, default=None, help="ONNX Runtime threads of the Python checks.")
+@click.option("--overwrite", is_flag=True, help="Replace RUN/package/<target>/.")
+@user_errors
+def package_cmd(
+    target: str,
+    run_dir: Path | None,
+    variants: str | None,
+    check_samples: int,
+    browser_check: bool,
+    threads: int | None,
+    overwrite: bool,
+) -> None:
+    """Package a run's variants for a browser (RUN/package/web/) or a phone (RUN/package/mobile/)."""
+    from edgefn.package import PackageConfig, format_summary, package
+
+    cfg = PackageConfig(
+        target=target,
+        run_dir=run_dir,
+        variants=split_list(variants),
+        check_samples=check_samples,
+        browser_check=browser_check,
+        threads=threads,
+        overwrite=overwrite,
+    )
+    result = package(cfg, step=lambda msg: click.echo(msg, err=True))
+    if result.picked_automatically:
+        click.echo(f"run: {result.run_dir} (most recent under artifacts/; pass --run-dir to choose)")
+    click.echo(format_summary(result))
 
 
 @main.command()

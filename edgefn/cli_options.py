@@ -53,7 +53,8 @@ def data_options(fn: F) -> F:
             "data",
             default="welfake",
             show_default=True,
-            help="Dataset name (welfake, isot, constraint, liar, sample) or a file/folder path.",
+            help="Dataset name (welfake, isot, constraint, liar, sample), a file/folder path, "
+            "fake=PATH,real=PATH (one file or folder per class) or a union a+b+c.",
         ),
         click.option(
             "--text-col",
@@ -64,19 +65,57 @@ def data_options(fn: F) -> F:
         click.option("--label-col", default=None, help="Label column of a generic file."),
         click.option("--fake-label", default=None, help="The label value that means fake in a generic file."),
         click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.)."),
+        *cleaning_options,
     ]
     for dec in reversed(decorators):
         fn = dec(fn)
     return fn
 
 
+cleaning_options = [
+    click.option(
+        "--clean",
+        "clean_rules",
+        default=None,
+        help="Comma list of cleaning rules (urls, drop-urls, handles, drop-handles, hashtags, reuters, "
+        "featured-image, whitespace) for a generic file, or instead of a named dataset's own.",
+    ),
+    click.option(
+        "--strict", is_flag=True, help="Refuse rows without a label instead of dropping and counting them."
+    ),
+    click.option(
+        "--max-train-per-source",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Cap each dataset's training rows in a union a+b (a seeded sample).",
+    ),
+]
+
+
 def make_data_options(
-    text_cols: tuple[str, ...], label_col: str | None, fake_label: str | None, no_clean: bool, seed: int = 42
+    text_cols: tuple[str, ...],
+    label_col: str | None,
+    fake_label: str | None,
+    no_clean: bool,
+    seed: int = 42,
+    clean_rules: str | None = None,
+    strict: bool = False,
+    max_train_per_source: int | None = None,
 ) -> Any:
     from edgefn.data import DataOptions
+    from edgefn.dataprep import check_rules
 
+    rules = split_list(clean_rules) or ()
+    check_rules(rules)
     return DataOptions(
-        text_cols=tuple(text_cols), label_col=label_col, fake_label=fake_label, clean=not no_clean, seed=seed
+        text_cols=tuple(text_cols),
+        label_col=label_col,
+        fake_label=fake_label,
+        clean=not no_clean,
+        seed=seed,
+        strict=strict,
+        clean_rules=rules,
+        max_train_per_source=max_train_per_source,
     )
 
 
@@ -147,5 +186,8 @@ def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False
         opts.pop("fake_label"),
         opts.pop("no_clean"),
         opts["seed"],
+        opts.pop("clean_rules"),
+        opts.pop("strict"),
+        opts.pop("max_train_per_source"),
     )
     return FinetuneConfig(preset=preset, data_options=data_opts, resume=resume, **opts)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import loaders  # noqa: F401  (registers the named datasets)
-from edgefn.dataprep import load_generic
+from edgefn.dataprep import load_class_files, load_generic, union_bundles
 from edgefn.dataset import (
     FAKE,
     REAL,
@@ -75,6 +75,8 @@ def load_data(spec: str, options: DataOptions | None = None) -> DatasetBundle:
     Args:
         spec: a registered name, `name:PATH`, or a path. Folders and WELFake files are recognised; other
             CSV / TSV / JSONL / Parquet files are read with `options.text_cols` and `options.label_col`.
+            `fake=PATH,real=PATH` takes one file or folder per class; `a+b+c` is the union of datasets
+            (each row keeps its source).
         options: generic-file columns, the fake label value, the cleaning switch and the split seed
             (None: the defaults).
 
@@ -83,6 +85,12 @@ def load_data(spec: str, options: DataOptions | None = None) -> DatasetBundle:
         label map, dropped rows and rows per split.
     """
     options = options or DataOptions()
+    union = _union_parts(spec)
+    if union:
+        return union_bundles([load_data(part, options) for part in union], options)
+    class_files = _class_file_spec(spec)
+    if class_files is not None:
+        return load_class_files(class_files, options)
     name, path = _parse_spec(spec)
     if name is None:
         assert path is not None
@@ -97,6 +105,37 @@ def load_data(spec: str, options: DataOptions | None = None) -> DatasetBundle:
     elif not path.exists():
         raise EdgefnError(f"{name}: path {path} does not exist")
     return entry.load(path, options)
+
+
+def _union_parts(spec: str) -> list[str]:
+    """The datasets of `a+b+c` (each a name, name:PATH, path or class-file spec); [] for a single one."""
+    if "+" not in spec or Path(spec).expanduser().exists():
+        return []
+    parts = [p.strip() for p in spec.split("+")]
+    if any(not p for p in parts):
+        raise EdgefnError(f"--data {spec!r}: a union names its datasets as a+b+c, none empty")
+    return parts
+
+
+CLASS_KEYS = {"fake": FAKE, "real": REAL}
+
+
+def _class_file_spec(spec: str) -> dict[int, Path] | None:
+    """{1: fake path, 0: real path} of `fake=PATH,real=PATH` (any order); None for other specs."""
+    if not any(spec.startswith(f"{k}=") for k in CLASS_KEYS):
+        return None
+    files: dict[int, Path] = {}
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in CLASS_KEYS or not value.strip():
+            raise EdgefnError(f"--data {spec!r}: expected fake=PATH,real=PATH (one file or folder per class)")
+        if CLASS_KEYS[key] in files:
+            raise EdgefnError(f"--data {spec!r} names {key}= twice")
+        files[CLASS_KEYS[key]] = Path(value.strip()).expanduser()
+    if len(files) != 2:
+        raise EdgefnError(f"--data {spec!r}: give both fake=PATH and real=PATH")
+    return files
 
 
 def _parse_spec(spec: str) -> tuple[str | None, Path | None]:
@@ -170,7 +209,10 @@ def _load_tokenizer(tokenizer: Any) -> tuple[Any, str]:
     from transformers import AutoTokenizer
 
     if tokenizer is not None:
-        return AutoTokenizer.from_pretrained(str(tokenizer)), str(tokenizer)
+        try:
+            return AutoTokenizer.from_pretrained(str(tokenizer)), str(tokenizer)
+        except (OSError, ValueError) as e:  # a missing folder, an invalid hub id, an unreadable file
+            raise EdgefnError(f"cannot load the tokenizer {tokenizer}: {str(e).splitlines()[0]}") from None
     from edgefn.presets import bundled_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()))
@@ -251,6 +293,11 @@ def _describe_cleaning(cleaning: dict[str, Any] | None) -> str:
     return "OFF (shortcut cues kept: " + "; ".join(cleaning["available"]) + ")"
 
 
+def _missing(dropped: dict[str, Any]) -> str:
+    n = dropped.get("missing_label")
+    return f"{n} without a label, " if n else ""
+
+
 def _sampled(report: dict[str, Any]) -> str:
     measured = [
         s["tokens"]["rows_measured"]
@@ -270,7 +317,7 @@ def format_inspect(report: dict[str, Any]) -> str:
         f"splits     {report['splits']}",
         f"labels     {report['label_map']}",
         f"cleaning   {_describe_cleaning(report.get('cleaning'))}",
-        f"dropped    {dropped.get('empty', 0)} empty, {dropped.get('duplicate', 0)} duplicate, "
+        f"dropped    {_missing(dropped)}{dropped.get('empty', 0)} empty, {dropped.get('duplicate', 0)} duplicate, "
         f"{dropped.get('conflicting_labels', 0)} with conflicting labels, {cross} already in an earlier split",
         f"tokens     {report['tokenizer']}, special tokens included{_sampled(report)}",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,60 @@ if TYPE_CHECKING:
     import pandas as pd
 
 UNOFFICIAL_SPLITS = "70/15/15 stratified, seed {seed}, after exact-duplicate removal"
+MISSING = "<missing>"
+
+# --- shortcut cues and the cleaning rules that remove them ----------------------------------------------------
+
+URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+HANDLE = re.compile(r"(?<![\w@])@+\w+(?:@+\w+)*")  # "@@name" and "@a@b" chains too; no e-mails
+HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
+URL_PLACEHOLDER, HANDLE_PLACEHOLDER = "URL", "@USER"
+# ISOT: real texts open with a "CITY (Reuters) - " dateline, at times after a correction note, hence the short
+# free prefix; "WASHINGTON () - " is the dateline with "Reuters" cut. Fake texts end "Featured image via ...".
+REUTERS_DATELINE = re.compile(r"^.{0,250}?\((?:Reuters)?\)\s*[-\u2013\u2014]\s*", re.DOTALL)
+FEATURED_IMAGE = re.compile(r"\s*featured image.{0,200}$", re.IGNORECASE | re.DOTALL)
+SPACES = re.compile(r"\s+")
+
+
+def _sub(pattern: re.Pattern[str], repl: str) -> Callable[[pd.Series], pd.Series]:
+    return lambda texts: texts.str.replace(pattern, repl, regex=True)
+
+
+# name -> (what it does, the function on a Series of texts). Every rule ends with spaces collapsed.
+CLEAN_RULES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
+    "urls": (f"URLs replaced by '{URL_PLACEHOLDER}'", _sub(URL, URL_PLACEHOLDER)),
+    "drop-urls": ("URLs deleted", _sub(URL, " ")),
+    "handles": (f"@handles replaced by '{HANDLE_PLACEHOLDER}'", _sub(HANDLE, HANDLE_PLACEHOLDER)),
+    "drop-handles": ("@handles deleted", _sub(HANDLE, " ")),
+    "hashtags": ("'#' of hashtags removed (the word kept)", _sub(HASHTAG, r"\1")),
+    "reuters": ("the '... (Reuters) - ' dateline at the start removed", _sub(REUTERS_DATELINE, "")),
+    "featured-image": ("the 'Featured image via ...' trailer removed", _sub(FEATURED_IMAGE, "")),
+    "whitespace": ("leading/trailing spaces stripped, inner runs collapsed", lambda texts: texts),
+}
+
+
+def check_rules(rules: tuple[str, ...] | list[str]) -> None:
+    """Raise a one-line error for an unknown cleaning rule, listing the known ones."""
+    unknown = [r for r in rules if r not in CLEAN_RULES]
+    if unknown:
+        raise EdgefnError(
+            f"unknown cleaning rule(s) {', '.join(map(repr, unknown))}; known: {', '.join(CLEAN_RULES)}"
+        )
+
+
+def describe_rules(rules: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """`name: what it does` for each rule."""
+    check_rules(rules)
+    return tuple(f"{r}: {CLEAN_RULES[r][0]}" for r in rules)
+
+
+def apply_rules(texts: pd.Series, rules: tuple[str, ...] | list[str]) -> pd.Series:
+    """Apply cleaning rules in order, then collapse spaces and strip."""
+    check_rules(rules)
+    texts = texts.fillna("").astype(str)
+    for rule in rules:
+        texts = CLEAN_RULES[rule][1](texts)
+    return texts.str.replace(SPACES, " ", regex=True).str.strip() if rules else texts
 
 
 def _show(values: list[str], limit: int = 10) -> str:
@@ -43,11 +98,22 @@ def join_text_columns(df: pd.DataFrame, cols: tuple[str, ...] | list[str], strip
 
 
 def _label_strings(values: pd.Series) -> pd.Series:
+    """Labels as strings: 1.0 / 0.0 floats read as "1" / "0", booleans as "1" (True) / "0" (False)."""
+    import numpy as np
     import pandas as pd
 
-    if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
+    present = values.dropna()
+    if len(present) and all(isinstance(v, (bool, np.bool_)) for v in present):
+        values = values.map(lambda v: v if pd.isna(v) else str(int(bool(v))))
+    elif pd.api.types.is_float_dtype(values) and bool((present % 1 == 0).all()):
         values = values.astype("Int64")
-    return values.astype(str).str.strip().where(values.notna(), "<missing>")
+    strings = values.astype(str).str.strip()
+    return strings.where(values.notna() & (strings != ""), MISSING)
+
+
+def missing_labels(values: pd.Series) -> Any:
+    """A boolean mask of rows without a label (NaN, None or blank)."""
+    return (_label_strings(values) == MISSING).to_numpy()
 
 
 def map_labels(values: pd.Series, fake_label: str | None = None) -> Any:
@@ -89,11 +155,14 @@ def make_info(
     label_map: str,
     rules: tuple[str, ...] = (),
     clean: bool = False,
+    rule_names: tuple[str, ...] = (),
     **extra: Any,
 ) -> dict[str, Any]:
     """The provenance record every loader starts from (splits, dropped and rows are added later)."""
     applied = bool(clean and rules)
     cleaning = {"applied": applied, "rules": list(rules) if applied else [], "available": list(rules)}
+    if rule_names:
+        cleaning["names"] = list(rule_names) if applied else []
     return {
         "name": name,
         "source": source,
@@ -123,6 +192,7 @@ def bundle_from_frame(name: str, df: pd.DataFrame, info: dict[str, Any], seed: i
     from sklearn.model_selection import train_test_split
 
     df, dropped = _dedupe(df)
+    dropped = {**info.pop("dropped_before", {}), **dropped}
     if len(df) == 0:
         raise EdgefnError(f"{name}: no data left after cleaning (dropped {dropped['empty']} empty texts)")
     y = df["label"].to_numpy()
@@ -206,15 +276,184 @@ def load_generic(path: Path, options: DataOptions, name: str | None = None, **ex
     df = read_table(path)
     text_cols, label_col = options.text_cols or ("text",), options.label_col or "label"
     require_columns(df, [*text_cols, label_col], path)
+    df, n_missing = drop_unlabelled(df, label_col, options.strict)
+    rules = options.clean_rules if options.clean else ()
     frame = pd.DataFrame(
-        {"text": join_text_columns(df, text_cols), "label": map_labels(df[label_col], options.fake_label)}
+        {
+            "text": apply_rules(join_text_columns(df, text_cols), rules),
+            "label": map_labels(df[label_col], options.fake_label),
+        }
     )
-    fake = f"{options.fake_label!r}" if options.fake_label is not None else "1 or 'fake'"
+    fake = f"{options.fake_label!r}" if options.fake_label is not None else "1, True or 'fake'"
     info = make_info(
         name or path.stem,
         str(path),
         text=" + ' ' + ".join(text_cols),
         label_map=f"{label_col} = {fake} -> fake (1), the other value -> real (0)",
+        rules=describe_rules(options.clean_rules),
+        clean=options.clean,
+        rule_names=options.clean_rules,
         **extra,
     )
+    info["dropped_before"] = {"missing_label": n_missing}
     return bundle_from_frame(name or path.stem, frame, info, options.seed)
+
+
+def drop_unlabelled(df: pd.DataFrame, label_col: str, strict: bool) -> tuple[pd.DataFrame, int]:
+    """Drop rows without a label and count them; with `strict` keep them (map_labels then refuses them)."""
+    missing = missing_labels(df[label_col])
+    if strict or not missing.any():
+        return df, 0
+    return df[~missing], int(missing.sum())
+
+
+# --- one file or folder per class -------------------------------------------------------------------------
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".parquet", ".pq")
+
+
+def _class_texts(path: Path, options: DataOptions) -> tuple[pd.Series, str]:
+    """The texts of one class: a table (text columns as given, else title + text, text or title), a .txt file
+    (one text per line), or a folder of .txt files (one text each) and/or tables."""
+    import pandas as pd
+
+    if not path.exists():
+        raise EdgefnError(f"data path {path} does not exist")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".txt", *TABLE_SUFFIXES))
+        if not files:
+            raise EdgefnError(f"{path} holds no .txt or table files")
+        docs = [p for p in files if p.suffix.lower() == ".txt"]
+        parts = [pd.Series([p.read_text(encoding="utf-8", errors="replace") for p in docs], dtype=object)]
+        how = {f"{len(docs)} .txt files, one text each"} if docs else set()
+        for table in (p for p in files if p.suffix.lower() != ".txt"):
+            texts, what = _class_texts(table, options)
+            parts.append(texts)
+            how.add(what)
+        return pd.concat(parts, ignore_index=True), "; ".join(sorted(how))
+    if path.suffix.lower() == ".txt":
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return pd.Series(lines, dtype=object), "one text per line"
+    df = read_table(path)
+    cols = list(options.text_cols) or _default_text_cols(df, path)
+    require_columns(df, cols, path)
+    return join_text_columns(df, cols), " + ' ' + ".join(cols)
+
+
+def _default_text_cols(df: pd.DataFrame, path: Path) -> list[str]:
+    if {"title", "text"} <= set(df.columns):
+        return ["title", "text"]
+    for col in ("text", "title", "tweet", "statement", "headline", "content"):
+        if col in df.columns:
+            return [col]
+    raise EdgefnError(
+        f"{path}: no text column (text, title, tweet, statement, headline, content); "
+        f"pass --text-col; columns found: {', '.join(map(str, df.columns))}"
+    )
+
+
+def load_class_files(files: dict[int, Path], options: DataOptions) -> DatasetBundle:
+    """One file or folder per class (`fake=Fake.csv,real=True.csv`): the file names the label."""
+    import pandas as pd
+
+    frames, how = [], {}
+    for label, path in files.items():
+        texts, what = _class_texts(path, options)
+        frames.append(pd.DataFrame({"text": texts.fillna("").astype(str).str.strip(), "label": label}))
+        how[("real", "fake")[label]] = f"{path} ({what})"
+    frame = pd.concat(frames, ignore_index=True)
+    rules = options.clean_rules if options.clean else ()
+    frame["text"] = apply_rules(frame["text"], rules)
+    name = "+".join(files[k].stem for k in sorted(files, reverse=True))
+    info = make_info(
+        name,
+        ", ".join(f"{k}={v}" for k, v in how.items()),
+        text="; ".join(f"{k}: {v}" for k, v in how.items()),
+        label_map="by file: "
+        + ", ".join(f"{files[k]} -> {('real', 'fake')[k]} ({k})" for k in sorted(files)),
+        rules=describe_rules(options.clean_rules),
+        clean=options.clean,
+        rule_names=options.clean_rules,
+    )
+    return bundle_from_frame(name, frame, info, options.seed)
+
+
+# --- unions -------------------------------------------------------------------------------------------------
+
+
+def union_bundles(bundles: list[DatasetBundle], options: DataOptions) -> DatasetBundle:
+    """Several datasets as one: each split the concatenation of theirs, each row tagged with its source.
+
+    Texts found in two sources are kept once (the first source's row; texts with both labels are dropped);
+    validation and test rows whose text is in an earlier split are dropped, as in one dataset.
+    `options.max_train_per_source` caps each source's training rows (a seeded sample).
+    """
+    import random
+
+    names = [b.name for b in bundles]
+    if len(set(names)) != len(names):
+        raise EdgefnError(f"a union names a dataset twice: {'+'.join(names)}")
+    parts: dict[str, Split] = {}
+    seen: set[str] = set()
+    dropped = {"duplicate": 0, "conflicting_labels": 0}
+    cross_split = {"validation": 0, "test": 0}
+    per_source: dict[str, dict[str, int]] = {n: {} for n in names}
+    for split in SPLITS:
+        rows: dict[str, tuple[int, str]] = {}
+        conflicts: set[str] = set()
+        for b in bundles:
+            s = b.split(split)
+            idx = list(range(len(s)))
+            cap = options.max_train_per_source
+            if split == "train" and cap is not None and cap < len(s):
+                idx = sorted(random.Random(options.seed).sample(idx, cap))
+            for i in idx:
+                text, label = s.texts[i], s.labels[i]
+                if text in rows:
+                    dropped["duplicate"] += 1
+                    if rows[text][0] != label:
+                        conflicts.add(text)
+                    continue
+                rows[text] = (label, b.name)
+        for text in conflicts:
+            del rows[text]
+            dropped["conflicting_labels"] += 1
+        overlap = [t for t in rows if t in seen]
+        for text in overlap:
+            del rows[text]
+        if split != "train":
+            cross_split[split] = len(overlap)
+        seen.update(rows)
+        parts[split] = Split(list(rows), [v[0] for v in rows.values()], [v[1] for v in rows.values()])
+        for n in names:
+            per_source[n][split] = sum(v[1] == n for v in rows.values())
+    info: dict[str, Any] = {
+        "name": "+".join(names),
+        "source": " + ".join(str(b.info.get("source", b.name)) for b in bundles),
+        "text": "; ".join(f"{b.name}: {b.info.get('text', '?')}" for b in bundles),
+        "label_map": "; ".join(f"{b.name}: {b.info.get('label_map', '?')}" for b in bundles),
+        "cleaning": _union_cleaning(bundles),
+        "splits": "each source's own splits, concatenated",
+        "dropped": {**dropped, "cross_split": cross_split},
+        "sources": {
+            b.name: {k: b.info.get(k) for k in ("source", "splits", "cleaning", "dropped")} for b in bundles
+        },
+        "rows_per_source": per_source,
+    }
+    if options.max_train_per_source is not None:
+        info["max_train_per_source"] = options.max_train_per_source
+    info["rows"] = {k: len(v) for k, v in parts.items()}
+    for split, s in parts.items():
+        if len(s) == 0:
+            raise EdgefnError(f"{info['name']}: the {split} split is empty")
+    return DatasetBundle(info["name"], parts["train"], parts["validation"], parts["test"], info=info)
+
+
+def _union_cleaning(bundles: list[DatasetBundle]) -> dict[str, Any]:
+    rules: list[str] = []
+    available: list[str] = []
+    for b in bundles:
+        c = b.info.get("cleaning") or {}
+        rules += [f"{b.name}: {r}" for r in c.get("rules", [])]
+        available += [f"{b.name}: {r}" for r in c.get("available", [])]
+    return {"applied": bool(rules), "rules": rules, "available": available}

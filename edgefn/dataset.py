@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefn.errors import EdgefnError
 from edgefn.runs import Split
 
 FAKE, REAL = 1, 0
@@ -16,13 +17,25 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class DataOptions:
-    """How to read a dataset: generic-file columns, the fake label value, cleaning, split seed."""
+    """How to read a dataset: generic-file columns, the fake label value, cleaning, split seed.
+
+    `strict` refuses rows without a label instead of dropping and counting them; `clean_rules` names the
+    cleaning rules (`dataprep.CLEAN_RULES`) for generic files, or replaces a named dataset's defaults;
+    `max_train_per_source` caps each source's training rows (a seeded sample) in a union of datasets.
+    """
 
     text_cols: tuple[str, ...] = ()
     label_col: str | None = None
     fake_label: str | None = None
     clean: bool = True
     seed: int = 42
+    strict: bool = False
+    clean_rules: tuple[str, ...] = ()
+    max_train_per_source: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise EdgefnError(f"--seed must be a non-negative integer, got {self.seed}")
 
 
 @dataclass

@@ -45,6 +45,8 @@ VERSIONED = (
     "datasets",
     "scikit-learn",
     "numpy",
+    "openvino",
+    "nncf",
 )
 
 
@@ -67,6 +69,18 @@ def parse_cpuinfo(text: str) -> tuple[str | None, set[str]]:
         elif key in ("flags", "Features"):
             flags.update(value.split())
     return model, flags
+
+
+def cpu_mhz(cpuinfo: str | None = None) -> float | None:
+    """The mean current clock of the cores in MHz (cpuinfo's "cpu MHz"), None where it is not reported."""
+    text = read_cpuinfo() if cpuinfo is None else cpuinfo
+    values = []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "cpu MHz":
+            with contextlib.suppress(ValueError):
+                values.append(float(value))
+    return sum(values) / len(values) if values else None
 
 
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:

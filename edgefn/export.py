@@ -11,16 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefn import (
+    openvino_models,  # noqa: F401 - registers the ov-* schemes
+    runs,
+)
 from edgefn import quantize as q
-from edgefn import runs
 from edgefn.environment import check_threads, library_versions
 from edgefn.errors import EdgefnError
 from edgefn.graph import graph_input_names, op_counts
-from edgefn.inference import CPU, CUDA, Encoder, available_providers
-from edgefn.presets import ArchQuirks, get_preset
+from edgefn.inference import CPU, CUDA, OPENVINO, Encoder, available_providers
+from edgefn.presets import ArchQuirks, quirks_for
 from edgefn.runs import RunFolder
 from edgefn.runtime import Classifier, id2label_of
 
+MIN_OPSET = 11  # the oldest Optimum exports text classifiers to
 OPTIMIZE_LEVELS = ("O1", "O2", "O3", "none")  # none: the plain graph, even where a preset defaults to O2
 FP32 = "fp32"
 _WEIGHT_FILES = (
@@ -68,12 +72,23 @@ class ExportConfig:
                 f"choose one of {', '.join(q.CALIBRATION_METHODS)}"
             )
         check_threads(self.threads)
-        for name in ("calibration_samples", "parity_samples", "eval_samples", "opset"):
+        if self.opset is not None and not MIN_OPSET <= self.opset <= max_opset():
+            raise EdgefnError(
+                f"--opset must be between {MIN_OPSET} and {max_opset()} (this onnx), got {self.opset}"
+            )
+        for name in ("calibration_samples", "parity_samples", "eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise EdgefnError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
+
+
+def max_opset() -> int:
+    """The newest ONNX opset the installed onnx package knows."""
+    import onnx
+
+    return int(onnx.defs.onnx_opset_version())
 
 
 @dataclass
@@ -141,16 +156,29 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
         The variants written, each with size, parity / agreement and validation accuracy against fp32.
     """
     run, picked = RunFolder.resolve(cfg.run_dir)
-    job = _start_job(cfg, run, on_step or (lambda _msg: None))
-    result = ExportResult(run.path, picked, job.target)
-    schemes = [s for s in cfg.schemes if s != "none"]
-    _refuse_existing(job, schemes)
-    with _threads(cfg.threads):
-        _load_eval_texts(job)
-        result.variants.append(_export_fp32(job))
-        for name in schemes:
-            result.variants.append(_export_scheme(job, q.get_scheme(name)))
-    return result
+    run.require_complete()
+    runs.check_writable_dir(run.onnx_dir, None)
+    with run.lock("export"):
+        _remove_leftovers(run)
+        job = _start_job(cfg, run, on_step or (lambda _msg: None))
+        result = ExportResult(run.path, picked, job.target)
+        schemes = [s for s in cfg.schemes if s != "none"]
+        _refuse_existing(job, schemes)
+        with _threads(cfg.threads):
+            _load_eval_texts(job)
+            result.variants.append(_export_fp32(job))
+            for name in schemes:
+                kept = _kept(job, name)
+                result.variants.append(kept or _export_scheme(job, q.get_scheme(name)))
+        return result
+
+
+def _remove_leftovers(run: RunFolder) -> None:
+    """Remove the temporary folders of an export killed outright (the lock says none is running)."""
+    if run.onnx_dir.is_dir():
+        for p in run.onnx_dir.iterdir():
+            if p.is_dir() and p.name.startswith("."):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
@@ -163,18 +191,19 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
     target = cfg.target or q.detect_target()
     step(f"run {run.path} (preset {ft['preset']}, {ft.get('init', 'pretrained')}); int8 target {target}")
     max_length = int(ft.get("max_length", 128))
+    checkpoint_config = runs.read_optional_json(run.checkpoint / runs.MODEL_CONFIG)
     return _Job(
         cfg,
         run,
         str(ft["preset"]),
         str(ft.get("init", "pretrained")),
-        get_preset(ft["preset"]).quirks,
+        quirks_for(str(ft["preset"]), checkpoint_config.get("model_type")),
         max_length,
         runs.sha256_dir(run.checkpoint),
         target,
         step,
         checkpoint_encoder(run.checkpoint, max_length),
-        id2label_of(runs.read_optional_json(run.checkpoint / runs.MODEL_CONFIG)),
+        id2label_of(checkpoint_config),
     )
 
 
@@ -190,17 +219,54 @@ def _check_checkpoint(checkpoint: Path) -> None:
         raise EdgefnError(f"incomplete checkpoint {checkpoint}: missing {', '.join(missing)}")
 
 
+def _request(job: _Job, variant: str) -> dict[str, Any]:
+    """Everything that decides a variant's file: an existing variant made with the same request is kept."""
+    cfg = job.cfg
+    request: dict[str, Any] = {
+        "source_checkpoint_sha256": job.source_sha256,
+        "optimize": cfg.optimize,
+        "opset": cfg.opset,
+        "max_length": job.max_length,
+    }
+    if variant != FP32:
+        request.update(
+            scheme=variant,
+            target=job.target,
+            calibration_samples=cfg.calibration_samples,
+            calibration_method=cfg.calibration_method,
+            eval_samples=cfg.eval_samples,
+            saturation_check=cfg.saturation_check,
+        )
+    return request
+
+
+def _same_request(job: _Job, name: str) -> bool:
+    """Whether an existing variant was made with this request; a damaged one (a file no longer matching its
+    recorded hash) is refused with that reason."""
+    manifest = runs.verify_variant(job.variant_dir(name))
+    return bool(manifest.get("request") == _request(job, name))
+
+
 def _refuse_existing(job: _Job, schemes: list[str]) -> None:
-    """Refuse before any work when a requested variant exists (unless overwrite)."""
+    """Refuse before any work when a variant exists that was made otherwise (unless overwrite); one made
+    with the same request is kept, so the same command re-run after an interruption carries on."""
     if job.cfg.overwrite:
         return
-    wanted = schemes + ([FP32] if "none" in job.cfg.schemes else [])
-    existing = [n for n in wanted if job.variant_dir(n).exists()]
-    if existing:
+    different = [n for n in [FP32, *schemes] if job.variant_dir(n).exists() and not _same_request(job, n)]
+    if different:
         raise EdgefnError(
-            f"variant(s) {', '.join(existing)} already exist in {job.run.onnx_dir} "
-            "(use --overwrite to replace them)"
+            f"variant(s) {', '.join(different)} already exist in {job.run.onnx_dir}, exported from another "
+            "checkpoint or with other settings (use --overwrite to replace them)"
         )
+
+
+def _kept(job: _Job, name: str) -> VariantResult | None:
+    """The existing variant `name` when it is kept (same request, not --overwrite), else None."""
+    folder = job.variant_dir(name)
+    if job.cfg.overwrite or not folder.exists():
+        return None
+    job.step(f"{name}: kept {folder} (same checkpoint and settings; --overwrite re-exports it)")
+    return _variant_result(folder, runs.verify_variant(folder))
 
 
 @contextlib.contextmanager
@@ -230,9 +296,11 @@ def _load_eval_texts(job: _Job) -> None:
     job.eval_texts = val.texts[:n]
 
 
-def _onnx_logits(job: _Job, model: Path, texts: list[str] | None = None, provider: str = CPU) -> Any:
-    """Logits of an ONNX file through the runtime's Classifier, on the checkpoint's tokens."""
-    clf = Classifier.for_model_file(model, job.encoder, job.id2label, provider, job.cfg.threads)
+def _onnx_logits(
+    job: _Job, model: Path, texts: list[str] | None = None, provider: str = CPU, precision: str = "fp32"
+) -> Any:
+    """Logits of a model file through the runtime's Classifier, on the checkpoint's tokens."""
+    clf = Classifier.for_model_file(model, job.encoder, job.id2label, provider, job.cfg.threads, precision)
     return clf.predict_logits(job.eval_texts if texts is None else texts)
 
 
@@ -265,49 +333,38 @@ def _accuracy(job: _Job, logits: Any) -> float:
 
 def _export_fp32(job: _Job) -> VariantResult:
     folder = job.variant_dir(FP32)
-    reusable = folder.exists() and not job.cfg.overwrite and "none" not in job.cfg.schemes
-    if reusable:
-        return _reuse_fp32(job, folder)
-    with runs.atomic_dir(folder, overwrite=job.cfg.overwrite) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the variant folder is meant to be shared
-        job.step(f"fp32: exporting {job.checkpoint} with Optimum (text-classification)")
-        opset = _optimum_export(job, tmp)
-        optimize = _optimize(job, tmp)
-        parity = _check_parity(job, tmp / runs.ONNX_FILE)
-        job.fp32_logits = _onnx_logits(job, tmp / runs.ONNX_FILE)
-        job.fp32_accuracy = _accuracy(job, job.fp32_logits)
-        job.fp32_size_mb = runs.file_size_mb(tmp / runs.ONNX_FILE)
-        manifest = _manifest(
-            job,
-            tmp,
-            FP32,
-            FP32,
-            [CPU],
-            parity,
-            job.fp32_accuracy,
-            opset=opset,
-            optimize=optimize,
-            notes=optimize.get("notes", []),
-        )
-        runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
-    return _variant_result(folder, manifest)
+    kept = _kept(job, FP32)
+    if kept is None:
+        with runs.atomic_dir(folder, overwrite=job.cfg.overwrite) as tmp:
+            job.step(f"fp32: exporting {job.checkpoint} with Optimum (text-classification)")
+            opset = _optimum_export(job, tmp)
+            optimize = _optimize(job, tmp)
+            parity = _check_parity(job, tmp / runs.ONNX_FILE)
+            _score_fp32(job, tmp / runs.ONNX_FILE)
+            manifest = _manifest(
+                job,
+                tmp,
+                FP32,
+                FP32,
+                [CPU],
+                parity,
+                job.fp32_accuracy,
+                opset=opset,
+                optimize=optimize,
+                notes=optimize.get("notes", []),
+            )
+            runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
+        return _variant_result(folder, manifest)
+    _score_fp32(job, folder / runs.ONNX_FILE)
+    kept.validation_accuracy = job.fp32_accuracy  # on this export's validation texts, as the deltas are
+    return kept
 
 
-def _reuse_fp32(job: _Job, folder: Path) -> VariantResult:
-    manifest = runs.verify_variant(folder)
-    if (
-        manifest.get("source_checkpoint_sha256") != job.source_sha256
-        or (manifest.get("optimize") or {}).get("requested") != job.cfg.optimize
-    ):
-        raise EdgefnError(
-            f"{folder} was exported from another checkpoint or --optimize setting; "
-            "use --overwrite to re-export it"
-        )
-    job.step(f"fp32: reusing {folder} (same checkpoint)")
-    job.fp32_logits = _onnx_logits(job, folder / runs.ONNX_FILE)
+def _score_fp32(job: _Job, model: Path) -> None:
+    """fp32's validation logits, accuracy and size: the reference of every quantized variant."""
+    job.fp32_logits = _onnx_logits(job, model)
     job.fp32_accuracy = _accuracy(job, job.fp32_logits)
-    job.fp32_size_mb = runs.file_size_mb(folder / runs.ONNX_FILE)
-    return _variant_result(folder, manifest)
+    job.fp32_size_mb = runs.file_size_mb(model)
 
 
 def _plain_fp32(job: _Job, work: Path) -> Path:
@@ -319,21 +376,36 @@ def _plain_fp32(job: _Job, work: Path) -> Path:
 
 
 def _optimum_export(job: _Job, out: Path) -> int:
+    return export_plain_onnx(job.checkpoint, out, job.cfg.opset)
+
+
+def export_plain_onnx(checkpoint: Path, out: Path, opset: int | None = None) -> int:
+    """Optimum's text-classification export of a checkpoint into `out` (model.onnx, config, tokenizer);
+    returns the opset written."""
+    import warnings
+
     import onnx
+    import torch
     from optimum.exporters.onnx import main_export
 
-    main_export(
-        str(job.checkpoint),
-        out,
-        task="text-classification",
-        opset=job.cfg.opset,
-        do_validation=False,
-        library_name="transformers",
-        local_files_only=True,
-        device="cpu",
-    )
+    try:
+        with warnings.catch_warnings():
+            # torch.jit's tracer warns about constants it records; the parity check is what tells
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            main_export(
+                str(checkpoint),
+                out,
+                task="text-classification",
+                opset=opset,
+                do_validation=False,
+                library_name="transformers",
+                local_files_only=True,
+                device="cpu",
+            )
+    except ValueError as e:  # Optimum's refusals: an opset too old for the architecture, an unknown model
+        raise EdgefnError(f"Optimum cannot export {checkpoint}: {str(e).splitlines()[0]}") from None
     if not (out / runs.ONNX_FILE).is_file():
-        raise EdgefnError(f"Optimum did not write {runs.ONNX_FILE} for {job.checkpoint}")
+        raise EdgefnError(f"Optimum did not write {runs.ONNX_FILE} for {checkpoint}")
     return int(
         next(
             o.version
@@ -425,7 +497,8 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
         out = scheme.apply(ctx)
         _copy_model_files(fp32, tmp)
         notes = list(out.notes)
-        logits, providers = _score_variant(job, scheme, tmp / runs.ONNX_FILE, notes)
+        precision = str(out.settings.get("precision", "fp32"))
+        logits, providers = _score_variant(job, scheme, runs.model_file(tmp), notes, precision)
         parity = {
             "reference": "fp32 onnx",
             "samples": len(job.eval_labels),
@@ -443,6 +516,8 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
             parity,
             accuracy,
             settings=out.settings,
+            runtime=out.settings.get("runtime", "onnxruntime"),
+            precision=precision,
             graph_passes=out.graph_passes,
             nodes_kept_float=out.nodes_kept_float,
             notes=notes,
@@ -456,8 +531,13 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
     return _variant_result(folder, manifest)
 
 
-def _score_variant(job: _Job, scheme: q.QuantScheme, model: Path, notes: list[str]) -> tuple[Any, list[str]]:
-    """Validation logits; CUDA-only variants are scored on CPU when no CUDA provider is present."""
+def _score_variant(
+    job: _Job, scheme: q.QuantScheme, model: Path, notes: list[str], precision: str = "fp32"
+) -> tuple[Any, list[str]]:
+    """Validation logits; CUDA-only variants are scored on CPU when no CUDA provider is present; OpenVINO
+    variants by OpenVINO's runtime in their precision."""
+    if model.suffix == ".xml":
+        return _onnx_logits(job, model, precision=precision), [OPENVINO]
     available = available_providers()
     providers = [p for p in scheme.execution_providers if p in available] or [CPU]
     if CUDA in scheme.execution_providers and CUDA not in available:
@@ -529,8 +609,9 @@ def _manifest(
     accuracy: float | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    size = runs.file_size_mb(folder / runs.ONNX_FILE)
-    files = runs.hash_files(folder)  # model.onnx is hashed once, for both records
+    model_names = runs.model_files(folder)
+    size = sum(runs.file_size_mb(folder / n) for n in model_names)
+    files = runs.hash_files(folder)  # the model is hashed once, for both records
     opset = extra.pop("opset", None)
     if opset is None:
         opset = runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST).get("opset")
@@ -539,9 +620,10 @@ def _manifest(
         "scheme": scheme,
         "preset": job.preset,
         "init": job.init,
-        "model_sha256": files[runs.ONNX_FILE],
+        "model_sha256": files[model_names[0]],
         "files_sha256": files,
         "source_checkpoint_sha256": job.source_sha256,
+        "request": _request(job, variant),
         "size_mb": size,
         "size_ratio_to_fp32": size / (job.fp32_size_mb or size),
         "opset": opset,
@@ -555,7 +637,7 @@ def _manifest(
         if accuracy is None or job.fp32_accuracy is None
         else accuracy - job.fp32_accuracy,
         "nodes_kept_float": extra.pop("nodes_kept_float", []),
-        "op_counts": op_counts(folder / runs.ONNX_FILE),
+        "op_counts": op_counts(folder / runs.ONNX_FILE) if runs.ONNX_FILE in model_names else {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
         **extra,

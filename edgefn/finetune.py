@@ -6,6 +6,7 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from edgefn.data import DataOptions, DatasetBundle, Split
 from edgefn.environment import library_versions
 from edgefn.errors import EdgefnError
 from edgefn.inference import softmax
-from edgefn.metrics import classification_metrics, plot_confusion_matrix, write_errors_csv
+from edgefn.metrics import classification_metrics, metrics_by_group, plot_confusion_matrix, write_errors_csv
 from edgefn.presets import INIT_CHOICES, ModelPreset, count_parameters, get_preset, load_model
 from edgefn.runs import RunFolder
 
 TRAINER_DIR = "trainer"
 CALIBRATION_ROWS = 512
+MIN_MAX_LENGTH = 8  # [CLS] ... [SEP] and a few word pieces
 
 
 @dataclass
@@ -48,6 +50,9 @@ class FinetuneConfig:
     run_dir: Path | None = None
     resume: bool = False
     overwrite: bool = False
+    # Not settings of the run: how the caller wants refusals worded and what else the model must fit.
+    resume_hint: bool = True  # False for `edgefn run`, which has no --resume
+    check_model: Callable[[Any, int], object] | None = None  # (model config, max_length), before training
 
     def __post_init__(self) -> None:
         if self.init not in INIT_CHOICES:
@@ -64,6 +69,11 @@ class FinetuneConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise EdgefnError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.max_length is not None and self.max_length < MIN_MAX_LENGTH:
+            raise EdgefnError(
+                f"--max-length {self.max_length} leaves no room for text after the model's special tokens; "
+                f"use at least {MIN_MAX_LENGTH}"
+            )
         if self.seed < 0:
             raise EdgefnError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.lr is not None and not 0 < self.lr < 1:
@@ -89,10 +99,11 @@ class FinetuneConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that must match for a run folder to be resumed or reused."""
-        d = runs.to_jsonable(self)
-        for key in ("resume", "overwrite", "run_dir"):
-            d.pop(key, None)
-        return d
+        d = runs.to_jsonable({k: v for k, v in vars(self).items() if k not in _NOT_IDENTITY})
+        return dict(d)
+
+
+_NOT_IDENTITY = ("resume", "overwrite", "run_dir", "resume_hint", "check_model")
 
 
 @dataclass
@@ -102,52 +113,60 @@ class FinetuneResult:
     run_dir: Path
     metrics: dict[str, Any]
     config: FinetuneConfig
+    finished: bool = False  # --resume found the run already complete: nothing was trained
 
 
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def prepare_run_dir(cfg: FinetuneConfig) -> None:
-    """Refuse to reuse a run folder made with other settings unless --resume or --overwrite."""
+def prepare_run_dir(cfg: FinetuneConfig) -> str:
+    """What to do with the run folder: "new", "resume", "replace" (--overwrite of a run) or "finished"
+    (--resume of a run that ended). Refuses a folder that is no run, and a run made with other settings
+    unless --overwrite. Only a folder whose manifest marks it as edgefn's run is ever replaced."""
     assert cfg.run_dir is not None
-    config_path = RunFolder(cfg.run_dir).finetune_config
-    if not cfg.run_dir.exists() or not _is_main_process():
-        return
-    if not cfg.run_dir.is_dir():
-        raise EdgefnError(f"--run-dir {cfg.run_dir} is a file, not a folder; choose another --run-dir")
-    if not config_path.is_file():
-        if any(cfg.run_dir.iterdir()):  # never replaced, even with --overwrite: it may hold the user's files
+    run = RunFolder(cfg.run_dir)
+    if not run.path.exists():
+        return "new"
+    if not run.path.is_dir():
+        raise EdgefnError(f"--run-dir {run.path} is a file, not a folder; choose another --run-dir")
+    status = run.status()
+    if status is None:
+        if any(p.name != runs.LOCK_FILE for p in run.path.iterdir()):  # never replaced: the user's files
             raise EdgefnError(
-                f"{cfg.run_dir} exists and is not an edgefn run folder (no {config_path.name}); "
+                f"{run.path} exists and is not an edgefn run folder (no {runs.RUN_MANIFEST}); "
                 "choose another --run-dir"
             )
-        return
+        return "new"
     if cfg.overwrite:
-        shutil.rmtree(cfg.run_dir)
-        return
-    saved = runs.read_json(config_path).get("settings", {})
+        return "replace"
+    saved = runs.read_optional_json(run.finetune_config).get("settings", {})
     if cfg.resume:
         if saved != cfg.identity():
             diff = sorted(
                 k for k in set(saved) | set(cfg.identity()) if saved.get(k) != cfg.identity().get(k)
             )
             raise EdgefnError(
-                f"cannot resume {cfg.run_dir}: settings differ ({', '.join(diff)}); "
+                f"cannot resume {run.path}: settings differ ({', '.join(diff)}); "
                 "use --overwrite or another --run-dir"
             )
-        return
+        return "finished" if status == "complete" else "resume"
     what = "different settings" if saved != cfg.identity() else "the same settings"
+    kind = "a finished run" if status == "complete" else "an unfinished run"
+    resume = "--resume to continue it, " if cfg.resume_hint and status != "complete" else ""
     raise EdgefnError(
-        f"{cfg.run_dir} already holds a run with {what}; use --resume to continue it, "
-        "--overwrite to replace it, or --run-dir for a new folder"
+        f"{run.path} already holds {kind} with {what}; use {resume}--overwrite to replace it "
+        "(the old run is kept until the new one finishes), or --run-dir for a new folder"
     )
 
 
-def _check_max_length(model: Any, max_length: int) -> None:
+def _check_model(model: Any, cfg: FinetuneConfig) -> None:
+    assert cfg.max_length is not None
     positions = getattr(model.config, "max_position_embeddings", None)
-    if positions is not None and max_length > positions:
-        raise EdgefnError(f"--max-length {max_length} is over the model's {positions} positions")
+    if positions is not None and cfg.max_length > positions:
+        raise EdgefnError(f"--max-length {cfg.max_length} is over the model's {positions} positions")
+    if cfg.check_model is not None:
+        cfg.check_model(model.config, cfg.max_length)
 
 
 def _subsample(split: Split, n: int | None, seed: int) -> Split:
@@ -156,7 +175,7 @@ def _subsample(split: Split, n: int | None, seed: int) -> Split:
     import random
 
     idx = sorted(random.Random(seed).sample(range(len(split)), n))
-    return Split([split.texts[i] for i in idx], [split.labels[i] for i in idx])
+    return split.subset(idx)
 
 
 def tokenize_split(split: Split, tokenizer: Any, cfg: FinetuneConfig) -> Any:
@@ -215,16 +234,51 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, dict[str, Any]]:
+EPOCH_TABLE_HEADER = (
+    f"{'epoch':>5}  {'train loss':>10}  {'val loss':>8}  {'val acc':>7}  {'val F1':>6}  {'elapsed':>8}"
+)
+
+
+def _epoch_table() -> Any:
+    """The Trainer's progress bars, with one table row per epoch in place of its raw log dicts."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class EpochTable(ProgressCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.train_loss: float | None = None
+            self.rows = 0
+            self.start = time.perf_counter()
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            if "loss" in logs:
+                self.train_loss = float(logs["loss"])
+            if "eval_loss" not in logs:
+                return
+            loss = "-" if self.train_loss is None else f"{self.train_loss:.4f}"
+            row = (
+                f"{logs.get('epoch', 0):>5.2f}  {loss:>10}  {logs['eval_loss']:>8.4f}  "
+                f"{logs.get('eval_accuracy', float('nan')):>7.4f}  {logs.get('eval_f1', float('nan')):>6.4f}  "
+                f"{time.perf_counter() - self.start:>7.0f}s"
+            )
+            for line in ([] if self.rows else [EPOCH_TABLE_HEADER]) + [row]:
+                self.training_bar.write(line) if self.training_bar is not None else print(line)
+            self.rows += 1
+
+    return EpochTable()
+
+
+def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) -> tuple[Any, dict[str, Any]]:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
-    assert cfg.run_dir is not None
     tok = loaded.tokenizer
     train = tokenize_split(_subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
     val = tokenize_split(_subsample(data.validation, cfg.max_eval_samples, cfg.seed), tok, cfg)
     trainer = Trainer(
         model=loaded.model,
-        args=training_arguments(cfg, cfg.run_dir / TRAINER_DIR),
+        args=training_arguments(cfg, build / TRAINER_DIR),
         train_dataset=train,
         eval_dataset=val,
         data_collator=DataCollatorWithPadding(tok),
@@ -232,7 +286,11 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle) -> tuple[Any, 
         compute_metrics=_compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience or 2)],
     )
-    resume = cfg.resume and any((cfg.run_dir / TRAINER_DIR).glob("checkpoint-*"))
+    from transformers.trainer_callback import ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_epoch_table())
+    resume = cfg.resume and any((build / TRAINER_DIR).glob("checkpoint-*"))
     start = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - start
@@ -263,6 +321,7 @@ def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int]
 
 def _write_outputs(
     cfg: FinetuneConfig,
+    run: RunFolder,
     trainer: Any,
     loaded: Any,
     data: DatasetBundle,
@@ -271,18 +330,17 @@ def _write_outputs(
     prob_fake: list[float],
 ) -> dict[str, Any]:
     assert cfg.run_dir is not None
-    run = RunFolder(cfg.run_dir)
     with runs.atomic_dir(run.checkpoint, overwrite=True) as tmp:
         trainer.model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)
     for name in ("validation", "test"):
         run.write_split(name, data.split(name))
     run.write_split("calibration", _subsample(data.train, CALIBRATION_ROWS, cfg.seed))
-    test = classification_metrics(data.test.labels, preds)
+    test = classification_metrics(data.test.labels, preds, prob_fake)
     n_errors = write_errors_csv(run.errors_csv, data.test.texts, data.test.labels, preds, prob_fake)
     init_label = loaded.init
     plot_confusion_matrix(
-        test["confusion_matrix"], run.confusion_matrix_png, f"{run.name} test ({init_label})"
+        test["confusion_matrix"], run.confusion_matrix_png, f"{cfg.run_dir.name} test ({init_label})"
     )
     metrics = {
         "preset": get_preset(cfg.preset).name,
@@ -291,6 +349,8 @@ def _write_outputs(
         "weights_location": loaded.location,
         "notes": loaded.notes,
         "test": test,
+        "test_by_source": _by_source(data.test, preds, prob_fake),
+        "shortcut_verdicts": _shortcut_verdicts(data),
         "misclassified": n_errors,
         "parameters": count_parameters(trainer.model),
         "checkpoint_mb": runs.dir_size_mb(run.checkpoint, "model.safetensors"),
@@ -300,7 +360,22 @@ def _write_outputs(
     }
     runs.write_json(run.metrics, metrics)
     shutil.rmtree(run.path / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume
+    runs.write_run_manifest(run.path, runs.RUN_COMPLETE)  # the last write: the run is whole
     return metrics
+
+
+def _by_source(test: Split, preds: list[int], prob_fake: list[float]) -> dict[str, Any] | None:
+    """Test metrics per source of a union of datasets (None for one dataset)."""
+    if test.sources is None:
+        return None
+    return metrics_by_group(test.labels, preds, test.sources, prob_fake)
+
+
+def _shortcut_verdicts(data: DatasetBundle) -> list[str]:
+    """`edgefn data audit`'s verdict lines for the cues (the cheap part of the audit)."""
+    from edgefn.audit import audit_data, verdicts
+
+    return verdicts(audit_data(data, ngrams=0, duplicates=False))
 
 
 def finetune(cfg: FinetuneConfig) -> FinetuneResult:
@@ -315,6 +390,9 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
     preset = get_preset(cfg.preset)
     cfg = cfg.resolved(preset)
     assert cfg.run_dir is not None and cfg.max_length is not None
+    runs.check_writable_dir(cfg.run_dir)
+    if cfg.overwrite:  # the replacement is built beside the run and swapped in
+        runs.check_writable_dir(cfg.run_dir.parent)
     data = datasets_registry.load_data(cfg.data, cfg.data_options)
     if cfg.max_test_samples is not None and cfg.max_test_samples < len(data.test):
         data.test = _subsample(data.test, cfg.max_test_samples, cfg.seed)
@@ -322,14 +400,39 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
             f"{len(data.test)} seeded random rows of the test split (--max-test-samples)"
         )
     loaded = load_model(preset, init=cfg.init, seed=cfg.seed)
-    _check_max_length(loaded.model, cfg.max_length)
-    prepare_run_dir(cfg)
+    _check_model(loaded.model, cfg)
+    if not _is_main_process():  # the main process checked and holds the lock; follow its choice
+        replacing = cfg.overwrite and runs.run_status(cfg.run_dir) is not None
+        return _finetune_into(cfg, runs.staging_dir(cfg.run_dir) if replacing else cfg.run_dir, loaded, data)
+    created = not cfg.run_dir.exists()
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with RunFolder(cfg.run_dir).lock("finetune"):
+            mode = prepare_run_dir(cfg)
+            if mode == "finished":
+                return FinetuneResult(cfg.run_dir, RunFolder(cfg.run_dir).read_metrics(), cfg, finished=True)
+            if mode == "replace":
+                with runs.replacing_run(cfg.run_dir) as staging:
+                    return _finetune_into(cfg, staging, loaded, data)
+            return _finetune_into(cfg, cfg.run_dir, loaded, data)
+    except EdgefnError:
+        if created and not any(cfg.run_dir.iterdir()):  # refused before anything was written
+            cfg.run_dir.rmdir()
+        raise
+
+
+def _finetune_into(cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetBundle) -> FinetuneResult:
+    """Train into `build` (the run folder, or the replacement being built beside it) and write its outputs."""
+    assert cfg.run_dir is not None
+    run = RunFolder(build)
     if _is_main_process():
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_run_manifest(
+            run.path, runs.RUN_TRAINING, preset=get_preset(cfg.preset).name, data=cfg.data
+        )
         runs.write_json(
-            RunFolder(cfg.run_dir).finetune_config,
+            run.finetune_config,
             {
-                "preset": preset.name,
+                "preset": get_preset(cfg.preset).name,
                 "init": loaded.init,
                 "max_length": cfg.max_length,
                 "data": cfg.data,
@@ -337,11 +440,11 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
                 "settings": cfg.identity(),
             },
         )
-    trainer, stats = _train(cfg, loaded, data)
+    trainer, stats = _train(cfg, loaded, data, build)
     preds, prob_fake = _predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
     metrics = {}
     if trainer.is_world_process_zero():
-        metrics = _write_outputs(cfg, trainer, loaded, data, stats, preds, prob_fake)
+        metrics = _write_outputs(cfg, run, trainer, loaded, data, stats, preds, prob_fake)
     return FinetuneResult(run_dir=cfg.run_dir, metrics=metrics, config=cfg)
 
 
@@ -355,6 +458,7 @@ def format_summary(result: FinetuneResult) -> str:
         ("data", f"{m['data'].get('name', '?')}: {t['n']} test rows"),
         ("test accuracy", f"{t['accuracy']:.4f}"),
         ("test F1 (weighted)", f"{t['f1_weighted']:.4f}"),
+        ("balanced acc. / macro F1", f"{t.get('balanced_accuracy', 0):.4f} / {t.get('f1_macro', 0):.4f}"),
         ("F1 fake / real", f"{t['per_class']['fake']['f1']:.4f} / {t['per_class']['real']['f1']:.4f}"),
         ("parameters", f"{m['parameters']:,}"),
         ("checkpoint MB", f"{m['checkpoint_mb']:.1f}"),
@@ -364,4 +468,7 @@ def format_summary(result: FinetuneResult) -> str:
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     if m["init"] != "pretrained":
         lines.append(f"NOTE: {m['init']}: these numbers come from randomly initialised weights")
+    for source, s in (m.get("test_by_source") or {}).items():
+        lines.append(f"test on {source}: {s['n']} rows, balanced accuracy {s['balanced_accuracy']:.4f}")
+    lines += [f"shortcut: {v}" for v in m.get("shortcut_verdicts") or []]
     return "\n".join(lines)

@@ -126,6 +126,67 @@ class OrtRunner:
         return np.asarray(logits, dtype=np.float32)
 
 
+# OpenVINO's own runtime (not ONNX Runtime's OpenVINO EP): the provider label of bench rows and predict.
+OPENVINO = "openvino-cpu"
+OV_LENGTH_STEP = 16
+# variant precision -> INFERENCE_PRECISION_HINT; "default" leaves OpenVINO's own choice (bf16 on AMX CPUs)
+OV_PRECISIONS: dict[str, str | None] = {"fp32": "f32", "bf16": "bf16", "default": None}
+
+
+def openvino_available() -> str | None:
+    """None when the `openvino` package imports, else the install hint."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "the openvino package is not installed (pip install 'edgefn[openvino]')"
+    return None
+
+
+class OvRunner:
+    """Runs padded batches through an OpenVINO compiled model on the CPU (its own runtime, torch-free).
+
+    The inference precision is set explicitly: OpenVINO's default on CPUs with AVX512_BF16 / AMX is bf16,
+    which would silently turn an fp32 row into a bf16 one.
+    """
+
+    def __init__(self, model_xml: Path, threads: int | None = None, precision: str = "fp32") -> None:
+        import openvino as ov
+
+        if precision not in OV_PRECISIONS:
+            raise EdgefnError(f"unknown OpenVINO precision {precision!r}; use {', '.join(OV_PRECISIONS)}")
+        core = ov.Core()
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if OV_PRECISIONS[precision] is not None:
+            config["INFERENCE_PRECISION_HINT"] = OV_PRECISIONS[precision]
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self.compiled = core.compile_model(str(model_xml), "CPU", config)
+        except Exception as e:  # openvino raises RuntimeError subclasses of its own for bad files
+            raise EdgefnError(f"OpenVINO cannot load {model_xml}: {str(e).strip().splitlines()[0]}") from None
+        value = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what it computes in
+        hint = value.to_string() if hasattr(value, "to_string") else str(value)
+        self.precision = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(hint, hint)
+        self.input_names = [i.get_any_name() for i in self.compiled.inputs]
+        missing = [n for n in self.input_names if n not in MODEL_INPUTS]
+        if missing:
+            raise EdgefnError(f"{model_xml} expects inputs this runtime does not build: {', '.join(missing)}")
+        self.request = self.compiled.create_infer_request()
+
+    @property
+    def providers(self) -> list[str]:
+        return [OPENVINO]
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        # OpenVINO prepares kernels per input shape: padding the length to a multiple of OV_LENGTH_STEP
+        # (masked positions, which change no logit) keeps real-length batches to a few shapes.
+        length = feed[self.input_names[0]].shape[1]
+        pad = -length % OV_LENGTH_STEP
+        inputs = {k: np.pad(feed[k], ((0, 0), (0, pad))) if pad else feed[k] for k in self.input_names}
+        out = self.request.infer(inputs)
+        return np.asarray(out[self.compiled.outputs[0]], dtype=np.float32)
+
+
 # --- tokenising and batching --------------------------------------------------------------------------------
 
 

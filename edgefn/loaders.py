@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefn.dataprep import (
+    FEATURED_IMAGE,
+    REUTERS_DATELINE,
+    apply_rules,
     bundle_from_frame,
     bundle_from_splits,
+    describe_rules,
     join_text_columns,
     load_generic,
     make_info,
@@ -27,10 +30,7 @@ WELFAKE_HUB, ISOT_HUB = "davanstrien/WELFake", "GonzaloA/fake_news"
 LIAR_FAKE = ("pants-fire", "false", "barely-true")
 LIAR_REAL = ("half-true", "mostly-true", "true")
 LIAR_MAP = f"fake = {{{', '.join(LIAR_FAKE)}}}, real = {{{', '.join(LIAR_REAL)}}}"
-# ISOT shortcut cues (../shared/data/README.md). Real texts open with a "CITY (Reuters) - " dateline, at times
-# after a correction note, hence the short free prefix; "WASHINGTON () - " is the dateline with "Reuters" cut.
-REUTERS_DATELINE = re.compile(r"^.{0,250}?\((?:Reuters)?\)\s*[-\u2013\u2014]\s*", re.DOTALL)
-FEATURED_IMAGE = re.compile(r"\s*featured image.{0,200}$", re.IGNORECASE | re.DOTALL)
+# ISOT shortcut cues (../shared/data/README.md): REUTERS_DATELINE and FEATURED_IMAGE in dataprep.
 ISOT_RULES = (
     "strip leading/trailing spaces of titles",
     "remove the '... (Reuters) - ' dateline at the start",
@@ -227,6 +227,11 @@ CONSTRAINT_FILES = {
     "validation": "Constraint_Val.csv",
     "test": "english_test_with_labels.csv",
 }
+# CONSTRAINT shortcut cues: 69% of real posts carry a URL against 33% of fake ones, 28% an @handle against
+# 8%. They are deleted, not replaced by a placeholder: with "URL" in their place, URL presence alone still
+# predicts the label with 69% accuracy (`edgefn data audit constraint --clean urls,handles`), and texts
+# from elsewhere, which carry no URL, are then read as fake.
+CONSTRAINT_RULES = ("drop-urls", "drop-handles")
 
 
 def _is_constraint(path: Path) -> bool:
@@ -243,18 +248,23 @@ def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
     """CONSTRAINT@AAAI-2021 COVID-19 posts: official train / val / test (test labels from the labelled file)."""
     import pandas as pd
 
+    rules = options.clean_rules or CONSTRAINT_RULES
     frames = {}
     for split, name in CONSTRAINT_FILES.items():
         df = _read_csv(path / name)
         require_columns(df, ["tweet", "label"], path / name)
+        text = join_text_columns(df, ["tweet"])
         frames[split] = pd.DataFrame(
-            {"text": join_text_columns(df, ["tweet"]), "label": map_labels(df["label"])}
+            {"text": apply_rules(text, rules) if options.clean else text, "label": map_labels(df["label"])}
         )
     info = make_info(
         "constraint",
         str(path),
         text="tweet",
         label_map="fake -> fake (1), real -> real (0)",
+        rules=describe_rules(rules),
+        clean=options.clean,
+        rule_names=rules,
         files=CONSTRAINT_FILES,
     )
     return bundle_from_splits("constraint", frames, info)

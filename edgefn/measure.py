@@ -141,6 +141,8 @@ def size_and_params(folder: Path, onnx: bool) -> tuple[float, int | None]:
         return sum(p.stat().st_size for p in files) / 1e6, None
     import onnx as onnx_lib
 
+    if (folder / runs.OPENVINO_XML).is_file():  # OpenVINO IR: sizes only (parameters as in the fp32 row)
+        return sum(runs.file_size_mb(folder / n) for n in runs.model_files(folder)), None
     model = folder / runs.ONNX_FILE
     files = [model, *folder.glob("*.onnx_data"), *folder.glob("*.onnx.data")]
     graph = onnx_lib.load(

@@ -49,7 +49,7 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     Returns:
         The stage results, with wall-clock seconds per stage.
     """
-    from edgefn.bench import bench
+    from edgefn.bench import bench, check_fits
     from edgefn.export import export
     from edgefn.finetune import finetune
 
@@ -57,7 +57,14 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     say(f"[1/3] fine-tuning {cfg.finetune.preset} on {cfg.finetune.data}")
-    ft = finetune(cfg.finetune)
+    ft = finetune(
+        dataclasses.replace(
+            cfg.finetune,
+            resume_hint=False,  # `edgefn run` has no --resume
+            # the bench settings are checked against the model before training, not after it
+            check_model=lambda config, max_length: check_fits(config.to_dict(), cfg.bench, max_length),
+        )
+    )
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     say(f"[2/3] exporting {', '.join(cfg.export.schemes)}")
@@ -93,6 +100,8 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
             seq_len=64,
             min_time_s=0.5,
             threads=threads,
+            peers=("pytorch-int8", "ort-default"),  # the two peers one line away; `edgefn bench` runs all
+            rounds=2,
         ),
     )
 

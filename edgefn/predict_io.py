@@ -116,7 +116,11 @@ def read_texts(
     if texts:
         return list(texts)
     if input_path is None or input_path == "-":
-        stream = stdin if stdin is not None else sys.stdin.buffer
+        stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+        if stream is None or stream.closed:
+            raise EdgefnError(
+                "no texts: give them as arguments, --input FILE, or on standard input (it is closed)"
+            )
         return _lines(decode_bytes(stream.read(), "stdin", encoding))
     path = Path(input_path)
     if not path.is_file():

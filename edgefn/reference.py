@@ -70,6 +70,7 @@ def load_reference(
     threads: int | None = None,
     batch_size: int = 32,
     max_length: int | None = None,
+    dynamic_int8: bool = False,
 ) -> Classifier:
     """The fine-tuned PyTorch checkpoint as a Classifier (fp32, eval mode).
 
@@ -79,6 +80,7 @@ def load_reference(
         threads: torch intra-op threads (None: leave torch's setting).
         batch_size: texts per forward pass.
         max_length: token limit (default: the run's fine-tuning max_length, else the model's positions).
+        dynamic_int8: PyTorch's own dynamic int8 of every Linear layer (CPU): the `pytorch-int8` peer.
     """
     import torch
 
@@ -86,11 +88,28 @@ def load_reference(
     if threads:
         torch.set_num_threads(threads)
     model = load_checkpoint_model(checkpoint, device)
+    if dynamic_int8:
+        model = quantize_dynamic_int8(model)
     positions = int(getattr(model.config, "max_position_embeddings", 512) or 512)
     limit = max_length or runs.RunFolder(checkpoint.parent).max_length(positions)
     config = runs.read_optional_json(checkpoint / runs.MODEL_CONFIG)
     encoder = checkpoint_encoder(checkpoint, min(limit, positions))
     return Classifier(TorchRunner(model, device), encoder, id2label_of(config), batch_size)
+
+
+PYTORCH_INT8 = "pytorch-int8"  # the peer: the checkpoint with PyTorch's own dynamic int8
+
+
+def quantize_dynamic_int8(model: Any) -> Any:
+    """`torch.ao.quantization.quantize_dynamic` on the Linear layers: int8 weights, activations quantized
+    per call (what a PyTorch user tries first; torchao's replacement is not installed here)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its deprecation notice for torchao
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def reference_parameters(clf: Classifier) -> int | None:

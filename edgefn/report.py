@@ -18,6 +18,8 @@ CSV_COLUMNS = (
     "variant",
     "provider",
     "scheme",
+    "precision",
+    "peer",
     "status",
     "reason",
     "input_mode",
@@ -30,6 +32,8 @@ CSV_COLUMNS = (
     "accuracy_delta",
     "f1_weighted",
     "f1_weighted_delta",
+    "balanced_accuracy",
+    "f1_macro",
     "agreement",
     "latency_p50_ms",
     "latency_p90_ms",
@@ -48,6 +52,9 @@ CSV_COLUMNS = (
     "peak_fraction",
     "threads",
     "cuda_fallback_nodes",
+    "round_spread",
+    "other_cores",
+    "flags",
 )
 
 
@@ -66,6 +73,8 @@ class Accuracy:
     per_class: dict[str, dict[str, float]]
     agreement: float | None = None  # fraction of test rows where the prediction equals the reference's
     delta: dict[str, float] = field(default_factory=dict)  # metric - reference metric
+    balanced_accuracy: float | None = None  # None in reports written before it was measured
+    f1_macro: float | None = None
 
     @classmethod
     def from_metrics(cls, m: dict[str, Any]) -> Accuracy:
@@ -77,6 +86,8 @@ class Accuracy:
             m["recall_weighted"],
             m["f1_weighted"],
             {k: dict(v) for k, v in m["per_class"].items()},
+            balanced_accuracy=m.get("balanced_accuracy"),
+            f1_macro=m.get("f1_macro"),
         )
 
 
@@ -94,6 +105,9 @@ class Measurement:
     peak_gflops: float | None = None
     peak_fraction: float | None = None
     speedup_vs_reference: float | None = None  # reference per-sample p50 / this per-sample p50
+    round_p50_ms: list[float] = field(default_factory=list)  # per-sample p50 of each interleaved round
+    spread: float | None = None  # max / min - 1 of round_p50_ms
+    flags: list[str] = field(default_factory=list)  # why this timing is not to be trusted (empty: it is)
 
 
 @dataclass
@@ -116,6 +130,10 @@ class TargetResult:
     measurements: list[Measurement] = field(default_factory=list)
     placement: Placement | None = None
     predictions: list[int] = field(default_factory=list)
+    precision: str | None = None  # what OpenVINO computed in (fp32 / bf16); None for other runtimes
+    peer: bool = False  # a peer (what users would pick instead), not one of edgefn's variants
+    description: str | None = None  # a peer's recipe
+    other_cores: float | None = None  # most cores other processes used while a round of it was timed
 
 
 @dataclass
@@ -131,6 +149,8 @@ class BenchReport:
     results: list[TargetResult]
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)  # state before / after, and whether to trust it
+    verdict: list[dict[str, Any]] = field(default_factory=list)  # what to ship (edgefn.verdict)
 
     def result(self, variant: str, provider: str) -> TargetResult:
         """The result of one variant on one provider."""
@@ -197,8 +217,11 @@ def _row(
         "variant": r.variant,
         "provider": r.provider,
         "scheme": r.scheme,
+        "precision": r.precision,
+        "peer": r.peer,
         "status": r.status,
         "reason": r.reason,
+        "other_cores": r.other_cores,
         "input_mode": mode,
         "batch_size": batch,
         "seq_len": report.config["seq_len"] if mode == "fixed" else None,
@@ -216,6 +239,8 @@ def _row(
             accuracy_delta=acc.delta.get("accuracy"),
             f1_weighted=acc.f1_weighted,
             f1_weighted_delta=acc.delta.get("f1_weighted"),
+            balanced_accuracy=acc.balanced_accuracy,
+            f1_macro=acc.f1_macro,
             agreement=acc.agreement,
         )
     if m is not None:
@@ -234,6 +259,8 @@ def _row(
             flops_per_sample=m.flops_per_sample,
             achieved_gflops=m.achieved_gflops,
             peak_fraction=m.peak_fraction,
+            round_spread=m.spread,
+            flags="; ".join(m.flags) or None,
         )
     return {c: row.get(c) for c in CSV_COLUMNS}
 
@@ -271,11 +298,11 @@ def _summary_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for r in report.results:
         acc = r.accuracy
-        found = {(m.mode, m.batch_size): m.latency.p50_ms for m in r.measurements}
+        found = {(m.mode, m.batch_size): _flagged(m) for m in r.measurements}
         rows.append(
             [
-                r.variant,
-                r.provider,
+                f"{r.variant} (peer)" if r.peer else r.variant,
+                f"{r.provider} {r.precision}" if r.precision else r.provider,
                 r.status,
                 r.size_mb,
                 r.params,
@@ -286,6 +313,79 @@ def _summary_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
             ]
         )
     return header, rows
+
+
+def _flagged(m: Measurement) -> Any:
+    """A p50 for the summary tables; a flagged timing carries a "!" (see the machine section)."""
+    return f"{_fmt(m.latency.p50_ms)}!" if m.flags else m.latency.p50_ms
+
+
+def _trust_lines(report: BenchReport) -> list[str]:
+    machine = report.machine
+    if not machine:
+        return []
+    before, after, verdict = (
+        machine.get("before", {}),
+        machine.get("after", {}),
+        machine.get("assessment", {}),
+    )
+    lines = [
+        f"machine: load average {before.get('loadavg')} before, {after.get('loadavg')} after; core clock "
+        f"{_fmt(before.get('cpu_mhz'), 0)} -> {_fmt(after.get('cpu_mhz'), 0)} MHz; "
+        f"{report.config.get('rounds', 1)} interleaved rounds"
+    ]
+    if verdict.get("unreliable"):
+        lines.append(
+            "UNRELIABLE TIMINGS (the machine was busy): "
+            + "; ".join(verdict.get("reasons", []))
+            + ". Rows marked ! are flagged."
+        )
+    return lines
+
+
+def _verdict_lines(report: BenchReport) -> list[str]:
+    if not report.verdict:
+        return []
+    drop = report.verdict[0]["max_drop_pts"]
+    return [
+        f"what to ship (fastest within {drop} accuracy points of the reference):",
+        *format_verdict(report.verdict),
+    ]
+
+
+def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
+    """One line per cell: what to ship, its MB and accuracy, the runner-up, and whether a peer won."""
+    lines = []
+    for v in verdict:
+        w, r = v["winner"], v["runner_up"]
+        line = (
+            f"{v['device']} {v['mode']} batch {v['batch_size']}: ship {_name(w)} "
+            f"({w['p50_ms']:.3f} ms/sample, {_mb(w)}, accuracy {_pts(w)})"
+        )
+        if r is not None:
+            line += f"; runner-up {_name(r)} {r['p50_ms']:.3f} ms ({r['p50_ms'] / w['p50_ms']:.2f}x slower)"
+        if v["peer_wins"]:
+            line += " -- a peer wins: edgefn's own variants are slower here"
+        if w["unreliable"] or (r is not None and r["unreliable"]):
+            line += " [timing flagged: machine busy]"
+        lines.append(line)
+    return lines
+
+
+def _name(c: dict[str, Any]) -> str:
+    kind = "peer " if c["peer"] else ""
+    precision = f", {c['precision']}" if c.get("precision") else ""
+    return f"{kind}{c['variant']} ({c['provider']}{precision})"
+
+
+def _mb(c: dict[str, Any]) -> str:
+    return "-" if c["size_mb"] is None else f"{c['size_mb']:.1f} MB"
+
+
+def _pts(c: dict[str, Any]) -> str:
+    if c["accuracy"] is None:
+        return "-"
+    return f"{c['accuracy']:.4f}, {c['accuracy_delta_pts']:+.2f} pts"
 
 
 def format_markdown(report: BenchReport) -> str:
@@ -301,6 +401,12 @@ def format_markdown(report: BenchReport) -> str:
         f"- reference: {report.reference}; test rows: {report.config['samples_used']}",
         f"- MatMul peak: fp32 {_fmt(report.peak.get('fp32_gflops'))} GFLOP/s, int8 "
         f"{_fmt(report.peak.get('int8_gops'))} GOP/s ({report.peak.get('size')}^3, same threads)",
+        "",
+        *[f"- {line}" for line in _trust_lines(report)],
+        "",
+        "## What to ship",
+        "",
+        *[f"- {line}" for line in _verdict_lines(report)[1:]],
         "",
         "## Summary (per-sample p50 latency in ms)",
         "",
@@ -347,6 +453,7 @@ def format_summary(report: BenchReport) -> str:
         f"{r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"
     ]
     extra += [f"note: {n}" for n in report.notes if "did not run on" in n]
+    extra += _trust_lines(report) + _verdict_lines(report)
     return "\n".join(lines + extra)
 
 
@@ -357,8 +464,34 @@ def _ok(report: BenchReport) -> list[TargetResult]:
     return [r for r in report.results if r.status == "ok" and r.measurements]
 
 
-def plot_latency(report: BenchReport, path: Path) -> None:
-    """Per-sample p50 latency vs batch size, one line per variant and provider, one panel per input mode."""
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
+
+
+def _style(i: int, r: TargetResult) -> dict[str, Any]:
+    """A distinct marker and colour per row; peers dashed with hollow markers."""
+    import matplotlib.pyplot as plt
+
+    colour = plt.get_cmap("tab20")(i % 20)
+    style: dict[str, Any] = {"marker": MARKERS[i % len(MARKERS)], "color": colour}
+    if r.peer:
+        style.update(linestyle="--", markerfacecolor="none")
+    return style
+
+
+def _label(r: TargetResult) -> str:
+    name = f"{r.variant} (peer)" if r.peer else r.variant
+    return f"{name}, {r.provider}" + (f" {r.precision}" if r.precision else "")
+
+
+def _legend_outside(fig: Any, axes: list[Any]) -> None:
+    """One legend for the figure, to the right of every panel: labels never cover the data or each other."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 0.74, 1))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.75, 0.5), fontsize=7, frameon=False)
+
+
+def latency_figure(report: BenchReport) -> Any:
+    """Per-sample p50 latency vs batch size, one line per variant / peer and provider, one panel per mode."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -366,11 +499,13 @@ def plot_latency(report: BenchReport, path: Path) -> None:
     from matplotlib.ticker import ScalarFormatter
 
     modes = sorted({m.mode for r in _ok(report) for m in r.measurements}, key=("fixed", "real").index)
-    fig, axes = plt.subplots(1, max(len(modes), 1), figsize=(6 * max(len(modes), 1), 4.5), squeeze=False)
+    n = max(len(modes), 1)
+    fig, axes = plt.subplots(1, n, figsize=(5.5 * n + 3.5, 4.5), squeeze=False)
     for ax, mode in zip(axes[0], modes):
-        for r in _ok(report):
+        for i, r in enumerate(_ok(report)):
             pts = sorted((m.batch_size, m.latency.p50_ms) for m in r.measurements if m.mode == mode)
-            ax.plot(*zip(*pts), marker="o", label=f"{r.variant} ({r.provider})")
+            if pts:
+                ax.plot(*zip(*pts), label=_label(r), **_style(i, r))
         ax.set(
             xscale="log",
             yscale="log",
@@ -381,41 +516,54 @@ def plot_latency(report: BenchReport, path: Path) -> None:
         ax.set_xticks(report.config["batch_sizes"], [str(b) for b in report.config["batch_sizes"]])
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _legend_outside(fig, list(axes[0]))
+    return fig
 
 
-def plot_tradeoff(report: BenchReport, path: Path) -> None:
-    """Accuracy vs size (MB) and accuracy vs per-sample latency at the smallest batch, two panels."""
+def tradeoff_figure(report: BenchReport) -> Any:
+    """Accuracy vs size (MB) and accuracy vs per-sample latency at the smallest batch, two panels, one legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in _ok(report):
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14.5, 4.5))
+    first = None
+    for i, r in enumerate(_ok(report)):
         if r.accuracy is None:
             continue
         m = min(r.measurements, key=lambda m: (m.batch_size, m.mode != "fixed"))
-        label = f"{r.variant} ({r.provider})"
-        left.scatter(r.size_mb, r.accuracy.accuracy)
-        left.annotate(label, (r.size_mb or 0, r.accuracy.accuracy), fontsize=7)
-        right.scatter(m.latency.p50_ms, r.accuracy.accuracy)
-        right.annotate(
-            f"{label}, {m.mode} b{m.batch_size}", (m.latency.p50_ms, r.accuracy.accuracy), fontsize=7
-        )
+        first = first or m
+        style = {k: v for k, v in _style(i, r).items() if k != "linestyle"}
+        left.plot([r.size_mb or 0], [r.accuracy.accuracy], linestyle="none", label=_label(r), **style)
+        right.plot([m.latency.p50_ms], [r.accuracy.accuracy], linestyle="none", **style)
     left.set(xlabel="size on disk (MB)", ylabel="test accuracy", title="accuracy vs size")
+    where = f" ({first.mode} inputs, batch {first.batch_size})" if first else ""
     right.set(
         xscale="log",
         xlabel="per-sample latency p50 (ms)",
         ylabel="test accuracy",
-        title="accuracy vs latency",
+        title="accuracy vs latency" + where,
     )
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
-    fig.tight_layout()
+    _legend_outside(fig, [left])
+    return fig
+
+
+def plot_latency(report: BenchReport, path: Path) -> None:
+    """latency.png (see `latency_figure`)."""
+    _save(latency_figure(report), path)
+
+
+def plot_tradeoff(report: BenchReport, path: Path) -> None:
+    """tradeoff.png (see `tradeoff_figure`)."""
+    _save(tradeoff_figure(report), path)
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

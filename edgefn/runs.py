@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -19,6 +21,8 @@ from edgefn.errors import EdgefnError
 ARTIFACTS_DIR = Path("artifacts")
 
 # Names inside a run folder: no other module spells them.
+RUN_MANIFEST = "run.json"  # marks a folder as edgefn's run and says whether its fine-tune finished
+LOCK_FILE = ".edgefn.lock"  # held while a command writes to the run
 CHECKPOINT = "checkpoint"
 FINETUNE_CONFIG = "finetune_config.json"
 METRICS = "metrics.json"
@@ -26,11 +30,14 @@ ERRORS_CSV = "errors.csv"
 CONFUSION_MATRIX_PNG = "confusion_matrix.png"
 DATA_DIR = "data"
 ONNX_DIR = "onnx"
+PEERS_DIR = "peers"  # peers/<name>/: what users would pick instead, built by bench from the checkpoint
 BENCH_DIR = "bench"
 SPLIT_NAMES = ("validation", "test", "calibration")  # data/<name>.jsonl
 # Names inside a variant folder (onnx/<variant>/) and a checkpoint.
 EXPORT_MANIFEST = "export.json"
 ONNX_FILE = "model.onnx"
+OPENVINO_XML = "openvino_model.xml"  # OpenVINO variants (ov-*): IR graph and weights instead of model.onnx
+OPENVINO_BIN = "openvino_model.bin"
 MODEL_CONFIG = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -42,6 +49,14 @@ BENCH_FILES = {
     "latency_plot": "latency.png",
     "tradeoff_plot": "tradeoff.png",
 }
+# Names inside eval/<data>/ (`edgefn eval`): metrics.json, errors.csv and confusion_matrix.png as above.
+EVAL_DIR = "eval"
+RELIABILITY_PNG = "reliability.png"
+# The out-of-distribution thresholds of a run's models, calibrated on its validation split (`edgefn eval`).
+OOD_FILE = "ood.json"
+# package/<target>/ (`edgefn package`): a browser or phone deployment of the run's variants, with its manifest.
+PACKAGE_DIR = "package"
+PACKAGE_MANIFEST = "edgefn_package.json"
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -169,8 +184,19 @@ def list_variants(run_dir: Path) -> list[Path]:
     )
 
 
-# Files a variant cannot run without; their hashes must be in its manifest.
-VARIANT_REQUIRED_FILES = (ONNX_FILE, MODEL_CONFIG, TOKENIZER_FILE)
+def model_files(folder: Path) -> tuple[str, ...]:
+    """The model file(s) of a variant folder: OpenVINO IR (xml + bin) where present, else model.onnx."""
+    return (OPENVINO_XML, OPENVINO_BIN) if (Path(folder) / OPENVINO_XML).is_file() else (ONNX_FILE,)
+
+
+def model_file(folder: Path) -> Path:
+    """The file a runtime loads: openvino_model.xml for OpenVINO variants, else model.onnx."""
+    return Path(folder) / model_files(folder)[0]
+
+
+def required_files(folder: Path) -> tuple[str, ...]:
+    """Files whose hashes a variant's manifest must record: its model file(s), config and tokenizer."""
+    return (*model_files(folder), MODEL_CONFIG, TOKENIZER_FILE)
 
 
 def hash_files(folder: Path) -> dict[str, str]:
@@ -205,7 +231,7 @@ def hash_status(folder: Path, manifest: dict[str, Any]) -> str:
     """OK, MISMATCH, MISSING (a recorded file or model.onnx is gone) or UNRECORDED (no hashes) for a variant."""
     folder = Path(folder)
     files = _recorded_hashes(manifest)
-    if not (folder / ONNX_FILE).is_file():
+    if not model_file(folder).is_file():
         return "MISSING"
     if not files:
         return "UNRECORDED"
@@ -221,10 +247,10 @@ def verify_variant(folder: Path) -> dict[str, Any]:
     if not manifest_path.is_file():
         raise EdgefnError(f"{folder} is not an edgefn export (no {EXPORT_MANIFEST}); run `edgefn export`")
     manifest = dict(read_json(manifest_path))
-    if not (folder / ONNX_FILE).is_file():
-        raise EdgefnError(f"{folder / ONNX_FILE} is missing; re-run `edgefn export --overwrite`")
+    if not model_file(folder).is_file():
+        raise EdgefnError(f"{model_file(folder)} is missing; re-run `edgefn export --overwrite`")
     files = dict(manifest.get("files_sha256") or {})
-    unrecorded = [n for n in VARIANT_REQUIRED_FILES if n not in files]
+    unrecorded = [n for n in required_files(folder) if n not in files]
     if unrecorded:
         raise EdgefnError(
             f"{manifest_path} records no hash of {', '.join(unrecorded)} (an export by an older edgefn, or "
@@ -258,6 +284,121 @@ def read_optional_json(path: Path) -> dict[str, Any]:
     return dict(read_json(path)) if Path(path).is_file() else {}
 
 
+# --- run manifest, lock, replacement ---------------------------------------------------------------------
+
+RUN_COMPLETE = "complete"
+RUN_TRAINING = "training"
+
+
+def run_status(folder: Path) -> str | None:
+    """ "complete", "unfinished" or None (no edgefn run) for a folder.
+
+    The manifest (run.json) decides; a run made before manifests existed counts as complete when its
+    metrics.json (the fine-tune's last write) holds test metrics.
+    """
+    folder = Path(folder)
+    manifest = folder / RUN_MANIFEST
+    if manifest.is_file():
+        return "complete" if _json_field(manifest, "status") == RUN_COMPLETE else "unfinished"
+    if not (folder / FINETUNE_CONFIG).is_file():
+        return None
+    return "complete" if isinstance(_json_field(folder / METRICS, "test"), dict) else "unfinished"
+
+
+def _json_field(path: Path, key: str) -> Any:
+    """`key` of a JSON object file; None when the file is absent, damaged or of another shape."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def write_run_manifest(folder: Path, status: str, **info: Any) -> None:
+    """Mark a run folder as edgefn's, training or complete (the fine-tune's first and last write)."""
+    path = Path(folder) / RUN_MANIFEST
+    record: dict[str, Any] = read_optional_json(path) if path.is_file() else {"edgefn_run": 1}
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    record.update(info, status=status, updated=now)
+    record.setdefault("started", now)
+    if status == RUN_COMPLETE:
+        record["completed"] = now
+    write_json(path, record)
+
+
+def check_writable_dir(folder: Path, option: str | None = "--run-dir") -> None:
+    """Refuse, before any work, a folder that cannot be created or written: a file on its path or no permission."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():  # the nearest existing ancestor decides
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == folder else f"is under {probe}, which is a file"
+        raise EdgefnError(f"{option or 'folder'} {folder} {what}, not a folder; choose another")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        choose = f"; choose another {option}" if option else ""
+        raise EdgefnError(f"cannot write to {probe} ({e.strerror or e}){choose}") from None
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path, command: str) -> Iterator[None]:
+    """Hold the run folder's lock file while `command` writes to it; a second writer is refused at once.
+
+    The file is removed on release, so a folder looks as before once the command ends.
+    """
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise EdgefnError(f"cannot write to {folder} ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another edgefn process"
+        os.close(fd)
+        raise EdgefnError(f"{folder} is in use ({holder}); wait for it to finish") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()}: edgefn {command}".encode())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:  # still ours (not a newer folder's lock)
+                os.unlink(path)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing_run(final: Path) -> Iterator[Path]:
+    """Yield a new folder beside the run `final` to build its replacement in; swap them only if the block
+    succeeds. Until then the previous run stays whole: a failure or interruption removes only the new folder."""
+    final = Path(final)
+    staging = staging_dir(final)
+    retired = final.parent / f".{final.name}.old"
+    for leftover in (staging, retired):  # from a replacement killed outright (SIGKILL, power loss)
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.replace(final, retired)
+    os.replace(staging, final)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def staging_dir(final: Path) -> Path:
+    """Where `replacing_run` builds the replacement of `final` (every process of a multi-process run agrees)."""
+    final = Path(final)
+    return final.parent / f".{final.name}.new"
+
+
 # --- splits -------------------------------------------------------------------------------------------------
 
 
@@ -267,13 +408,21 @@ class Split:
 
     texts: list[str]
     labels: list[int]
+    sources: list[str] | None = None  # each row's dataset, for a union of datasets
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if self.sources is not None and len(self.sources) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.sources)} sources")
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def subset(self, idx: list[int]) -> Split:
+        """The rows at `idx`, sources kept."""
+        sources = None if self.sources is None else [self.sources[i] for i in idx]
+        return Split([self.texts[i] for i in idx], [self.labels[i] for i in idx], sources)
 
 
 def write_split_jsonl(split: Split, path: Path) -> None:
@@ -281,21 +430,32 @@ def write_split_jsonl(split: Split, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for text, label in zip(split.texts, split.labels, strict=True):
-            f.write(json.dumps({"text": text, "label": int(label)}, ensure_ascii=False) + "\n")
+        for i, (text, label) in enumerate(zip(split.texts, split.labels, strict=True)):
+            row: dict[str, Any] = {"text": text, "label": int(label)}
+            if split.sources is not None:
+                row["source"] = split.sources[i]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_split_jsonl(path: Path) -> Split:
     """Read a split written by `write_split_jsonl`."""
     if not Path(path).is_file():
         raise EdgefnError(f"missing data file {path}")
-    texts, labels = [], []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            texts.append(row["text"])
-            labels.append(int(row["label"]))
-    return Split(texts, labels)
+    texts, labels, sources = [], [], []
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                text, label = row["text"], int(row["label"])
+            except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError included
+                raise EdgefnError(
+                    f"{path} line {number} is damaged ({type(e).__name__}: {e}); "
+                    "re-run `edgefn finetune --overwrite` to write the run's data again"
+                ) from None
+            texts.append(str(text))
+            labels.append(label)
+            sources.append(row.get("source"))
+    return Split(texts, labels, sources if sources and all(s is not None for s in sources) else None)
 
 
 # --- the run folder -----------------------------------------------------------------------------------------
@@ -306,6 +466,7 @@ class RunFolder:
     """One run folder: where each stage writes, and the readers every stage, `show` and the tests use.
 
     Layout (the contract):
+        run.json                           the manifest: an edgefn run, training or complete
         finetune_config.json, metrics.json, errors.csv, confusion_matrix.png   finetune
         checkpoint/                        the fine-tuned model and tokenizer
         data/{validation,test,calibration}.jsonl
@@ -327,6 +488,10 @@ class RunFolder:
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / RUN_MANIFEST
 
     @property
     def checkpoint(self) -> Path:
@@ -360,9 +525,71 @@ class RunFolder:
     def bench_dir(self) -> Path:
         return self.path / BENCH_DIR
 
+    @property
+    def peers_dir(self) -> Path:
+        return self.path / PEERS_DIR
+
+    def peer_dir(self, name: str) -> Path:
+        """peers/<name>/: a peer's model, config, tokenizer and export.json (hashes, recipe)."""
+        return self.peers_dir / name
+
     def bench_file(self, kind: str) -> Path:
         """bench/report.json (kind "json"), report.csv, report.md, latency.png, tradeoff.png."""
         return self.bench_dir / BENCH_FILES[kind]
+
+    # --- eval ---
+
+    @property
+    def eval_root(self) -> Path:
+        return self.path / EVAL_DIR
+
+    def eval_dir(self, data: str, model: str | None = None) -> Path:
+        """eval/<data>/ for the checkpoint, eval/<data>-<variant>/ for an exported variant."""
+        name = data if model is None else f"{data}-{model}"
+        return self.eval_root / name
+
+    @staticmethod
+    def eval_file(folder: Path, kind: str) -> Path:
+        """metrics.json (kind "metrics"), errors.csv, confusion_matrix.png, reliability.png in an eval folder."""
+        names = {
+            "metrics": METRICS,
+            "errors": ERRORS_CSV,
+            "confusion_matrix": CONFUSION_MATRIX_PNG,
+            "reliability": RELIABILITY_PNG,
+        }
+        return Path(folder) / names[kind]
+
+    @property
+    def ood_file(self) -> Path:
+        return self.path / OOD_FILE
+
+    def package_dir(self, target: str) -> Path:
+        """package/<target>/ (web, mobile), written by `edgefn package`."""
+        return self.path / PACKAGE_DIR / target
+
+    # --- state ---
+
+    def status(self) -> str | None:
+        """ "complete", "unfinished" (a fine-tune that did not end) or None (not an edgefn run)."""
+        return run_status(self.path)
+
+    def require_complete(self) -> None:
+        """Refuse a run whose fine-tune did not finish (killed after its checkpoint, before its metrics)."""
+        status = self.status()
+        if status is None:
+            raise EdgefnError(
+                f"{self.path} is not an edgefn run folder (no {RUN_MANIFEST}); run `edgefn finetune`"
+            )
+        if status != "complete":
+            raise EdgefnError(
+                f"the fine-tune of {self.path} did not finish (its {RUN_MANIFEST} does not mark it complete"
+                + ("" if self.manifest.is_file() else f", nor are there test metrics in {METRICS}")
+                + "); continue it with `edgefn finetune ... --resume` or train again with --overwrite"
+            )
+
+    def lock(self, command: str) -> contextlib.AbstractContextManager[None]:
+        """The run's lock for a command that writes to it (concurrent writers are refused)."""
+        return run_lock(self.path, command)
 
     # --- data ---
 

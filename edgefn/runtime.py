@@ -14,16 +14,20 @@ from edgefn.environment import check_threads
 from edgefn.errors import EdgefnError
 from edgefn.inference import (
     CPU,
+    OPENVINO,
     Encoder,
     OrtRunner,
+    OvRunner,
     Runner,
     batched_logits,
     create_session,
+    openvino_available,
     resolve_provider,
     softmax,
 )
 
 DEFAULT_MAX_LENGTH = 512
+OOD_QUANTILE = 0.95  # the threshold lets 5% of in-domain validation texts through as "ood"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Prediction:
     prob_fake: float
     logits: tuple[float, ...]
     truncated: bool
+    ood_score: float | None = None  # higher: less like the training data (see `ood_scores`)
+    ood: bool | None = None  # the score is over the threshold calibrated on validation (None: uncalibrated)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the prediction."""
@@ -44,7 +50,65 @@ class Prediction:
             "prob_fake": self.prob_fake,
             "logits": list(self.logits),
             "truncated": self.truncated,
+            "ood_score": self.ood_score,
+            "ood": self.ood,
         }
+
+
+def ood_scores(logits: np.ndarray, kind: str = "energy") -> np.ndarray:
+    """Out-of-distribution scores, higher for texts less like the training data.
+
+    `energy`: -logsumexp(logits) (Liu et al., 2020); `msp`: 1 - the largest softmax probability.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    if kind == "energy":
+        top = z.max(axis=-1)
+        return -(top + np.log(np.exp(z - top[:, None]).sum(axis=-1)))
+    if kind == "msp":
+        return 1.0 - softmax(z).max(axis=-1)
+    raise EdgefnError(f"unknown OOD score {kind!r}; use energy or msp")
+
+
+@dataclass(frozen=True)
+class OodThreshold:
+    """An OOD score and the threshold over which a text counts as out of distribution."""
+
+    score: str
+    threshold: float
+    quantile: float
+    calibrated_on: str
+    rows: int
+
+    @classmethod
+    def calibrate(
+        cls, logits: np.ndarray, calibrated_on: str, score: str = "energy", quantile: float = OOD_QUANTILE
+    ) -> OodThreshold:
+        """The `quantile` of the in-domain (validation) scores: that share of in-domain texts is not flagged."""
+        values = ood_scores(logits, score)
+        return cls(score, float(np.quantile(values, quantile)), quantile, calibrated_on, len(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": self.score,
+            "threshold": self.threshold,
+            "quantile": self.quantile,
+            "calibrated_on": self.calibrated_on,
+            "rows": self.rows,
+        }
+
+
+def read_ood(run_dir: Path, model: str) -> OodThreshold | None:
+    """The OOD threshold recorded for `model` (a variant name or "pytorch") in a run's ood.json, if any."""
+    entry = runs.read_optional_json(Path(run_dir) / runs.OOD_FILE).get(model)
+    return None if not entry else OodThreshold(**entry)
+
+
+def write_ood(run_dir: Path, model: str, ood: OodThreshold) -> None:
+    """Record `model`'s OOD threshold in the run's ood.json (other models' entries kept)."""
+    path = Path(run_dir) / runs.OOD_FILE
+    record = runs.read_optional_json(path)
+    record[model] = ood.to_dict()
+    runs.write_json(path, record)
 
 
 def resolve_max_length(
@@ -76,6 +140,19 @@ def _variant_hint(folder: Path) -> str:
     return "pass a variant folder such as RUN/onnx/int8-dynamic (made by `edgefn export`)"
 
 
+def _runner(model: Path, provider: str, threads: int | None, precision: str) -> Runner:
+    """OpenVINO's runtime for an IR file (on the CPU, in the variant's precision), else an ONNX Runtime
+    session on `provider`."""
+    if model.suffix == ".xml":
+        if provider.lower() not in ("cpu", CPU.lower(), OPENVINO):
+            raise EdgefnError(f"{model.parent.name} is an OpenVINO model: it runs on the CPU ({OPENVINO})")
+        hint = openvino_available()
+        if hint is not None:
+            raise EdgefnError(hint)
+        return OvRunner(model, threads, precision)
+    return OrtRunner(create_session(model, resolve_provider(provider), threads))
+
+
 def id2label_of(config: dict[str, Any]) -> dict[int, str]:
     """Label names by id from a config.json dict (real / fake when it has none)."""
     raw = config.get("id2label") or {"0": "real", "1": "fake"}
@@ -102,6 +179,7 @@ class Classifier:
         self.batch_size = batch_size
         self.manifest = manifest or {}
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
+        self.ood: OodThreshold | None = None  # set by from_folder from the run's ood.json, or by the caller
 
     @classmethod
     def from_folder(
@@ -132,7 +210,7 @@ class Classifier:
         check_threads(threads)
         if not folder.is_dir():
             raise EdgefnError(f"model folder not found: {folder}")
-        model = folder / runs.ONNX_FILE
+        model = runs.model_file(folder)
         if verify and (folder / runs.EXPORT_MANIFEST).is_file():
             manifest = runs.verify_variant(folder)
         else:
@@ -141,8 +219,10 @@ class Classifier:
             raise EdgefnError(f"{model} is missing: {_variant_hint(folder)}")
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
         encoder = Encoder.from_folder(folder, resolve_max_length(folder, manifest, config, max_length))
-        session = create_session(model, resolve_provider(provider), threads)
-        return cls(OrtRunner(session), encoder, id2label_of(config), batch_size, manifest)
+        runner = _runner(model, provider, threads, str(manifest.get("precision") or "fp32"))
+        clf = cls(runner, encoder, id2label_of(config), batch_size, manifest)
+        clf.ood = read_ood(folder.parent.parent, folder.name)
+        return clf
 
     @classmethod
     def for_model_file(
@@ -152,9 +232,11 @@ class Classifier:
         id2label: dict[int, str],
         provider: str = CPU,
         threads: int | None = None,
+        precision: str = "fp32",
     ) -> Classifier:
-        """A classifier for one .onnx file and a given encoder (export scores files before they are variants)."""
-        return cls(OrtRunner(create_session(model, provider, threads)), encoder, id2label)
+        """A classifier for one model file (.onnx, or OpenVINO .xml run in `precision`) and a given encoder
+        (export scores files before they are variants)."""
+        return cls(_runner(Path(model), provider, threads, precision), encoder, id2label)
 
     @property
     def max_length(self) -> int:
@@ -208,6 +290,7 @@ class Classifier:
         logits = self._logits(encodings, batch_size)
         probs = softmax(logits)
         label_ids = logits.argmax(axis=-1)
+        scores = ood_scores(logits, self.ood.score if self.ood else "energy")
         return [
             Prediction(
                 label=self.id2label.get(int(k), str(int(k))),
@@ -215,6 +298,8 @@ class Classifier:
                 prob_fake=float(probs[i, self.fake_id]),
                 logits=tuple(float(v) for v in logits[i]),
                 truncated=bool(encodings[i].overflowing),
+                ood_score=float(scores[i]),
+                ood=None if self.ood is None else bool(scores[i] > self.ood.threshold),
             )
             for i, k in enumerate(label_ids)
         ]

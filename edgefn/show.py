@@ -28,13 +28,21 @@ BENCH_HEADLINE = (
 MAX_BENCH_ROWS = 12
 
 
-def _json_or_none(path: Path) -> Any:
+def _json_or_none(path: Path) -> dict[str, Any] | None:
+    """A JSON object file; None when absent; {"error": ...} when unreadable or not an object (show never
+    fails on what another version, or a hand edit, left in a run folder)."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {"error": f"unreadable {path.name}"}
+    return value if isinstance(value, dict) else {"error": f"{path.name} is not a JSON object"}
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else {} (a field of an unexpected shape shows as absent)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
@@ -42,8 +50,8 @@ def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
     metrics = _json_or_none(run.metrics) or {}
     if not config and not metrics:
         return None
-    test = metrics.get("test") or {}
-    data = metrics.get("data") or {}
+    test = _obj(metrics.get("test"))
+    data = _obj(metrics.get("data"))
     return {
         "preset": config.get("preset", metrics.get("preset")),
         "init": config.get("init", metrics.get("init")),
@@ -55,7 +63,7 @@ def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
         "test_rows": test.get("n"),
         "parameters": metrics.get("parameters"),
         "checkpoint_mb": metrics.get("checkpoint_mb"),
-        "complete": bool(metrics),
+        "complete": run.status() == "complete",
     }
 
 
@@ -81,12 +89,13 @@ def _flatten_result(r: dict[str, Any]) -> list[dict[str, Any]]:
     acc = r.get("accuracy")
     if isinstance(acc, dict):
         base["accuracy"] = acc.get("accuracy")
-        base["accuracy_delta"] = (acc.get("delta") or {}).get("accuracy")
+        base["accuracy_delta"] = _obj(acc.get("delta")).get("accuracy")
     rows = []
-    for m in r.get("measurements") or []:
+    measurements = r.get("measurements")
+    for m in measurements if isinstance(measurements, list) else []:
         if not isinstance(m, dict):
             continue
-        lat = m.get("latency") or {}
+        lat = _obj(m.get("latency"))
         row = {**base, "input_mode": m.get("mode"), "batch_size": m.get("batch_size")}
         row.update(
             {k: lat.get(k.removeprefix("latency_")) for k in BENCH_HEADLINE if k.startswith("latency_")}
@@ -105,7 +114,9 @@ def _bench_rows(run: RunFolder) -> list[dict[str, Any]]:
     report = _json_or_none(run.bench_file("json"))
     if not isinstance(report, dict):
         return []
-    results = report.get("rows") or report.get("results") or []
+    results = report.get("rows") or report.get("results")
+    if not isinstance(results, list):
+        return []
     return [row for r in results if isinstance(r, dict) for row in _flatten_result(r)]
 
 

@@ -48,4 +48,5 @@ def make_tiny_run(preset: str, run_dir: Path, shared_data: Path, steps: int = 60
     run.write_split("test", constraint_split(shared_data, "test", 200))
     run.write_split("calibration", Split(train.texts[:128], train.labels[:128]))
     runs.write_json(run.finetune_config, {"preset": preset, "init": loaded.init, "max_length": 128})
+    runs.write_run_manifest(run.path, runs.RUN_COMPLETE, preset=preset, data="constraint (test helper)")
     return run_dir

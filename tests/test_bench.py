@@ -20,7 +20,17 @@ from edgefn.errors import EdgefnError
 from edgefn.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
 from edgefn.runs import RunFolder
 
-QUICK = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.02, min_iters=3, warmup=1, threads=1)
+QUICK = dict(
+    batch_sizes=(1, 4),
+    seq_len=32,
+    samples=48,
+    min_time_s=0.02,
+    min_iters=3,
+    warmup=1,
+    threads=1,
+    peers=(),
+    rounds=1,
+)
 
 
 def export_for_tests(run_dir: Path) -> None:
@@ -324,6 +334,10 @@ def test_cli_bench_prints_summary(exported_run, tmp_path):
             "1",
             "--seq-len",
             "16",
+            "--peers",
+            "none",
+            "--rounds",
+            "1",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -57,8 +58,8 @@ def all_rows(bundle: DatasetBundle) -> list[tuple[str, int]]:
 
 
 def test_constraint_official_splits(shared_data: Path) -> None:
-    """CONSTRAINT keeps the official 6420/2140/2140 splits minus the one val tweet that is also in train."""
-    b = cached(str(shared_data / "covid19-constraint"))
+    """Raw CONSTRAINT keeps the official 6420/2140/2140 splits minus the one val tweet also in train."""
+    b = cached(str(shared_data / "covid19-constraint"), DataOptions(clean=False))
     assert b.name == "constraint" and b.info["splits"] == "official"
     assert rows(b) == {"train": 6420, "validation": 2139, "test": 2140}
     assert fakes(b) == {"train": 3060, "validation": 1020, "test": 1020}
@@ -71,6 +72,24 @@ def test_constraint_official_splits(shared_data: Path) -> None:
     assert b.info["rows"] == rows(b)
     assert "Alfalfa is the only cure for COVID-19." in b.test.texts
     assert b.test.labels[b.test.texts.index("Alfalfa is the only cure for COVID-19.")] == 1
+
+
+def test_constraint_cleaning_deletes_urls_and_handles(shared_data: Path) -> None:
+    """By default URLs and @handles are deleted (recorded in info); posts that then coincide are dropped."""
+    b = cached(str(shared_data / "covid19-constraint"))
+    assert b.info["cleaning"]["applied"] and b.info["cleaning"]["names"] == ["drop-urls", "drop-handles"]
+    texts = [text for text, _ in all_rows(b)]
+    assert not any("https://" in t or "http://" in t for t in texts)
+    assert sum(bool(re.search(r"(?<!\w)@\w", t)) for t in texts) == 0
+    assert rows(b) == {"train": 6372, "validation": 2105, "test": 2096}
+    assert b.info["dropped"]["duplicate"] == 59 and b.info["dropped"]["cross_split"] == {
+        "validation": 29,
+        "test": 39,
+    }
+    placeholders = load_data(
+        str(shared_data / "covid19-constraint"), DataOptions(clean_rules=("urls", "handles"))
+    )
+    assert sum("URL" in t.split() for t in placeholders.train.texts) > 2500
 
 
 def test_liar_binary_map(shared_data: Path) -> None:
@@ -212,6 +231,7 @@ def test_generic_jsonl_drops_empty_duplicate_and_conflicting(tmp_path: Path) -> 
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     b = load_data(str(tmp_path / "d.jsonl"))
     assert b.info["dropped"] == {
+        "missing_label": 0,
         "empty": 1,
         "duplicate": 1,
         "conflicting_labels": 2,
@@ -354,7 +374,7 @@ def test_inspect_counts_duplicates_overlap_and_tokens() -> None:
 
 def test_inspect_constraint_report(shared_data: Path) -> None:
     """The CONSTRAINT report has the split sizes, balance, ordered percentiles and no overlap."""
-    report = inspect_data(cached(str(shared_data / "covid19-constraint")))
+    report = inspect_data(cached(str(shared_data / "covid19-constraint"), DataOptions(clean=False)))
     train = report["per_split"]["train"]
     assert (train["rows"], train["fake"], train["duplicates"]) == (6420, 3060, 0)
     t = train["tokens"]
@@ -381,3 +401,119 @@ def test_cli_data_inspect_and_list(shared_data: Path) -> None:
     assert out.exit_code == 2 and out.output.count("\n") == 1 and "known datasets" in out.output
     out = runner.invoke(main, ["data", "list"])
     assert out.exit_code == 0 and [line.split()[0] for line in out.output.splitlines()] == list_datasets()
+
+
+# --- messy files, one file per class, unions -----------------------------------------------------------------
+
+
+def test_blank_rows_and_float_labels_are_dropped_and_counted(tmp_path: Path) -> None:
+    """A CSV with blank rows (empty text, no label) and 1.0/0.0 labels loads; --strict refuses it."""
+    n = 60
+    df = pd.DataFrame(
+        {"title": [f"headline {i}" for i in range(n)], "label": [float(i % 2) for i in range(n)]}
+    )
+    blank = pd.DataFrame({"title": [None] * 7, "label": [None] * 7})
+    unlabelled = pd.DataFrame({"title": ["a story without a label"], "label": [None]})
+    pd.concat([df, blank, unlabelled]).to_csv(tmp_path / "headlines.csv", index=False)
+    b = load_data(str(tmp_path / "headlines.csv"), DataOptions(text_cols=("title",)))
+    assert b.info["dropped"]["missing_label"] == 8 and b.info["dropped"]["empty"] == 0
+    assert sum(rows(b).values()) == n and dict(all_rows(b))["headline 3"] == 1
+    assert "without a label" in format_inspect(inspect_data(b))
+    with pytest.raises(EdgefnError, match=r"unexpected label values '<missing>'"):
+        load_data(str(tmp_path / "headlines.csv"), DataOptions(text_cols=("title",), strict=True))
+
+
+def test_boolean_labels_map_true_to_fake(tmp_path: Path) -> None:
+    """A True/False label column (with a blank) reads True as fake (1), like 1 = fake."""
+    flags = [i % 3 == 0 for i in range(39)] + [None]
+    df = pd.DataFrame({"text": [f"claim {i}" for i in range(40)], "is_fake": flags})
+    df.to_csv(tmp_path / "b.csv", index=False)
+    b = load_data(str(tmp_path / "b.csv"), DataOptions(label_col="is_fake"))
+    labels = dict(all_rows(b))
+    assert labels["claim 3"] == 1 and labels["claim 4"] == 0 and "claim 39" not in labels
+    assert b.info["dropped"]["missing_label"] == 1
+
+
+def test_one_file_or_folder_per_class(tmp_path: Path) -> None:
+    """fake=FILE,real=FOLDER: a CSV's text column for one class, a folder of .txt files for the other."""
+    pd.DataFrame({"headline": [f"made up {i}" for i in range(30)]}).to_csv(
+        tmp_path / "bogus.csv", index=False
+    )
+    (tmp_path / "real").mkdir()
+    for i in range(30):
+        (tmp_path / "real" / f"{i}.txt").write_text(f"reported fact {i}\n", encoding="utf-8")
+    spec = f"real={tmp_path / 'real'},fake={tmp_path / 'bogus.csv'}"
+    b = load_data(spec)
+    assert b.name == "bogus+real" and sum(rows(b).values()) == 60 and sum(fakes(b).values()) == 30
+    assert dict(all_rows(b))["made up 4"] == 1 and dict(all_rows(b))["reported fact 4"] == 0
+    assert "30 .txt files" in b.info["text"] and "headline" in b.info["text"]
+    with pytest.raises(EdgefnError, match="give both fake=PATH and real=PATH"):
+        load_data(f"fake={tmp_path / 'bogus.csv'}")
+
+
+def test_clean_rules_for_generic_files(tmp_path: Path) -> None:
+    """--clean rules apply to a generic file and are recorded; an unknown rule is refused with the list."""
+    df = pd.DataFrame(
+        {
+            "text": [f"  post {i} @someone #tag https://t.co/x{i}  " for i in range(20)],
+            "label": [i % 2 for i in range(20)],
+        }
+    )
+    df.to_csv(tmp_path / "posts.csv", index=False)
+    b = load_data(str(tmp_path / "posts.csv"), DataOptions(clean_rules=("drop-urls", "handles", "hashtags")))
+    assert dict(all_rows(b))["post 3 @USER tag"] == 1
+    assert b.info["cleaning"]["names"] == ["drop-urls", "handles", "hashtags"]
+    with pytest.raises(EdgefnError, match=r"unknown cleaning rule\(s\) 'nope'; known: urls, drop-urls"):
+        load_data(str(tmp_path / "posts.csv"), DataOptions(clean_rules=("nope",)))
+
+
+def test_union_keeps_sources(shared_data: Path, tmp_path: Path) -> None:
+    """constraint+liar: per-source caps and counts; every row keeps its source, also in data/ files."""
+    from edgefn.runs import read_split_jsonl, write_split_jsonl
+
+    spec = f"constraint:{shared_data / 'covid19-constraint'}+liar:{shared_data / 'liar'}"
+    u = load_data(spec, DataOptions(max_train_per_source=500))
+    c, liar = cached(str(shared_data / "covid19-constraint")), cached(f"liar:{shared_data / 'liar'}")
+    assert u.name == "constraint+liar"
+    assert u.info["rows_per_source"]["constraint"] == {"train": 500, "validation": 2105, "test": 2096}
+    assert u.info["rows_per_source"]["liar"]["train"] == 500 and u.info["max_train_per_source"] == 500
+    assert len(u.test) == len(c.test) + len(liar.test)
+    assert u.test.sources is not None and set(u.test.sources) == {"constraint", "liar"}
+    assert u.test.sources[u.test.texts.index(liar.test.texts[0])] == "liar"
+    assert set(u.train.texts) <= set(c.train.texts) | set(liar.train.texts)
+    write_split_jsonl(u.test, tmp_path / "test.jsonl")
+    assert read_split_jsonl(tmp_path / "test.jsonl") == u.test
+
+
+def test_union_finetune_keeps_per_source_metrics(tmp_path: Path) -> None:
+    """`edgefn finetune --data a.jsonl+b.jsonl`: test metrics per source add up, data/ rows keep their source,
+    and the summary prints balanced accuracy per source and the shortcut verdicts."""
+    from edgefn.runs import RunFolder
+
+    for name, cue in (("alpha", "https://a.example/x"), ("beta", "")):
+        lines = [
+            {"text": f"{name} item {i} {cue if i % 2 == 0 else ''}".strip(), "label": i % 2}
+            for i in range(80)
+        ]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
+    spec = f"{tmp_path / 'alpha.jsonl'}+{tmp_path / 'beta.jsonl'}"
+    out = CliRunner().invoke(
+        main,
+        ["finetune", "test-tiny-bert", "--data", spec, "--epochs", "1", "--max-length", "32"]
+        + ["--init", "scratch", "--run-dir", str(tmp_path / "run")],
+    )
+    assert out.exit_code == 0, out.output
+    run = RunFolder(tmp_path / "run")
+    metrics = run.read_metrics()
+    by_source = metrics["test_by_source"]
+    assert (
+        set(by_source) == {"alpha", "beta"}
+        and by_source["alpha"]["n"] + by_source["beta"]["n"] == metrics["test"]["n"]
+    )
+    assert metrics["data"]["rows_per_source"]["alpha"]["test"] == by_source["alpha"]["n"] == 12
+    assert run.read_split("test").sources.count("beta") == 12
+    assert {"balanced_accuracy", "f1_macro", "roc_auc", "ece"} <= set(metrics["test"])
+    assert any("[url]" in v for v in metrics["shortcut_verdicts"])
+    assert (
+        "test on alpha: 12 rows, balanced accuracy" in out.output and "shortcut: URL presence" in out.output
+    )

@@ -356,14 +356,19 @@ def test_incomplete_checkpoint_says_what_is_missing(tiny_run_factory, tmp_path, 
     assert not (run / "onnx").exists()
 
 
-def test_existing_variant_is_refused_then_overwritten(exported, tiny_run_factory, tmp_path):
-    """An existing variant is refused (untouched) unless overwrite; the fp32 folder is reused for new schemes."""
+def test_existing_variant_is_kept_refused_or_overwritten(exported, tiny_run_factory, tmp_path):
+    """An existing variant made with the same settings is kept (the same command re-run carries on); one made
+    with other settings is refused (untouched) unless overwrite; the fp32 folder is reused for new schemes."""
     run = copy_run(tiny_run_factory, tmp_path)
     export(ExportConfig(run, schemes=("int8",), threads=1))
     before = runs.sha256_file(RunFolder(run).variant_dir("int8-dynamic") / runs.ONNX_FILE)
     mtime = (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime
-    with pytest.raises(EdgefnError, match="int8-dynamic already exist.*--overwrite"):
-        export(ExportConfig(run, schemes=("int8",), threads=1))
+    steps: list[str] = []
+    again = export(ExportConfig(run, schemes=("int8",), threads=1), on_step=steps.append)
+    assert [v.name for v in again.variants] == ["fp32", "int8-dynamic"]
+    assert sum(": kept " in s for s in steps) == 2, steps
+    with pytest.raises(EdgefnError, match="int8-dynamic already exist.*other settings.*--overwrite"):
+        export(ExportConfig(run, schemes=("int8",), eval_samples=16, threads=1))
     assert (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime == mtime
     result = export(ExportConfig(run, schemes=("int8",), overwrite=True, threads=1))
     assert runs.verify_variant(result.variants[1].folder)["model_sha256"] == before  # deterministic

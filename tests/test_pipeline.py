@@ -39,9 +39,14 @@ def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
             "40",
             "--seq-len",
             "32",
+            "--peers",
+            "ort-default",
+            "--rounds",
+            "1",
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "what to ship" in result.output and "cpu real batch 4: ship" in result.output
     variants = [p.name for p in runs.list_variants(run)]
     assert variants == ["fp32", "int8-dynamic"]
     report = json.loads((RunFolder(run).bench_file("json")).read_text())
@@ -50,6 +55,7 @@ def test_run_writes_every_stage_into_one_folder(tmp_path: Path) -> None:
         ("pytorch", "torch-cpu"),
         ("fp32", "CPUExecutionProvider"),
         ("int8-dynamic", "CPUExecutionProvider"),
+        ("ort-default", "CPUExecutionProvider"),
     } <= rows
     metrics = json.loads((run / runs.METRICS).read_text())
     assert f"{metrics['test']['accuracy']:.4f}" in result.output
@@ -105,6 +111,8 @@ def test_predict_matches_bench_predictions_for_every_variant(tiny_run_factory, t
             min_time_s=0.01,
             min_iters=1,
             warmup=0,
+            peers=(),
+            rounds=1,
         )
     )
     texts = RunFolder(run).read_split("test").texts[:120]

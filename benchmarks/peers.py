@@ -1,0 +1,270 @@
+"""edgefn's variants beside what users would pick instead, for the five architectures, and the verdict.
+
+Usage (the committed results):
+    HF_HUB_OFFLINE=1 python benchmarks/peers.py --minilm-run RUN   # RUN: minilm fine-tuned on full CONSTRAINT
+    HF_HUB_OFFLINE=1 python benchmarks/peers.py --presets tinybert --samples 200   # one architecture, quicker
+
+Per architecture: export fp32, int8-dynamic, int8-static and the OpenVINO variants (ov-int8, and ov-bf16
+where the CPU has BF16), then one `edgefn bench` with every peer (pytorch-int8, ort-default,
+optimum-recipe, openvino-fp32 / -bf16 / -int8) at batch 1 / 8 / 32, fixed seq 128 and real lengths,
+interleaved rounds, the same texts and threads. The four presets other than minilm are fine-tuned from a
+random init (the hub is unreachable here): their latencies and sizes are real, their accuracies are not.
+Writes benchmarks/results/peers.{json,md} with the machine's CPU flags and the targets of the peer issue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS, command_line, now
+
+from edgefn import runs
+from edgefn.environment import cpu_info, machine_environment
+from edgefn.report import BenchReport, markdown_table
+from edgefn.runs import RunFolder
+
+PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
+BATCHES = (1, 8, 32)
+SEQ_LEN = 128
+OWN_INT8 = ("int8-dynamic", "int8-static", "ov-int8")
+CPU = "CPUExecutionProvider"
+
+
+def ensure_run(preset: str, root: Path, minilm_run: Path | None, train: int) -> Path:
+    """minilm: a copy of the given fine-tuned run; the others: a quick random-init fine-tune on CONSTRAINT."""
+    from edgefn.finetune import FinetuneConfig, finetune
+
+    run = root / f"{preset}-constraint"
+    if RunFolder(run).status() == "complete":
+        return run
+    if preset == "minilm" and minilm_run is not None:
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.copytree(
+            minilm_run, run, ignore=shutil.ignore_patterns("onnx", "bench", "peers", "package", "eval")
+        )
+        return run
+    finetune(
+        FinetuneConfig(
+            preset=preset,
+            data="constraint",
+            init="pretrained" if preset == "minilm" else "scratch",
+            epochs=1,
+            max_train_samples=train,
+            max_eval_samples=256,
+            max_length=SEQ_LEN,
+            run_dir=run,
+            overwrite=True,
+        )
+    )
+    return run
+
+
+def export_all(run: Path, threads: int) -> None:
+    from edgefn.export import ExportConfig, export
+    from edgefn.openvino_models import bf16_unavailable
+
+    schemes = ["int8-dynamic", "int8-static", "ov-int8"] + ([] if bf16_unavailable() else ["ov-bf16"])
+    export(ExportConfig(run_dir=run, schemes=tuple(schemes), threads=threads), on_step=print)
+
+
+def bench_all(run: Path, args: argparse.Namespace) -> BenchReport:
+    from edgefn.bench import BenchConfig, bench
+
+    return bench(
+        BenchConfig(
+            run_dir=run,
+            batch_sizes=BATCHES,
+            seq_len=SEQ_LEN,
+            samples=args.samples,
+            min_time_s=args.min_time,
+            threads=args.threads,
+            rounds=args.rounds,
+            peers=None,
+        ),
+        progress=print,
+    )
+
+
+def _p50(report: BenchReport, variant: str, mode: str, batch: int) -> float | None:
+    for r in report.results:
+        if r.variant == variant and r.status == "ok":
+            for m in r.measurements:
+                if (m.mode, m.batch_size) == (mode, batch):
+                    return m.latency.p50_ms
+    return None
+
+
+def _fraction(report: BenchReport, variant: str) -> float | None:
+    for r in report.results:
+        if r.variant == variant and r.status == "ok":
+            for m in r.measurements:
+                if (m.mode, m.batch_size) == ("fixed", 32):
+                    return m.peak_fraction
+    return None
+
+
+def targets(preset: str, report: BenchReport) -> dict[str, Any]:
+    """The peer issue's targets for one architecture, from the recorded numbers."""
+    out: dict[str, Any] = {}
+    ok = [r for r in report.results if r.status == "ok" and r.accuracy is not None]
+    peers = [r.variant for r in ok if r.peer]
+    own = [r.variant for r in ok if not r.peer and r.variant != "pytorch"]
+    for mode, batch in (("fixed", 1), ("fixed", 32), ("real", 1), ("real", 32)):
+        cell = next(
+            (v for v in report.verdict if (v["device"], v["mode"], v["batch_size"]) == ("cpu", mode, batch)),
+            None,
+        )
+        best_peer = min(((p, n) for n in peers if (p := _p50(report, n, mode, batch))), default=None)
+        best_own = min(((p, n) for n in own if (p := _p50(report, n, mode, batch))), default=None)
+        if cell is not None and best_own is not None:
+            out[f"verdict_{mode}_b{batch}"] = {
+                "ship": cell["winner"]["variant"],
+                "p50_ms": cell["winner"]["p50_ms"],
+                "fastest_edgefn_variant": best_own[1],
+                "fastest_edgefn_ms": best_own[0],
+                "fastest_peer": best_peer[1] if best_peer else None,
+                "fastest_peer_ms": best_peer[0] if best_peer else None,
+                "edgefn_not_slower_than_fastest_peer": best_peer is None or best_own[0] <= best_peer[0],
+                "peer_wins": cell["peer_wins"],
+            }
+    mine, default = _p50(report, "int8-dynamic", "real", 32), _p50(report, "ort-default", "real", 32)
+    out["int8_dynamic_vs_ort_default_real_b32"] = default / mine if mine and default else None
+    fractions = {
+        v: _fraction(report, v) for v in (*OWN_INT8, "ort-default", "optimum-recipe", "openvino-int8")
+    }
+    out["int8_peak_fraction_fixed_b32"] = {k: v for k, v in fractions.items() if v is not None}
+    out["best_int8_peak_fraction_fixed_b32"] = max(out["int8_peak_fraction_fixed_b32"].values(), default=None)
+    if preset == "minilm":
+        ref = next((r for r in report.results if r.variant == "fp32" and r.provider == CPU), None)
+        cell = next((v for v in report.verdict if (v["mode"], v["batch_size"]) == ("real", 32)), None)
+        if ref and ref.accuracy and cell:
+            out["verdict_accuracy_vs_fp32_pts"] = 100 * (cell["winner"]["accuracy"] - ref.accuracy.accuracy)
+    return out
+
+
+def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    import json
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": command_line(),
+        "finished": now(),
+        "machine": machine_environment(args.threads),
+        "cpu_flags": cpu_info()["flags"],
+        "settings": {
+            "batches": BATCHES,
+            "seq_len": SEQ_LEN,
+            "samples": args.samples,
+            "rounds": args.rounds,
+            "min_time_s": args.min_time,
+            "threads": args.threads,
+        },
+        "architectures": entries,
+    }
+    (RESULTS / "peers.json").write_text(
+        json.dumps(runs.to_jsonable(record), indent=2) + "\n", encoding="utf-8"
+    )
+    (RESULTS / "peers.md").write_text(format_markdown(record), encoding="utf-8")
+
+
+def format_markdown(record: dict[str, Any]) -> str:
+    cpu = record["machine"]["cpu"]
+    lines = [
+        "# edgefn beside what users would pick instead",
+        "",
+        f"Command: `{record['command']}` ({record['finished']})",
+        "",
+        f"CPU: {cpu['model']}; flags {', '.join(record['cpu_flags'])}; {record['settings']['threads']} threads; "
+        f"{record['settings']['rounds']} interleaved rounds; {record['settings']['samples'] or 'all'} test texts.",
+        "",
+    ]
+    for preset, e in record["architectures"].items():
+        lines += [f"## {preset} ({e['init']})", "", f"Machine: {e['machine_note']}", ""]
+        header = ["row", "runtime", "MB", "acc", "Δacc pts"] + [
+            f"{m} b{b} ms" for m in ("fixed", "real") for b in BATCHES
+        ]
+        lines += [markdown_table(header, e["table"]), "", "What to ship:", ""]
+        lines += [f"- {line}" for line in e["verdict_lines"]]
+        lines += ["", "Targets: `" + json_line(e["targets"]) + "`", ""]
+    return "\n".join(lines) + "\n"
+
+
+def json_line(obj: Any) -> str:
+    import json
+
+    return json.dumps(runs.to_jsonable(obj), default=str)
+
+
+def table(report: BenchReport) -> list[list[Any]]:
+    rows = []
+    for r in report.results:
+        acc = r.accuracy
+        name = f"{r.variant} (peer)" if r.peer else r.variant
+        runtime = f"{r.provider} {r.precision}" if r.precision else r.provider
+        cells = []
+        for mode in ("fixed", "real"):
+            for b in BATCHES:
+                m = next((m for m in r.measurements if (m.mode, m.batch_size) == (mode, b)), None)
+                cells.append(None if m is None else f"{m.latency.p50_ms:.3f}" + ("!" if m.flags else ""))
+        status = r.status if r.status == "ok" else f"{r.status}: {r.reason}"
+        rows.append(
+            [
+                name if r.status == "ok" else f"{name} ({status})",
+                runtime,
+                r.size_mb,
+                acc.accuracy if acc else None,
+                100 * acc.delta.get("accuracy", 0) if acc else None,
+                *cells,
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    from edgefn.report import format_verdict
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--minilm-run", type=Path, default=None, help="minilm fine-tuned on full CONSTRAINT")
+    parser.add_argument("--root", type=Path, default=Path("artifacts/peers"))
+    parser.add_argument("--samples", type=int, default=None, help="test texts (default: all)")
+    parser.add_argument("--min-time", type=float, default=1.5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train", type=int, default=256, help="training rows of the random-init presets")
+    args = parser.parse_args()
+    entries: dict[str, dict[str, Any]] = {}
+    if (RESULTS / "peers.json").is_file():
+        import json
+
+        entries = json.loads((RESULTS / "peers.json").read_text(encoding="utf-8"))["architectures"]
+    for preset in args.presets.split(","):
+        start = time.perf_counter()
+        run = ensure_run(preset, args.root, args.minilm_run, args.train)
+        if not RunFolder(run).variant_names():
+            export_all(run, args.threads)
+        report = bench_all(run, args)
+        assessment = report.machine["assessment"]
+        entries[preset] = {
+            "run": str(run),
+            "init": RunFolder(run).read_metrics().get("init", "?"),
+            "table": table(report),
+            "verdict": report.verdict,
+            "verdict_lines": format_verdict(report.verdict),
+            "targets": targets(preset, report),
+            "machine": report.machine,
+            "machine_note": "UNRELIABLE: " + "; ".join(assessment["reasons"])
+            if assessment["unreliable"]
+            else f"quiet (load average {report.machine['before']['loadavg'][0]} -> {report.machine['after']['loadavg'][0]})",
+            "seconds": time.perf_counter() - start,
+        }
+        write_results(entries, args)
+        print(f"{preset}: {entries[preset]['targets']}")
+
+
+if __name__ == "__main__":
+    main()

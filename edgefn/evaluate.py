@@ -1,0 +1,251 @@
+"""Score a run's checkpoint or an exported variant on any dataset: evaluate(cfg) -> EvalResult (RUN/eval/<data>/)."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefn import runs
+from edgefn.data import DataOptions, Split, load_data
+from edgefn.errors import EdgefnError
+from edgefn.inference import softmax
+from edgefn.metrics import (
+    calibration,
+    classification_metrics,
+    metrics_by_group,
+    plot_confusion_matrix,
+    plot_reliability,
+    roc_auc,
+    write_errors_csv,
+)
+from edgefn.runs import RunFolder
+from edgefn.runtime import Classifier, OodThreshold, ood_scores, write_ood
+
+EVAL_SPLITS = ("test", "all")
+PYTORCH = "pytorch"  # the model name of a run's checkpoint (variants are named by their folder)
+OOD_CALIBRATION_ROWS = 1000  # validation rows the OOD threshold is calibrated on, at most
+
+
+@dataclass
+class EvalConfig:
+    """What to score on which data; the output folder defaults to RUN/eval/<data>/ (-<variant> for variants)."""
+
+    model: Path  # a run folder (its PyTorch checkpoint) or an exported variant folder (torch-free)
+    data: str
+    data_options: DataOptions = field(default_factory=DataOptions)
+    split: str = "test"  # "test" or "all" (train + validation + test)
+    samples: int | None = None  # a seeded random subset of this many rows (and of the in-domain test split)
+    in_domain: bool = True  # also score the run's own test split and calibrate the OOD threshold
+    ood_score: str = "energy"
+    batch_size: int = 32
+    threads: int | None = None
+    max_length: int | None = None
+    output: Path | None = None
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        self.model = Path(self.model)
+        if self.split not in EVAL_SPLITS:
+            raise EdgefnError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
+        if self.samples is not None and self.samples <= 0:
+            raise EdgefnError(f"--samples must be positive, got {self.samples}")
+        if self.ood_score not in ("energy", "msp"):
+            raise EdgefnError(f"unknown OOD score {self.ood_score!r}; use energy or msp")
+
+
+@dataclass
+class EvalResult:
+    """The scores on the new data beside the run's in-domain ones, and where they were written."""
+
+    output_dir: Path
+    model: str
+    run_dir: Path | None
+    data: str
+    metrics: dict[str, Any]  # the whole metrics.json
+
+
+def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
+    """The classifier, its name (variant or "pytorch") and its run folder (None for a lone variant)."""
+    path = cfg.model
+    if (path / runs.ONNX_FILE).is_file():
+        clf = Classifier.from_folder(
+            path, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
+        )
+        run_dir = path.parent.parent
+        return clf, path.name, run_dir if RunFolder(run_dir).finetune_config.is_file() else None
+    run = RunFolder(path)
+    if run.checkpoint.is_dir():
+        from edgefn.reference import load_reference
+
+        clf = load_reference(
+            run.checkpoint, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
+        )
+        return clf, PYTORCH, run.path
+    if not path.exists():
+        raise EdgefnError(f"--model {path} does not exist")
+    raise EdgefnError(
+        f"--model {path} is neither a run folder (with {runs.CHECKPOINT}/) nor an exported variant "
+        f"(with {runs.ONNX_FILE}); e.g. RUN or RUN/{runs.ONNX_DIR}/int8-dynamic"
+    )
+
+
+def _sample(split: Split, n: int | None, seed: int) -> Split:
+    if n is None or n >= len(split):
+        return split
+    return split.subset(sorted(random.Random(seed).sample(range(len(split)), n)))
+
+
+def _rows(cfg: EvalConfig) -> tuple[str, Split, dict[str, Any]]:
+    bundle = load_data(cfg.data, cfg.data_options)
+    if cfg.split == "test":
+        split = bundle.test
+    else:
+        parts = [bundle.train, bundle.validation, bundle.test]
+        sources = [s for p in parts for s in (p.sources or [bundle.name] * len(p))]
+        split = Split([t for p in parts for t in p.texts], [y for p in parts for y in p.labels], sources)
+    return bundle.name, _sample(split, cfg.samples, cfg.seed), bundle.info
+
+
+def _score(clf: Classifier, split: Split) -> tuple[dict[str, Any], np.ndarray, list[int], list[float]]:
+    """Metrics (with the reliability bins and per-source metrics), logits, predictions (1 = fake), P(fake)."""
+    logits = clf.predict_logits(split.texts)
+    prob = softmax(logits)[:, clf.fake_id].tolist() if len(split) else []
+    preds = [int(k == clf.fake_id) for k in logits.argmax(axis=-1)]
+    m = classification_metrics(split.labels, preds, prob)
+    m["calibration_bins"] = calibration(split.labels, prob)["bins"]
+    if split.sources is not None and len(set(split.sources)) > 1:
+        m["by_source"] = metrics_by_group(split.labels, preds, split.sources, prob)
+    return m, logits, preds, prob
+
+
+def folder_name(data: str, split: str) -> str:
+    """A file-system-safe name for an eval folder."""
+    name = re.sub(r"[^\w.+=-]+", "_", data).strip("_") or "data"
+    return name if split == "test" else f"{name}-{split}"
+
+
+def _in_domain(
+    cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder, new_logits: np.ndarray
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's own test split scored by the same model, and the OOD threshold (calibrated on the run's
+    validation split, recorded in RUN/ood.json) with its AUROC at telling that test split from the new data."""
+    test = _sample(run.read_split("test"), cfg.samples, cfg.seed)
+    metrics, test_logits, _, _ = _score(clf, test)
+    validation = _sample(run.read_split("validation"), OOD_CALIBRATION_ROWS, cfg.seed)
+    threshold = OodThreshold.calibrate(
+        clf.predict_logits(validation.texts), f"{run.path.name} validation", cfg.ood_score
+    )
+    write_ood(run.path, model, threshold)
+    clf.ood = threshold
+    scores_in, scores_new = ood_scores(test_logits, cfg.ood_score), ood_scores(new_logits, cfg.ood_score)
+    y = [0] * len(scores_in) + [1] * len(scores_new)
+    other = "msp" if cfg.ood_score == "energy" else "energy"
+    ood = {
+        **threshold.to_dict(),
+        "auroc": roc_auc(y, np.concatenate([scores_in, scores_new]).tolist()),
+        f"auroc_{other}": roc_auc(
+            y, np.concatenate([ood_scores(test_logits, other), ood_scores(new_logits, other)]).tolist()
+        ),
+        "flagged_in_domain_test": float((scores_in > threshold.threshold).mean()) if len(scores_in) else 0.0,
+        "flagged_new_data": float((scores_new > threshold.threshold).mean()) if len(scores_new) else 0.0,
+    }
+    return metrics, ood
+
+
+def evaluate(cfg: EvalConfig) -> EvalResult:
+    """Score `cfg.model` on `cfg.data` and write metrics.json, errors.csv and the two plots.
+
+    Args:
+        cfg: the model (run folder or variant folder), the data and how to read it, the split, a row cap.
+
+    Returns:
+        The eval folder and metrics.json's content: `metrics` on the new data, `in_domain` (the run's test
+        split, same model, same cap), `ood` (threshold and AUROC), the model and data records.
+    """
+    clf, model, run_dir = _load_model(cfg)
+    data_name, split, data_info = _rows(cfg)
+    if cfg.output is None and run_dir is None:
+        raise EdgefnError(f"{cfg.model} is not inside a run folder; pass --output DIR for the results")
+    output = (
+        Path(cfg.output)
+        if cfg.output
+        else RunFolder(run_dir).eval_dir(  # type: ignore[arg-type]
+            folder_name(data_name, cfg.split), None if model == PYTORCH else model
+        )
+    )
+    metrics, logits, preds, prob = _score(clf, split)
+    record: dict[str, Any] = {
+        "model": model,
+        "model_path": str(cfg.model),
+        "run_dir": str(run_dir) if run_dir else None,
+        "trained_on": RunFolder(run_dir).read_finetune_config().get("data") if run_dir else None,
+        "data": {**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
+        "max_length": clf.max_length,
+        "metrics": metrics,
+    }
+    if cfg.in_domain and run_dir is not None:
+        record["in_domain"], record["ood"] = _in_domain(cfg, clf, model, RunFolder(run_dir), logits)
+    with runs.atomic_dir(output, overwrite=True) as tmp:
+        runs.write_json(RunFolder.eval_file(tmp, "metrics"), record)
+        n_errors = write_errors_csv(
+            RunFolder.eval_file(tmp, "errors"), split.texts, split.labels, preds, prob
+        )
+        title = f"{model} on {data_name} ({cfg.split})"
+        plot_confusion_matrix(
+            metrics["confusion_matrix"], RunFolder.eval_file(tmp, "confusion_matrix"), title
+        )
+        plot_reliability(calibration(split.labels, prob), RunFolder.eval_file(tmp, "reliability"), title)
+    record["misclassified"] = n_errors
+    return EvalResult(output, model, run_dir, data_name, record)
+
+
+ROWS = (
+    ("rows", "n", "d"),
+    ("fake share", "fake_share", ".3f"),
+    ("accuracy", "accuracy", ".4f"),
+    ("balanced accuracy", "balanced_accuracy", ".4f"),
+    ("macro F1", "f1_macro", ".4f"),
+    ("ROC-AUC", "roc_auc", ".4f"),
+    ("ECE", "ece", ".4f"),
+)
+
+
+def _cell(m: dict[str, Any] | None, key: str, spec: str) -> str:
+    value = None if m is None else m.get(key)
+    return "-" if value is None else format(value, spec)
+
+
+def format_eval(result: EvalResult) -> str:
+    """The in-domain figures beside the new data's, the OOD line and the per-source rows."""
+    r = result.metrics
+    new, home = r["metrics"], r.get("in_domain")
+    trained = r.get("trained_on") or "?"
+    head = (
+        "",
+        f"in-domain ({trained} test)" if home else "in-domain",
+        f"{result.data} ({r['data']['split']})",
+    )
+    rows = [head] + [(label, _cell(home, key, spec), _cell(new, key, spec)) for label, key, spec in ROWS]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"model      {result.model} ({r['model_path']})"]
+    lines += [
+        "  ".join([row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2])]) for row in rows
+    ]
+    ood = r.get("ood")
+    if ood:
+        lines.append(
+            f"OOD ({ood['score']}, threshold at the validation {ood['quantile']:.0%} quantile): flags "
+            f"{ood['flagged_new_data']:.1%} of {result.data} and {ood['flagged_in_domain_test']:.1%} of the "
+            f"in-domain test split; AUROC {_cell(ood, 'auroc', '.3f')}"
+        )
+    for source, m in (new.get("by_source") or {}).items():
+        lines.append(
+            f"  {source}: {m['n']} rows, balanced accuracy {m['balanced_accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}"
+        )
+    lines.append(f"written to {result.output_dir}")
+    return "\n".join(lines)

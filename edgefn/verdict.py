@@ -1,0 +1,62 @@
+"""What to ship: per device, input mode and batch size, the fastest row within the accuracy budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgefn.inference import CPU, CUDA, OPENVINO
+from edgefn.report import BenchReport, TargetResult
+
+DEVICES = {CPU: "cpu", OPENVINO: "cpu", "torch-cpu": "cpu", CUDA: "cuda", "torch-cuda": "cuda"}
+DEFAULT_MAX_DROP = 0.5  # accuracy points below the reference a shippable row may lose
+
+
+def _candidate(r: TargetResult, p50: float, flagged: bool) -> dict[str, Any]:
+    acc = r.accuracy
+    return {
+        "variant": r.variant,
+        "provider": r.provider,
+        "precision": r.precision,
+        "peer": r.peer,
+        "p50_ms": p50,
+        "size_mb": r.size_mb,
+        "accuracy": acc.accuracy if acc else None,
+        "accuracy_delta_pts": 100 * acc.delta.get("accuracy", 0.0) if acc else None,
+        "unreliable": flagged,
+    }
+
+
+def compute_verdict(report: BenchReport, max_drop: float = DEFAULT_MAX_DROP) -> list[dict[str, Any]]:
+    """For every device, input mode and batch size: the fastest row whose test accuracy is at most
+    `max_drop` points below the reference's, and the runner-up (peers included; the reference itself is a
+    candidate). Rows without accuracy or latency are not candidates."""
+    cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    excluded: dict[tuple[str, str, int], list[str]] = {}
+    for r in report.results:
+        device = DEVICES.get(r.provider)
+        if r.status != "ok" or r.accuracy is None or device is None:
+            continue
+        drop = -100 * r.accuracy.delta.get("accuracy", 0.0)
+        for m in r.measurements:
+            key = (device, m.mode, m.batch_size)
+            if drop > max_drop:
+                excluded.setdefault(key, []).append(f"{r.variant} ({drop:+.2f} pts)".replace("+", "-", 1))
+                continue
+            cells.setdefault(key, []).append(_candidate(r, m.latency.p50_ms, bool(m.flags)))
+    verdict = []
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[2])):
+        ranked = sorted(cells[key], key=lambda c: c["p50_ms"])
+        winner = ranked[0]
+        verdict.append(
+            {
+                "device": key[0],
+                "mode": key[1],
+                "batch_size": key[2],
+                "max_drop_pts": max_drop,
+                "winner": winner,
+                "runner_up": ranked[1] if len(ranked) > 1 else None,
+                "peer_wins": bool(winner["peer"]),
+                "excluded_for_accuracy": sorted(excluded.get(key, [])),
+            }
+        )
+    return verdict

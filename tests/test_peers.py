@@ -1,0 +1,193 @@
+"""Peers, OpenVINO variants, interleaved rounds, the busy-machine flag and the "what to ship" verdict."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgefn import noise, runs
+from edgefn.bench import BenchConfig, bench
+from edgefn.errors import EdgefnError
+from edgefn.inference import CPU, OPENVINO
+from edgefn.peers import PEERS
+from edgefn.report import BenchReport
+from edgefn.runs import RunFolder
+from edgefn.verdict import compute_verdict
+
+FAST = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.03, min_iters=3, warmup=1, threads=1)
+openvino = pytest.importorskip("openvino", reason="the dev extra installs openvino")
+
+
+@pytest.fixture(scope="module")
+def ov_run(tiny_run_factory, tmp_path_factory) -> Path:
+    """The tiny BERT run with fp32, int8-dynamic and ov-int8 variants."""
+    from edgefn.export import ExportConfig, export
+
+    run = tmp_path_factory.mktemp("peers") / "run"
+    shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
+    export(
+        ExportConfig(run, schemes=("int8-dynamic", "ov-int8"), eval_samples=32, parity_samples=8, threads=1)
+    )
+    return run
+
+
+@pytest.fixture(scope="module")
+def peer_report(ov_run) -> BenchReport:
+    """A two-round bench of the run with every peer."""
+    return bench(BenchConfig(run_dir=ov_run, rounds=2, **FAST))
+
+
+def test_every_peer_is_a_row(peer_report: BenchReport, ov_run: Path) -> None:
+    """Each peer is a row built from the run's checkpoint: measured, or unavailable with its reason."""
+    rows = {r.variant: r for r in peer_report.results}
+    for name, peer in PEERS.items():
+        r = rows[name]
+        assert r.peer and r.provider == peer.provider and r.description == peer.description
+        assert (r.status == "ok" and r.accuracy is not None and r.measurements) or (
+            r.status == "unavailable" and r.reason
+        ), (name, r.status, r.reason)
+    assert rows["pytorch-int8"].status == "ok" and rows["ort-default"].status == "ok"
+    assert rows["ov-int8"].provider == OPENVINO and not rows["ov-int8"].peer
+    assert rows["ov-int8"].precision == "fp32" and rows["openvino-fp32"].precision == "fp32"
+    manifest = runs.verify_variant(RunFolder(ov_run).peer_dir("ort-default"))
+    assert manifest["recipe"].startswith("onnxruntime.quantization.quantize_dynamic")
+    assert manifest["source_checkpoint_sha256"] == runs.sha256_dir(RunFolder(ov_run).checkpoint)
+    ops = __import__("edgefn.graph", fromlist=["op_counts"]).op_counts(
+        RunFolder(ov_run).peer_dir("ort-default") / runs.ONNX_FILE
+    )
+    assert ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0) > 0  # really int8
+
+
+def test_rounds_are_pooled_and_their_spread_kept(peer_report: BenchReport) -> None:
+    """With 2 rounds every measured row has two round p50s, the pooled calls, and spread = max/min - 1."""
+    for r in peer_report.results:
+        for m in r.measurements:
+            assert len(m.round_p50_ms) == 2
+            assert m.spread == pytest.approx(max(m.round_p50_ms) / min(m.round_p50_ms) - 1)
+            assert m.latency.count >= 2 * 3  # min_iters split over rounds, at least 3 each
+    assert peer_report.machine["before"]["loadavg"] and "assessment" in peer_report.machine
+
+
+def test_verdict_is_recomputed_from_the_recorded_numbers(peer_report: BenchReport, ov_run: Path) -> None:
+    """report.json's verdict equals one recomputed from its rows, and each winner is the fastest row within
+    the accuracy budget (checked by brute force)."""
+    saved = BenchReport.from_json(RunFolder(ov_run).bench_file("json"))
+    assert saved.verdict == compute_verdict(saved, 0.5) == peer_report.verdict
+    for cell in saved.verdict:
+        p50s = [
+            (m.latency.p50_ms, r.variant)
+            for r in saved.results
+            if r.status == "ok"
+            and r.provider in (CPU, OPENVINO, "torch-cpu")
+            and r.accuracy
+            and -100 * r.accuracy.delta.get("accuracy", 0) <= 0.5
+            for m in r.measurements
+            if (m.mode, m.batch_size) == (cell["mode"], cell["batch_size"])
+        ]
+        assert cell["winner"]["variant"] == min(p50s)[1]
+        assert cell["peer_wins"] == (cell["winner"]["variant"] in PEERS)
+    strict = compute_verdict(saved, max_drop=0.0)
+    for cell in strict:  # a zero budget keeps only rows as accurate as the reference
+        assert cell["winner"]["accuracy_delta_pts"] >= 0
+    md = RunFolder(ov_run).bench_file("markdown").read_text(encoding="utf-8")
+    assert "## What to ship" in md and "ship " in md
+
+
+def test_noise_assessment_flags_load_spread_and_clock() -> None:
+    """The busy-machine verdict: load above the cores, other processes' CPU, spread or a moving clock."""
+    quiet = {"loadavg": [0.3, 0.3, 0.3], "cpu_mhz": 2600.0}
+    rows = [{"label": "a", "spread": 0.02, "other_cores": 0.05}]
+    assert noise.assess(quiet, quiet, 2, rows) == {"unreliable": False, "reasons": [], "flagged": []}
+    busy = {"loadavg": [5.0, 3.0, 1.0], "cpu_mhz": 2600.0}
+    assert "load average 5.0 above the 2 cores" in noise.assess(quiet, busy, 2, rows)["reasons"][0]
+    spread = noise.assess(quiet, quiet, 2, [{"label": "a", "spread": 0.2, "other_cores": 0.0}])
+    assert spread["unreliable"] and spread["flagged"] == ["a"]
+    slow = noise.assess(quiet, {**quiet, "cpu_mhz": 1800.0}, 2, rows)
+    assert slow["unreliable"] and "clock" in slow["reasons"][0]
+
+
+def test_busy_machine_is_flagged_under_a_synthetic_load(ov_run: Path, tmp_path: Path) -> None:
+    """Busy loops on every core while bench measures: the rows are flagged and the report says unreliable."""
+    import os
+
+    run = tmp_path / "run"
+    shutil.copytree(ov_run, run)
+    burn = "import time\nt = time.time()\nwhile time.time() - t < 600: pass\n"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(1.0)
+        report = bench(BenchConfig(run_dir=run, variants=("fp32",), rounds=2, peers=(), **FAST))
+    finally:
+        for b in burners:
+            b.kill()
+    assessment = report.machine["assessment"]
+    assert assessment["unreliable"], assessment
+    fp32 = report.result("fp32", CPU)
+    assert fp32.other_cores is not None and fp32.other_cores > noise.OTHER_CORES_LIMIT
+    assert all(m.flags for m in fp32.measurements)
+    assert "UNRELIABLE TIMINGS" in RunFolder(run).bench_file("markdown").read_text(encoding="utf-8")
+
+
+def test_openvino_variant_predicts_and_is_hash_checked(ov_run: Path, tmp_path: Path) -> None:
+    """ov-int8 runs through Classifier on OpenVINO (torch-free) and agrees with fp32; a changed IR is refused."""
+    from edgefn.runtime import Classifier
+
+    run = RunFolder(ov_run)
+    texts = run.read_split("test").texts[:64]
+    ov = Classifier.from_folder(run.variant_dir("ov-int8"))
+    assert ov.providers == [OPENVINO]
+    same = [
+        a.label == b.label
+        for a, b in zip(ov.predict(texts), Classifier.from_folder(run.variant_dir("fp32")).predict(texts))
+    ]
+    assert sum(same) / len(same) >= 0.95
+    copy = tmp_path / "ov-int8"
+    shutil.copytree(run.variant_dir("ov-int8"), copy)
+    with open(copy / runs.OPENVINO_BIN, "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff\xfe\xfd")
+    with pytest.raises(EdgefnError, match="openvino_model.bin does not match the hash"):
+        Classifier.from_folder(copy)
+
+
+def test_ov_bf16_refused_without_bf16_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU without AVX512_BF16 or AMX, ov-bf16 is refused (OpenVINO would emulate it) and its peer row
+    is unavailable with that reason."""
+    from edgefn import openvino_models
+
+    monkeypatch.setattr(openvino_models, "cpu_flags", lambda: {"avx2", "fma"})
+    assert "neither AVX512_BF16 nor AMX" in (openvino_models.bf16_unavailable() or "")
+    assert "neither AVX512_BF16 nor AMX" in (PEERS["openvino-bf16"].unavailable() or "")
+
+
+@pytest.mark.parametrize("kind", ["latency", "tradeoff"])
+def test_plot_labels_do_not_overlap(kind: str, peer_report: BenchReport) -> None:
+    """Every row is in one legend outside the panels (no text drawn over the data), and no two tick or
+    legend labels overlap, with a dozen rows of variants and peers."""
+    from itertools import combinations
+
+    import matplotlib.pyplot as plt
+
+    from edgefn.report import latency_figure, tradeoff_figure
+
+    fig = (latency_figure if kind == "latency" else tradeoff_figure)(peer_report)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    rows = [r for r in peer_report.results if r.status == "ok" and r.measurements]
+    assert len(legend.get_texts()) == len(rows) >= 10
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not ax.texts and not box.overlaps(ax.get_window_extent(renderer))
+        for axis in (ax.get_xticklabels(), ax.get_yticklabels()):
+            ticks = [t.get_window_extent(renderer) for t in axis if t.get_text()]
+            assert not any(a.overlaps(b) for a, b in combinations(ticks, 2))
+    labels = [t.get_window_extent(renderer) for t in legend.get_texts()]
+    assert not any(a.overlaps(b) for a, b in combinations(labels, 2))
+    assert box.x1 <= fig.bbox.x1 + 1  # the legend fits in the figure
+    plt.close(fig)
