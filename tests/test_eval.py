@@ -32,8 +32,6 @@ def run(tiny_run_factory, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("eval") / "tiny"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), path)
-    if RunFolder(path).status() != "complete":  # a tiny run made before make_tiny_run wrote run.json
-        runs.write_run_manifest(path, runs.RUN_COMPLETE)
     export(ExportConfig(run_dir=path, schemes=("none",), threads=1))
     return path
 
