@@ -245,8 +245,7 @@ def main() -> None:
     for preset in args.presets.split(","):
         start = time.perf_counter()
         run = ensure_run(preset, args.root, args.minilm_run, args.train)
-        if not RunFolder(run).variant_names():
-            export_all(run, args.threads)
+        export_all(run, args.threads)  # variants already made with the same settings are kept
         report = bench_all(run, args)
         assessment = report.machine["assessment"]
         entries[preset] = {

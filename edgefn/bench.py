@@ -208,8 +208,10 @@ def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, d
 
 def _peak_for(scheme: str, provider: str, peak: dict[str, Any]) -> float | None:
     on_cuda = provider in (CUDA, "torch-cuda")
-    if scheme.startswith("int8"):
+    if "int8" in scheme:  # int8-dynamic, int8-static, ov-int8 and the int8 peers
         return None if on_cuda else peak.get("int8_gops")
+    if "bf16" in scheme:  # no bf16 peak is measured
+        return None
     if scheme == "fp16":
         return peak.get("cuda_fp16_gflops") if on_cuda else None
     return peak.get("cuda_fp32_gflops") if on_cuda else peak.get("fp32_gflops")
@@ -302,7 +304,14 @@ def result_of(
         result.status, result.reason = "failed", failure or "no round ran"
         return result
     first = outs[0]
-    for key in ("session_ms", "first_inference_ms", "rss_before_load_mb", "active_providers", "predictions"):
+    for key in (
+        "session_ms",
+        "first_inference_ms",
+        "rss_before_load_mb",
+        "active_providers",
+        "predictions",
+        "prob_fake",
+    ):
         setattr(result, key, getattr(first, key))
     result.peak_rss_mb = max(o.peak_rss_mb for o in outs)
     result.precision = first.precision
@@ -336,9 +345,11 @@ def score(
     preds: list[int],
     reference: list[int] | None = None,
     reference_accuracy: Accuracy | None = None,
+    prob_fake: list[float] | None = None,
 ) -> Accuracy:
-    """`metrics.classification_metrics` of one target; agreement and deltas against a reference."""
-    acc = Accuracy.from_metrics(classification_metrics(labels, preds))
+    """`metrics.classification_metrics` of one target (ROC-AUC and calibration given the probabilities of
+    fake); agreement and deltas against a reference."""
+    acc = Accuracy.from_metrics(classification_metrics(labels, preds, prob_fake or None))
     if reference is not None:
         acc.agreement = sum(a == b for a, b in zip(preds, reference)) / len(preds)
     if reference_accuracy is not None:
@@ -364,12 +375,12 @@ def add_comparisons(results: list[TargetResult], labels: list[int]) -> TargetRes
     ref = pick_reference(results)
     if ref is None:
         return None
-    ref.accuracy = score(labels, ref.predictions)
+    ref.accuracy = score(labels, ref.predictions, prob_fake=ref.prob_fake)
     ref_p50 = {(m.mode, m.batch_size): m.latency.p50_ms for m in ref.measurements}
     for r in results:
         if r.status != "ok":
             continue
-        r.accuracy = score(labels, r.predictions, ref.predictions, ref.accuracy)
+        r.accuracy = score(labels, r.predictions, ref.predictions, ref.accuracy, r.prob_fake)
         for m in r.measurements:
             base = ref_p50.get((m.mode, m.batch_size))
             m.speedup_vs_reference = base / m.latency.p50_ms if base and m.latency.p50_ms > 0 else None

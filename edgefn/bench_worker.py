@@ -53,6 +53,7 @@ class JobResult:
     active_providers: list[str]
     predictions: list[int]
     measurements: list[dict[str, Any]] = field(default_factory=list)
+    prob_fake: list[float] = field(default_factory=list)  # for ROC-AUC and calibration
     profile_events: list[dict[str, Any]] | None = None
     params: int | None = None  # PyTorch parameter count (checkpoint jobs)
     precision: str | None = None  # what OpenVINO computes in (fp32 / bf16)
@@ -125,7 +126,7 @@ def run_job(job: Job) -> JobResult:
             measurements.append(_measure_fixed(job, clf, batch))
         if "real" in job.modes:
             measurements.append(_measure_real(job, clf, batch, lengths))
-    preds = [p.label_id for p in clf.predict(job.texts, batch_size=PREDICT_BATCH)] if job.predict else []
+    predicted = clf.predict(job.texts, batch_size=PREDICT_BATCH) if job.predict else []
     events = _profile_placement(job, clf) if job.profile else None
     return JobResult(
         session_ms=session_ms,
@@ -133,7 +134,8 @@ def run_job(job: Job) -> JobResult:
         rss_before_load_mb=rss_before,
         peak_rss_mb=measure.peak_rss_mb(),
         active_providers=clf.providers,
-        predictions=preds,
+        predictions=[p.label_id for p in predicted],
+        prob_fake=[p.prob_fake for p in predicted],
         measurements=measurements,
         profile_events=events,
         params=reference_parameters(clf),

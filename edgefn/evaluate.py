@@ -72,7 +72,7 @@ class EvalResult:
 def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
     """The classifier, its name (variant or "pytorch") and its run folder (None for a lone variant)."""
     path = cfg.model
-    if (path / runs.ONNX_FILE).is_file():
+    if runs.model_file(path).is_file():  # model.onnx, or OpenVINO IR for ov-* variants
         clf = Classifier.from_folder(
             path, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
         )

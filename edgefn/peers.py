@@ -37,9 +37,16 @@ class Peer:
 
 
 def _ort_default(plain: Path, out: Path, calibration: Any, target: str) -> dict[str, Any]:
+    import logging
+
     from onnxruntime.quantization import quantize_dynamic
 
-    quantize_dynamic(str(plain), str(out / runs.ONNX_FILE))
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice: the recipe is as-is
+    try:
+        quantize_dynamic(str(plain), str(out / runs.ONNX_FILE))
+    finally:
+        root.level = level
     return {"recipe": "onnxruntime.quantization.quantize_dynamic(model, out) with default arguments"}
 
 

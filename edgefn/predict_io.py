@@ -130,7 +130,8 @@ def read_texts(
 
 
 def format_predictions(predictions: Sequence[Any], fmt: str = "jsonl") -> str:
-    """Predictions as JSONL (one object per text) or CSV (index, label, prob_fake, logit_<label>..., truncated)."""
+    """Predictions as JSONL (one object per text) or CSV (index, label, prob_fake, logit_<label>..., truncated,
+    ood_score, ood)."""
     if fmt not in FORMATS:
         raise EdgefnError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     rows = [{"index": i, **p.to_dict()} for i, p in enumerate(predictions)]
@@ -140,8 +141,10 @@ def format_predictions(predictions: Sequence[Any], fmt: str = "jsonl") -> str:
     names = ["real", "fake"] if n_logits == 2 else [str(k) for k in range(n_logits)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["index", "label", "label_id", "prob_fake", *[f"logit_{n}" for n in names], "truncated"])
+    header = ["index", "label", "label_id", "prob_fake", *[f"logit_{n}" for n in names], "truncated"]
+    writer.writerow([*header, "ood_score", "ood"])
     for r in rows:
+        ood = r.get("ood")
         writer.writerow(
             [
                 r["index"],
@@ -150,6 +153,8 @@ def format_predictions(predictions: Sequence[Any], fmt: str = "jsonl") -> str:
                 repr(r["prob_fake"]),
                 *[repr(v) for v in r["logits"]],
                 str(r["truncated"]).lower(),
+                "" if r.get("ood_score") is None else repr(r["ood_score"]),
+                "" if ood is None else str(ood).lower(),  # empty: no threshold calibrated (run `edgefn eval`)
             ]
         )
     return buf.getvalue()

@@ -34,6 +34,8 @@ CSV_COLUMNS = (
     "f1_weighted_delta",
     "balanced_accuracy",
     "f1_macro",
+    "roc_auc",
+    "ece",
     "agreement",
     "latency_p50_ms",
     "latency_p90_ms",
@@ -75,6 +77,8 @@ class Accuracy:
     delta: dict[str, float] = field(default_factory=dict)  # metric - reference metric
     balanced_accuracy: float | None = None  # None in reports written before it was measured
     f1_macro: float | None = None
+    roc_auc: float | None = None  # of the probability of fake
+    ece: float | None = None  # expected calibration error of the probability of fake
 
     @classmethod
     def from_metrics(cls, m: dict[str, Any]) -> Accuracy:
@@ -88,6 +92,8 @@ class Accuracy:
             {k: dict(v) for k, v in m["per_class"].items()},
             balanced_accuracy=m.get("balanced_accuracy"),
             f1_macro=m.get("f1_macro"),
+            roc_auc=m.get("roc_auc"),
+            ece=m.get("ece"),
         )
 
 
@@ -130,6 +136,7 @@ class TargetResult:
     measurements: list[Measurement] = field(default_factory=list)
     placement: Placement | None = None
     predictions: list[int] = field(default_factory=list)
+    prob_fake: list[float] = field(default_factory=list)
     precision: str | None = None  # what OpenVINO computed in (fp32 / bf16); None for other runtimes
     peer: bool = False  # a peer (what users would pick instead), not one of edgefn's variants
     description: str | None = None  # a peer's recipe
@@ -241,6 +248,8 @@ def _row(
             f1_weighted_delta=acc.delta.get("f1_weighted"),
             balanced_accuracy=acc.balanced_accuracy,
             f1_macro=acc.f1_macro,
+            roc_auc=acc.roc_auc,
+            ece=acc.ece,
             agreement=acc.agreement,
         )
     if m is not None:

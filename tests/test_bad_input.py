@@ -458,6 +458,12 @@ CASES += [
         _unfinished,
     ),
     (
+        "demo --run-dir on a folder that is no run",
+        lambda t, r: ["demo", "--run-dir", _user_folder(t)],
+        "is not an edgefn run folder",
+        None,
+    ),
+    (
         "finetune on an unfinished run suggests --resume",
         lambda t, r: ["finetune", "test-tiny-bert", *_NEW, str(r)],
         "use --resume to continue it",

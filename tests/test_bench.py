@@ -378,3 +378,26 @@ def test_real_lengths_time_classifier_predict(report, exported_run, monkeypatch)
     assert all(len(c) == 4 for c in calls[: 1 + timed]) and calls[-1] == texts
     assert all(set(c) <= set(texts) for c in calls)
     assert out.predictions == expected
+
+
+def test_accuracy_metrics_recomputed_from_recorded_predictions(report, exported_run):
+    """Every row's balanced accuracy, macro F1, ROC-AUC and calibration error equal sklearn's on the labels,
+    predictions and probabilities the report recorded."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+
+    from edgefn.metrics import calibration
+
+    labels = RunFolder(exported_run).read_split("test").labels[: report.config["samples_used"]]
+    checked = 0
+    for r in report.results:
+        if r.status != "ok":
+            continue
+        acc = r.accuracy
+        assert len(r.prob_fake) == len(r.predictions) == len(labels)
+        assert acc.balanced_accuracy == pytest.approx(balanced_accuracy_score(labels, r.predictions))
+        assert acc.f1_macro == pytest.approx(f1_score(labels, r.predictions, average="macro"))
+        assert acc.roc_auc == pytest.approx(roc_auc_score(labels, r.prob_fake))
+        assert acc.ece == pytest.approx(calibration(labels, r.prob_fake)["ece"])
+        assert all((p > 0.5) == (k == 1) for p, k in zip(r.prob_fake, r.predictions) if abs(p - 0.5) > 1e-6)
+        checked += 1
+    assert checked >= 3

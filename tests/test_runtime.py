@@ -195,6 +195,7 @@ def test_text_file_stdin_and_csv_output(variant, clf, tmp_path):
     assert [int(r["index"]) for r in rows] == [0, 1, 2]
     assert [int(r["label_id"]) for r in rows] == expected
     assert float(rows[0]["logit_fake"]) == pytest.approx(clf.predict(texts)[0].logits[1], abs=1e-6)
+    assert float(rows[0]["ood_score"]) == pytest.approx(clf.predict(texts)[0].ood_score, abs=1e-6)
 
 
 def test_csv_and_jsonl_columns(variant, clf, tmp_path):
