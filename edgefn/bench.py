@@ -23,6 +23,7 @@ from edgefn.verdict import DEFAULT_MAX_DROP, compute_verdict
 REFERENCE = "pytorch"
 MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
 MAX_ROUNDS = 20
+PEER_CALIBRATION_SAMPLES = 256  # as export's --calibration-samples default
 MODES = ("fixed", "real")
 TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
 Progress = Callable[[str], None]
@@ -465,6 +466,7 @@ def peer_targets(run: RunFolder, cfg: BenchConfig, providers: tuple[str, ...], s
     """The requested peers as targets on the CPU (built from the run's checkpoint where missing); a peer
     that cannot run here is a target marked unavailable with the reason."""
     from edgefn import quantize
+    from edgefn.export import calibration_inputs
     from edgefn.reference import checkpoint_encoder
 
     assert cfg.peers is not None
@@ -473,8 +475,7 @@ def peer_targets(run: RunFolder, cfg: BenchConfig, providers: tuple[str, ...], s
 
     def calibration() -> dict[str, list[list[int]]]:
         encoder = checkpoint_encoder(run.checkpoint, run.max_length(128))
-        feed = encoder.feed(encoder.encode(run.read_split("calibration").texts[:256]))
-        return {k: v.tolist() for k, v in feed.items()}
+        return calibration_inputs(run, encoder, PEER_CALIBRATION_SAMPLES)
 
     ready, unavailable = build_peers(run, cfg.peers, quantize.detect_target(), calibration, say)
     targets = []

@@ -14,6 +14,7 @@ import click
 from edgefn import __version__
 from edgefn.cli_options import (
     cleaning_options,
+    column_options_for,
     data_options,
     finetune_options,
     make_data_options,
@@ -87,14 +88,7 @@ def data_list() -> None:
 
 @data_group.command("inspect")
 @click.argument("data")
-@click.option(
-    "--text-col",
-    "text_cols",
-    multiple=True,
-    help="Text column of a generic file; repeat to join columns (title + text).",
-)
-@click.option("--label-col", default=None, help="Label column of a generic file.")
-@click.option("--fake-label", default=None, help="The label value that means fake in a generic file.")
+@column_options_for
 @click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.).")
 @click.option(
     "--seed", default=42, show_default=True, help="Seed of the 70/15/15 split (no official splits)."
@@ -124,14 +118,7 @@ def data_inspect(
 
 @data_group.command("audit")
 @click.argument("data")
-@click.option(
-    "--text-col",
-    "text_cols",
-    multiple=True,
-    help="Text column of a generic file; repeat to join columns (title + text).",
-)
-@click.option("--label-col", default=None, help="Label column of a generic file.")
-@click.option("--fake-label", default=None, help="The label value that means fake in a generic file.")
+@column_options_for
 @click.option("--no-clean", is_flag=True, help="Audit the texts with the dataset's shortcut cues kept.")
 @cleaning_options[0]
 @click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,31 +45,45 @@ def split_list(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def data_options(fn: F) -> F:
-    """Options shared by every command that reads a dataset."""
-    decorators = [
-        click.option(
-            "--data",
-            "data",
-            default="welfake",
-            show_default=True,
-            help="Dataset name (welfake, isot, constraint, liar, sample), a file/folder path, "
-            "fake=PATH,real=PATH (one file or folder per class) or a union a+b+c.",
-        ),
-        click.option(
-            "--text-col",
-            "text_cols",
-            multiple=True,
-            help="Text column of a generic file; repeat to join columns (title + text).",
-        ),
-        click.option("--label-col", default=None, help="Label column of a generic file."),
-        click.option("--fake-label", default=None, help="The label value that means fake in a generic file."),
-        click.option("--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.)."),
-        *cleaning_options,
-    ]
+# How to read a generic file (the commands that take DATA as an argument use them as they are).
+column_options = [
+    click.option(
+        "--text-col",
+        "text_cols",
+        multiple=True,
+        help="Text column of a generic file; repeat to join columns (title + text).",
+    ),
+    click.option("--label-col", default=None, help="Label column of a generic file."),
+    click.option("--fake-label", default=None, help="The label value that means fake in a generic file."),
+]
+
+
+def apply_options(fn: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
+    """Decorate `fn` with click options in the order they are listed (as if stacked in that order)."""
     for dec in reversed(decorators):
         fn = dec(fn)
     return fn
+
+
+def column_options_for(fn: F) -> F:
+    """--text-col, --label-col and --fake-label (for the commands that take DATA as an argument)."""
+    return apply_options(fn, column_options)
+
+
+def data_options(fn: F) -> F:
+    """Options shared by every command that reads a dataset."""
+    data = click.option(
+        "--data",
+        "data",
+        default="welfake",
+        show_default=True,
+        help="Dataset name (welfake, isot, constraint, liar, sample), a file/folder path, "
+        "fake=PATH,real=PATH (one file or folder per class) or a union a+b+c.",
+    )
+    no_clean = click.option(
+        "--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.)."
+    )
+    return apply_options(fn, [data, *column_options, no_clean, *cleaning_options])
 
 
 cleaning_options = [
@@ -171,9 +185,7 @@ def finetune_options(fn: F) -> F:
         ),
         click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
     ]
-    for dec in reversed(decorators):
-        fn = dec(fn)
-    return fn
+    return apply_options(fn, decorators)
 
 
 def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False) -> Any:

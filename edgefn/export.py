@@ -136,6 +136,7 @@ class _Job:
     fp32_logits: Any = None
     fp32_accuracy: float | None = None
     fp32_size_mb: float = 0.0
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests of variants made as requested
 
     @property
     def checkpoint(self) -> Path:
@@ -240,19 +241,16 @@ def _request(job: _Job, variant: str) -> dict[str, Any]:
     return request
 
 
-def _same_request(job: _Job, name: str) -> bool:
-    """Whether an existing variant was made with this request; a damaged one (a file no longer matching its
-    recorded hash) is refused with that reason."""
-    manifest = runs.verify_variant(job.variant_dir(name))
-    return bool(manifest.get("request") == _request(job, name))
-
-
 def _refuse_existing(job: _Job, schemes: list[str]) -> None:
     """Refuse before any work when a variant exists that was made otherwise (unless overwrite); one made
-    with the same request is kept, so the same command re-run after an interruption carries on."""
+    with the same request is kept (`job.kept`), so the same command re-run after an interruption carries on.
+    A damaged variant (a file no longer matching its recorded hash) is refused with that reason."""
     if job.cfg.overwrite:
         return
-    different = [n for n in [FP32, *schemes] if job.variant_dir(n).exists() and not _same_request(job, n)]
+    existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
+    manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}
+    job.kept = {n: m for n, m in manifests.items() if m.get("request") == _request(job, n)}
+    different = [n for n in existing if n not in job.kept]
     if different:
         raise EdgefnError(
             f"variant(s) {', '.join(different)} already exist in {job.run.onnx_dir}, exported from another "
@@ -262,11 +260,11 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
 
 def _kept(job: _Job, name: str) -> VariantResult | None:
     """The existing variant `name` when it is kept (same request, not --overwrite), else None."""
-    folder = job.variant_dir(name)
-    if job.cfg.overwrite or not folder.exists():
+    if name not in job.kept:
         return None
+    folder = job.variant_dir(name)
     job.step(f"{name}: kept {folder} (same checkpoint and settings; --overwrite re-exports it)")
-    return _variant_result(folder, runs.verify_variant(folder))
+    return _variant_result(folder, job.kept[name])
 
 
 @contextlib.contextmanager
@@ -495,7 +493,7 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
             lambda: _plain_fp32(job, Path(work)),
         )
         out = scheme.apply(ctx)
-        _copy_model_files(fp32, tmp)
+        copy_model_files(fp32, tmp)
         notes = list(out.notes)
         precision = str(out.settings.get("precision", "fp32"))
         logits, providers = _score_variant(job, scheme, runs.model_file(tmp), notes, precision)
@@ -580,15 +578,23 @@ def _saturation_check(
 
 
 def _calibration_inputs(job: _Job, model: Path) -> dict[str, list[list[int]]]:
-    """The calibration texts as the model's inputs, padded to the longest (what Optimum's calibrator takes)."""
-    texts = job.run.read_split("calibration").texts[: job.cfg.calibration_samples]
+    return calibration_inputs(job.run, job.encoder, job.cfg.calibration_samples, graph_input_names(model))
+
+
+def calibration_inputs(
+    run: RunFolder, encoder: Encoder, samples: int, input_names: list[str] | None = None
+) -> dict[str, list[list[int]]]:
+    """The run's first `samples` calibration texts as model inputs (`input_names`, default all the encoder
+    builds), padded to the longest: what Optimum's calibrator and NNCF take. {} without calibration texts."""
+    texts = run.read_split("calibration").texts[:samples]
     if not texts:
         return {}
-    feed = job.encoder.feed(job.encoder.encode(texts))
-    return {name: feed[name].tolist() for name in graph_input_names(model)}
+    feed = encoder.feed(encoder.encode(texts))
+    return {name: feed[name].tolist() for name in (input_names or list(feed))}
 
 
-def _copy_model_files(src: Path, dst: Path) -> None:
+def copy_model_files(src: Path, dst: Path) -> None:
+    """Copy the config and tokenizer files of `src` (a variant or an Optimum export) that `dst` lacks."""
     for p in src.iterdir():
         if (
             p.is_file()
@@ -609,9 +615,8 @@ def _manifest(
     accuracy: float | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    model_names = runs.model_files(folder)
-    size = sum(runs.file_size_mb(folder / n) for n in model_names)
-    files = runs.hash_files(folder)  # the model is hashed once, for both records
+    record = runs.model_record(folder)
+    size = record["size_mb"]
     opset = extra.pop("opset", None)
     if opset is None:
         opset = runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST).get("opset")
@@ -620,8 +625,8 @@ def _manifest(
         "scheme": scheme,
         "preset": job.preset,
         "init": job.init,
-        "model_sha256": files[model_names[0]],
-        "files_sha256": files,
+        "model_sha256": record["model_sha256"],
+        "files_sha256": record["files_sha256"],
         "source_checkpoint_sha256": job.source_sha256,
         "request": _request(job, variant),
         "size_mb": size,
@@ -637,7 +642,7 @@ def _manifest(
         if accuracy is None or job.fp32_accuracy is None
         else accuracy - job.fp32_accuracy,
         "nodes_kept_float": extra.pop("nodes_kept_float", []),
-        "op_counts": op_counts(folder / runs.ONNX_FILE) if runs.ONNX_FILE in model_names else {},
+        "op_counts": op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": library_versions(),
         **extra,

@@ -79,6 +79,12 @@ def _plain(ctx: q.SchemeContext) -> Path:
     return ctx.plain_fp32()
 
 
+def _export_ir(ctx: q.SchemeContext, precision: str) -> q.SchemeOutput:
+    """The plain fp32 graph as IR; `precision` in the manifest is what the runtime computes it in."""
+    convert_to_ir(_plain(ctx), ctx.out_dir)
+    return q.SchemeOutput(settings=_settings(precision))
+
+
 def _settings(precision: str, **extra: Any) -> dict[str, Any]:
     import openvino as ov
 
@@ -92,8 +98,7 @@ def _settings(precision: str, **extra: Any) -> dict[str, Any]:
 )
 def export_ov_fp32(ctx: q.SchemeContext) -> q.SchemeOutput:
     """The plain fp32 graph as OpenVINO IR; the manifest's precision makes the runtime compute in fp32."""
-    convert_to_ir(_plain(ctx), ctx.out_dir)
-    return q.SchemeOutput(settings=_settings("fp32"))
+    return _export_ir(ctx, "fp32")
 
 
 @q.register_scheme(
@@ -106,8 +111,7 @@ def export_ov_bf16(ctx: q.SchemeContext) -> q.SchemeOutput:
     reason = bf16_unavailable()
     if reason is not None:
         raise EdgefnError(f"ov-bf16: {reason}; use ov-fp32 or ov-int8")
-    convert_to_ir(_plain(ctx), ctx.out_dir)
-    return q.SchemeOutput(settings=_settings("bf16"))
+    return _export_ir(ctx, "bf16")
 
 
 @q.register_scheme(

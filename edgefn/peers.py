@@ -220,13 +220,11 @@ def _reusable(folder: Path, source: str) -> dict[str, Any] | None:
 def _build(
     peer: Peer, plain: Path, folder: Path, source: str, calibration: Any, target: str
 ) -> dict[str, Any]:
+    from edgefn.export import copy_model_files
+
     with runs.atomic_dir(folder, overwrite=True) as tmp:
         info = peer.build(plain, tmp, calibration, target) if peer.build else {}
-        for p in plain.parent.iterdir():  # config and tokenizer files of the plain export
-            if p.is_file() and p.suffix in (".json", ".txt", ".model") and not (tmp / p.name).exists():
-                shutil.copy2(p, tmp / p.name)
-        files = runs.hash_files(tmp)
-        names = runs.model_files(tmp)
+        copy_model_files(plain.parent, tmp)  # config and tokenizer files of the plain export
         manifest = {
             "variant": peer.name,
             "scheme": peer.scheme,
@@ -238,9 +236,7 @@ def _build(
             "execution_providers": [peer.provider],
             "source_checkpoint_sha256": source,
             "recipe_version": RECIPE_VERSION,
-            "model_sha256": files[names[0]],
-            "files_sha256": files,
-            "size_mb": sum(runs.file_size_mb(tmp / n) for n in names),
+            **runs.model_record(tmp),
         }
         runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
     return manifest

@@ -209,6 +209,19 @@ def hash_files(folder: Path) -> dict[str, str]:
     }
 
 
+def model_record(folder: Path) -> dict[str, Any]:
+    """The manifest fields every variant folder records: its model's hash, every file's hash and the model's
+    size in MB (each file is hashed once)."""
+    folder = Path(folder)
+    files = hash_files(folder)
+    names = model_files(folder)
+    return {
+        "model_sha256": files[names[0]],
+        "files_sha256": files,
+        "size_mb": sum(file_size_mb(folder / n) for n in names),
+    }
+
+
 def _recorded_hashes(manifest: dict[str, Any]) -> dict[str, str]:
     files = dict(manifest.get("files_sha256") or {})
     if not files and manifest.get("model_sha256"):
