@@ -137,6 +137,7 @@ class _Job:
     fp32_accuracy: float | None = None
     fp32_size_mb: float = 0.0
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests of variants made as requested
+    plain: Path | None = None  # the unfused fp32 graph, exported once for the schemes that start from it
 
     @property
     def checkpoint(self) -> Path:
@@ -165,12 +166,16 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
         result = ExportResult(run.path, picked, job.target)
         schemes = [s for s in cfg.schemes if s != "none"]
         _refuse_existing(job, schemes)
-        with _threads(cfg.threads):
-            _load_eval_texts(job)
-            result.variants.append(_export_fp32(job))
-            for name in schemes:
-                kept = _kept(job, name)
-                result.variants.append(kept or _export_scheme(job, q.get_scheme(name)))
+        try:
+            with _threads(cfg.threads):
+                _load_eval_texts(job)
+                result.variants.append(_export_fp32(job))
+                for name in schemes:
+                    kept = _kept(job, name)
+                    result.variants.append(kept or _export_scheme(job, q.get_scheme(name)))
+        finally:
+            if job.plain is not None:
+                shutil.rmtree(job.plain.parent.parent, ignore_errors=True)
         return result
 
 
@@ -238,6 +243,8 @@ def _request(job: _Job, variant: str) -> dict[str, Any]:
             eval_samples=cfg.eval_samples,
             saturation_check=cfg.saturation_check,
         )
+    if variant == "int8-dynamic":
+        request["recipe"] = q.dynamic_recipe(job.target)
     return request
 
 
@@ -365,12 +372,15 @@ def _score_fp32(job: _Job, model: Path) -> None:
     job.fp32_size_mb = runs.file_size_mb(model)
 
 
-def _plain_fp32(job: _Job, work: Path) -> Path:
-    """The fp32 graph as Optimum exports it, before any --optimize fusion, in the scheme's work folder."""
-    out = work / "plain"
-    job.step("fp32: exporting the plain (unfused) graph for static quantization")
-    _optimum_export(job, out)
-    return out / runs.ONNX_FILE
+def _plain_fp32(job: _Job) -> Path:
+    """The fp32 graph as Optimum exports it, before any --optimize fusion: exported on first use into a hidden
+    work folder of the onnx folder (removed when the export ends, or by the next export if killed)."""
+    if job.plain is None:
+        work = Path(tempfile.mkdtemp(prefix=".plain-", dir=job.run.onnx_dir))
+        job.step("fp32: exporting the plain (unfused) graph the quantizers start from")
+        _optimum_export(job, work / "plain")
+        job.plain = work / "plain" / runs.ONNX_FILE
+    return job.plain
 
 
 def _optimum_export(job: _Job, out: Path) -> int:
@@ -490,7 +500,7 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
             job.quirks,
             lambda: _calibration_inputs(job, fp32 / runs.ONNX_FILE),
             job.cfg.calibration_method,
-            lambda: _plain_fp32(job, Path(work)),
+            lambda: _plain_fp32(job),
         )
         out = scheme.apply(ctx)
         copy_model_files(fp32, tmp)

@@ -37,16 +37,9 @@ class Peer:
 
 
 def _ort_default(plain: Path, out: Path, calibration: Any, target: str) -> dict[str, Any]:
-    import logging
+    from edgefn.quantize import quantize_dynamic_default
 
-    from onnxruntime.quantization import quantize_dynamic
-
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice: the recipe is as-is
-    try:
-        quantize_dynamic(str(plain), str(out / runs.ONNX_FILE))
-    finally:
-        root.level = level
+    quantize_dynamic_default(plain, out)
     return {"recipe": "onnxruntime.quantization.quantize_dynamic(model, out) with default arguments"}
 
 
@@ -54,13 +47,12 @@ def _optimum_recipe(plain: Path, out: Path, calibration: Any, target: str) -> di
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
-    recipe = "avx512_vnni" if target == "avx512_vnni" else target
-    qc = getattr(AutoQuantizationConfig, recipe)(is_static=False, per_channel=False)
+    qc = getattr(AutoQuantizationConfig, target)(is_static=False, per_channel=False)
     with tempfile.TemporaryDirectory(prefix=".optimum-", dir=out.parent) as work:
         ORTQuantizer.from_pretrained(plain.parent, file_name=plain.name).quantize(qc, work)
         produced = next(Path(work).glob("*.onnx"))
         shutil.move(str(produced), out / runs.ONNX_FILE)
-    return {"recipe": f"ORTQuantizer + AutoQuantizationConfig.{recipe}(is_static=False, per_channel=False)"}
+    return {"recipe": f"ORTQuantizer + AutoQuantizationConfig.{target}(is_static=False, per_channel=False)"}
 
 
 def _openvino(precision: str) -> Callable[..., dict[str, Any]]:

@@ -94,8 +94,9 @@ def test_every_scheme_loads_and_agrees_with_fp32(exported, preset):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_quantized_matmul_counts(exported, preset):
-    """int8-dynamic turns every weight product into MatMulInteger (fused Attention into QAttention) and keeps
-    the two activation x activation MatMuls of each unfused layer (scores, context) in float; int8-static
+    """int8-dynamic turns every weight product into MatMulInteger and keeps the two activation x activation
+    MatMuls of each unfused layer (scores, context) in float: edgefn's tuned recipe on the fused graph (fused
+    Attention into QAttention), ONNX Runtime's default recipe (VNNI targets) on the plain graph. int8-static
     feeds every MatMul from DequantizeLinear."""
     import json
 
@@ -111,13 +112,16 @@ def test_quantized_matmul_counts(exported, preset):
     assert fused == (layers if preset in FUSED_BY_DEFAULT else 0)
     matmuls = fp32["MatMul"]
     assert matmuls > 0 and fp32["MatMul_qdq"] == 0
-    kept = runs.read_json(RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST)[
-        "nodes_kept_float"
-    ]
-    assert dyn.get("MatMul", 0) == len(kept) == 2 * (layers - fused)
-    weight_products = matmuls - len(kept) + fp32.get("Gemm", 0)  # pooler / classifier are Gemm
+    manifest = runs.read_json(RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST)
+    tuned = manifest["settings"]["recipe"] == "edgefn-tuned"
+    assert tuned == (not q.get_target(manifest["target"]).default_recipe)
+    # A fused layer is 5 MatMuls of the plain graph (Q, K, V, scores, context) in one Attention node.
+    dyn_fused, dyn_matmuls = (fused, matmuls) if tuned else (0, matmuls + 5 * fused)
+    kept = manifest["nodes_kept_float"]
+    assert dyn.get("MatMul", 0) == len(kept) == 2 * (layers - dyn_fused)
+    weight_products = dyn_matmuls - len(kept) + fp32.get("Gemm", 0)  # pooler / classifier are Gemm
     assert dyn["MatMulInteger"] == weight_products and dyn["DynamicQuantizeLinear"] > 0
-    assert dyn.get("QAttention", 0) == fused and dyn.get("Attention", 0) == 0
+    assert dyn.get("QAttention", 0) == dyn_fused and dyn.get("Attention", 0) == 0
     # Static QDQ cannot quantize a fused Attention: it quantizes the plain graph (5 MatMuls per fused layer).
     passes = [
         g["name"]
@@ -128,6 +132,39 @@ def test_quantized_matmul_counts(exported, preset):
     assert ("plain-graph" in passes) == (fused > 0)
     assert static["MatMul"] == static["MatMul_qdq"] == matmuls + 5 * fused and static["QuantizeLinear"] > 0
     assert static.get("Attention", 0) == 0
+
+
+def test_dynamic_recipe_follows_the_target(tiny_run_factory, tmp_path: Path) -> None:
+    """On a VNNI target int8-dynamic is exactly ONNX Runtime's quantize_dynamic with default arguments on the
+    plain export (the tuned passes measured no faster there); on AVX2 it is the tuned recipe (fused
+    QAttention, 7-bit per-channel weights, compacted). The recipe is part of the request: a variant made
+    with the other one is refused without --overwrite."""
+    run = copy_run(tiny_run_factory, tmp_path)
+    cfg = dict(schemes=("int8-dynamic",), eval_samples=32, parity_samples=8, threads=1)
+    export(ExportConfig(run, target="avx512_vnni", **cfg))
+    folder = RunFolder(run).variant_dir("int8-dynamic")
+    manifest = runs.read_json(folder / runs.EXPORT_MANIFEST)
+    assert manifest["settings"]["recipe"] == "onnxruntime-default"
+    assert (manifest["settings"]["per_channel"], manifest["settings"]["weights"]) == (False, "s8")
+    assert [g["name"] for g in manifest["graph_passes"]] == ["plain-graph"]
+    export_mod.export_plain_onnx(RunFolder(run).checkpoint, tmp_path / "plain")
+    default = q.quantize_dynamic_default(tmp_path / "plain" / runs.ONNX_FILE, tmp_path / "default")
+    ours, theirs = (onnx.load(str(p)).graph for p in (folder / runs.ONNX_FILE, default))
+    assert [n.op_type for n in ours.node] == [n.op_type for n in theirs.node]
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in theirs.initializer}
+    assert len(weights) == len(ours.initializer) > 0
+    for init in ours.initializer:
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(init), weights[init.name])
+    assert not any(p.name.startswith(".") for p in RunFolder(run).onnx_dir.iterdir())  # work folders gone
+
+    with pytest.raises(EdgefnError, match="with other settings"):
+        export(ExportConfig(run, target="avx2", **cfg))
+    export(ExportConfig(run, target="avx2", overwrite=True, **cfg))
+    manifest = runs.read_json(folder / runs.EXPORT_MANIFEST)
+    assert manifest["settings"]["recipe"] == "edgefn-tuned" and manifest["settings"]["per_channel"]
+    assert [g["name"] for g in manifest["graph_passes"]] == ["symbolic-shape-inference", "compact-storage"]
+    ops = graph_tools.op_counts(folder / runs.ONNX_FILE)
+    assert ops.get("QAttention", 0) == 2 and ops.get("Attention", 0) == 0  # the tiny BERT's two layers
 
 
 @pytest.mark.parametrize("preset", PRESETS)
