@@ -147,21 +147,34 @@ class OvRunner:
 
     The inference precision is set explicitly: OpenVINO's default on CPUs with AVX512_BF16 / AMX is bf16,
     which would silently turn an fp32 row into a bf16 one.
+
+    Batches at the full length (`full_length`: fixed-shape inputs, or texts truncated to the token limit) run
+    on a model compiled for their static shape, one per batch size, compiled on first use: OpenVINO's CPU
+    plugin runs a static shape faster than its dynamic-shape model (AMX Xeon, 2 threads, batch 32 x 128
+    tokens, int8: minilm 2.83 -> 2.44 ms/sample, distilbert 6.27 -> 5.20), and a compile (0.4-0.7 s for
+    distilbert) pays for itself only on a shape that recurs. Shorter batches share the dynamic-shape model.
     """
 
-    def __init__(self, model_xml: Path, threads: int | None = None, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model_xml: Path,
+        threads: int | None = None,
+        precision: str = "fp32",
+        full_length: int | None = None,
+    ) -> None:
         import openvino as ov
 
         if precision not in OV_PRECISIONS:
             raise EdgefnError(f"unknown OpenVINO precision {precision!r}; use {', '.join(OV_PRECISIONS)}")
-        core = ov.Core()
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self.core = ov.Core()
+        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
         if OV_PRECISIONS[precision] is not None:
-            config["INFERENCE_PRECISION_HINT"] = OV_PRECISIONS[precision]
+            self.config["INFERENCE_PRECISION_HINT"] = OV_PRECISIONS[precision]
         if threads is not None:
-            config["INFERENCE_NUM_THREADS"] = threads
+            self.config["INFERENCE_NUM_THREADS"] = threads
         try:
-            self.compiled = core.compile_model(str(model_xml), "CPU", config)
+            self.ov_model = self.core.read_model(str(model_xml))
+            self.compiled = self.core.compile_model(self.ov_model, "CPU", self.config)
         except Exception as e:  # openvino raises RuntimeError subclasses of its own for bad files
             raise EdgefnError(f"OpenVINO cannot load {model_xml}: {str(e).strip().splitlines()[0]}") from None
         value = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what it computes in
@@ -172,19 +185,31 @@ class OvRunner:
         if missing:
             raise EdgefnError(f"{model_xml} expects inputs this runtime does not build: {', '.join(missing)}")
         self.request = self.compiled.create_infer_request()
+        self.full_length = full_length
+        self.static: dict[int, Any] = {}  # batch size -> the request of its model compiled for full_length
 
     @property
     def providers(self) -> list[str]:
         return [OPENVINO]
 
+    def _request_for(self, batch: int, length: int, padded: int) -> Any:
+        if length != self.full_length:
+            return self.request
+        if batch not in self.static:
+            model = self.ov_model.clone()
+            model.reshape({name: [batch, padded] for name in self.input_names})
+            self.static[batch] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+        return self.static[batch]
+
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         # OpenVINO prepares kernels per input shape: padding the length to a multiple of OV_LENGTH_STEP
         # (masked positions, which change no logit) keeps real-length batches to a few shapes.
-        length = feed[self.input_names[0]].shape[1]
+        batch, length = feed[self.input_names[0]].shape
         pad = -length % OV_LENGTH_STEP
         inputs = {k: np.pad(feed[k], ((0, 0), (0, pad))) if pad else feed[k] for k in self.input_names}
-        out = self.request.infer(inputs)
-        return np.asarray(out[self.compiled.outputs[0]], dtype=np.float32)
+        request = self._request_for(batch, length, length + pad)
+        out = request.infer(inputs)
+        return np.asarray(out.to_tuple()[0], dtype=np.float32)
 
 
 # --- tokenising and batching --------------------------------------------------------------------------------

@@ -140,16 +140,18 @@ def _variant_hint(folder: Path) -> str:
     return "pass a variant folder such as RUN/onnx/int8-dynamic (made by `edgefn export`)"
 
 
-def _runner(model: Path, provider: str, threads: int | None, precision: str) -> Runner:
-    """OpenVINO's runtime for an IR file (on the CPU, in the variant's precision), else an ONNX Runtime
-    session on `provider`."""
+def _runner(
+    model: Path, provider: str, threads: int | None, precision: str, full_length: int | None = None
+) -> Runner:
+    """OpenVINO's runtime for an IR file (on the CPU, in the variant's precision, static shapes for batches
+    at `full_length`), else an ONNX Runtime session on `provider`."""
     if model.suffix == ".xml":
         if provider.lower() not in ("cpu", CPU.lower(), OPENVINO):
             raise EdgefnError(f"{model.parent.name} is an OpenVINO model: it runs on the CPU ({OPENVINO})")
         hint = openvino_available()
         if hint is not None:
             raise EdgefnError(hint)
-        return OvRunner(model, threads, precision)
+        return OvRunner(model, threads, precision, full_length)
     return OrtRunner(create_session(model, resolve_provider(provider), threads))
 
 
@@ -219,7 +221,8 @@ class Classifier:
             raise EdgefnError(f"{model} is missing: {_variant_hint(folder)}")
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
         encoder = Encoder.from_folder(folder, resolve_max_length(folder, manifest, config, max_length))
-        runner = _runner(model, provider, threads, str(manifest.get("precision") or "fp32"))
+        precision = str(manifest.get("precision") or "fp32")
+        runner = _runner(model, provider, threads, precision, encoder.max_length)
         clf = cls(runner, encoder, id2label_of(config), batch_size, manifest)
         clf.ood = read_ood(folder.parent.parent, folder.name)
         return clf
@@ -236,7 +239,7 @@ class Classifier:
     ) -> Classifier:
         """A classifier for one model file (.onnx, or OpenVINO .xml run in `precision`) and a given encoder
         (export scores files before they are variants)."""
-        return cls(_runner(Path(model), provider, threads, precision), encoder, id2label)
+        return cls(_runner(Path(model), provider, threads, precision, encoder.max_length), encoder, id2label)
 
     @property
     def max_length(self) -> int:

@@ -194,3 +194,23 @@ def test_plot_labels_do_not_overlap(kind: str, peer_report: BenchReport) -> None
     assert not any(a.overlaps(b) for a, b in combinations(labels, 2))
     assert box.x1 <= fig.bbox.x1 + 1  # the legend fits in the figure
     plt.close(fig)
+
+
+def test_full_length_batches_run_a_static_shape_model(ov_run: Path) -> None:
+    """OpenVINO batches at the token limit run on a model compiled for their static shape, one per batch size;
+    shorter batches share the dynamic-shape model, and both give the same logits (fp32)."""
+    import numpy as np
+
+    from edgefn.inference import OvRunner
+    from edgefn.runtime import Classifier
+
+    clf = Classifier.from_folder(RunFolder(ov_run).variant_dir("ov-int8"), "cpu", 1)
+    runner = OvRunner(runs.model_file(RunFolder(ov_run).variant_dir("ov-int8")), 1, "fp32", clf.max_length)
+    texts = RunFolder(ov_run).read_split("test").texts[:6]
+    full, short = (clf.encoder.fixed_feed(texts, length) for length in (clf.max_length, 24))
+    static = runner(full)
+    assert list(runner.static) == [6]
+    runner(full), runner(short), runner(clf.encoder.fixed_feed(texts[:2], clf.max_length))
+    assert sorted(runner.static) == [2, 6]
+    dynamic = runner.request.infer({k: full[k] for k in runner.input_names}).to_tuple()[0]
+    np.testing.assert_allclose(static, dynamic, atol=1e-4)
