@@ -298,9 +298,9 @@ def result_of(
 
     result = TargetResult(target.variant, target.provider, target.scheme, "ok", peer=target.peer)
     result.description = target.description
-    result.size_mb, result.params = measure.size_and_params(
-        target.model_dir, onnx=target.provider not in TORCH_DEVICE.values()
-    )
+    exported = target.provider not in TORCH_DEVICE.values()
+    result.size_mb, result.params = measure.size_and_params(target.model_dir, onnx=exported)
+    result.model_fingerprint = runs.model_fingerprint(target.model_dir) if exported else None
     if not outs:
         result.status, result.reason = "failed", failure or "no round ran"
         return result

@@ -141,6 +141,7 @@ class TargetResult:
     peer: bool = False  # a peer (what users would pick instead), not one of edgefn's variants
     description: str | None = None  # a peer's recipe
     other_cores: float | None = None  # most cores other processes used while a round of it was timed
+    model_fingerprint: str | None = None  # runs.model_fingerprint of its model files (None for PyTorch rows)
 
 
 @dataclass
@@ -384,6 +385,10 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
 def _name(c: dict[str, Any]) -> str:
     kind = "peer " if c["peer"] else ""
     precision = f", {c['precision']}" if c.get("precision") else ""
+    same = c.get("same_model")
+    if same:  # several rows ran this very model: their mean is the time
+        rows = ", ".join(f"{name} {ms:.3f}" for name, ms in same.items())
+        precision += f"; the same model file as {rows} ms, timed as their mean"
     return f"{kind}{c['variant']} ({c['provider']}{precision})"
 
 

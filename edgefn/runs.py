@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -220,6 +221,23 @@ def model_record(folder: Path) -> dict[str, Any]:
         "files_sha256": files,
         "size_mb": sum(file_size_mb(folder / n) for n in names),
     }
+
+
+# OpenVINO names the layers it creates from a process-wide counter: two conversions of one graph differ only there.
+_OV_LAYER_NAME = re.compile(r'(<layer id="\d+") name="[^"]*"')
+
+
+def model_fingerprint(folder: Path) -> str:
+    """A hash of what a variant or peer computes: its model file(s), OpenVINO's generated layer names left out.
+    Two rows with the same fingerprint run the same model (e.g. int8-dynamic on VNNI and `ort-default`)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for name in model_files(folder):
+        data = (folder / name).read_bytes()
+        if name == OPENVINO_XML:
+            data = _OV_LAYER_NAME.sub(r"\1", data.decode("utf-8")).encode("utf-8")
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _recorded_hashes(manifest: dict[str, Any]) -> dict[str, str]:
