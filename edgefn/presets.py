@@ -49,7 +49,8 @@ FUSABLE = ArchQuirks(
     default_optimize="O2",
     notes=(
         "O2 by default: ONNX Runtime fuses Attention, SkipLayerNormalization and BiasGelu (exact GELU); "
-        "int8-dynamic turns the fused Attention into QAttention (--optimize none keeps the plain graph)",
+        "the tuned int8-dynamic recipe (x86 without VNNI, arm64) turns the fused Attention into QAttention; "
+        "on VNNI int8-dynamic quantizes the plain graph (--optimize none keeps the plain graph everywhere)",
     ),
 )
 
