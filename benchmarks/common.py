@@ -25,6 +25,41 @@ def command_line() -> str:
     return shlex.join(["python", *sys.argv])
 
 
+def write_measurement(
+    results: Path, stem: str, record: dict[str, Any], title: str, setup: str, table: str
+) -> str:
+    """Write results/<stem>.json (the record, plus command, time, CPU, versions and the machine state given
+    as record["machine"]) and results/<stem>.md (title, command, CPU and `setup`, the table); returns the
+    Markdown."""
+    import json
+
+    from edgefn.environment import cpu_info, library_versions
+
+    record = {
+        "command": command_line(),
+        "finished": now(),
+        "cpu": cpu_info(),
+        "versions": library_versions(),
+        **record,
+    }
+    cpu, machine = record["cpu"], record["machine"]
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    md = "\n".join(
+        [
+            f"# {title}",
+            "",
+            f"Command: `{record['command']}` ({record['finished']}); CPU {cpu['model']} ({', '.join(cpu['flags'])}); "
+            f"{setup}; load average {machine['before']['loadavg'][0]} -> {machine['after']['loadavg'][0]}.",
+            "",
+            table,
+            "",
+        ]
+    )
+    (results / f"{stem}.md").write_text(md, encoding="utf-8")
+    return md
+
+
 def score_test_split(
     run_dir: Path,
     variants: tuple[str, ...] = ONNX_VARIANTS,

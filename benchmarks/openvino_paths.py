@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, command_line, now
+from common import RESULTS, write_measurement
 
-from edgefn.environment import cpu_info, library_versions
 from edgefn.inference import Encoder, OvRunner
 from edgefn.noise import machine_state
 from edgefn.report import markdown_table
@@ -66,6 +65,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument(
+        "--results-dir", dest="results", type=Path, default=RESULTS, help="Where the JSON and Markdown go."
+    )
     args = parser.parse_args()
     run = RunFolder(args.run)
     texts = run.read_split("test").texts
@@ -100,28 +102,21 @@ def main() -> None:
         for name in paths
     ]
     record = {
-        "command": command_line(),
-        "finished": now(),
-        "cpu": cpu_info(),
-        "versions": library_versions(),
         "machine": {"before": before, "after": after},
         "ms_per_sample": {n: {str(b): v for b, v in r.items()} for n, r in results.items()},
         "ep_listed_a_device": any(n.startswith("ORT") for n in paths),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "openvino_paths.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    md = [
-        "# OpenVINO through ONNX Runtime's EP plugin vs OpenVINO's own runtime",
-        "",
-        f"Command: `{record['command']}` ({record['finished']}); CPU {record['cpu']['model']} "
-        f"({', '.join(record['cpu']['flags'])}); {args.threads} threads; load average "
-        f"{before['loadavg'][0]} -> {after['loadavg'][0]}.",
-        "",
-        markdown_table(["path", "b1 ms/sample", "b32 ms/sample", "b1 spread", "b32 spread"], rows),
-        "",
-    ]
-    (RESULTS / "openvino_paths.md").write_text("\n".join(md), encoding="utf-8")
-    print("\n".join(md))
+    header = ["path", "b1 ms/sample", "b32 ms/sample", "b1 spread", "b32 spread"]
+    print(
+        write_measurement(
+            args.results,
+            "openvino_paths",
+            record,
+            "OpenVINO through ONNX Runtime's EP plugin vs OpenVINO's own runtime",
+            f"{args.threads} threads",
+            markdown_table(header, rows),
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,8 @@ def export_all(run: Path, threads: int) -> None:
     from edgefn.openvino_models import bf16_unavailable
 
     schemes = ["int8-dynamic", "int8-static", "ov-int8"] + ([] if bf16_unavailable() else ["ov-bf16"])
-    export(ExportConfig(run_dir=run, schemes=tuple(schemes), threads=threads), on_step=print)
+    # every variant afresh: the numbers are those of this edgefn, not of an export made by an older one
+    export(ExportConfig(run_dir=run, schemes=tuple(schemes), threads=threads, overwrite=True), on_step=print)
 
 
 def bench_all(run: Path, args: argparse.Namespace) -> BenchReport:
@@ -107,11 +109,68 @@ def _fraction(report: BenchReport, variant: str) -> float | None:
     return None
 
 
+def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int = 32) -> dict[str, Any]:
+    """Where ov-int8's time goes at batch x SEQ_LEN, from OpenVINO's per-node profile of the static-shape model
+    edgefn runs at full length: milliseconds per batch by node type, and the fraction of this run's int8 MatMul
+    peak the model would reach if every node but the FullyConnected (linear layer) ones took no time."""
+    import numpy as np
+    import openvino as ov
+
+    row = next((r for r in report.results if r.variant == "ov-int8" and r.status == "ok"), None)
+    m = (
+        next((m for m in row.measurements if (m.mode, m.batch_size) == ("fixed", batch)), None)
+        if row
+        else None
+    )
+    if m is None or not m.flops_per_sample or not report.peak.get("int8_gops"):
+        return {}
+    core = ov.Core()
+    model = core.read_model(str(RunFolder(run).variant_dir("ov-int8") / runs.OPENVINO_XML))
+    names = [i.get_any_name() for i in model.inputs]
+    model.reshape({n: [batch, SEQ_LEN] for n in names})
+    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
+    request = core.compile_model(model, "CPU", {**config, "PERF_COUNT": True}).create_infer_request()
+    feed = {n: np.ones((batch, SEQ_LEN), dtype=np.int64) for n in names}
+    for _ in range(3):
+        request.infer(feed)
+    calls, by_type = 5, Counter[str]()
+    for _ in range(calls):
+        request.infer(feed)
+        for p in request.profiling_info:
+            by_type[f"{p.node_type} ({p.exec_type})"] += p.real_time.total_seconds() * 1e3 / calls
+    total = sum(by_type.values())
+    linear = sum(v for k, v in by_type.items() if k.startswith("FullyConnected"))
+    peak = report.peak["int8_gops"]
+    return {
+        "batch": batch,
+        "seq_len": SEQ_LEN,
+        "profiled_ms_per_batch": total,
+        "ms_per_batch_by_node_type": dict(by_type.most_common(8)),
+        "linear_share": linear / total,
+        "peak_fraction_measured": m.peak_fraction,
+        "peak_fraction_if_only_linear_layers_took_time": m.flops_per_sample
+        * batch
+        / (linear / 1e3)
+        / 1e9
+        / peak,
+    }
+
+
+def _model_key(r: Any) -> tuple[Any, ...] | None:
+    return (r.model_fingerprint, r.provider, r.precision) if r.model_fingerprint else None
+
+
 def targets(preset: str, report: BenchReport) -> dict[str, Any]:
-    """The peer issue's targets for one architecture, from the recorded numbers."""
+    """The peer issue's targets for one architecture, from the recorded numbers. A peer that runs the very
+    model of an edgefn variant (same file, runtime and precision) is no competitor of it: the verdict ships
+    them as one, and "fastest distinct peer" leaves such peers out."""
     out: dict[str, Any] = {}
     ok = [r for r in report.results if r.status == "ok" and r.accuracy is not None]
-    peers = [r.variant for r in ok if r.peer]
+    own_models = {_model_key(r) for r in ok if not r.peer} - {None}
+    peers = [r.variant for r in ok if r.peer and _model_key(r) not in own_models]
+    out["peers_identical_to_an_edgefn_variant"] = sorted(
+        r.variant for r in ok if r.peer and _model_key(r) in own_models
+    )
     own = [r.variant for r in ok if not r.peer and r.variant != "pytorch"]
     for mode, batch in (("fixed", 1), ("fixed", 32), ("real", 1), ("real", 32)):
         cell = next(
@@ -124,11 +183,12 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
             out[f"verdict_{mode}_b{batch}"] = {
                 "ship": cell["winner"]["variant"],
                 "p50_ms": cell["winner"]["p50_ms"],
+                "same_model": cell["winner"].get("same_model"),
                 "fastest_edgefn_variant": best_own[1],
                 "fastest_edgefn_ms": best_own[0],
-                "fastest_peer": best_peer[1] if best_peer else None,
-                "fastest_peer_ms": best_peer[0] if best_peer else None,
-                "edgefn_not_slower_than_fastest_peer": best_peer is None or best_own[0] <= best_peer[0],
+                "fastest_distinct_peer": best_peer[1] if best_peer else None,
+                "fastest_distinct_peer_ms": best_peer[0] if best_peer else None,
+                "edgefn_not_slower_than_fastest_peer": not cell["peer_wins"],
                 "peer_wins": cell["peer_wins"],
             }
     mine, default = _p50(report, "int8-dynamic", "real", 32), _p50(report, "ort-default", "real", 32)
@@ -146,10 +206,32 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
     return out
 
 
+def recompute(preset: str, entry: dict[str, Any], max_drop: float) -> dict[str, Any]:
+    """An architecture's entry with its verdict and targets recomputed from the run's saved report.json (no
+    new measurement), every row's model fingerprint filled in from its folder: for reports written before
+    the verdict knew that two rows can run one model."""
+    from edgefn.report import format_verdict
+    from edgefn.verdict import compute_verdict
+
+    run = RunFolder(entry["run"])
+    report = BenchReport.from_json(run.bench_file("json"))
+    for r in report.results:
+        folder = run.peer_dir(r.variant) if r.peer else run.variant_dir(r.variant)
+        if r.status == "ok" and r.provider != "torch-cpu" and r.model_fingerprint is None:
+            r.model_fingerprint = runs.model_fingerprint(folder)
+    report.verdict = compute_verdict(report, max_drop)
+    return {
+        **entry,
+        "verdict": report.verdict,
+        "verdict_lines": format_verdict(report.verdict),
+        "targets": targets(preset, report),
+    }
+
+
 def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     import json
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     record = {
         "command": command_line(),
         "finished": now(),
@@ -165,10 +247,10 @@ def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) 
         },
         "architectures": entries,
     }
-    (RESULTS / "peers.json").write_text(
+    (args.results / "peers.json").write_text(
         json.dumps(runs.to_jsonable(record), indent=2) + "\n", encoding="utf-8"
     )
-    (RESULTS / "peers.md").write_text(format_markdown(record), encoding="utf-8")
+    (args.results / "peers.md").write_text(format_markdown(record), encoding="utf-8")
 
 
 def format_markdown(record: dict[str, Any]) -> str:
@@ -178,6 +260,15 @@ def format_markdown(record: dict[str, Any]) -> str:
         "",
         f"Command: `{record['command']}` ({record['finished']})",
         "",
+        *(
+            [
+                f"Verdicts and targets recomputed from the saved reports, nothing re-measured: "
+                f"`{record['recomputed']['command']}` ({record['recomputed']['finished']})",
+                "",
+            ]
+            if record.get("recomputed")
+            else []
+        ),
         f"CPU: {cpu['model']}; flags {', '.join(record['cpu_flags'])}; {record['settings']['threads']} threads; "
         f"{record['settings']['rounds']} interleaved rounds; {record['settings']['samples'] or 'all'} test texts.",
         "",
@@ -190,6 +281,17 @@ def format_markdown(record: dict[str, Any]) -> str:
         lines += [markdown_table(header, e["table"]), "", "What to ship:", ""]
         lines += [f"- {line}" for line in e["verdict_lines"]]
         lines += ["", "Targets: `" + json_line(e["targets"]) + "`", ""]
+        split = e.get("ov_int8_time_split_fixed_b32")
+        if split:
+            lines += [
+                f"ov-int8 at batch {split['batch']} x {split['seq_len']} tokens (OpenVINO's per-node profile): "
+                f"{split['profiled_ms_per_batch']:.1f} ms per batch, {split['linear_share']:.0%} of it in the "
+                f"linear layers (FullyConnected); {split['peak_fraction_measured']:.0%} of the int8 MatMul peak "
+                f"measured, at most {split['peak_fraction_if_only_linear_layers_took_time']:.0%} if every other "
+                "node took no time. By node type (ms per batch): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in split["ms_per_batch_by_node_type"].items()),
+                "",
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -236,17 +338,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train", type=int, default=256, help="training rows of the random-init presets")
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="measure nothing: recompute the verdicts and targets in peers.json from the runs' report.json",
+    )
+    parser.add_argument(
+        "--results-dir", dest="results", type=Path, default=RESULTS, help="Where the JSON and Markdown go."
+    )
     args = parser.parse_args()
     entries: dict[str, dict[str, Any]] = {}
-    if (RESULTS / "peers.json").is_file():
+    if (args.results / "peers.json").is_file():
         import json
 
-        entries = json.loads((RESULTS / "peers.json").read_text(encoding="utf-8"))["architectures"]
+        entries = json.loads((args.results / "peers.json").read_text(encoding="utf-8"))["architectures"]
+    if args.recompute:
+        import json
+
+        record = json.loads((args.results / "peers.json").read_text(encoding="utf-8"))
+        record["architectures"] = {p: recompute(p, e, 0.5) for p, e in record["architectures"].items()}
+        record["recomputed"] = {"command": command_line(), "finished": now()}
+        (args.results / "peers.json").write_text(
+            json.dumps(runs.to_jsonable(record), indent=2) + "\n", encoding="utf-8"
+        )
+        (args.results / "peers.md").write_text(format_markdown(record), encoding="utf-8")
+        return
     for preset in args.presets.split(","):
         start = time.perf_counter()
         run = ensure_run(preset, args.root, args.minilm_run, args.train)
-        export_all(run, args.threads)  # variants already made with the same settings are kept
+        export_all(run, args.threads)
         report = bench_all(run, args)
+        split = openvino_time_split(run, report, args.threads)
         assessment = report.machine["assessment"]
         entries[preset] = {
             "run": str(run),
@@ -255,6 +377,8 @@ def main() -> None:
             "verdict": report.verdict,
             "verdict_lines": format_verdict(report.verdict),
             "targets": targets(preset, report),
+            "ov_int8_time_split_fixed_b32": split,
+            "finished": now(),
             "machine": report.machine,
             "machine_note": "UNRELIABLE: " + "; ".join(assessment["reasons"])
             if assessment["unreliable"]
