@@ -20,6 +20,7 @@ from edgefn.cli_options import (
     make_data_options,
     make_finetune_config,
     parse_int_list,
+    run_dir_option,
     split_list,
     user_errors,
 )
@@ -256,12 +257,7 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
 
 
 @main.command("export")
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder (default: the most recent under artifacts/).",
-)
+@run_dir_option
 @click.option(
     "--quantize",
     "schemes",
@@ -344,12 +340,7 @@ def export_cmd(
 
 
 @main.command()
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder (default: the most recent under artifacts/).",
-)
+@run_dir_option
 @click.option("--batch-sizes", default="1,8,32", show_default=True, help="Comma list of batch sizes.")
 @click.option(
     "--providers",
@@ -619,12 +610,7 @@ def predict(
 @click.option(
     "--target", required=True, help="web (a static page + Transformers.js layout) or mobile (.ort)."
 )
-@click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder (default: the most recent under artifacts/).",
-)
+@run_dir_option
 @click.option(
     "--variant",
     "variants",

@@ -15,6 +15,15 @@ from edgefn.errors import EdgefnError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# The run folder of the commands that read an existing run (export, bench, package).
+run_dir_option = click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder (default: the most recent under artifacts/).",
+)
+
+
 def user_errors(fn: F) -> F:
     """Turn EdgefnError into a one-line message and exit code 2."""
 
