@@ -114,7 +114,8 @@ def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int
     edgefn runs at full length: milliseconds per batch by node type, and the fraction of this run's int8 MatMul
     peak the model would reach if every node but the FullyConnected (linear layer) ones took no time."""
     import numpy as np
-    import openvino as ov
+
+    from edgefn.inference import OvRunner
 
     row = next((r for r in report.results if r.variant == "ov-int8" and r.status == "ok"), None)
     m = (
@@ -124,19 +125,16 @@ def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int
     )
     if m is None or not m.flops_per_sample or not report.peak.get("int8_gops"):
         return {}
-    core = ov.Core()
-    model = core.read_model(str(RunFolder(run).variant_dir("ov-int8") / runs.OPENVINO_XML))
-    names = [i.get_any_name() for i in model.inputs]
-    model.reshape({n: [batch, SEQ_LEN] for n in names})
-    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}
-    request = core.compile_model(model, "CPU", {**config, "PERF_COUNT": True}).create_infer_request()
-    feed = {n: np.ones((batch, SEQ_LEN), dtype=np.int64) for n in names}
+    folder = RunFolder(run).variant_dir("ov-int8")
+    precision = str(runs.read_json(folder / runs.EXPORT_MANIFEST).get("precision", "fp32"))
+    runner = OvRunner(folder / runs.OPENVINO_XML, threads, precision, SEQ_LEN, profile=True)
+    feed = {n: np.ones((batch, SEQ_LEN), dtype=np.int64) for n in runner.input_names}
     for _ in range(3):
-        request.infer(feed)
+        runner(feed)
     calls, by_type = 5, Counter[str]()
     for _ in range(calls):
-        request.infer(feed)
-        for p in request.profiling_info:
+        runner(feed)
+        for p in runner.static[batch].profiling_info:
             by_type[f"{p.node_type} ({p.exec_type})"] += p.real_time.total_seconds() * 1e3 / calls
     total = sum(by_type.values())
     linear = sum(v for k, v in by_type.items() if k.startswith("FullyConnected"))

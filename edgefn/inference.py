@@ -161,6 +161,7 @@ class OvRunner:
         threads: int | None = None,
         precision: str = "fp32",
         full_length: int | None = None,
+        profile: bool = False,
     ) -> None:
         import openvino as ov
 
@@ -172,6 +173,8 @@ class OvRunner:
             self.config["INFERENCE_PRECISION_HINT"] = OV_PRECISIONS[precision]
         if threads is not None:
             self.config["INFERENCE_NUM_THREADS"] = threads
+        if profile:  # per-node times of each infer request (`request.profiling_info`)
+            self.config["PERF_COUNT"] = True
         try:
             self.ov_model = self.core.read_model(str(model_xml))
             self.compiled = self.core.compile_model(self.ov_model, "CPU", self.config)
