@@ -377,9 +377,9 @@ def _plain_fp32(job: _Job) -> Path:
     work folder of the onnx folder (removed when the export ends, or by the next export if killed)."""
     if job.plain is None:
         work = Path(tempfile.mkdtemp(prefix=".plain-", dir=job.run.onnx_dir))
+        job.plain = work / "plain" / runs.ONNX_FILE  # set first: export() removes the folder however it ends
         job.step("fp32: exporting the plain (unfused) graph the quantizers start from")
-        _optimum_export(job, work / "plain")
-        job.plain = work / "plain" / runs.ONNX_FILE
+        _optimum_export(job, job.plain.parent)
     return job.plain
 
 
