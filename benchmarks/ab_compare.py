@@ -18,6 +18,7 @@ from typing import Any
 from common import command_line, now
 
 from edgefn import runs
+from edgefn.environment import describe_cpu
 from edgefn.report import markdown_table
 
 
@@ -89,7 +90,7 @@ def main() -> None:
     text = [
         f"# {name_b} vs {name_a}: {args.slot} latency, interleaved runs",
         "",
-        f"- CPU: {cpu['model']} ({', '.join(cpu['flags'])}); threads: {a[0]['bench']['threads']}",
+        f"- CPU: {describe_cpu(cpu)}; threads: {a[0]['bench']['threads']}",
         f"- runs in order: {', '.join(f'{name_a} {t}' for t in out['sides'][name_a])}; "
         f"{', '.join(f'{name_b} {t}' for t in out['sides'][name_b])} (alternating)",
         f"- per-sample p50; ratio = median {name_b} / median {name_a}: median {out['ratio_median']:.2f}, "

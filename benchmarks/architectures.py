@@ -31,7 +31,7 @@ from common import (
 )
 
 from edgefn import runs
-from edgefn.environment import machine_environment
+from edgefn.environment import describe_cpu, machine_environment
 from edgefn.errors import EdgefnError
 from edgefn.report import BenchReport, markdown_table
 from edgefn.runs import RunFolder
@@ -559,7 +559,7 @@ def to_markdown(out: dict[str, Any]) -> str:
         f"Command: `{out['command']}` ({out['finished']}). Every number below comes from the run folders "
         "listed in architectures.json; each preset was measured in one bench run.",
         "",
-        f"CPU: {m['cpu']['model']} ({', '.join(m['cpu']['flags'])}); {m['cores_physical']} physical / "
+        f"CPU: {describe_cpu(m['cpu'])}; {m['cores_physical']} physical / "
         f"{m['cores_logical']} logical cores; threads: {out['threads']}.",
         "",
         "**random init** rows: no pretrained weights could be reached for that architecture, so it was "

@@ -33,7 +33,7 @@ def write_measurement(
     Markdown."""
     import json
 
-    from edgefn.environment import cpu_info, library_versions
+    from edgefn.environment import cpu_info, describe_cpu, library_versions
 
     record = {
         "command": command_line(),
@@ -49,7 +49,7 @@ def write_measurement(
         [
             f"# {title}",
             "",
-            f"Command: `{record['command']}` ({record['finished']}); CPU {cpu['model']} ({', '.join(cpu['flags'])}); "
+            f"Command: `{record['command']}` ({record['finished']}); CPU {describe_cpu(cpu)}; "
             f"{setup}; load average {machine['before']['loadavg'][0]} -> {machine['after']['loadavg'][0]}.",
             "",
             table,

@@ -24,7 +24,7 @@ from typing import Any
 from common import RESULTS, command_line, now
 
 from edgefn import runs
-from edgefn.environment import cpu_info, machine_environment
+from edgefn.environment import cpu_info, describe_cpu, machine_environment
 from edgefn.report import BenchReport, markdown_table
 from edgefn.runs import RunFolder
 
@@ -267,7 +267,7 @@ def format_markdown(record: dict[str, Any]) -> str:
             if record.get("recomputed")
             else []
         ),
-        f"CPU: {cpu['model']}; flags {', '.join(record['cpu_flags'])}; {record['settings']['threads']} threads; "
+        f"CPU: {describe_cpu(cpu)}; {record['settings']['threads']} threads; "
         f"{record['settings']['rounds']} interleaved rounds; {record['settings']['samples'] or 'all'} test texts.",
         "",
     ]

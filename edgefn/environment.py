@@ -88,14 +88,41 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return parse_cpuinfo(read_cpuinfo() if cpuinfo is None else cpuinfo)[1]
 
 
+# Linux x86-64 (kernel 5.16+) hands a process AMX tile state only on request; the request is this syscall.
+_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18
+
+
+def amx_usable() -> bool:
+    """Whether this process may use the AMX tiles its CPU lists: the kernel grants them on request, and an
+    older kernel, a hypervisor or a seccomp policy refuses, so int8 and bf16 then run on AVX-512 (VNNI)."""
+    import ctypes
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
+
+
 def cpu_info() -> dict[str, Any]:
-    """CPU model name, architecture and the SIMD flags that matter for int8 / fp32 kernels."""
+    """CPU model name, architecture and the SIMD flags that matter for int8 / fp32 kernels; where the CPU
+    lists AMX, whether this process may use it ("amx": "usable" or "denied")."""
     model, flags = parse_cpuinfo(read_cpuinfo())
-    return {
+    info: dict[str, Any] = {
         "model": model or platform.processor() or platform.machine(),
         "machine": platform.machine(),
         "flags": [f for f in CPU_FLAGS if f in flags],
     }
+    if "amx_tile" in flags:
+        info["amx"] = "usable" if amx_usable() else "denied"
+    return info
+
+
+def describe_cpu(cpu: dict[str, Any]) -> str:
+    """One line for reports: the model and its flags, and a warning where the OS denies the listed AMX."""
+    flags = ", ".join(cpu["flags"])
+    if cpu.get("amx") == "denied":
+        flags += "; AMX denied to this process, so int8 and bf16 run on AVX-512"
+    return f"{cpu['model']} ({flags})"
 
 
 def physical_cores() -> int:

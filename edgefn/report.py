@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import runs
-from edgefn.environment import machine_environment
+from edgefn.environment import describe_cpu, machine_environment
 from edgefn.errors import EdgefnError
 from edgefn.measure import Latency, Placement
 
@@ -408,7 +408,7 @@ def format_markdown(report: BenchReport) -> str:
     lines = [
         f"# edgefn bench: {Path(report.run_dir).name}",
         "",
-        f"- CPU: {env['cpu']['model']} ({', '.join(env['cpu']['flags'])}); {env['cores_physical']} physical / "
+        f"- CPU: {describe_cpu(env['cpu'])}; {env['cores_physical']} physical / "
         f"{env['cores_logical']} logical cores; {report.config['threads']} threads",
         f"- GPU: {env['gpu']['name'] if env.get('gpu') else 'none'}; providers: "
         f"{', '.join(env['onnxruntime_providers'])}",
