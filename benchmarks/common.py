@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from edgefn.runs import RunFolder
 RESULTS = Path(__file__).resolve().parent / "results"
 INT8 = ("int8-dynamic", "int8-static")
 ONNX_VARIANTS = ("fp32", *INT8)
+# set by a wrapper script (without_amx.py) so that results name the command in full
+WRAPPER_VARIABLE = "EDGEFN_BENCHMARK_WRAPPER"
 
 
 def now() -> str:
@@ -21,8 +24,9 @@ def now() -> str:
 
 
 def command_line() -> str:
-    """The command that is running, as a user would type it."""
-    return shlex.join(["python", *sys.argv])
+    """The command that is running, as a user would type it (with the wrapper it runs under, if any)."""
+    wrapper = os.environ.get(WRAPPER_VARIABLE)
+    return shlex.join([*(["python", wrapper] if wrapper else []), "python", *sys.argv])
 
 
 def write_measurement(

@@ -66,6 +66,7 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     deny_amx()
+    os.environ["EDGEFN_BENCHMARK_WRAPPER"] = "benchmarks/without_amx.py"  # common.command_line names it
     os.execvp(sys.argv[1], sys.argv[1:])
 
 
