@@ -31,6 +31,7 @@ from edgefn.runs import RunFolder
 PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
 BATCHES = (1, 8, 32)
 SEQ_LEN = 128
+VERDICT_CELLS = (("fixed", 1), ("fixed", 32), ("real", 1), ("real", 32))  # the target: batch 1 and 32
 OWN_INT8 = ("int8-dynamic", "int8-static", "ov-int8")
 CPU = "CPUExecutionProvider"
 
@@ -170,7 +171,7 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
         r.variant for r in ok if r.peer and _model_key(r) in own_models
     )
     own = [r.variant for r in ok if not r.peer and r.variant != "pytorch"]
-    for mode, batch in (("fixed", 1), ("fixed", 32), ("real", 1), ("real", 32)):
+    for mode, batch in VERDICT_CELLS:
         cell = next(
             (v for v in report.verdict if (v["device"], v["mode"], v["batch_size"]) == ("cpu", mode, batch)),
             None,
@@ -188,6 +189,9 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
                 "fastest_distinct_peer_ms": best_peer[0] if best_peer else None,
                 "edgefn_not_slower_than_fastest_peer": not cell["peer_wins"],
                 "peer_wins": cell["peer_wins"],
+                # where a peer wins by p50: in how many interleaved rounds it beat edgefn's fastest own row
+                "rounds_peer_faster_than_edgefn": cell.get("rounds_peer_faster_than_edgefn"),
+                "peer_wins_every_round": cell.get("peer_wins_every_round"),
             }
     mine, default = _p50(report, "int8-dynamic", "real", 32), _p50(report, "ort-default", "real", 32)
     out["int8_dynamic_vs_ort_default_real_b32"] = default / mine if mine and default else None
@@ -270,6 +274,23 @@ def format_markdown(record: dict[str, Any]) -> str:
         f"CPU: {describe_cpu(cpu)}; {record['settings']['threads']} threads; "
         f"{record['settings']['rounds']} interleaved rounds; {record['settings']['samples'] or 'all'} test texts.",
         "",
+        "## Targets",
+        "",
+        "Verdict cells: `edgefn` where an edgefn variant is fastest; `peer X (k/n)` where peer X is fastest by "
+        "p50 and beat edgefn's fastest own row in k of n interleaved rounds (a tie unless k = n). "
+        "int8 vs ort-default: ort-default's p50 / int8-dynamic's at batch 32, real lengths (1.00 where they "
+        "are one file). Peak: the best int8 row's share of the int8 MatMul peak at batch 32 x 128.",
+        "",
+        markdown_table(
+            [
+                "architecture",
+                *(f"{m} b{b}" for m, b in VERDICT_CELLS),
+                "int8 vs ort-default",
+                "best int8 peak",
+            ],
+            [target_row(preset, e["targets"]) for preset, e in record["architectures"].items()],
+        ),
+        "",
     ]
     for preset, e in record["architectures"].items():
         lines += [f"## {preset} ({e['init']})", "", f"Machine: {e['machine_note']}", ""]
@@ -291,6 +312,22 @@ def format_markdown(record: dict[str, Any]) -> str:
                 "",
             ]
     return "\n".join(lines) + "\n"
+
+
+def target_row(preset: str, t: dict[str, Any]) -> list[Any]:
+    """One architecture's line of the targets table."""
+    cells = []
+    for mode, batch in VERDICT_CELLS:
+        v = t.get(f"verdict_{mode}_b{batch}")
+        if v is None:
+            cells.append("-")
+        elif not v["peer_wins"]:
+            cells.append("edgefn")
+        else:
+            rounds = v.get("rounds_peer_faster_than_edgefn")
+            cells.append(f"peer {v['ship']}" + (f" ({rounds[0]}/{rounds[1]})" if rounds else ""))
+    ratio, peak = t.get("int8_dynamic_vs_ort_default_real_b32"), t.get("best_int8_peak_fraction_fixed_b32")
+    return [preset, *cells, f"{ratio:.2f}x" if ratio else "-", f"{peak:.1%}" if peak else "-"]
 
 
 def json_line(obj: Any) -> str:

@@ -364,7 +364,8 @@ def _verdict_lines(report: BenchReport) -> list[str]:
 
 
 def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
-    """One line per cell: what to ship, its MB and accuracy, the runner-up, and whether a peer won."""
+    """One line per cell: what to ship, its MB and accuracy, the runner-up, whether a peer won, and where a
+    lead did not hold in every interleaved round, that it is a tie."""
     lines = []
     for v in verdict:
         w, r = v["winner"], v["runner_up"]
@@ -373,13 +374,26 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
             f"({w['p50_ms']:.3f} ms/sample, {_mb(w)}, accuracy {_pts(w)})"
         )
         if r is not None:
-            line += f"; runner-up {_name(r)} {r['p50_ms']:.3f} ms ({r['p50_ms'] / w['p50_ms']:.2f}x slower)"
-        if v["peer_wins"]:
+            line += f"; runner-up {_name(r)} {r['p50_ms']:.3f} ms ({r['p50_ms'] / w['p50_ms']:.2f}x slower"
+            line += f"{_tie(v.get('rounds_faster_than_runner_up'))})"
+        if v["peer_wins"] and v.get("peer_wins_every_round") is False:
+            line += (
+                f" -- a peer is fastest by p50, not in every round{_tie(v['rounds_peer_faster_than_edgefn'])}"
+            )
+            line += " against edgefn's fastest own row"
+        elif v["peer_wins"]:
             line += " -- a peer wins: edgefn's own variants are slower here"
         if w["unreliable"] or (r is not None and r["unreliable"]):
             line += " [timing flagged: machine busy]"
         lines.append(line)
     return lines
+
+
+def _tie(rounds: list[int] | None) -> str:
+    """ ", a tie: faster in k of n rounds" where a lead did not hold in every interleaved round."""
+    if rounds is None or rounds[0] == rounds[1]:
+        return ""
+    return f", a tie: faster in {rounds[0]} of {rounds[1]} interleaved rounds"
 
 
 def _name(c: dict[str, Any]) -> str:

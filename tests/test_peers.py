@@ -136,6 +136,49 @@ def test_the_same_model_timed_twice_is_one_candidate() -> None:
     assert "same_model" not in other["winner"]
 
 
+def test_a_lead_that_does_not_hold_in_every_round_is_a_tie() -> None:
+    """The verdict counts the interleaved rounds each lead held in: a peer ahead by p50 but behind edgefn's
+    best in one round is reported as a tie, not a win; a lead in every round stays a win."""
+    from edgefn.measure import Latency
+    from edgefn.report import Accuracy, Measurement, TargetResult, format_verdict
+
+    def row(variant: str, rounds: list[float], fingerprint: str, peer: bool = False) -> TargetResult:
+        r = TargetResult(variant, CPU, "int8", "ok", peer=peer, model_fingerprint=fingerprint, size_mb=1.0)
+        r.accuracy = Accuracy(100, 0.9, 0.9, 0.9, 0.9, {}, 1.0, {"accuracy": 0.0})
+        ms = sorted(rounds)[1]
+        r.measurements = [Measurement("real", 1, Latency([ms], [1]), [64], 64.0, round_p50_ms=rounds)]
+        return r
+
+    def cell(*rows: TargetResult) -> dict:
+        (only,) = compute_verdict(BenchReport("run", {}, "fp32 on CPU", 128, {}, {}, list(rows)))
+        return only
+
+    # int8-dynamic and ort-default are one file: p50 (5.62 + 5.64) / 2, per round 5.74 / 5.66 / 5.52
+    own = (
+        row("int8-dynamic", [5.84, 5.62, 5.58], "a"),
+        row("ort-default", [5.64, 5.70, 5.46], "a", peer=True),
+    )
+    tie = cell(*own, row("optimum-recipe", [5.57, 5.55, 5.60], "b", peer=True))
+    assert tie["winner"]["variant"] == "optimum-recipe" and tie["peer_wins"]
+    assert tie["winner"]["p50_ms"] == pytest.approx(5.57)
+    assert tie["runner_up"]["p50_ms"] == pytest.approx(5.63)
+    assert tie["runner_up"]["round_p50_ms"] == pytest.approx([5.74, 5.66, 5.52])
+    assert tie["rounds_peer_faster_than_edgefn"] == [2, 3] and tie["peer_wins_every_round"] is False
+    assert tie["rounds_faster_than_runner_up"] == [2, 3] and tie["tie_with_runner_up"]
+    (line,) = format_verdict([tie])
+    assert "a tie: faster in 2 of 3 interleaved rounds" in line and "a peer wins" not in line
+
+    win = cell(*own, row("optimum-recipe", [5.30, 5.35, 5.32], "b", peer=True))
+    assert win["rounds_peer_faster_than_edgefn"] == [3, 3] and win["peer_wins_every_round"] is True
+    assert not win["tie_with_runner_up"]
+    (line,) = format_verdict([win])
+    assert "a peer wins" in line and "a tie" not in line
+
+    ours = cell(*own, row("optimum-recipe", [5.90, 5.95, 5.92], "b", peer=True))
+    assert not ours["peer_wins"] and ours["rounds_peer_faster_than_edgefn"] is None
+    assert ours["peer_wins_every_round"] is None and ours["rounds_faster_than_runner_up"] == [3, 3]
+
+
 def test_noise_assessment_flags_load_spread_and_clock() -> None:
     """The busy-machine verdict: load above the cores, other processes' CPU, spread or a moving clock."""
     quiet = {"loadavg": [0.3, 0.3, 0.3], "cpu_mhz": 2600.0}
