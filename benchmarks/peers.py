@@ -257,10 +257,15 @@ def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) 
 
 def format_markdown(record: dict[str, Any]) -> str:
     cpu = record["machine"]["cpu"]
+    commands = list(
+        dict.fromkeys(e.get("command", record["command"]) for e in record["architectures"].values())
+    )
     lines = [
         "# edgefn beside what users would pick instead",
         "",
-        f"Command: `{record['command']}` ({record['finished']})",
+        ("Command: " if len(commands) == 1 else "Commands: ")
+        + "; ".join(f"`{c}`" for c in commands)
+        + f" (last finished {record['finished']})",
         "",
         *(
             [
@@ -294,6 +299,8 @@ def format_markdown(record: dict[str, Any]) -> str:
     ]
     for preset, e in record["architectures"].items():
         lines += [f"## {preset} ({e['init']})", "", f"Machine: {e['machine_note']}", ""]
+        if len(commands) > 1:
+            lines += [f"Measured by `{e['command']}` ({e['finished']})", ""]
         header = ["row", "runtime", "MB", "acc", "Δacc pts"] + [
             f"{m} b{b} ms" for m in ("fixed", "real") for b in BATCHES
         ]
@@ -386,7 +393,10 @@ def main() -> None:
     if (args.results / "peers.json").is_file():
         import json
 
-        entries = json.loads((args.results / "peers.json").read_text(encoding="utf-8"))["architectures"]
+        earlier = json.loads((args.results / "peers.json").read_text(encoding="utf-8"))
+        entries = earlier["architectures"]
+        for e in entries.values():  # entries written before each named its own command
+            e.setdefault("command", earlier["command"])
     if args.recompute:
         import json
 
@@ -407,6 +417,7 @@ def main() -> None:
         assessment = report.machine["assessment"]
         entries[preset] = {
             "run": str(run),
+            "command": command_line(),  # an architecture re-measured later names its own command
             "init": RunFolder(run).read_metrics().get("init", "?"),
             "table": table(report),
             "verdict": report.verdict,
