@@ -257,9 +257,8 @@ def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) 
 
 def format_markdown(record: dict[str, Any]) -> str:
     cpu = record["machine"]["cpu"]
-    commands = list(
-        dict.fromkeys(e.get("command", record["command"]) for e in record["architectures"].values())
-    )
+    measured_by = {p: e.get("command", record["command"]) for p, e in record["architectures"].items()}
+    commands = list(dict.fromkeys(measured_by.values()))
     lines = [
         "# edgefn beside what users would pick instead",
         "",
@@ -300,7 +299,7 @@ def format_markdown(record: dict[str, Any]) -> str:
     for preset, e in record["architectures"].items():
         lines += [f"## {preset} ({e['init']})", "", f"Machine: {e['machine_note']}", ""]
         if len(commands) > 1:
-            lines += [f"Measured by `{e['command']}` ({e['finished']})", ""]
+            lines += [f"Measured by `{measured_by[preset]}` ({e['finished']})", ""]
         header = ["row", "runtime", "MB", "acc", "Δacc pts"] + [
             f"{m} b{b} ms" for m in ("fixed", "real") for b in BATCHES
         ]

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 import sys
 
+from common import WRAPPER_VARIABLE
+
+from edgefn.environment import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL, linux_x86_64
+
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
-_AUDIT_ARCH_X86_64, _NR_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM = 0xC000003E, 158, 0x1023
+_AUDIT_ARCH_X86_64 = 0xC000003E
 _RET_ALLOW, _RET_ERRNO, _EPERM = 0x7FFF0000, 0x00050000, 1
 # classic BPF opcodes: load a word of seccomp_data, jump if equal, return
 _LD_W_ABS, _JEQ_K, _RET_K = 0x20, 0x15, 0x06
@@ -39,16 +42,16 @@ def _insn(code: int, jump_true: int, jump_false: int, k: int) -> bytes:
 
 def deny_amx() -> None:
     """Refuse this process and its children AMX tile state, for good (a seccomp filter cannot be removed)."""
-    if platform.system() != "Linux" or platform.machine() != "x86_64":
+    if not linux_x86_64():
         raise SystemExit("without_amx.py: AMX permission is a Linux x86-64 mechanism")
     program = b"".join(
         [
             _insn(_LD_W_ABS, 0, 0, _ARCH),
             _insn(_JEQ_K, 0, 5, _AUDIT_ARCH_X86_64),  # another ABI: allow
             _insn(_LD_W_ABS, 0, 0, _NR),
-            _insn(_JEQ_K, 0, 3, _NR_ARCH_PRCTL),  # another syscall: allow
+            _insn(_JEQ_K, 0, 3, SYS_ARCH_PRCTL),  # another syscall: allow
             _insn(_LD_W_ABS, 0, 0, _ARG0),
-            _insn(_JEQ_K, 0, 1, _ARCH_REQ_XCOMP_PERM),  # another arch_prctl: allow
+            _insn(_JEQ_K, 0, 1, ARCH_REQ_XCOMP_PERM),  # another arch_prctl: allow
             _insn(_RET_K, 0, 0, _RET_ERRNO | _EPERM),
             _insn(_RET_K, 0, 0, _RET_ALLOW),
         ]
@@ -66,7 +69,7 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     deny_amx()
-    os.environ["EDGEFN_BENCHMARK_WRAPPER"] = "benchmarks/without_amx.py"  # common.command_line names it
+    os.environ[WRAPPER_VARIABLE] = "benchmarks/without_amx.py"  # common.command_line names it
     os.execvp(sys.argv[1], sys.argv[1:])
 
 

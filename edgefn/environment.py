@@ -88,8 +88,14 @@ def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     return parse_cpuinfo(read_cpuinfo() if cpuinfo is None else cpuinfo)[1]
 
 
-# Linux x86-64 (kernel 5.16+) hands a process AMX tile state only on request; the request is this syscall.
-_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18
+# Linux x86-64 (kernel 5.16+) hands a process AMX tile state only on request; the request is this syscall
+# (benchmarks/without_amx.py refuses exactly it).
+SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 158, 0x1023, 18
+
+
+def linux_x86_64() -> bool:
+    """Whether this is Linux on x86-64, the one platform with the AMX permission request."""
+    return platform.system() == "Linux" and platform.machine() == "x86_64"
 
 
 def amx_usable() -> bool:
@@ -97,10 +103,10 @@ def amx_usable() -> bool:
     older kernel, a hypervisor or a seccomp policy refuses, so int8 and bf16 then run on AVX-512 (VNNI)."""
     import ctypes
 
-    if platform.system() != "Linux" or platform.machine() != "x86_64":
+    if not linux_x86_64():
         return False
     libc = ctypes.CDLL(None, use_errno=True)
-    return libc.syscall(_SYS_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) == 0
+    return libc.syscall(SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0
 
 
 def cpu_info() -> dict[str, Any]:

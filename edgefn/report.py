@@ -375,7 +375,7 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
         )
         if r is not None:
             line += f"; runner-up {_name(r)} {r['p50_ms']:.3f} ms ({r['p50_ms'] / w['p50_ms']:.2f}x slower"
-            line += f"{_tie(v.get('rounds_faster_than_runner_up'))})"
+            line += f"{_tie(v['rounds_faster_than_runner_up']) if v.get('tie_with_runner_up') else ''})"
         if v["peer_wins"] and v.get("peer_wins_every_round") is False:
             line += (
                 f" -- a peer is fastest by p50, not in every round{_tie(v['rounds_peer_faster_than_edgefn'])}"
@@ -389,10 +389,8 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _tie(rounds: list[int] | None) -> str:
-    """ ", a tie: faster in k of n rounds" where a lead did not hold in every interleaved round."""
-    if rounds is None or rounds[0] == rounds[1]:
-        return ""
+def _tie(rounds: list[int]) -> str:
+    """ ", a tie: faster in k of n rounds", for a lead the verdict found did not hold in every round."""
     return f", a tie: faster in {rounds[0]} of {rounds[1]} interleaved rounds"
 
 
