@@ -159,6 +159,18 @@ def _model_key(r: Any) -> tuple[Any, ...] | None:
     return (r.model_fingerprint, r.provider, r.precision) if r.model_fingerprint else None
 
 
+def _fastest_own(
+    report: BenchReport, cell: dict[str, Any] | None, own: list[str], mode: str, batch: int
+) -> tuple[float, str, dict[str, float] | None] | None:
+    """(p50, variant, same_model) of edgefn's fastest own row as the verdict compared it: a file that a peer
+    also ran is timed at the mean of its rows. Reports saved before the verdict named it: the fastest row."""
+    if cell is not None and cell.get("fastest_own"):
+        c = cell["fastest_own"]
+        return c["p50_ms"], c["variant"], c.get("same_model")
+    best = min(((p, n) for n in own if (p := _p50(report, n, mode, batch))), default=None)
+    return (best[0], best[1], None) if best else None
+
+
 def targets(preset: str, report: BenchReport) -> dict[str, Any]:
     """The peer issue's targets for one architecture, from the recorded numbers. A peer that runs the very
     model of an edgefn variant (same file, runtime and precision) is no competitor of it: the verdict ships
@@ -177,7 +189,7 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
             None,
         )
         best_peer = min(((p, n) for n in peers if (p := _p50(report, n, mode, batch))), default=None)
-        best_own = min(((p, n) for n in own if (p := _p50(report, n, mode, batch))), default=None)
+        best_own = _fastest_own(report, cell, own, mode, batch)
         if cell is not None and best_own is not None:
             out[f"verdict_{mode}_b{batch}"] = {
                 "ship": cell["winner"]["variant"],
@@ -185,6 +197,7 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
                 "same_model": cell["winner"].get("same_model"),
                 "fastest_edgefn_variant": best_own[1],
                 "fastest_edgefn_ms": best_own[0],
+                "fastest_edgefn_same_model": best_own[2],
                 "fastest_distinct_peer": best_peer[1] if best_peer else None,
                 "fastest_distinct_peer_ms": best_peer[0] if best_peer else None,
                 "edgefn_not_slower_than_fastest_peer": not cell["peer_wins"],
@@ -280,8 +293,9 @@ def format_markdown(record: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        "Verdict cells: `edgefn` where an edgefn variant is fastest; `peer X (k/n)` where peer X is fastest by "
-        "p50 and beat edgefn's fastest own row in k of n interleaved rounds (a tie unless k = n). "
+        "Verdict cells: `edgefn` where an edgefn variant is fastest; `peer X (k/n, r)` where peer X is fastest "
+        "by p50 and beat edgefn's fastest own row in k of n interleaved rounds (a tie unless k = n), r being "
+        "that row's p50 / the peer's (a file that a peer also ran is timed at the mean of its rows). "
         "int8 vs ort-default: ort-default's p50 / int8-dynamic's at batch 32, real lengths (1.00 where they "
         "are one file). Peak: the best int8 row's share of the int8 MatMul peak at batch 32 x 128.",
         "",
@@ -331,7 +345,12 @@ def target_row(preset: str, t: dict[str, Any]) -> list[Any]:
             cells.append("edgefn")
         else:
             rounds = v.get("rounds_peer_faster_than_edgefn")
-            cells.append(f"peer {v['ship']}" + (f" ({rounds[0]}/{rounds[1]})" if rounds else ""))
+            lead = f"{v['fastest_edgefn_ms'] / v['p50_ms']:.3f}x"
+            cells.append(
+                f"peer {v['ship']} ({rounds[0]}/{rounds[1]}, {lead})"
+                if rounds
+                else f"peer {v['ship']} ({lead})"
+            )
     ratio, peak = t.get("int8_dynamic_vs_ort_default_real_b32"), t.get("best_int8_peak_fraction_fixed_b32")
     return [preset, *cells, f"{ratio:.2f}x" if ratio else "-", f"{peak:.1%}" if peak else "-"]
 

@@ -380,7 +380,11 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
             line += (
                 f" -- a peer is fastest by p50, not in every round{_tie(v['rounds_peer_faster_than_edgefn'])}"
             )
-            line += " against edgefn's fastest own row"
+            own = v.get("fastest_own")
+            if own is None or own == r:
+                line += " against edgefn's fastest own row" + (" (the runner-up)" if own else "")
+            else:
+                line += f" against edgefn's fastest own row, {_name(own)} {own['p50_ms']:.3f} ms"
         elif v["peer_wins"]:
             line += " -- a peer wins: edgefn's own variants are slower here"
         if w["unreliable"] or (r is not None and r["unreliable"]):

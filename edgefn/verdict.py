@@ -100,6 +100,7 @@ def compute_verdict(report: BenchReport, max_drop: float = DEFAULT_MAX_DROP) -> 
                 "winner": winner,
                 "runner_up": runner_up,
                 "peer_wins": bool(winner["peer"]),
+                "fastest_own": own,
                 "rounds_faster_than_runner_up": lead,
                 "tie_with_runner_up": lead is not None and not _every_round(lead),
                 "rounds_peer_faster_than_edgefn": peer_lead,

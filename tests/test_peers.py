@@ -165,14 +165,31 @@ def test_a_lead_that_does_not_hold_in_every_round_is_a_tie() -> None:
     assert tie["runner_up"]["round_p50_ms"] == pytest.approx([5.74, 5.66, 5.52])
     assert tie["rounds_peer_faster_than_edgefn"] == [2, 3] and tie["peer_wins_every_round"] is False
     assert tie["rounds_faster_than_runner_up"] == [2, 3] and tie["tie_with_runner_up"]
+    # the peer is compared with edgefn's file at the mean of its two rows, not with either row alone
+    assert tie["fastest_own"]["variant"] == "int8-dynamic" and tie["fastest_own"]["p50_ms"] == pytest.approx(
+        5.63
+    )
     (line,) = format_verdict([tie])
     assert "a tie: faster in 2 of 3 interleaved rounds" in line and "a peer wins" not in line
+    assert line.endswith("against edgefn's fastest own row (the runner-up)")
 
     win = cell(*own, row("optimum-recipe", [5.30, 5.35, 5.32], "b", peer=True))
     assert win["rounds_peer_faster_than_edgefn"] == [3, 3] and win["peer_wins_every_round"] is True
     assert not win["tie_with_runner_up"]
     (line,) = format_verdict([win])
     assert "a peer wins" in line and "a tie" not in line
+
+    # a distinct peer between the winner and edgefn's row: the line names edgefn's row and its time
+    behind = cell(
+        *own,
+        row("optimum-recipe", [5.57, 5.55, 5.60], "b", peer=True),
+        row("pytorch-int8", [5.65, 5.58, 5.62], "c", peer=True),
+    )
+    assert behind["runner_up"]["variant"] == "pytorch-int8"
+    assert behind["fastest_own"]["variant"] == "int8-dynamic"
+    (line,) = format_verdict([behind])
+    assert "own row, int8-dynamic (CPUExecutionProvider; the same model file as" in line
+    assert line.endswith("timed as their mean) 5.630 ms")
 
     ours = cell(*own, row("optimum-recipe", [5.90, 5.95, 5.92], "b", peer=True))
     assert not ours["peer_wins"] and ours["rounds_peer_faster_than_edgefn"] is None
