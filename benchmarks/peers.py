@@ -159,18 +159,6 @@ def _model_key(r: Any) -> tuple[Any, ...] | None:
     return (r.model_fingerprint, r.provider, r.precision) if r.model_fingerprint else None
 
 
-def _fastest_own(
-    report: BenchReport, cell: dict[str, Any] | None, own: list[str], mode: str, batch: int
-) -> tuple[float, str, dict[str, float] | None] | None:
-    """(p50, variant, same_model) of edgefn's fastest own row as the verdict compared it: a file that a peer
-    also ran is timed at the mean of its rows. Reports saved before the verdict named it: the fastest row."""
-    if cell is not None and cell.get("fastest_own"):
-        c = cell["fastest_own"]
-        return c["p50_ms"], c["variant"], c.get("same_model")
-    best = min(((p, n) for n in own if (p := _p50(report, n, mode, batch))), default=None)
-    return (best[0], best[1], None) if best else None
-
-
 def targets(preset: str, report: BenchReport) -> dict[str, Any]:
     """The peer issue's targets for one architecture, from the recorded numbers. A peer that runs the very
     model of an edgefn variant (same file, runtime and precision) is no competitor of it: the verdict ships
@@ -182,22 +170,22 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
     out["peers_identical_to_an_edgefn_variant"] = sorted(
         r.variant for r in ok if r.peer and _model_key(r) in own_models
     )
-    own = [r.variant for r in ok if not r.peer and r.variant != "pytorch"]
     for mode, batch in VERDICT_CELLS:
         cell = next(
             (v for v in report.verdict if (v["device"], v["mode"], v["batch_size"]) == ("cpu", mode, batch)),
             None,
         )
         best_peer = min(((p, n) for n in peers if (p := _p50(report, n, mode, batch))), default=None)
-        best_own = _fastest_own(report, cell, own, mode, batch)
+        # edgefn's fastest own candidate as the verdict compared it (a file that a peer also ran: their mean)
+        best_own = cell["fastest_own"] if cell is not None else None
         if cell is not None and best_own is not None:
             out[f"verdict_{mode}_b{batch}"] = {
                 "ship": cell["winner"]["variant"],
                 "p50_ms": cell["winner"]["p50_ms"],
                 "same_model": cell["winner"].get("same_model"),
-                "fastest_edgefn_variant": best_own[1],
-                "fastest_edgefn_ms": best_own[0],
-                "fastest_edgefn_same_model": best_own[2],
+                "fastest_edgefn_variant": best_own["variant"],
+                "fastest_edgefn_ms": best_own["p50_ms"],
+                "fastest_edgefn_same_model": best_own.get("same_model"),
                 "fastest_distinct_peer": best_peer[1] if best_peer else None,
                 "fastest_distinct_peer_ms": best_peer[0] if best_peer else None,
                 "edgefn_not_slower_than_fastest_peer": not cell["peer_wins"],
