@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgefn import noise, runs
+from edgefn import noise, outputs, runs
 from edgefn.bench_worker import in_fresh_process
 from edgefn.environment import check_threads, physical_cores
 from edgefn.errors import EdgefnError
@@ -534,7 +534,8 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
     if picked:
         say(f"run folder: {run.path} (the most recent)")
     run.require_complete()
-    runs.check_writable_dir(Path(cfg.out_dir) if cfg.out_dir else run.bench_dir, None)
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else run.bench_dir
+    outputs.check_output_dir(out_dir, overwrite=True, owned=runs.is_bench_dir, kind="bench folder")
     with run.lock("bench"):
         return _bench(run, cfg, say)
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 
-from edgefn import __version__
+from edgefn import __version__, outputs
 from edgefn.cli_options import (
     cleaning_options,
     column_options_for,
+    data_files,
     data_options,
     finetune_options,
     make_data_options,
@@ -155,9 +156,12 @@ def data_audit(
     from edgefn.runs import write_json
 
     options = make_data_options(text_cols, label_col, fake_label, no_clean, seed, clean_rules)
+    if output is not None:
+        outputs.refuse_input_as_output(output, data_files(data), "--output")
+        outputs.check_output_file(output)
     report = audit_data(load_data(data, options), ngrams=ngrams, duplicates=not no_duplicates)
     if output is not None:
-        write_json(output, report)
+        write_json(output, report, follow_symlinks=True)
     click.echo(json.dumps(report, indent=2) if as_json else format_audit(report))
 
 

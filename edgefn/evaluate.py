@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgefn import runs
+from edgefn import outputs, runs
 from edgefn.data import DataOptions, Split, load_data
 from edgefn.errors import EdgefnError
 from edgefn.inference import softmax
@@ -125,7 +124,7 @@ def _score(clf: Classifier, split: Split) -> tuple[dict[str, Any], np.ndarray, l
 
 def folder_name(data: str, split: str) -> str:
     """A file-system-safe name for an eval folder."""
-    name = re.sub(r"[^\w.+=-]+", "_", data).strip("_") or "data"
+    name = outputs.safe_name(data)
     return name if split == "test" else f"{name}-{split}"
 
 
@@ -168,29 +167,49 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         split, same model, same cap), `ood` (threshold and AUROC), the model and data records.
     """
     clf, model, run_dir = _load_model(cfg)
-    data_name, split, data_info = _rows(cfg)
     if cfg.output is None and run_dir is None:
         raise EdgefnError(f"{cfg.model} is not inside a run folder; pass --output DIR for the results")
-    output = (
-        Path(cfg.output)
-        if cfg.output
-        else RunFolder(run_dir).eval_dir(  # type: ignore[arg-type]
-            folder_name(data_name, cfg.split), None if model == PYTORCH else model
-        )
+    if run_dir is None:
+        return _evaluate(cfg, clf, model, None)
+    run = RunFolder(run_dir)
+    run.require_complete()
+    with run.lock("eval"):  # eval writes RUN/ood.json (and RUN/eval/ by default)
+        return _evaluate(cfg, clf, model, run)
+
+
+def _output_dir(cfg: EvalConfig, data_name: str, model: str, run: RunFolder | None) -> Path:
+    """Where the results go, checked before any scoring: a new folder, or an eval folder of edgefn's."""
+    if cfg.output is not None:
+        output = Path(cfg.output)
+    else:
+        assert run is not None
+        output = run.eval_dir(folder_name(data_name, cfg.split), None if model == PYTORCH else model)
+    if run is not None:
+        outputs.refuse_symlinks(output, run.path)
+    option = "--output" if cfg.output is not None else None
+    outputs.check_output_dir(
+        output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder", option=option
     )
+    return output
+
+
+def _evaluate(cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | None) -> EvalResult:
+    data_name, split, data_info = _rows(cfg)
+    output = _output_dir(cfg, data_name, model, run)
     metrics, logits, preds, prob = _score(clf, split)
     record: dict[str, Any] = {
+        runs.EVAL_SCHEMA_KEY: 1,
         "model": model,
         "model_path": str(cfg.model),
-        "run_dir": str(run_dir) if run_dir else None,
-        "trained_on": RunFolder(run_dir).read_finetune_config().get("data") if run_dir else None,
+        "run_dir": str(run.path) if run else None,
+        "trained_on": run.read_finetune_config().get("data") if run else None,
         "data": {**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
         "max_length": clf.max_length,
         "metrics": metrics,
     }
-    if cfg.in_domain and run_dir is not None:
-        record["in_domain"], record["ood"] = _in_domain(cfg, clf, model, RunFolder(run_dir), logits)
-    with runs.atomic_dir(output, overwrite=True) as tmp:
+    if cfg.in_domain and run is not None:
+        record["in_domain"], record["ood"] = _in_domain(cfg, clf, model, run, logits)
+    with outputs.output_dir(output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder") as tmp:
         runs.write_json(RunFolder.eval_file(tmp, "metrics"), record)
         n_errors = write_errors_csv(
             RunFolder.eval_file(tmp, "errors"), split.texts, split.labels, preds, prob
@@ -201,7 +220,7 @@ def evaluate(cfg: EvalConfig) -> EvalResult:
         )
         plot_reliability(calibration(split.labels, prob), RunFolder.eval_file(tmp, "reliability"), title)
     record["misclassified"] = n_errors
-    return EvalResult(output, model, run_dir, data_name, record)
+    return EvalResult(output, model, run.path if run else None, data_name, record)
 
 
 ROWS = (

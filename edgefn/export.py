@@ -340,7 +340,9 @@ def _export_fp32(job: _Job) -> VariantResult:
     folder = job.variant_dir(FP32)
     kept = _kept(job, FP32)
     if kept is None:
-        with runs.atomic_dir(folder, overwrite=job.cfg.overwrite) as tmp:
+        with runs.atomic_dir(
+            folder, overwrite=job.cfg.overwrite, owned=runs.is_manifested_dir, kind="variant folder"
+        ) as tmp:
             job.step(f"fp32: exporting {job.checkpoint} with Optimum (text-classification)")
             opset = _optimum_export(job, tmp)
             optimize = _optimize(job, tmp)
@@ -487,7 +489,9 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
     folder, fp32 = job.variant_dir(scheme.name), job.variant_dir(FP32)
     assert scheme.apply is not None
     with (
-        runs.atomic_dir(folder, overwrite=job.cfg.overwrite) as tmp,
+        runs.atomic_dir(
+            folder, overwrite=job.cfg.overwrite, owned=runs.is_manifested_dir, kind="variant folder"
+        ) as tmp,
         tempfile.TemporaryDirectory(prefix=".work-", dir=folder.parent) as work,
     ):
         tmp.chmod(0o755)

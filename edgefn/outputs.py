@@ -46,8 +46,9 @@ def dir_mode() -> int:
 
 
 def safe_name(text: str, fallback: str = "data") -> str:
-    """A folder or file name made from user data: letters, digits, '.', '_' and '-' only, no leading dot."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    """A folder or file name made from user data: letters, digits and '._+=-' only, no leading dot or dash
+    (so never '.', '..' or a hidden name), at most 80 characters."""
+    name = re.sub(r"[^A-Za-z0-9._+=-]+", "-", text).strip("-.")
     return name[:80] or fallback
 
 
@@ -114,10 +115,8 @@ def check_output_file(path: Path | str, option: str = "--output") -> Path:
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if target.is_dir():
         raise EdgefnError(f"{option} {path} is a folder; give a file path")
-    if is_special(target):
-        if stat.S_ISFIFO(os.stat(target).st_mode):
-            _open_special(target, option)  # refuses a FIFO nobody reads, without blocking
-        elif not os.access(target, os.W_OK):
+    if is_special(target):  # a FIFO is not opened here: a probe would end its reader's stream
+        if not os.access(target, os.W_OK):
             raise EdgefnError(f"{option} {path}: permission denied")
         return target
     folder = target.parent
@@ -217,20 +216,15 @@ def write_text(
         f.write(content)
 
 
-@contextlib.contextmanager
-def output_dir(
+def check_output_dir(
     final: Path,
     overwrite: bool = False,
     owned: Callable[[Path], bool] | None = None,
     kind: str = "output folder",
     option: str | None = None,
-) -> Iterator[Path]:
-    """Yield a temporary folder beside `final`, renamed to `final` only if the block succeeds.
-
-    An existing `final` is replaced only with `overwrite` and only when `owned(final)` recognises it as
-    edgefn's output of this kind (checked before the block's work); a symlink is never replaced. An
-    interrupted or failed block leaves nothing at `final` and removes the temporary folder.
-    """
+) -> None:
+    """Refuse, before any work, a folder output that `output_dir` would refuse: a symlink, a file, an existing
+    folder without `overwrite` or not recognised by `owned`, or a place that cannot be written."""
     final = Path(final)
     named = f"{option} {final}" if option else str(final)
     if final.is_symlink():
@@ -245,11 +239,40 @@ def output_dir(
                 f"{named} exists and is not an edgefn {kind}; edgefn replaces only its own output "
                 "(choose another path)"
             )
+    probe = final.parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise EdgefnError(f"{named} is under {probe}, which is a file; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise EdgefnError(f"cannot write to {probe} ({e.strerror or e}); choose another path") from None
+
+
+@contextlib.contextmanager
+def output_dir(
+    final: Path,
+    overwrite: bool = False,
+    owned: Callable[[Path], bool] | None = None,
+    kind: str = "output folder",
+    option: str | None = None,
+) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`, renamed to `final` only if the block succeeds.
+
+    An existing `final` is replaced only with `overwrite` and only when `owned(final)` recognises it as
+    edgefn's output of this kind (checked before the block's work, and again before the swap); a symlink is
+    never replaced. An interrupted or failed block leaves nothing at `final` and removes the temporary folder.
+    """
+    final = Path(final)
+    check_output_dir(final, overwrite, owned, kind, option)
     created = _make_parents(final.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     tmp.chmod(dir_mode())  # mkdtemp creates 0700
     try:
         yield tmp
+        check_output_dir(final, overwrite, owned, kind, option)  # nothing of the user's appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in created:

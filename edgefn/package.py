@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefn import ortformat, runs, webbuild
+from edgefn import ortformat, outputs, runs, webbuild
 from edgefn.environment import check_threads, library_versions
 from edgefn.errors import EdgefnError
 from edgefn.inference import CPU
@@ -104,6 +104,7 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
         missing Node.js / npm / Chromium, or a model that fails its check.
     """
     run, picked = RunFolder.resolve(cfg.run_dir)
+    run.require_complete()
     names = run.variant_names()
     if not names:
         raise EdgefnError(
@@ -116,8 +117,7 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
             f"unknown variant {', '.join(unknown)} for {run.path}; its variants: {', '.join(names)}"
         )
     final = run.package_dir(cfg.target)
-    if final.exists() and not cfg.overwrite:
-        raise EdgefnError(f"{final} already exists (use --overwrite to replace it)")
+    outputs.check_output_dir(final, overwrite=cfg.overwrite, owned=_is_package, kind="package folder")
     if cfg.target == "web":
         webbuild.require_node()
         if cfg.browser_check:
@@ -128,12 +128,20 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
     if not job.texts:
         raise EdgefnError(f"{run.split_file('validation')} is empty: nothing to check the package on")
     writer = _write_web if cfg.target == "web" else _write_mobile
-    with run.lock("package"), _clean_parent(final), runs.atomic_dir(final, overwrite=cfg.overwrite) as tmp:
+    with (
+        run.lock("package"),
+        _clean_parent(final),
+        runs.atomic_dir(final, overwrite=cfg.overwrite, owned=_is_package, kind="package folder") as tmp,
+    ):
         manifest = writer(job, tmp)
         hashes = runs.hash_files(tmp)
         manifest["files_sha256"] = {k: v for k, v in hashes.items() if k != runs.PACKAGE_MANIFEST}
         runs.write_json(tmp / runs.PACKAGE_MANIFEST, manifest)
     return PackageResult(cfg.target, final, run.path, picked, manifest, job.notes)
+
+
+def _is_package(folder: Path) -> bool:
+    return runs.is_manifested_dir(folder, runs.PACKAGE_MANIFEST)
 
 
 @contextlib.contextmanager

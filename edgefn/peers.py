@@ -214,7 +214,7 @@ def _build(
 ) -> dict[str, Any]:
     from edgefn.export import copy_model_files
 
-    with runs.atomic_dir(folder, overwrite=True) as tmp:
+    with runs.atomic_dir(folder, overwrite=True, owned=runs.is_manifested_dir, kind="peer folder") as tmp:
         info = peer.build(plain, tmp, calibration, target) if peer.build else {}
         copy_model_files(plain.parent, tmp)  # config and tokenizer files of the plain export
         manifest = {

@@ -604,10 +604,8 @@ def _save(fig: Any, path: Path) -> None:
 def write_report(report: BenchReport, out_dir: Path) -> dict[str, str]:
     """Write report.json, report.csv, report.md, latency.png and tradeoff.png into `out_dir` (replaced whole)."""
     out_dir, names = Path(out_dir), runs.BENCH_FILES
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / names["json"]).is_file():
-        raise EdgefnError(f"{out_dir} exists and is not a bench folder; refusing to replace it")
     report.outputs = {k: str(out_dir / v) for k, v in names.items()}
-    with runs.atomic_dir(out_dir, overwrite=True) as tmp:
+    with runs.atomic_dir(out_dir, overwrite=True, owned=runs.is_bench_dir, kind="bench folder") as tmp:
         runs.write_json(tmp / names["json"], report)
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS))

@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgefn import outputs
 from edgefn.errors import EdgefnError
 
 ARTIFACTS_DIR = Path("artifacts")
@@ -24,6 +27,7 @@ ARTIFACTS_DIR = Path("artifacts")
 # Names inside a run folder: no other module spells them.
 RUN_MANIFEST = "run.json"  # marks a folder as edgefn's run and says whether its fine-tune finished
 LOCK_FILE = ".edgefn.lock"  # held while a command writes to the run
+STAGING_MARK = ".edgefn-staging"  # marks the folder a replacement run is built in (`replacing_run`)
 CHECKPOINT = "checkpoint"
 FINETUNE_CONFIG = "finetune_config.json"
 METRICS = "metrics.json"
@@ -53,6 +57,7 @@ BENCH_FILES = {
 # Names inside eval/<data>/ (`edgefn eval`): metrics.json, errors.csv and confusion_matrix.png as above.
 EVAL_DIR = "eval"
 RELIABILITY_PNG = "reliability.png"
+EVAL_SCHEMA_KEY = "edgefn_eval"  # in an eval folder's metrics.json: the folder is edgefn's to replace
 # The out-of-distribution thresholds of a run's models, calibrated on its validation split (`edgefn eval`).
 OOD_FILE = "ood.json"
 # package/<target>/ (`edgefn package`): a browser or phone deployment of the run's variants, with its manifest.
@@ -74,21 +79,11 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(to_jsonable(obj), f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def write_json(path: Path, obj: Any, follow_symlinks: bool = False) -> None:
+    """Write JSON by the output policy (atomically for a regular file); a symlink is refused unless
+    `follow_symlinks` (a path the user named), so no file inside a run is written through a link."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n"
+    outputs.write_text(path, text, option="file", follow_symlinks=follow_symlinks)
 
 
 def read_json(path: Path) -> Any:
@@ -101,26 +96,12 @@ def read_json(path: Path) -> Any:
         raise EdgefnError(f"{path} is not valid JSON ({e})") from None
 
 
-@contextlib.contextmanager
-def atomic_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside `final`, renamed to `final` only if the block succeeds.
-
-    An interrupted or failed block leaves nothing at `final` (and removes the temporary folder).
-    """
-    final = Path(final)
-    if final.exists() and not overwrite:
-        raise EdgefnError(f"{final} already exists (use --overwrite to replace it)")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp creates 0700
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+def atomic_dir(
+    final: Path, overwrite: bool = False, owned: Callable[[Path], bool] | None = None, kind: str = "output"
+) -> contextlib.AbstractContextManager[Path]:
+    """A temporary folder beside `final`, renamed to `final` only if the block succeeds (`outputs.output_dir`):
+    an existing `final` is replaced only with `overwrite` and when `owned` recognises it as edgefn's."""
+    return outputs.output_dir(final, overwrite=overwrite, owned=owned, kind=kind)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -324,25 +305,45 @@ RUN_TRAINING = "training"
 def run_status(folder: Path) -> str | None:
     """ "complete", "unfinished" or None (no edgefn run) for a folder.
 
-    The manifest (run.json) decides; a run made before manifests existed counts as complete when its
-    metrics.json (the fine-tune's last write) holds test metrics.
+    Only a manifest of edgefn's schema counts (a JSON object with `edgefn_run` and a known `status`): any
+    other run.json, or a fine-tune config alone, is a folder of the user's and is never replaced.
     """
-    folder = Path(folder)
-    manifest = folder / RUN_MANIFEST
-    if manifest.is_file():
-        return "complete" if _json_field(manifest, "status") == RUN_COMPLETE else "unfinished"
-    if not (folder / FINETUNE_CONFIG).is_file():
+    record = run_manifest(folder)
+    if record is None:
         return None
-    return "complete" if isinstance(_json_field(folder / METRICS, "test"), dict) else "unfinished"
+    return "complete" if record["status"] == RUN_COMPLETE else "unfinished"
 
 
-def _json_field(path: Path, key: str) -> Any:
-    """`key` of a JSON object file; None when the file is absent, damaged or of another shape."""
+def run_manifest(folder: Path) -> dict[str, Any] | None:
+    """The run.json of an edgefn run folder, or None when the folder holds no manifest of edgefn's schema."""
+    path = Path(folder) / RUN_MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, dict) or value.get("edgefn_run") != 1:
+        return None
+    return value if value.get("status") in (RUN_COMPLETE, RUN_TRAINING) else None
+
+
+def refuse_unfinished_run_of(variant: Path) -> None:
+    """Refuse a variant folder inside a run whose fine-tune is not marked complete (its checkpoint may be
+    half-trained); a lone variant folder outside a run passes."""
+    variant = Path(variant)
+    run = variant.parent.parent
+    if variant.parent.name == ONNX_DIR and (run / RUN_MANIFEST).exists() and run_status(run) != "complete":
+        raise EdgefnError(
+            f"the fine-tune of {run} did not finish (its {RUN_MANIFEST} does not mark it complete); "
+            "finish it with `edgefn finetune ... --resume`, then re-export"
+        )
+
+
+def is_run(folder: Path) -> bool:
+    """Whether `folder` is a real folder (no symlink) holding an edgefn run manifest."""
+    folder = Path(folder)
+    return folder.is_dir() and not folder.is_symlink() and run_manifest(folder) is not None
 
 
 def write_run_manifest(folder: Path, status: str, **info: Any) -> None:
@@ -383,16 +384,30 @@ def run_lock(folder: Path, command: str) -> Iterator[None]:
     The file is removed on release, so a folder looks as before once the command ends.
     """
     path = Path(folder) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symlink, never onto a file that is not a plain one
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, outputs.file_mode())
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise EdgefnError(
+                f"{path} is a symlink; remove it (edgefn's lock file is a plain file)"
+            ) from None
         raise EdgefnError(f"cannot write to {folder} ({e.strerror or e})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise EdgefnError(f"{path} is not a plain file; remove it (edgefn's lock file is a plain file)")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another edgefn process"
         os.close(fd)
         raise EdgefnError(f"{folder} is in use ({holder}); wait for it to finish") from None
+    link = first_symlink(Path(folder))
+    if link is not None:
+        os.unlink(path)
+        os.close(fd)
+        raise EdgefnError(
+            f"{link} is a symlink inside the run folder {folder}; edgefn writes only real files there (remove the link)"
+        )
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()}: edgefn {command}".encode())
     try:
@@ -404,24 +419,82 @@ def run_lock(folder: Path, command: str) -> Iterator[None]:
         os.close(fd)
 
 
+def first_symlink(folder: Path) -> Path | None:
+    """The first symlink inside `folder` (the folder itself may be one), or None."""
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            if os.path.islink(os.path.join(root, name)):
+                return Path(root) / name
+    return None
+
+
+def is_manifested_dir(folder: Path, manifest: str = EXPORT_MANIFEST) -> bool:
+    """Whether `folder` is a variant, peer or package folder edgefn wrote: its manifest a JSON object with
+    `files_sha256`, and no file in it but the manifest and the files recorded there (replacing it deletes
+    nothing of the user's)."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir() or not (folder / manifest).is_file():
+        return False
+    try:
+        record = json.loads((folder / manifest).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    files = record.get("files_sha256") if isinstance(record, dict) else None
+    if not isinstance(files, dict):
+        return False
+    known = {*files, manifest}
+    return all(
+        str(p.relative_to(folder)) in known for p in folder.rglob("*") if not p.is_dir() or p.is_symlink()
+    )
+
+
+def is_bench_dir(folder: Path) -> bool:
+    """Whether `folder` is a bench folder edgefn wrote: report.json a JSON object and nothing but bench files."""
+    folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if any(p.name not in BENCH_FILES.values() or not p.is_file() or p.is_symlink() for p in folder.iterdir()):
+        return False
+    try:
+        record = json.loads((folder / BENCH_FILES["json"]).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(record, dict) and "results" in record
+
+
 @contextlib.contextmanager
 def replacing_run(final: Path) -> Iterator[Path]:
     """Yield a new folder beside the run `final` to build its replacement in; swap them only if the block
-    succeeds. Until then the previous run stays whole: a failure or interruption removes only the new folder."""
+    succeeds. Until then the previous run stays whole: a failure or interruption removes only the new folder.
+    Leftovers of a replacement killed outright are removed only when they are recognisably edgefn's."""
     final = Path(final)
     staging = staging_dir(final)
     retired = final.parent / f".{final.name}.old"
     for leftover in (staging, retired):  # from a replacement killed outright (SIGKILL, power loss)
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging.mkdir()
+        _remove_leftover(leftover)
+    staging.mkdir(mode=outputs.dir_mode())
+    (staging / STAGING_MARK).touch()
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    (staging / STAGING_MARK).unlink()
     os.replace(final, retired)
     os.replace(staging, final)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _remove_leftover(folder: Path) -> None:
+    """Remove a staging or retired folder of an earlier replacement; refuse one edgefn did not make."""
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    marked = (folder / STAGING_MARK).is_file() or is_run(folder)
+    if folder.is_symlink() or not folder.is_dir() or not marked:
+        raise EdgefnError(
+            f"{folder} exists and is not a leftover of edgefn's; move it away (edgefn builds the new run there)"
+        )
+    shutil.rmtree(folder)
 
 
 def staging_dir(final: Path) -> Path:
@@ -577,7 +650,23 @@ class RunFolder:
     def eval_dir(self, data: str, model: str | None = None) -> Path:
         """eval/<data>/ for the checkpoint, eval/<data>-<variant>/ for an exported variant."""
         name = data if model is None else f"{data}-{model}"
-        return self.eval_root / name
+        return self.eval_root / outputs.safe_name(name)
+
+    @staticmethod
+    def is_eval_dir(folder: Path) -> bool:
+        """Whether `folder` is an eval folder edgefn wrote: its metrics.json of edgefn's eval schema and
+        nothing but the eval files (so replacing it deletes nothing of the user's)."""
+        folder = Path(folder)
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+        known = {METRICS, ERRORS_CSV, CONFUSION_MATRIX_PNG, RELIABILITY_PNG}
+        if any(p.name not in known or not p.is_file() or p.is_symlink() for p in folder.iterdir()):
+            return False
+        try:
+            record = json.loads((folder / METRICS).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return False
+        return isinstance(record, dict) and record.get(EVAL_SCHEMA_KEY) == 1
 
     @staticmethod
     def eval_file(folder: Path, kind: str) -> Path:
@@ -613,9 +702,8 @@ class RunFolder:
             )
         if status != "complete":
             raise EdgefnError(
-                f"the fine-tune of {self.path} did not finish (its {RUN_MANIFEST} does not mark it complete"
-                + ("" if self.manifest.is_file() else f", nor are there test metrics in {METRICS}")
-                + "); continue it with `edgefn finetune ... --resume` or train again with --overwrite"
+                f"the fine-tune of {self.path} did not finish (its {RUN_MANIFEST} does not mark it complete); "
+                "continue it with `edgefn finetune ... --resume` or train again with --overwrite"
             )
 
     def lock(self, command: str) -> contextlib.AbstractContextManager[None]:

@@ -212,6 +212,7 @@ class Classifier:
         check_threads(threads)
         if not folder.is_dir():
             raise EdgefnError(f"model folder not found: {folder}")
+        runs.refuse_unfinished_run_of(folder)
         model = runs.model_file(folder)
         if verify and (folder / runs.EXPORT_MANIFEST).is_file():
             manifest = runs.verify_variant(folder)

@@ -42,3 +42,16 @@ def tiny_run_factory(tmp_path_factory: pytest.TempPathFactory, shared_data: Path
         return cache[preset]
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def exported_tiny_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT run with fp32 and int8-dynamic variants (built once per session; copy it before changing)."""
+    import shutil
+
+    from edgefn.export import ExportConfig, export
+
+    run = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
+    export(ExportConfig(run_dir=run, schemes=("int8-dynamic",), eval_samples=32, parity_samples=16))
+    return run

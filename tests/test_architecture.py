@@ -13,6 +13,7 @@ PACKAGE = Path(edgefn.__file__).parent
 # The pipeline's layers, bottom first. A module may import modules of its own layer or below, never above.
 LAYERS = {
     "errors": 0,
+    "outputs": 0,
     "environment": 1,
     "runs": 1,
     "metrics": 1,
@@ -50,7 +51,7 @@ LAYERS = {
     "__init__": 17,
 }
 # The torch-free runtime rests on the bottom layers only.
-RUNTIME_ALLOWED = {"errors", "environment", "runs", "inference"}
+RUNTIME_ALLOWED = {"errors", "outputs", "environment", "runs", "inference"}
 
 
 def _modules() -> dict[str, ast.Module]:
