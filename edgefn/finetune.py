@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import data as datasets_registry
-from edgefn import runs
+from edgefn import outputs, runs
 from edgefn.data import DataOptions, DatasetBundle, Split
 from edgefn.environment import library_versions
 from edgefn.errors import EdgefnError
@@ -94,7 +94,9 @@ class FinetuneConfig:
             weight_decay=hp.weight_decay if self.weight_decay is None else self.weight_decay,
             patience=self.patience or hp.patience,
             max_length=self.max_length or hp.max_length,
-            run_dir=Path(self.run_dir or runs.ARTIFACTS_DIR / f"{preset.name}-{data_name}"),
+            run_dir=Path(
+                self.run_dir or runs.ARTIFACTS_DIR / outputs.safe_name(f"{preset.name}-{data_name}")
+            ),
         )
 
     def identity(self) -> dict[str, Any]:
