@@ -109,26 +109,25 @@ def is_special(path: Path) -> bool:
 
 
 def check_output_file(path: Path | str, option: str = "--output") -> Path:
-    """Check, before any work, that a file can be written at `path`; return where it will be written (the
-    target of a symlink). A folder, a path under a file, an unwritable folder or an unread FIFO is refused."""
+    """Check, before any work, that a file can be written at `path`; return where it will be written: the
+    path itself for a device or FIFO (also through a link, e.g. /dev/stdout), else the target of a symlink.
+    A folder, a path under a file or a folder that cannot be written is refused."""
     path = Path(path)
+    if is_special(path):  # a FIFO is not opened here: a probe would end its reader's stream
+        return path
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if target.is_dir():
         raise EdgefnError(f"{option} {path} is a folder; give a file path")
-    if is_special(target):  # a FIFO is not opened here: a probe would end its reader's stream
-        if not os.access(target, os.W_OK):
-            raise EdgefnError(f"{option} {path}: permission denied")
-        return target
-    folder = target.parent
-    probe = folder
+    probe = target.parent
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
         raise EdgefnError(f"{option} {path} is under {probe}, which is a file; choose another path")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise EdgefnError(f"{option} {path}: cannot write to {probe} (permission denied)")
-    if target.exists() and not os.access(target, os.W_OK) and os.geteuid() != 0:
-        raise EdgefnError(f"{option} {path}: the file is read-only")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise EdgefnError(f"{option} {path}: cannot write to {probe} ({e.strerror or e})") from None
     return target
 
 
@@ -234,7 +233,7 @@ def check_output_dir(
             raise EdgefnError(f"{named} exists and is not a folder; choose another path")
         if not overwrite:
             raise EdgefnError(f"{final} already exists (use --overwrite to replace it)")
-        if owned is not None and not owned(final):
+        if owned is not None and any(final.iterdir()) and not owned(final):  # an empty folder holds nothing
             raise EdgefnError(
                 f"{named} exists and is not an edgefn {kind}; edgefn replaces only its own output "
                 "(choose another path)"

@@ -291,3 +291,23 @@ def test_output_dir_refuses_a_folder_that_is_not_its_own(tmp_path: Path) -> None
     with outputs.output_dir(folder, overwrite=True, owned=lambda p: True) as tmp:
         (tmp / "new.txt").write_text("new", encoding="utf-8")
     assert [p.name for p in folder.iterdir()] == ["new.txt"]
+
+
+def test_output_to_dev_stdout_through_a_pipe(tmp_path: Path) -> None:
+    """--output /dev/stdout (a link to a pipe) is written through to the pipe, no file is created."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "edgefn.cli", *AUDIT, "--json", "--output", "/dev/stdout"]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout[: proc.stdout.index("\n}\n") + 2]
+    assert json.loads(first)["name"] and list(tmp_path.iterdir()) == []
+
+
+def test_eval_output_into_an_empty_folder(run: Path, tmp_path: Path) -> None:
+    """An existing empty folder is a valid eval --output (nothing in it to lose)."""
+    (tmp_path / "empty").mkdir()
+    code, out = _invoke(["eval", "--model", str(run), *EVAL, "--output", str(tmp_path / "empty")])
+    assert code == 0, out
+    assert RunFolder.is_eval_dir(tmp_path / "empty")
