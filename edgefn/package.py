@@ -86,8 +86,11 @@ class _Job:
     notes: list[str] = field(default_factory=list)
 
     def classifier(self, variant: str, batch_size: int = 1) -> Classifier:
-        return Classifier.from_folder(
-            self.run.variant_dir(variant), threads=self.cfg.threads, batch_size=batch_size, verify=False
+        return Classifier.from_verified_folder(
+            self.run.variant_dir(variant),
+            self.manifests[variant],
+            threads=self.cfg.threads,
+            batch_size=batch_size,
         )
 
 
@@ -104,6 +107,8 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
         missing Node.js / npm / Chromium, or a model that fails its check.
     """
     run, picked = RunFolder.resolve(cfg.run_dir)
+    for name in sorted(set(cfg.variants or ()) & set(run.incomplete_variants())):  # no export.json
+        run.verify_variant(name)  # refused with the re-export command
     names = run.variant_names()
     if not names:
         raise EdgefnError(
