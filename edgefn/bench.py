@@ -547,6 +547,8 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     from edgefn.report import collect_environment, write_report
 
     variants = select_variants(run, cfg)
+    if cfg.variants is None and run.incomplete_variants():
+        say(f"skipped (no {runs.EXPORT_MANIFEST}, unverifiable): {', '.join(run.incomplete_variants())}")
     config = runs.read_json_object(next(iter(variants.values()))[0] / runs.MODEL_CONFIG)
     max_length = check_fits(config, cfg, run.max_length(0) or None)
     test = run.read_split("test")

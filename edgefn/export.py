@@ -199,8 +199,8 @@ def _remove_leftovers(run: RunFolder) -> None:
 def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
     from edgefn.reference import checkpoint_encoder
 
-    run.verify_checkpoint()
     _check_checkpoint(run.checkpoint)
+    run.verify_checkpoint()
     ft = run.read_finetune_config()
     if "preset" not in ft:
         raise EdgefnError(f'{run.finetune_config} has no "preset"; re-run `edgefn finetune`')

@@ -313,7 +313,7 @@ def _copy_layout(job: _Job, tmp: Path, chosen: list[str], max_length: int) -> li
     """config.json, tokenizer files and onnx/model*.onnx as Transformers.js reads them; the model files."""
     src = job.run.variant_dir(chosen[0])
     dtypes = {n: SCHEME_DTYPE[job.manifests[n].get("scheme", n)] for n in chosen}
-    config = runs.read_json(src / runs.MODEL_CONFIG)
+    config = runs.read_json_object(src / runs.MODEL_CONFIG)
     config["transformers.js_config"] = {"dtype": "q8" if "q8" in dtypes.values() else dtypes[chosen[0]]}
     runs.write_json(tmp / runs.MODEL_CONFIG, config)
     tok_config = runs.read_optional_json(src / runs.TOKENIZER_CONFIG)
