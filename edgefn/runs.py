@@ -27,9 +27,8 @@ ARTIFACTS_DIR = Path("artifacts")
 RUN_MANIFEST = "run.json"  # marks a folder as edgefn's run and says whether its fine-tune finished
 LOCK_FILE = ".edgefn.lock"  # held while a command writes to the run
 CHECKPOINT = "checkpoint"
-CHECKPOINT_HASHES = (
-    "checkpoint_sha256"  # run.json's record of every checkpoint file's SHA-256 (finetune's last write)
-)
+# run.json's record of every checkpoint file's SHA-256 (the fine-tune's last write), checked before each use
+CHECKPOINT_HASHES = "checkpoint_sha256"
 FINETUNE_CONFIG = "finetune_config.json"
 METRICS = "metrics.json"
 ERRORS_CSV = "errors.csv"
@@ -388,9 +387,8 @@ def incomplete_variants(run_dir: Path) -> list[str]:
 
 # --- reading JSON files ----------------------------------------------------------------------------------
 
-JsonType = (
-    type | tuple[type, ...]
-)  # the Python types a field may hold: str, int, float, bool, dict, list, None
+# The Python types a manifest field may hold (str, int, float, bool, dict, list, NoneType), or a tuple of them.
+JsonType = type | tuple[type, ...]
 _TYPE_NAMES = {
     str: "a string",
     int: "an integer",
