@@ -176,6 +176,8 @@ def plan_targets(
 def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, dict[str, Any]]]:
     """The requested variants, each checked against its recorded hash; "pytorch" is the checkpoint."""
     folders = {p.name: p for p in run.variants()}
+    for name in sorted(set(cfg.variants or ()) & set(run.incomplete_variants())):  # no export.json
+        runs.verify_variant(run.variant_dir(name))  # refused with the re-export command
     if not folders:
         raise EdgefnError(f"no ONNX variants in {run.onnx_dir}: run `edgefn export` first")
     known = [REFERENCE, *folders]
@@ -198,6 +200,7 @@ def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, d
                     f"{checkpoint} holds no model: the PyTorch reference needs the fine-tuned "
                     "checkpoint (or pass --variants without pytorch)"
                 )
+            run.verify_checkpoint()
             out[name] = (checkpoint, {})
         else:
             out[name] = (folders[name], runs.verify_variant(folders[name]))
@@ -545,7 +548,9 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     from edgefn.report import collect_environment, write_report
 
     variants = select_variants(run, cfg)
-    config = runs.read_json(next(iter(variants.values()))[0] / runs.MODEL_CONFIG)
+    if cfg.variants is None and run.incomplete_variants():
+        say(f"skipped (no {runs.EXPORT_MANIFEST}, unverifiable): {', '.join(run.incomplete_variants())}")
+    config = runs.read_json_object(next(iter(variants.values()))[0] / runs.MODEL_CONFIG)
     max_length = check_fits(config, cfg, run.max_length(0) or None)
     test = run.read_split("test")
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]

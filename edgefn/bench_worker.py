@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefn import measure
+from edgefn import measure, runs
 from edgefn.inference import OrtRunner, create_session, length_sorted_batches
 from edgefn.reference import PYTORCH_INT8, TORCH_DEVICES, load_reference, reference_parameters
 from edgefn.runs import ONNX_FILE
@@ -71,8 +71,10 @@ def load_classifier(job: Job) -> Classifier:
             job.max_length,
             dynamic_int8=job.variant == PYTORCH_INT8,
         )
-    return Classifier.from_folder(
-        job.model_dir, job.provider, job.threads, PREDICT_BATCH, job.max_length, verify=False
+    folder = Path(job.model_dir)  # checked against its hashes by bench, once, before any timing
+    manifest = runs.read_variant_manifest(folder)
+    return Classifier.from_verified_folder(
+        folder, manifest, job.provider, job.threads, PREDICT_BATCH, job.max_length
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,19 +72,22 @@ class EvalResult:
 def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
     """The classifier, its name (variant or "pytorch") and its run folder (None for a lone variant)."""
     path = cfg.model
-    if runs.model_file(path).is_file():  # model.onnx, or OpenVINO IR for ov-* variants
+    if runs.model_file(path).is_file() or os.path.lexists(path / runs.EXPORT_MANIFEST):  # a variant
         clf = Classifier.from_folder(
             path, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
         )
         run_dir = path.parent.parent
-        return clf, path.name, run_dir if RunFolder(run_dir).finetune_config.is_file() else None
+        in_run = path.parent.name == runs.ONNX_DIR and RunFolder(run_dir).finetune_config.is_file()
+        return clf, path.name, run_dir if in_run else None
     run = RunFolder(path)
     if run.checkpoint.is_dir():
         from edgefn.reference import load_reference
 
+        hashes = run.verify_checkpoint()
         clf = load_reference(
             run.checkpoint, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
         )
+        clf.fingerprint = runs.files_fingerprint(hashes)
         return clf, PYTORCH, run.path
     if not path.exists():
         raise EdgefnError(f"--model {path} does not exist")
@@ -137,7 +141,10 @@ def _in_domain(
     metrics, test_logits, _, _ = _score(clf, test)
     validation = _sample(run.read_split("validation"), OOD_CALIBRATION_ROWS, cfg.seed)
     threshold = OodThreshold.calibrate(
-        clf.predict_logits(validation.texts), f"{run.path.name} validation", cfg.ood_score
+        clf.predict_logits(validation.texts),
+        f"{run.path.name} validation",
+        cfg.ood_score,
+        model_sha256=clf.fingerprint,
     )
     write_ood(run.path, model, threshold)
     clf.ood = threshold

@@ -28,14 +28,23 @@ MIN_OPSET = 11  # the oldest Optimum exports text classifiers to
 OPTIMIZE_LEVELS = ("O1", "O2", "O3", "none")  # none: the plain graph, even where a preset defaults to O2
 FP32 = "fp32"
 _WEIGHT_FILES = (
-    "model.safetensors",
-    "pytorch_model.bin",
+    runs.SAFETENSORS_WEIGHTS,
+    runs.PICKLE_WEIGHTS,
     "model.safetensors.index.json",
     "pytorch_model.bin.index.json",
 )
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 _COPIED_SUFFIXES = (".json", ".txt", ".model")  # config and tokenizer files carried into every variant
 Step = Callable[[str], None]
+# The export.json fields an export reports for a variant it keeps, with their JSON types.
+_RESULT_FIELDS: dict[str, runs.JsonType] = {
+    "variant": str,
+    "size_mb": float,
+    "size_ratio_to_fp32": float,
+    "parity": dict,
+    "validation_accuracy": (float, type(None)),
+    "accuracy_delta_vs_fp32": (float, type(None)),
+}
 
 
 @dataclass
@@ -191,6 +200,7 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
     from edgefn.reference import checkpoint_encoder
 
     _check_checkpoint(run.checkpoint)
+    run.verify_checkpoint()
     ft = run.read_finetune_config()
     if "preset" not in ft:
         raise EdgefnError(f'{run.finetune_config} has no "preset"; re-run `edgefn finetune`')
@@ -209,7 +219,7 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
         target,
         step,
         checkpoint_encoder(run.checkpoint, max_length),
-        id2label_of(checkpoint_config),
+        id2label_of(checkpoint_config, str(run.checkpoint / runs.MODEL_CONFIG)),
     )
 
 
@@ -257,6 +267,10 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
     existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
     manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}
     job.kept = {n: m for n, m in manifests.items() if m.get("request") == _request(job, n)}
+    for name, manifest in job.kept.items():  # their records are reported as this export's results
+        where = str(job.variant_dir(name) / runs.EXPORT_MANIFEST)
+        fix = runs.reexport_hint(job.variant_dir(name))
+        runs.check_json_object(manifest, where, _RESULT_FIELDS, tuple(_RESULT_FIELDS), fix)
     different = [n for n in existing if n not in job.kept]
     if different:
         raise EdgefnError(
@@ -398,6 +412,9 @@ def export_plain_onnx(checkpoint: Path, out: Path, opset: int | None = None) -> 
     import torch
     from optimum.exporters.onnx import main_export
 
+    from edgefn.reference import check_weights, load_error
+
+    check_weights(checkpoint)
     try:
         with warnings.catch_warnings():
             # torch.jit's tracer warns about constants it records; the parity check is what tells
@@ -414,6 +431,8 @@ def export_plain_onnx(checkpoint: Path, out: Path, opset: int | None = None) -> 
             )
     except ValueError as e:  # Optimum's refusals: an opset too old for the architecture, an unknown model
         raise EdgefnError(f"Optimum cannot export {checkpoint}: {str(e).splitlines()[0]}") from None
+    except (OSError, RuntimeError, ImportError) as e:  # weights that load in no framework installed here
+        raise EdgefnError(f"Optimum cannot load {checkpoint}: {load_error(e)}") from None
     if not (out / runs.ONNX_FILE).is_file():
         raise EdgefnError(f"Optimum did not write {runs.ONNX_FILE} for {checkpoint}")
     return int(
@@ -633,7 +652,7 @@ def _manifest(
     size = record["size_mb"]
     opset = extra.pop("opset", None)
     if opset is None:
-        opset = runs.read_json(job.variant_dir(FP32) / runs.EXPORT_MANIFEST).get("opset")
+        opset = runs.read_variant_manifest(job.variant_dir(FP32)).get("opset")
     return {
         "variant": variant,
         "scheme": scheme,
@@ -677,14 +696,20 @@ def _variant_result(folder: Path, m: dict[str, Any]) -> VariantResult:
     )
 
 
+def _number(value: Any, spec: str) -> str:
+    """`value` formatted, or "-" when a kept manifest holds no number there."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return format(value, spec) if ok else "-"
+
+
 def format_table(result: ExportResult) -> str:
     """A short text table: variant, MB, ratio to fp32, parity / agreement, validation accuracy delta."""
     rows = [("variant", "MB", "x fp32", "parity / agreement", "val acc", "delta (pts)")]
     for v in result.variants:
         check = (
-            f"max diff {v.parity['max_abs_logit_diff']:.1e}"
+            f"max diff {_number(v.parity.get('max_abs_logit_diff'), '.1e')}"
             if v.parity.get("reference") == "pytorch"
-            else f"{v.agreement:.1%} agree"
+            else f"{_number(v.agreement, '.1%')} agree"
         )
         acc = "-" if v.validation_accuracy is None else f"{v.validation_accuracy:.4f}"
         delta = "-" if v.accuracy_delta_vs_fp32 is None else f"{100 * v.accuracy_delta_vs_fp32:+.2f}"

@@ -362,7 +362,7 @@ def _write_outputs(
     }
     runs.write_json(run.metrics, metrics)
     shutil.rmtree(run.path / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume
-    runs.write_run_manifest(run.path, runs.RUN_COMPLETE)  # the last write: the run is whole
+    run.mark_complete()  # the last write: the checkpoint's hashes, and the run is whole
     return metrics
 
 

@@ -86,8 +86,11 @@ class _Job:
     notes: list[str] = field(default_factory=list)
 
     def classifier(self, variant: str, batch_size: int = 1) -> Classifier:
-        return Classifier.from_folder(
-            self.run.variant_dir(variant), threads=self.cfg.threads, batch_size=batch_size, verify=False
+        return Classifier.from_verified_folder(
+            self.run.variant_dir(variant),
+            self.manifests[variant],
+            threads=self.cfg.threads,
+            batch_size=batch_size,
         )
 
 
@@ -105,6 +108,8 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
     """
     run, picked = RunFolder.resolve(cfg.run_dir)
     run.require_complete()
+    for name in sorted(set(cfg.variants or ()) & set(run.incomplete_variants())):  # no export.json
+        run.verify_variant(name)  # refused with the re-export command
     names = run.variant_names()
     if not names:
         raise EdgefnError(
@@ -316,7 +321,7 @@ def _copy_layout(job: _Job, tmp: Path, chosen: list[str], max_length: int) -> li
     """config.json, tokenizer files and onnx/model*.onnx as Transformers.js reads them; the model files."""
     src = job.run.variant_dir(chosen[0])
     dtypes = {n: SCHEME_DTYPE[job.manifests[n].get("scheme", n)] for n in chosen}
-    config = runs.read_json(src / runs.MODEL_CONFIG)
+    config = runs.read_json_object(src / runs.MODEL_CONFIG)
     config["transformers.js_config"] = {"dtype": "q8" if "q8" in dtypes.values() else dtypes[chosen[0]]}
     runs.write_json(tmp / runs.MODEL_CONFIG, config)
     tok_config = runs.read_optional_json(src / runs.TOKENIZER_CONFIG)

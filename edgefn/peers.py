@@ -163,6 +163,7 @@ def build_peers(
     """
     from edgefn.export import export_plain_onnx
 
+    run.verify_checkpoint()  # every peer is built from it
     source = runs.sha256_dir(run.checkpoint)
     ready: dict[str, tuple[Path, dict[str, Any]]] = {}
     unavailable: dict[str, str] = {}

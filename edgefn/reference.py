@@ -60,8 +60,45 @@ def load_checkpoint_model(checkpoint: Path, device: str = "cpu") -> Any:
     """The fine-tuned sequence-classification model of a checkpoint folder, in eval mode on `device`."""
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), local_files_only=True)
+    check_weights(checkpoint)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - safetensors, pickle, torch and transformers each raise their own
+        raise EdgefnError(f"cannot load the model of {checkpoint}: {load_error(e)}") from None
     return model.eval().to(device)
+
+
+def check_weights(checkpoint: Path) -> None:
+    """Refuse in one line, before any model is built, a weight file that does not load: a truncated
+    safetensors file, or a pickle that is no PyTorch state dict (another framework's, or random bytes)."""
+    import warnings
+
+    checkpoint = Path(checkpoint)
+    safetensors, pickled = checkpoint / runs.SAFETENSORS_WEIGHTS, checkpoint / runs.PICKLE_WEIGHTS
+    try:
+        if safetensors.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(safetensors), "pt") as f:
+                f.keys()
+        elif pickled.is_file():
+            import torch
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # what a foreign pickle's classes say while refused
+                state = torch.load(pickled, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise TypeError("not a dict of tensors")
+    except Exception as e:  # noqa: BLE001 - safetensors and torch raise their own types for broken files
+        path = safetensors if safetensors.is_file() else pickled
+        why = load_error(e) if safetensors.is_file() else f"{type(e).__name__}: not a PyTorch state dict"
+        raise EdgefnError(f"cannot load {path} ({why}): it is truncated, or no PyTorch checkpoint") from None
+
+
+def load_error(e: BaseException) -> str:
+    """A load failure in one line: its type and the first line of its message."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else 'no message'}"[:300]
 
 
 def load_reference(
@@ -94,7 +131,8 @@ def load_reference(
     limit = max_length or runs.RunFolder(checkpoint.parent).max_length(positions)
     config = runs.read_optional_json(checkpoint / runs.MODEL_CONFIG)
     encoder = checkpoint_encoder(checkpoint, min(limit, positions))
-    return Classifier(TorchRunner(model, device), encoder, id2label_of(config), batch_size)
+    id2label = id2label_of(config, str(checkpoint / runs.MODEL_CONFIG))
+    return Classifier(TorchRunner(model, device), encoder, id2label, batch_size)
 
 
 PYTORCH_INT8 = "pytorch-int8"  # the peer: the checkpoint with PyTorch's own dynamic int8

@@ -170,13 +170,13 @@ class BenchReport:
     @classmethod
     def from_json(cls, path: Path) -> BenchReport:
         """Read a report.json written by `write_report` back into the report object."""
-        d = runs.read_json(path)
+        d = runs.read_json_object(path, {"results": list}, required=("results",))
         try:
             return cls(
                 **{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d and f.name != "results"},
                 results=[_target_from_dict(r) for r in d["results"]],
             )
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EdgefnError(f"{path} is not an edgefn bench report ({type(e).__name__}: {e})") from None
 
 

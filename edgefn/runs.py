@@ -11,10 +11,11 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ RUN_MANIFEST = "run.json"  # marks a folder as edgefn's run and says whether its
 LOCK_FILE = ".edgefn.lock"  # held while a command writes to the run
 STAGING_MARK = ".edgefn-staging"  # marks the folder a replacement run is built in (`replacing_run`)
 CHECKPOINT = "checkpoint"
+# run.json's record of every checkpoint file's SHA-256 (the fine-tune's last write), checked before each use
+CHECKPOINT_HASHES = "checkpoint_sha256"
 FINETUNE_CONFIG = "finetune_config.json"
 METRICS = "metrics.json"
 ERRORS_CSV = "errors.csv"
@@ -44,6 +47,8 @@ ONNX_FILE = "model.onnx"
 OPENVINO_XML = "openvino_model.xml"  # OpenVINO variants (ov-*): IR graph and weights instead of model.onnx
 OPENVINO_BIN = "openvino_model.bin"
 MODEL_CONFIG = "config.json"
+SAFETENSORS_WEIGHTS = "model.safetensors"  # a checkpoint's weights (transformers' default)
+PICKLE_WEIGHTS = "pytorch_model.bin"  # a checkpoint's weights, older transformers (torch.save pickle)
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 # Names inside bench/.
@@ -88,12 +93,7 @@ def write_json(path: Path, obj: Any, follow_symlinks: bool = False) -> None:
 
 def read_json(path: Path) -> Any:
     """Read a JSON file, with a one-line error when it is missing or broken."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EdgefnError(f"missing file: {path}") from None
-    except json.JSONDecodeError as e:
-        raise EdgefnError(f"{path} is not valid JSON ({e})") from None
+    return parse_json(read_text(path), path)
 
 
 def atomic_dir(
@@ -181,13 +181,13 @@ def required_files(folder: Path) -> tuple[str, ...]:
     return (*model_files(folder), MODEL_CONFIG, TOKENIZER_FILE)
 
 
-def hash_files(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file of a variant folder but its manifest, by relative name."""
+def hash_files(folder: Path, manifest: str | None = EXPORT_MANIFEST) -> dict[str, str]:
+    """SHA-256 of every file of a folder (a variant, a checkpoint) but its manifest, by relative name."""
     folder = Path(folder)
     return {
         str(p.relative_to(folder)): sha256_file(p)
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != EXPORT_MANIFEST
+        if p.is_file() and p.name != manifest
     }
 
 
@@ -221,61 +221,135 @@ def model_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _recorded_hashes(manifest: dict[str, Any]) -> dict[str, str]:
-    files = dict(manifest.get("files_sha256") or {})
-    if not files and manifest.get("model_sha256"):
-        files = {ONNX_FILE: manifest["model_sha256"]}  # manifests of edgefn before per-file hashes
-    return files
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _first_bad_file(folder: Path, files: dict[str, str]) -> tuple[str, Path] | None:
-    """("MISSING" | "MISMATCH", path) of the first recorded file that is gone or changed, else None."""
+def _valid_hashes(value: Any) -> bool:
+    """A {relative file name: hex SHA-256} record whose names stay inside their folder."""
+    if not isinstance(value, dict):
+        return False
+    for name, digest in value.items():
+        parts = Path(name).parts
+        inside = bool(parts) and not Path(name).is_absolute() and ".." not in parts
+        if not (inside and isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            return False
+    return True
+
+
+def _unrecorded_file(folder: Path, files: dict[str, str], manifest_name: str | None) -> Path | None:
+    """The first file (or FIFO, device, link) in `folder` that its record does not name; hidden ones aside."""
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or str(rel) in files or str(rel) == manifest_name:
+            continue
+        if p.is_symlink() or not p.is_dir():
+            return p
+    return None
+
+
+def files_fault(
+    folder: Path, files: dict[str, str], record: Path, fix: str, manifest_name: str | None = None
+) -> tuple[str, str] | None:
+    """("MISSING" | "MISMATCH", one line) for the first recorded file of `folder` that is gone, changed or not
+    a regular file, or a file there that `record` does not name (added since); None when all match."""
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():
-            return "MISSING", path
+            return "MISSING", f"{path} is missing (its hash is recorded in {record}); restore it, or {fix}"
         if sha256_file(path) != expected:
-            return "MISMATCH", path
+            return (
+                "MISMATCH",
+                f"{path} does not match the hash in {record} (corrupted or modified); restore it, or {fix}",
+            )
+    extra = _unrecorded_file(folder, files, manifest_name)
+    if extra is not None:
+        return (
+            "MISMATCH",
+            f"{extra} is not recorded in {record} (added since it was written); remove it, or {fix}",
+        )
     return None
+
+
+def files_fingerprint(files: dict[str, str]) -> str:
+    """One hash of a folder's recorded file hashes: what a calibration (ood.json) was made for."""
+    return hashlib.sha256(json.dumps(sorted(files.items())).encode()).hexdigest()
+
+
+def reexport_hint(folder: Path) -> str:
+    """The command that writes a variant (or peer) folder again."""
+    folder = Path(folder)
+    run = folder.parent.parent
+    if folder.parent.name == PEERS_DIR:
+        return f"`edgefn bench --run-dir {run}` builds it again"
+    if folder.parent.name == ONNX_DIR:
+        scheme = "" if folder.name == "fp32" else f" --quantize {folder.name}"
+        return f"re-export it with `edgefn export --run-dir {run}{scheme} --overwrite`"
+    return "re-export it with `edgefn export --run-dir RUN --overwrite` and use RUN/onnx/<variant>"
+
+
+# The fields of export.json the loaders read, with their JSON types (every variant and peer records them).
+VARIANT_FIELDS: dict[str, JsonType] = {
+    "files_sha256": dict,
+    "model_sha256": str,
+    "variant": str,
+    "scheme": str,
+    "precision": str,
+    "runtime": str,
+    "max_length": int,
+    "execution_providers": list,
+}
+
+
+def read_variant_manifest(folder: Path) -> dict[str, Any]:
+    """A variant's export.json, its shape checked; a missing one, a symlink, FIFO or folder in its place, or
+    one of another shape is refused with the re-export command (nothing is served unverified)."""
+    folder = Path(folder)
+    path, fix = folder / EXPORT_MANIFEST, reexport_hint(folder)
+    if not os.path.lexists(path):
+        raise EdgefnError(
+            f"{folder} has no {EXPORT_MANIFEST}, so its files cannot be checked against their hashes; {fix}"
+        )
+    manifest = read_json_object(path, VARIANT_FIELDS, fix=fix, follow_symlinks=False)
+    providers = manifest.get("execution_providers", [])
+    length = manifest.get("max_length", 2)
+    if not all(isinstance(p, str) for p in providers) or length < 2:
+        bad = "max_length" if length < 2 else "execution_providers"
+        raise EdgefnError(f"{path}: {bad!r} holds an invalid value; {fix}")
+    return manifest
+
+
+def _variant_fault(folder: Path, manifest: dict[str, Any]) -> tuple[str, str] | None:
+    """("MISSING" | "MISMATCH" | "UNRECORDED", one line) for the first fault of a variant's files, else None."""
+    path, fix = folder / EXPORT_MANIFEST, reexport_hint(folder)
+    if not model_file(folder).is_file():
+        return "MISSING", f"{model_file(folder)} is missing; {fix}"
+    if not _valid_hashes(manifest.get("files_sha256") or {}):
+        return "UNRECORDED", f"{path}: 'files_sha256' is not a record of file names and SHA-256 hashes; {fix}"
+    files = dict(manifest.get("files_sha256") or {})
+    unrecorded = [n for n in required_files(folder) if n not in files]
+    if unrecorded:
+        return (
+            "UNRECORDED",
+            f"{path} records no hash of {', '.join(unrecorded)} (an export by an older edgefn, or edited); {fix}",
+        )
+    return files_fault(folder, files, path, fix, EXPORT_MANIFEST)
 
 
 def hash_status(folder: Path, manifest: dict[str, Any]) -> str:
     """OK, MISMATCH, MISSING (a recorded file or model.onnx is gone) or UNRECORDED (no hashes) for a variant."""
-    folder = Path(folder)
-    files = _recorded_hashes(manifest)
-    if not model_file(folder).is_file():
-        return "MISSING"
-    if not files:
-        return "UNRECORDED"
-    bad = _first_bad_file(folder, files)
-    return "OK" if bad is None else bad[0]
+    fault = _variant_fault(Path(folder), manifest if isinstance(manifest, dict) else {})
+    return "OK" if fault is None else fault[0]
 
 
 def verify_variant(folder: Path) -> dict[str, Any]:
     """Read a variant's export.json and check every file it needs (model, config, tokenizer) against the
-    hashes recorded there; a manifest without them is refused (a flipped id2label would invert labels)."""
+    hashes recorded there; a manifest without them, or a file not recorded, is refused (a flipped id2label
+    would invert labels)."""
     folder = Path(folder)
-    manifest_path = folder / EXPORT_MANIFEST
-    if not manifest_path.is_file():
-        raise EdgefnError(f"{folder} is not an edgefn export (no {EXPORT_MANIFEST}); run `edgefn export`")
-    manifest = dict(read_json(manifest_path))
-    if not model_file(folder).is_file():
-        raise EdgefnError(f"{model_file(folder)} is missing; re-run `edgefn export --overwrite`")
-    files = dict(manifest.get("files_sha256") or {})
-    unrecorded = [n for n in required_files(folder) if n not in files]
-    if unrecorded:
-        raise EdgefnError(
-            f"{manifest_path} records no hash of {', '.join(unrecorded)} (an export by an older edgefn, or "
-            "edited); re-run `edgefn export --overwrite`"
-        )
-    bad = _first_bad_file(folder, files)
-    if bad is not None and bad[0] == "MISSING":
-        raise EdgefnError(f"{bad[1]} is missing; re-run `edgefn export --overwrite`")
-    if bad is not None:
-        raise EdgefnError(
-            f"{bad[1]} does not match the hash in {manifest_path} (corrupted or modified); "
-            "re-run `edgefn export --overwrite`"
-        )
+    manifest = read_variant_manifest(folder)
+    fault = _variant_fault(folder, manifest)
+    if fault is not None:
+        raise EdgefnError(fault[1])
     return manifest
 
 
@@ -291,9 +365,138 @@ def incomplete_variants(run_dir: Path) -> list[str]:
     )
 
 
-def read_optional_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or {} when it is absent."""
-    return dict(read_json(path)) if Path(path).is_file() else {}
+# --- reading JSON files ----------------------------------------------------------------------------------
+
+# The Python types a manifest field may hold (str, int, float, bool, dict, list, NoneType), or a tuple of them.
+JsonType = type | tuple[type, ...]
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "an object",
+    list: "a list",
+    type(None): "null",
+}
+
+
+def read_text(path: Path, follow_symlinks: bool = True) -> str:
+    """A UTF-8 file's text; a missing file, anything but a regular file (a folder, FIFO or device, refused
+    before reading: nothing blocks), a symlink when `follow_symlinks` is False, or bad bytes: one line."""
+    path = Path(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    if not follow_symlinks:
+        if path.is_symlink():
+            raise EdgefnError(f"{path} is a symlink, not a regular file")
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise EdgefnError(f"missing file: {path}") from None
+    except OSError as e:
+        raise EdgefnError(f"cannot read {path} ({e.strerror or e})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise EdgefnError(f"{path} is {kind}, not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise EdgefnError(f"{path} is not UTF-8 text (byte {e.start})") from None
+
+
+def parse_json(text: str, path: Path) -> Any:
+    """JSON text read from `path`, with a one-line error when it is broken or nested too deeply to parse."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise EdgefnError(f"{path} is not valid JSON (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, and integers over Python's digit limit
+        raise EdgefnError(f"{path} is not valid JSON ({e})") from None
+
+
+def _is_json_type(value: Any, expected: JsonType) -> bool:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    if isinstance(value, bool):  # JSON true/false is no number
+        return bool in kinds
+    if isinstance(value, int) and float in kinds:
+        return True
+    return isinstance(value, kinds)
+
+
+def _type_name(expected: JsonType) -> str:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+
+
+def check_json_object(
+    value: Any,
+    where: str,
+    fields: Mapping[str, JsonType] | None = None,
+    required: tuple[str, ...] = (),
+    fix: str = "",
+) -> dict[str, Any]:
+    """`value` when it is a JSON object whose `fields` (where present; the `required` ones always) have the
+    given types; else one line naming `where`, the field and `fix`."""
+    hint = f"; {fix}" if fix else ""
+    if not isinstance(value, dict):
+        found = _TYPE_NAMES.get(type(value), type(value).__name__)
+        raise EdgefnError(f"{where} is {found}, not a JSON object{hint}")
+    missing = [k for k in required if k not in value]
+    if missing:
+        raise EdgefnError(f"{where} has no {', '.join(repr(k) for k in missing)}{hint}")
+    for key, expected in (fields or {}).items():
+        if key in value and not _is_json_type(value[key], expected):
+            found = _TYPE_NAMES.get(type(value[key]), type(value[key]).__name__)
+            raise EdgefnError(f"{where}: {key!r} is {found}, not {_type_name(expected)}{hint}")
+    return value
+
+
+def read_json_object(
+    path: Path,
+    fields: Mapping[str, JsonType] | None = None,
+    required: tuple[str, ...] = (),
+    fix: str = "",
+    follow_symlinks: bool = True,
+) -> dict[str, Any]:
+    """A JSON object file checked by `check_json_object`; any fault (missing, a FIFO, not JSON, too deep, of
+    another shape) is one line naming the file."""
+    try:
+        value = parse_json(read_text(path, follow_symlinks), path)
+    except EdgefnError as e:
+        raise EdgefnError(f"{e}; {fix}" if fix else str(e)) from None
+    return check_json_object(value, str(path), fields, required, fix)
+
+
+def read_optional_json(
+    path: Path, fields: Mapping[str, JsonType] | None = None, fix: str = ""
+) -> dict[str, Any]:
+    """A JSON object file (checked like `read_json_object`), or {} when it is absent."""
+    if not os.path.lexists(path):
+        return {}
+    return read_json_object(path, fields, fix=fix)
+
+
+def json_field(path: Path, key: str) -> Any:
+    """`key` of a JSON object file; None when the file is absent, damaged, special or of another shape."""
+    try:
+        value = parse_json(read_text(path), path)
+    except EdgefnError:
+        return None
+    return value.get(key) if isinstance(value, dict) else None
+
+
+# The fields of finetune_config.json the later stages read, with their JSON types.
+FINETUNE_FIELDS: dict[str, JsonType] = {
+    "preset": str,
+    "init": str,
+    "max_length": int,
+    "data": str,
+    "settings": dict,
+}
 
 
 # --- run manifest, lock, replacement ---------------------------------------------------------------------
@@ -706,6 +909,45 @@ class RunFolder:
                 "continue it with `edgefn finetune ... --resume` or train again with --overwrite"
             )
 
+    # --- checkpoint ---
+
+    def retrain_hint(self) -> str:
+        """The command that trains this run again (its preset and data from finetune_config.json)."""
+        preset, data = json_field(self.finetune_config, "preset"), json_field(self.finetune_config, "data")
+        words = [
+            preset if isinstance(preset, str) else "PRESET",
+            shlex.quote(data) if isinstance(data, str) else "DATA",
+        ]
+        run_dir = shlex.quote(str(self.path))
+        return f"train it again with `edgefn finetune {words[0]} --data {words[1]} --run-dir {run_dir} --overwrite`"
+
+    def mark_complete(self, **info: Any) -> None:
+        """The fine-tune's last write: every checkpoint file's SHA-256 into run.json, the run marked complete."""
+        hashes = hash_files(self.checkpoint, manifest=None)
+        write_run_manifest(self.path, RUN_COMPLETE, **info, **{CHECKPOINT_HASHES: hashes})
+
+    def verify_checkpoint(self) -> dict[str, str]:
+        """The checkpoint's file hashes recorded in run.json by the fine-tune, after checking every file of
+        checkpoint/ against them: a changed id2label or weight file, or a run without hashes, is refused."""
+        fix = self.retrain_hint()
+        if not self.checkpoint.is_dir():
+            raise EdgefnError(f"no checkpoint folder {self.checkpoint}; run `edgefn finetune` first")
+        fields: dict[str, JsonType] = {CHECKPOINT_HASHES: dict}
+        files = read_optional_json(self.manifest, fields, fix).get(CHECKPOINT_HASHES)
+        if not files:
+            raise EdgefnError(
+                f"{self.path} records no hashes of its {CHECKPOINT}/ in {RUN_MANIFEST} (a run made by an older "
+                f"edgefn, or a fine-tune that did not finish), so its weights and labels cannot be checked; {fix}"
+            )
+        if not _valid_hashes(files):
+            raise EdgefnError(
+                f"{self.manifest}: {CHECKPOINT_HASHES!r} is not a record of file names and SHA-256 hashes; {fix}"
+            )
+        fault = files_fault(self.checkpoint, files, self.manifest, fix)
+        if fault is not None:
+            raise EdgefnError(fault[1])
+        return dict(files)
+
     def lock(self, command: str) -> contextlib.AbstractContextManager[None]:
         """The run's lock for a command that writes to it (concurrent writers are refused)."""
         return run_lock(self.path, command)
@@ -729,8 +971,13 @@ class RunFolder:
     # --- records ---
 
     def read_finetune_config(self) -> dict[str, Any]:
-        """finetune_config.json (required)."""
-        return dict(read_json(self.finetune_config))
+        """finetune_config.json (required), its fields' types checked."""
+        config = read_json_object(self.finetune_config, FINETUNE_FIELDS, fix=self.retrain_hint())
+        if config.get("max_length", 2) < 2:
+            raise EdgefnError(
+                f"{self.finetune_config}: 'max_length' must be at least 2; {self.retrain_hint()}"
+            )
+        return config
 
     def read_metrics(self) -> dict[str, Any]:
         """metrics.json, or {} before the fine-tune finished."""
@@ -738,7 +985,9 @@ class RunFolder:
 
     def max_length(self, default: int) -> int:
         """The fine-tuning token limit recorded in finetune_config.json, else `default`."""
-        return int(read_optional_json(self.finetune_config).get("max_length") or default)
+        if not os.path.lexists(self.finetune_config):
+            return default
+        return int(self.read_finetune_config().get("max_length") or default)
 
     # --- variants ---
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,23 +71,57 @@ def ood_scores(logits: np.ndarray, kind: str = "energy") -> np.ndarray:
     raise EdgefnError(f"unknown OOD score {kind!r}; use energy or msp")
 
 
+OOD_THRESHOLD_LIMIT = 1e6  # |threshold| beyond this is no calibration (energy is -logsumexp of the logits)
+OOD_SCORES = ("energy", "msp")
+
+
 @dataclass(frozen=True)
 class OodThreshold:
-    """An OOD score and the threshold over which a text counts as out of distribution."""
+    """An OOD score and the threshold over which a text counts as out of distribution, for one model."""
 
     score: str
     threshold: float
     quantile: float
     calibrated_on: str
     rows: int
+    model_sha256: str | None = None  # `runs.files_fingerprint` of the model it was calibrated for
 
     @classmethod
     def calibrate(
-        cls, logits: np.ndarray, calibrated_on: str, score: str = "energy", quantile: float = OOD_QUANTILE
+        cls,
+        logits: np.ndarray,
+        calibrated_on: str,
+        score: str = "energy",
+        quantile: float = OOD_QUANTILE,
+        model_sha256: str | None = None,
     ) -> OodThreshold:
         """The `quantile` of the in-domain (validation) scores: that share of in-domain texts is not flagged."""
         values = ood_scores(logits, score)
-        return cls(score, float(np.quantile(values, quantile)), quantile, calibrated_on, len(values))
+        threshold = float(np.quantile(values, quantile))
+        return cls(score, threshold, quantile, calibrated_on, len(values), model_sha256)
+
+    @classmethod
+    def from_dict(cls, entry: Any, where: str) -> OodThreshold:
+        """An entry of ood.json, its types and values checked (one line naming `where` otherwise)."""
+        fields: dict[str, runs.JsonType] = {
+            "score": str,
+            "threshold": float,
+            "quantile": float,
+            "calibrated_on": str,
+            "rows": int,
+            "model_sha256": str,
+        }
+        d = runs.check_json_object(entry, where, fields, required=tuple(fields))
+        threshold, quantile = float(d["threshold"]), float(d["quantile"])
+        if d["score"] not in OOD_SCORES:
+            raise EdgefnError(f"{where}: unknown score {d['score']!r} (known: {', '.join(OOD_SCORES)})")
+        if not (np.isfinite(threshold) and abs(threshold) < OOD_THRESHOLD_LIMIT):
+            raise EdgefnError(f"{where}: threshold {d['threshold']!r} is not a finite score under 1e6")
+        if not 0.0 < quantile < 1.0:
+            raise EdgefnError(f"{where}: quantile {quantile!r} is not in (0, 1)")
+        if d["rows"] < 1:
+            raise EdgefnError(f"{where}: rows {d['rows']!r} is not a count of calibration texts")
+        return cls(d["score"], threshold, quantile, d["calibrated_on"], d["rows"], d["model_sha256"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,19 +130,44 @@ class OodThreshold:
             "quantile": self.quantile,
             "calibrated_on": self.calibrated_on,
             "rows": self.rows,
+            "model_sha256": self.model_sha256,
         }
 
 
-def read_ood(run_dir: Path, model: str) -> OodThreshold | None:
-    """The OOD threshold recorded for `model` (a variant name or "pytorch") in a run's ood.json, if any."""
-    entry = runs.read_optional_json(Path(run_dir) / runs.OOD_FILE).get(model)
-    return None if not entry else OodThreshold(**entry)
+def warn(message: str) -> None:
+    """One line on standard error: something was ignored, and why."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+_OOD_FIX = "delete it; `edgefn eval` calibrates the thresholds again"
+
+
+def read_ood(run_dir: Path, model: str, fingerprint: str | None) -> OodThreshold | None:
+    """The OOD threshold recorded for `model` (a variant name or "pytorch") in a run's ood.json, if it was
+    calibrated for this very model (`fingerprint`); an entry for another model, or with values out of range,
+    is ignored with a warning (`ood` is then null). An unreadable ood.json is refused."""
+    path = Path(run_dir) / runs.OOD_FILE
+    entry = runs.read_optional_json(path, fix=_OOD_FIX).get(model)
+    if entry is None:
+        return None
+    try:
+        ood = OodThreshold.from_dict(entry, f"{path} entry {model!r}")
+    except EdgefnError as e:
+        warn(f"{e}; OOD flags are off (ood: null) until `edgefn eval` calibrates {model} again")
+        return None
+    if fingerprint is None or ood.model_sha256 != fingerprint:
+        warn(
+            f"{path} entry {model!r} was calibrated for another model (its hash differs); ignored, OOD flags "
+            f"are off (ood: null) until `edgefn eval` calibrates {model} again"
+        )
+        return None
+    return ood
 
 
 def write_ood(run_dir: Path, model: str, ood: OodThreshold) -> None:
     """Record `model`'s OOD threshold in the run's ood.json (other models' entries kept)."""
     path = Path(run_dir) / runs.OOD_FILE
-    record = runs.read_optional_json(path)
+    record = runs.read_optional_json(path, fix=_OOD_FIX)
     record[model] = ood.to_dict()
     runs.write_json(path, record)
 
@@ -119,6 +180,10 @@ def resolve_max_length(
     The result never exceeds the model's `max_position_embeddings`.
     """
     limit = config.get("max_position_embeddings")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 2):
+        raise EdgefnError(
+            f"{folder / runs.MODEL_CONFIG}: max_position_embeddings {limit!r} is no token count"
+        )
     if max_length is not None:
         if max_length < 2:
             raise EdgefnError(f"--max-length must be at least 2, got {max_length}")
@@ -127,8 +192,10 @@ def resolve_max_length(
                 f"--max-length {max_length} exceeds the model's max_position_embeddings ({limit})"
             )
         return max_length
-    run_config = runs.read_optional_json(folder.parent.parent / runs.FINETUNE_CONFIG)
-    chosen = manifest.get("max_length") or run_config.get("max_length") or DEFAULT_MAX_LENGTH
+    chosen = manifest.get("max_length")
+    if not chosen and folder.parent.name == runs.ONNX_DIR:  # a variant of a run: the fine-tune's limit
+        chosen = runs.RunFolder(folder.parent.parent).max_length(DEFAULT_MAX_LENGTH)
+    chosen = chosen or DEFAULT_MAX_LENGTH
     return min(int(chosen), int(limit)) if limit else int(chosen)
 
 
@@ -155,9 +222,11 @@ def _runner(
     return OrtRunner(create_session(model, resolve_provider(provider), threads))
 
 
-def id2label_of(config: dict[str, Any]) -> dict[int, str]:
+def id2label_of(config: dict[str, Any], where: str = runs.MODEL_CONFIG) -> dict[int, str]:
     """Label names by id from a config.json dict (real / fake when it has none)."""
     raw = config.get("id2label") or {"0": "real", "1": "fake"}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and k.isdigit() for k in raw):
+        raise EdgefnError(f"{where}: id2label must map label ids (0, 1, ...) to names")
     return {int(k): str(v) for k, v in raw.items()}
 
 
@@ -182,6 +251,7 @@ class Classifier:
         self.manifest = manifest or {}
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
         self.ood: OodThreshold | None = None  # set by from_folder from the run's ood.json, or by the caller
+        self.fingerprint: str | None = None  # `runs.files_fingerprint` of the model's files, where known
 
     @classmethod
     def from_folder(
@@ -191,9 +261,9 @@ class Classifier:
         threads: int | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
-        verify: bool = True,
     ) -> Classifier:
-        """Load a variant folder (model.onnx, config.json, tokenizer.json, export.json).
+        """Load a variant folder (model.onnx, config.json, tokenizer.json, export.json), after checking every
+        file against the hashes in its export.json: a folder without one is refused, never served unchecked.
 
         Args:
             path: the variant folder, e.g. `RUN/onnx/int8-dynamic`.
@@ -201,12 +271,10 @@ class Classifier:
             threads: intra-op threads (None: ONNX Runtime's default).
             batch_size: texts per inference call; texts are grouped by token length.
             max_length: token limit (default: the run's fine-tuning max_length, else 512).
-            verify: check the variant's files against the hashes in export.json (bench checks once, before
-                timing, and loads with verify=False).
 
         Returns:
-            A ready classifier. Raises EdgefnError when the folder is incomplete, a file no longer matches
-            its hash in export.json, or the provider is unavailable.
+            A ready classifier. Raises EdgefnError when the folder is incomplete, has no export.json, a file
+            no longer matches its hash in export.json, or the provider is unavailable.
         """
         folder = Path(path)
         check_threads(threads)
@@ -214,18 +282,33 @@ class Classifier:
             raise EdgefnError(f"model folder not found: {folder}")
         runs.refuse_unfinished_run_of(folder)
         model = runs.model_file(folder)
-        if verify and (folder / runs.EXPORT_MANIFEST).is_file():
-            manifest = runs.verify_variant(folder)
-        else:
-            manifest = runs.read_optional_json(folder / runs.EXPORT_MANIFEST)
-        if not model.is_file():
+        if not model.is_file() and not os.path.lexists(folder / runs.EXPORT_MANIFEST):
             raise EdgefnError(f"{model} is missing: {_variant_hint(folder)}")
+        manifest = runs.verify_variant(folder)
+        return cls.from_verified_folder(folder, manifest, provider, threads, batch_size, max_length)
+
+    @classmethod
+    def from_verified_folder(
+        cls,
+        folder: Path,
+        manifest: dict[str, Any],
+        provider: str = "cpu",
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+    ) -> Classifier:
+        """A variant folder whose files the caller has checked against `manifest` with `runs.verify_variant`
+        (bench and package check once, before timing and packaging); `from_folder` is the checked path."""
+        folder = Path(folder)
+        check_threads(threads)
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
         encoder = Encoder.from_folder(folder, resolve_max_length(folder, manifest, config, max_length))
         precision = str(manifest.get("precision") or "fp32")
-        runner = _runner(model, provider, threads, precision, encoder.max_length)
-        clf = cls(runner, encoder, id2label_of(config), batch_size, manifest)
-        clf.ood = read_ood(folder.parent.parent, folder.name)
+        runner = _runner(runs.model_file(folder), provider, threads, precision, encoder.max_length)
+        clf = cls(runner, encoder, id2label_of(config, str(folder / runs.MODEL_CONFIG)), batch_size, manifest)
+        clf.fingerprint = runs.files_fingerprint(dict(manifest.get("files_sha256") or {}))
+        if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
+            clf.ood = read_ood(folder.parent.parent, folder.name, clf.fingerprint)
         return clf
 
     @classmethod

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from edgefn import runs
+from edgefn.errors import EdgefnError
 from edgefn.runs import RunFolder
 
 # Bench columns worth a headline, in display order; whichever exist are shown.
@@ -34,8 +34,8 @@ def _json_or_none(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        value = runs.parse_json(runs.read_text(path), path)
+    except EdgefnError:  # not JSON, nested too deeply, not UTF-8, not a regular file (nothing blocks)
         return {"error": f"unreadable {path.name}"}
     return value if isinstance(value, dict) else {"error": f"{path.name} is not a JSON object"}
 

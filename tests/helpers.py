@@ -48,5 +48,6 @@ def make_tiny_run(preset: str, run_dir: Path, shared_data: Path, steps: int = 60
     run.write_split("test", constraint_split(shared_data, "test", 200))
     run.write_split("calibration", Split(train.texts[:128], train.labels[:128]))
     runs.write_json(run.finetune_config, {"preset": preset, "init": loaded.init, "max_length": 128})
-    runs.write_run_manifest(run.path, runs.RUN_COMPLETE, preset=preset, data="constraint (test helper)")
+    runs.write_run_manifest(run.path, runs.RUN_TRAINING, preset=preset, data="constraint (test helper)")
+    run.mark_complete()  # as `edgefn finetune` ends: the checkpoint's hashes recorded in run.json
     return run_dir

@@ -410,7 +410,7 @@ CASES += [
     (
         "export truncated tokenizer.json",
         lambda t, r: ["export", "--run-dir", str(r), "--overwrite"],
-        "tokenizer.json cannot be read",
+        "checkpoint/tokenizer.json does not match the hash in",
         _truncated_tokenizer,
     ),
     (

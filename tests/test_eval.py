@@ -81,7 +81,7 @@ def test_eval_checkpoint_on_liar(run: Path, shared_data: Path):
 
     validation = RunFolder(run).read_split("validation")
     scores = ood_scores(clf.predict_logits(validation.texts), "energy")
-    ood = read_ood(run, "pytorch")
+    ood = read_ood(run, "pytorch", runs.files_fingerprint(RunFolder(run).verify_checkpoint()))
     assert ood is not None and ood.threshold == pytest.approx(float(np.quantile(scores, 0.95)), abs=1e-4)
     assert 0.0 <= saved["ood"]["auroc"] <= 1.0 and saved["ood"]["flagged_in_domain_test"] < 0.3
     text = format_eval(result)

@@ -286,12 +286,13 @@ def test_unavailable_provider_lists_available(variant):
 
 
 def _write_variant(folder: Path, manifest: dict, tamper: bool = False) -> None:
-    """A variant folder with a fake model.onnx whose hash is recorded (then changed when tamper)."""
+    """A variant folder with a fake model, config and tokenizer whose hashes are recorded (the model then
+    changed when tamper)."""
     folder.mkdir(parents=True)
     (folder / runs.ONNX_FILE).write_bytes(b"onnx bytes " + folder.name.encode())
-    runs.write_json(
-        folder / runs.EXPORT_MANIFEST, {**manifest, "model_sha256": runs.sha256_file(folder / runs.ONNX_FILE)}
-    )
+    (folder / runs.MODEL_CONFIG).write_text("{}", encoding="utf-8")
+    (folder / runs.TOKENIZER_FILE).write_text("{}", encoding="utf-8")
+    runs.write_json(folder / runs.EXPORT_MANIFEST, {**runs.model_record(folder), **manifest})
     if tamper:
         (folder / runs.ONNX_FILE).write_bytes(b"changed")
 
