@@ -305,6 +305,8 @@ def _load_eval_texts(job: _Job) -> None:
     import numpy as np
 
     val = job.run.read_split("validation")
+    if job.run.split_file("calibration").is_file():
+        job.run.read_split("calibration")  # a damaged file is refused now, not after the fp32 export
     n = len(val) if job.cfg.eval_samples is None else min(job.cfg.eval_samples, len(val))
     if n == 0:
         raise EdgefnError(f"{job.run.split_file('validation')} is empty: nothing to check parity on")
