@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from edgefn.cli_options import (
     cleaning_options,
     column_options_for,
     data_options,
+    exit_on_os_error,
     finetune_options,
     make_data_options,
     make_finetune_config,
@@ -54,11 +53,11 @@ class _OneLineErrors(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(130)
         except OSError as e:  # the system refused: a full disk, an I/O error, a read-only file system
-            _exit_on_os_error(e, self._command_path(args))
+            exit_on_os_error(e, self._command_path(args))
         try:
             sys.stdout.flush()  # a full stdout (`> /dev/full`) fails here, not silently at exit
         except OSError as e:
-            _exit_on_os_error(e, self._command_path(args), stdout=True)
+            exit_on_os_error(e, self._command_path(args), stdout=True)
         sys.exit(code if isinstance(code, int) else 0)
 
     def _command_path(self, args: Sequence[str] | None) -> str:
@@ -72,38 +71,6 @@ class _OneLineErrors(click.Group):
             words.append(arg)
             group = sub
         return " ".join(words)
-
-
-def _exit_on_os_error(e: OSError, what: str, stdout: bool = False) -> None:
-    """Print an OS fault met by command `what` as one line and exit 1; a failed standard output is named and
-    silenced (a reader that closed the pipe, as `| head` does, is no fault to report)."""
-    from edgefn.errors import os_error_line
-
-    if stdout or _raised_writing_stdout(e):
-        _silence_stdout()
-        if e.errno == errno.EPIPE:
-            sys.exit(1)
-        what += ": writing standard output"
-    click.echo(f"Error: {os_error_line(e, what)}", err=True)
-    sys.exit(1)
-
-
-def _raised_writing_stdout(e: OSError) -> bool:
-    """Whether the innermost Python frame of `e` held standard output (click.echo's or a writer's stream)."""
-    streams = {id(sys.stdout), id(getattr(sys.stdout, "buffer", None)), id(sys.__stdout__)}
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and any(id(v) in streams for v in tb.tb_frame.f_locals.values())
-
-
-def _silence_stdout() -> None:
-    """Point a failed standard output at /dev/null, so its unwritten buffer cannot fail again at exit."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        fd = sys.stdout.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, fd)
-        os.close(null)
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

@@ -290,7 +290,8 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) -
     from transformers.trainer_callback import ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_epoch_table())
+    table = _epoch_table()
+    trainer.add_callback(table)
     drop_incomplete_checkpoints(build / TRAINER_DIR)
     resume = cfg.resume and any((build / TRAINER_DIR).glob("checkpoint-*"))
     start = time.perf_counter()
@@ -299,6 +300,9 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) -
             out = trainer.train(resume_from_checkpoint=True if resume else None)
     except BaseException:  # a checkpoint cut short (full disk, Ctrl-C while saving) must not be resumed from
         drop_incomplete_checkpoints(build / TRAINER_DIR)
+        for bar in (table.prediction_bar, table.training_bar):  # the error then starts a line of its own
+            if bar is not None:
+                bar.close()
         raise
     seconds = time.perf_counter() - start
     stats = {
