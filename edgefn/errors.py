@@ -12,6 +12,7 @@ from pathlib import Path
 # Below this many free bytes a disk counts as full: a write that failed there failed for want of space.
 FULL_DISK_BYTES = 1 << 20
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_DISK_ERRNOS = (*_NO_SPACE, errno.EFBIG, errno.EIO, errno.EROFS)  # faults of the disk written to
 # How libraries that do not raise OSError word a failed write when they name its cause (safetensors).
 _NO_SPACE_WORDS = tuple(os.strerror(n) for n in _NO_SPACE)
 
@@ -50,17 +51,14 @@ def full_disk(folders: tuple[Path, ...]) -> Path | None:
 
 @contextlib.contextmanager
 def disk_faults(*folders: Path) -> Iterator[None]:
-    """Report a library error met on a full disk as OSError(ENOSPC) naming the folder.
-
-    C++ writers (protobuf, torch's zip writer, iostreams) and Rust ones (safetensors) do not raise OSError
-    when a write fails: the failure surfaces as a DecodeError on reading the truncated file back, or as
-    `basic_ios::clear`. Use this inside the block that removes the partial files, so the disk is still full
-    when it is checked.
-    """
+    """Report a library error met on a full disk as OSError(ENOSPC) naming the folder written to."""
+    # C++ writers (protobuf, torch's zip writer, iostreams) and Rust ones (safetensors) raise no OSError when a
+    # write fails: it surfaces as a DecodeError reading the truncated file back, or as `basic_ios::clear`.
+    # Use this inside the block that removes the partial files, so the disk is still full when checked.
     try:
         yield
     except OSError as e:
-        if e.filename is not None or e.errno is None or not folders:
+        if e.filename is not None or e.errno not in _DISK_ERRNOS or not folders:
             raise
         raise OSError(e.errno, e.strerror, f"writing {folders[0]}") from e  # name where it was writing
     except EdgefnError:  # a deliberate refusal, whatever the disk holds

@@ -164,6 +164,20 @@ def test_library_errors_on_a_full_disk_become_enospc(small_disk) -> None:
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == f"writing {disk / 'out'}"
 
 
+def test_output_policy_on_a_full_disk_names_the_file(small_disk) -> None:
+    """A file written by the output policy onto a full disk: ENOSPC naming it, no temporary file left, the
+    previous file kept."""
+    from edgefn.outputs import write_text
+
+    disk = small_disk(64 * PAGE)
+    (disk / "report.md").write_text("the previous report")
+    before = _snapshot(disk)
+    with pytest.raises(OSError) as caught:
+        write_text(disk / "report.md", "x" * (1 << 20))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == f"writing {disk / 'report.md'}"
+    assert _snapshot(disk) == before
+
+
 @pytest.mark.parametrize(
     ("code", "words"),
     [
