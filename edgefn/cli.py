@@ -17,6 +17,7 @@ from edgefn.cli_options import (
     column_options_for,
     data_files,
     data_options,
+    exit_on_os_error,
     finetune_options,
     make_data_options,
     make_finetune_config,
@@ -52,7 +53,25 @@ class _OneLineErrors(click.Group):
         except click.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(130)
+        except OSError as e:  # the system refused: a full disk, an I/O error, a read-only file system
+            exit_on_os_error(e, self._command_path(args))
+        try:
+            sys.stdout.flush()  # a full stdout (`> /dev/full`) fails here, not silently at exit
+        except OSError as e:
+            exit_on_os_error(e, self._command_path(args), stdout=True)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def _command_path(self, args: Sequence[str] | None) -> str:
+        """`edgefn data list` from the arguments: the group and command names they start with."""
+        words = ["edgefn"]
+        group: click.Command = self
+        for arg in sys.argv[1:] if args is None else args:
+            sub = group.commands.get(arg) if isinstance(group, click.Group) else None
+            if sub is None:
+                break
+            words.append(arg)
+            group = sub
+        return " ".join(words)
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

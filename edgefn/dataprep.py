@@ -97,18 +97,54 @@ def join_text_columns(df: pd.DataFrame, cols: tuple[str, ...] | list[str], strip
     return out.str.strip() if strip else out
 
 
-def _label_strings(values: pd.Series) -> pd.Series:
-    """Labels as strings: 1.0 / 0.0 floats read as "1" / "0", booleans as "1" (True) / "0" (False)."""
+def _label_string(value: Any) -> str:
+    """One label as a string: 1.0 / 0.0 read as "1" / "0", booleans as "1" (True) / "0" (False)."""
     import numpy as np
     import pandas as pd
 
-    present = values.dropna()
-    if len(present) and all(isinstance(v, (bool, np.bool_)) for v in present):
-        values = values.map(lambda v: v if pd.isna(v) else str(int(bool(v))))
-    elif pd.api.types.is_float_dtype(values) and bool((present % 1 == 0).all()):
-        values = values.astype("Int64")
-    strings = values.astype(str).str.strip()
-    return strings.where(values.notna() & (strings != ""), MISSING)
+    if isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    try:
+        if pd.isna(value):
+            return MISSING
+    except (TypeError, ValueError):  # a list or dict read from JSON: no scalar
+        pass
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip() or MISSING
+
+
+def _label_strings(values: pd.Series) -> pd.Series:
+    """Labels as strings (`_label_string` of each value; MISSING for NaN, None or blank)."""
+    return values.map(_label_string)
+
+
+def _label_shown(values: pd.Series) -> pd.Series:
+    """Labels as the file spells them, for messages: booleans as True / False, 1.0 as 1."""
+    import numpy as np
+
+    return values.map(lambda v: str(bool(v)) if isinstance(v, (bool, np.bool_)) else _label_string(v))
+
+
+def _canonical(label: str) -> str:
+    """A label as --fake-label matches it: in any case, true / false as 1 / 0, 1.0 as 1."""
+    low = label.strip().lower()
+    if low in ("true", "false"):
+        return str(int(low == "true"))
+    try:
+        number = float(low)
+    except ValueError:
+        return low
+    return str(int(number)) if number.is_integer() else low
+
+
+def _first_row(values: pd.Series, mask: Any) -> str:
+    """Where the first row of `mask` is: its data row in the file (1-based, the header not counted)."""
+    import numpy as np
+
+    pos = int(np.flatnonzero(np.asarray(mask))[0])
+    key = values.index[pos]
+    return f"data row {int(key) + 1 if isinstance(key, (int, np.integer)) else pos + 1}"
 
 
 def missing_labels(values: pd.Series) -> Any:
@@ -116,32 +152,41 @@ def missing_labels(values: pd.Series) -> Any:
     return (_label_strings(values) == MISSING).to_numpy()
 
 
-def map_labels(values: pd.Series, fake_label: str | None = None) -> Any:
-    """Map a label column to 1 = fake / 0 = real (values compared as strings); raise listing bad values.
+def map_labels(values: pd.Series, fake_label: str | None = None, source: Path | str | None = None) -> Any:
+    """Map a label column to 1 = fake / 0 = real; raise naming the bad values and the first row holding one.
 
-    Without `fake_label` the column must hold 0/1 (1 = fake) or fake/real (any case). With it, the value
-    equal to `fake_label` is fake and the one other value present is real.
+    Without `fake_label` the column must hold 0/1 (1 = fake; 1.0 and True count as 1) or fake/real (any
+    case). With it, the values matching `fake_label` (any case; TRUE, true and 1 match a boolean True; 1
+    matches 1.0) are fake and the one other value present is real.
     """
+    where = f"{source}: " if source is not None else ""
     s = _label_strings(values)
-    found = sorted(s.unique())
+    shown = _label_shown(values)
     if fake_label is not None:
-        fake = str(fake_label).strip()
-        others = [v for v in found if v != fake]
-        if fake not in found:
-            raise EdgefnError(f"--fake-label {fake!r} is not a label value; values found: {_show(found)}")
-        if len(others) > 1:
+        canon = s.map(_canonical)
+        fake = _canonical(str(fake_label))
+        if not (canon == fake).any():
             raise EdgefnError(
-                f"unexpected label values {_show(others)}: with --fake-label {fake!r} "
-                "only one other value (real) may be present"
+                f"{where}--fake-label {fake_label!r} is not a label value; values found: "
+                f"{_show(sorted(shown.unique()))}"
             )
-        return (s == fake).to_numpy().astype(int)
+        others = canon[canon != fake]
+        if others.nunique() > 1:
+            odd = canon.isin(others.unique()[1:])
+            raise EdgefnError(
+                f"{where}unexpected label values {_show(sorted(shown[canon != fake].unique()))} "
+                f"({_first_row(values, odd)} holds {shown[odd].iloc[0]!r}): with --fake-label "
+                f"{fake_label!r} only one other value (real) may be present"
+            )
+        return (canon == fake).to_numpy().astype(int)
     low = s.str.lower()
     schemes = [(s, {"0", "1"}, "1"), (low, {"fake", "real"}, "fake")]
     column, allowed, fake = max(schemes, key=lambda sc: len(set(sc[0].unique()) & sc[1]))
-    unexpected = sorted(set(column.unique()) - allowed)
-    if unexpected:
+    bad = ~column.isin(allowed)
+    if bad.any():
         raise EdgefnError(
-            f"unexpected label values {_show(unexpected)} (values found: {_show(found)}); "
+            f"{where}unexpected label values {_show(sorted(shown[bad].unique()))} (values found: "
+            f"{_show(sorted(shown.unique()))}), the first in {_first_row(values, bad)}; "
             "expected 0/1 (1 = fake) or fake/real, or pass --fake-label VALUE"
         )
     return (column == fake).to_numpy().astype(int)
@@ -281,7 +326,7 @@ def load_generic(path: Path, options: DataOptions, name: str | None = None, **ex
     frame = pd.DataFrame(
         {
             "text": apply_rules(join_text_columns(df, text_cols), rules),
-            "label": map_labels(df[label_col], options.fake_label),
+            "label": map_labels(df[label_col], options.fake_label, path),
         }
     )
     fake = f"{options.fake_label!r}" if options.fake_label is not None else "1, True or 'fake'"

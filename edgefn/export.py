@@ -17,7 +17,7 @@ from edgefn import (
 )
 from edgefn import quantize as q
 from edgefn.environment import check_threads, library_versions
-from edgefn.errors import EdgefnError
+from edgefn.errors import EdgefnError, disk_faults
 from edgefn.graph import graph_input_names, op_counts
 from edgefn.inference import CPU, CUDA, OPENVINO, Encoder, available_providers
 from edgefn.presets import ArchQuirks, quirks_for
@@ -169,7 +169,8 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
     run, picked = RunFolder.resolve(cfg.run_dir)
     run.require_complete()
     runs.check_writable_dir(run.onnx_dir, None)
-    with run.lock("export"):
+    onnx_existed = run.onnx_dir.exists()
+    with run.lock("export"), _remove_if_left_empty(run.onnx_dir, onnx_existed):
         _remove_leftovers(run)
         job = _start_job(cfg, run, on_step or (lambda _msg: None))
         result = ExportResult(run.path, picked, job.target)
@@ -186,6 +187,16 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
             if job.plain is not None:
                 shutil.rmtree(job.plain.parent.parent, ignore_errors=True)
         return result
+
+
+@contextlib.contextmanager
+def _remove_if_left_empty(folder: Path, existed: bool) -> Iterator[None]:
+    """Remove `folder` when this export created it and ended without writing any variant into it."""
+    try:
+        yield
+    finally:
+        if not existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _remove_leftovers(run: RunFolder) -> None:
@@ -308,6 +319,8 @@ def _load_eval_texts(job: _Job) -> None:
     import numpy as np
 
     val = job.run.read_split("validation")
+    if job.run.split_file("calibration").is_file():
+        job.run.read_split("calibration")  # a damaged file is refused now, not after the fp32 export
     n = len(val) if job.cfg.eval_samples is None else min(job.cfg.eval_samples, len(val))
     if n == 0:
         raise EdgefnError(f"{job.run.split_file('validation')} is empty: nothing to check parity on")
@@ -354,9 +367,12 @@ def _export_fp32(job: _Job) -> VariantResult:
     folder = job.variant_dir(FP32)
     kept = _kept(job, FP32)
     if kept is None:
-        with runs.atomic_dir(
-            folder, overwrite=job.cfg.overwrite, owned=runs.is_manifested_dir, kind="variant folder"
-        ) as tmp:
+        with (
+            runs.atomic_dir(
+                folder, overwrite=job.cfg.overwrite, owned=runs.is_manifested_dir, kind="variant folder"
+            ) as tmp,
+            disk_faults(folder),
+        ):
             job.step(f"fp32: exporting {job.checkpoint} with Optimum (text-classification)")
             opset = _optimum_export(job, tmp)
             optimize = _optimize(job, tmp)
@@ -465,14 +481,16 @@ def _optimize(job: _Job, folder: Path) -> dict[str, Any]:
     job.step(f"fp32: ONNX Runtime graph optimisation {level}")
     save_dir = folder.parent / f".{folder.name}.optimized"
     try:
-        optimizer = ORTOptimizer.from_pretrained(folder, file_names=[runs.ONNX_FILE])
-        optimizer.optimize(AutoOptimizationConfig.with_optimization_level(level), save_dir)
+        with disk_faults(folder):
+            optimizer = ORTOptimizer.from_pretrained(folder, file_names=[runs.ONNX_FILE])
+            optimizer.optimize(AutoOptimizationConfig.with_optimization_level(level), save_dir)
+        shutil.move(str(next(save_dir.glob("*.onnx"))), folder / runs.ONNX_FILE)
     except NotImplementedError as e:  # architectures Optimum does not know
         record["skipped"] = str(e).split(".")[0]
         record["notes"].append(f"--optimize {level} skipped ({record['skipped']})")
         return record
-    shutil.move(str(next(save_dir.glob("*.onnx"))), folder / runs.ONNX_FILE)
-    shutil.rmtree(save_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(save_dir, ignore_errors=True)
     record["applied"] = level
     return record
 
@@ -512,6 +530,7 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
             folder, overwrite=job.cfg.overwrite, owned=runs.is_manifested_dir, kind="variant folder"
         ) as tmp,
         tempfile.TemporaryDirectory(prefix=".work-", dir=folder.parent) as work,
+        disk_faults(folder),  # innermost: the disk is checked before the partial files are removed
     ):
         tmp.chmod(0o755)
         job.step(f"{scheme.name}: {scheme.description}")

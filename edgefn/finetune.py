@@ -15,13 +15,14 @@ from edgefn import data as datasets_registry
 from edgefn import outputs, runs
 from edgefn.data import DataOptions, DatasetBundle, Split
 from edgefn.environment import library_versions
-from edgefn.errors import EdgefnError
+from edgefn.errors import EdgefnError, disk_faults
 from edgefn.inference import softmax
 from edgefn.metrics import classification_metrics, metrics_by_group, plot_confusion_matrix, write_errors_csv
 from edgefn.presets import INIT_CHOICES, ModelPreset, count_parameters, get_preset, load_model
 from edgefn.runs import RunFolder
 
 TRAINER_DIR = "trainer"
+TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: a checkpoint without it is incomplete
 CALIBRATION_ROWS = 512
 MIN_MAX_LENGTH = 8  # [CLS] ... [SEP] and a few word pieces
 
@@ -291,10 +292,20 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) -
     from transformers.trainer_callback import ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(_epoch_table())
+    table = _epoch_table()
+    trainer.add_callback(table)
+    drop_incomplete_checkpoints(build / TRAINER_DIR)
     resume = cfg.resume and any((build / TRAINER_DIR).glob("checkpoint-*"))
     start = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=True if resume else None)
+    try:
+        with disk_faults(build):
+            out = trainer.train(resume_from_checkpoint=True if resume else None)
+    except BaseException:  # a checkpoint cut short (full disk, Ctrl-C while saving) must not be resumed from
+        drop_incomplete_checkpoints(build / TRAINER_DIR)
+        for bar in (table.prediction_bar, table.training_bar):  # the error then starts a line of its own
+            if bar is not None:
+                bar.close()
+        raise
     seconds = time.perf_counter() - start
     stats = {
         "train_seconds": seconds,
@@ -308,6 +319,17 @@ def _train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) -
         "log_history": trainer.state.log_history,
     }
     return trainer, stats
+
+
+def drop_incomplete_checkpoints(trainer_dir: Path) -> None:
+    """Remove the Trainer checkpoints whose trainer_state.json is missing or unreadable (cut short)."""
+    import json
+
+    for checkpoint in trainer_dir.glob("checkpoint-*"):
+        try:
+            json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def _predict(trainer: Any, split: Split, cfg: FinetuneConfig) -> tuple[list[int], list[float]]:
@@ -332,7 +354,7 @@ def _write_outputs(
     prob_fake: list[float],
 ) -> dict[str, Any]:
     assert cfg.run_dir is not None
-    with runs.atomic_dir(run.checkpoint, overwrite=True) as tmp:
+    with runs.atomic_dir(run.checkpoint, overwrite=True) as tmp, disk_faults(run.checkpoint):
         trainer.model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)
     for name in ("validation", "test"):
@@ -421,6 +443,10 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
         if created and not any(cfg.run_dir.iterdir()):  # refused before anything was written
             cfg.run_dir.rmdir()
         raise
+    except OSError:  # a full disk: a folder this call created goes, unless it holds a checkpoint to resume
+        if created and not any((cfg.run_dir / TRAINER_DIR).glob("checkpoint-*")):
+            shutil.rmtree(cfg.run_dir, ignore_errors=True)
+        raise
 
 
 def _finetune_into(cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetBundle) -> FinetuneResult:
@@ -446,7 +472,8 @@ def _finetune_into(cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetB
     preds, prob_fake = _predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
     metrics = {}
     if trainer.is_world_process_zero():
-        metrics = _write_outputs(cfg, run, trainer, loaded, data, stats, preds, prob_fake)
+        with disk_faults(run.path):
+            metrics = _write_outputs(cfg, run, trainer, loaded, data, stats, preds, prob_fake)
     return FinetuneResult(run_dir=cfg.run_dir, metrics=metrics, config=cfg)
 
 

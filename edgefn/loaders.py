@@ -131,7 +131,7 @@ def load_welfake(path: Path, options: DataOptions) -> DatasetBundle:
         raise EdgefnError(f"welfake: no WELFake*.csv in {path}")
     df = _read_csv(files[0])
     require_columns(df, ["title", "text", "label"], files[0])
-    df = df.assign(label=map_labels(df["label"], options.fake_label))
+    df = df.assign(label=map_labels(df["label"], options.fake_label, files[0]))
     return _welfake_bundle(
         df, str(files[0]), "label 1 -> fake (1), 0 -> real (0), as in the distributed CSV", options
     )
@@ -255,7 +255,10 @@ def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
         require_columns(df, ["tweet", "label"], path / name)
         text = join_text_columns(df, ["tweet"])
         frames[split] = pd.DataFrame(
-            {"text": apply_rules(text, rules) if options.clean else text, "label": map_labels(df["label"])}
+            {
+                "text": apply_rules(text, rules) if options.clean else text,
+                "label": map_labels(df["label"], source=path / name),
+            }
         )
     info = make_info(
         "constraint",

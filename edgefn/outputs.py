@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from edgefn.errors import EdgefnError
+from edgefn.errors import EdgefnError, disk_faults
 
 
 def current_umask() -> int:
@@ -193,7 +193,10 @@ def open_output(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb" if binary else "w", **text_args) as f:  # type: ignore[call-overload]
+        with (
+            disk_faults(target),
+            os.fdopen(fd, "wb" if binary else "w", **text_args) as f,  # type: ignore[call-overload]
+        ):
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -270,7 +273,8 @@ def output_dir(
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     tmp.chmod(dir_mode())  # mkdtemp creates 0700
     try:
-        yield tmp
+        with disk_faults(final):  # checked while the partial files are still there
+            yield tmp
         check_output_dir(final, overwrite, owned, kind, option)  # nothing of the user's appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -240,7 +240,10 @@ def _choose_web_models(job: _Job, candidates: list[str], checks: dict[str, dict[
         else:
             chosen.append(name)
     if not chosen:
-        raise EdgefnError(f"no variant of {job.run.path} runs in onnxruntime-web's WASM backend")
+        reasons = "; ".join(f"{n}: {_reason(checks.get(n) or {'error': 'not checked'})}" for n in candidates)
+        raise EdgefnError(
+            f"no variant of {job.run.path} runs in onnxruntime-web's WASM backend ({reasons or 'none to check'})"
+        )
     return chosen
 
 

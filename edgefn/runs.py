@@ -753,14 +753,19 @@ def read_split_jsonl(path: Path) -> Split:
         for number, line in enumerate(f, 1):
             try:
                 row = json.loads(line)
-                text, label = row["text"], int(row["label"])
+                text, label = row["text"], row["label"]
             except (ValueError, KeyError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError included
                 raise EdgefnError(
                     f"{path} line {number} is damaged ({type(e).__name__}: {e}); "
                     "re-run `edgefn finetune --overwrite` to write the run's data again"
                 ) from None
+            if isinstance(label, bool) or not isinstance(label, (int, float)) or label not in (0, 1):
+                raise EdgefnError(  # 1.0 and 0.0 are 1 and 0; 2, 0.5, NaN, "fake" or true would mislead
+                    f"{path} line {number}: label {label!r} is not 0 or 1 (1 = fake, 0 = real); "
+                    "correct it, or re-run `edgefn finetune --overwrite` to write the run's data again"
+                )
             texts.append(str(text))
-            labels.append(label)
+            labels.append(int(label))
             sources.append(row.get("source"))
     return Split(texts, labels, sources if sources and all(s is not None for s in sources) else None)
 
@@ -899,6 +904,11 @@ class RunFolder:
     def require_complete(self) -> None:
         """Refuse a run whose fine-tune did not finish (killed after its checkpoint, before its metrics)."""
         status = self.status()
+        if status is None and os.path.lexists(self.manifest):
+            raise EdgefnError(
+                f"{self.manifest} is not an edgefn run manifest (a foreign or damaged file); "
+                "run `edgefn finetune` into a new --run-dir"
+            )
         if status is None:
             raise EdgefnError(
                 f"{self.path} is not an edgefn run folder (no {RUN_MANIFEST}); run `edgefn finetune`"

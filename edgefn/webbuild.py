@@ -82,7 +82,7 @@ def chromium_path() -> str:
     if explicit:
         if not Path(explicit).is_file():
             raise EdgefnError(f"EDGEFN_CHROMIUM={explicit} does not exist")
-        return explicit
+        return _absolute(explicit)
     for name in ("chromium", "chromium-browser"):
         if shutil.which(name):
             return str(shutil.which(name))
@@ -104,7 +104,7 @@ def cache_root() -> Path:
     """$EDGEFN_WEB_CACHE, else ~/.cache/edgefn/web (one folder per source key)."""
     explicit = os.environ.get("EDGEFN_WEB_CACHE")
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgefn" / "web"
-    return Path(explicit) if explicit else base
+    return Path(_absolute(explicit or base))  # relative: the tools run in the build folder
 
 
 def _read_marker(folder: Path) -> dict[str, Any] | None:
@@ -176,6 +176,11 @@ def ensure_build(dev: bool = False, step: Step | None = None) -> WebBuild:
     return WebBuild(folder, dev)
 
 
+def _absolute(path: Path | str) -> str:
+    """A path as Node must get it: absolute, since the tools run in the build folder, not the caller's."""
+    return os.path.abspath(path)
+
+
 def run_tool(build: WebBuild, script: str, job: dict[str, Any], timeout: int = 1800) -> dict[str, Any]:
     """Run tools/<script> with node on a JSON job; its JSON result, or a one-line error."""
     node, _ = require_node()
@@ -204,7 +209,7 @@ def wasm_logits(
     build: WebBuild, models: dict[str, Path], inputs: list[dict[str, list[int]]], threads: int = 1
 ) -> dict[str, Any]:
     """Each model's logits (one text per call) in onnxruntime-web's WASM backend under Node, or its error."""
-    job = {"models": {k: str(v) for k, v in models.items()}, "inputs": inputs, "threads": threads}
+    job = {"models": {k: _absolute(v) for k, v in models.items()}, "inputs": inputs, "threads": threads}
     return run_tool(build, "wasm_check.mjs", job)
 
 
@@ -214,7 +219,8 @@ def transformers_js_predictions(
     """Labels and P(fake) of a web package loaded by Transformers.js in Node, offline (one text per call)."""
     if not build.dev:
         raise EdgefnError("the Transformers.js check needs the dev build (ensure_build(dev=True))")
-    return run_tool(build, "transformers_check.mjs", {"folder": str(folder), "dtype": dtype, "texts": texts})
+    job = {"folder": _absolute(folder), "dtype": dtype, "texts": texts}
+    return run_tool(build, "transformers_check.mjs", job)
 
 
 def browser_runs(
@@ -228,7 +234,7 @@ def browser_runs(
     """Drive the package's page in headless Chromium, once per run spec ({model, threads, isolate,
     screenshot}): every text pasted and classified; what the page showed, every request, and its timings."""
     job = {
-        "folder": str(folder),
+        "folder": _absolute(folder),
         "chromium": chromium_path(),
         "flags": list(CHROMIUM_FLAGS),
         "texts": texts,

@@ -433,7 +433,7 @@ def test_parity_failure_stops_with_numbers(tiny_run_factory, tmp_path, monkeypat
     monkeypatch.setattr(export_mod, "_torch_logits", lambda *a: real(*a) + 1e-3)
     with pytest.raises(EdgefnError, match=r"max \|logit diff\| 0\.001.*allowed 0\.0001.*nothing was written"):
         export(ExportConfig(run, threads=1))
-    assert runs.list_variants(run) == [] and list((run / "onnx").iterdir()) == []
+    assert runs.list_variants(run) == [] and not (run / "onnx").exists()  # the folder it made goes too
 
 
 @pytest.mark.parametrize("where", ["fp32", "int8-dynamic"])
@@ -450,8 +450,9 @@ def test_interrupted_export_leaves_no_variant(tiny_run_factory, tmp_path, monkey
     monkeypatch.setattr(export_mod, "_manifest", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export(ExportConfig(run, schemes=("int8",), threads=1))
-    left = sorted(p.name for p in (run / "onnx").iterdir())
-    assert left == ([] if where == "fp32" else ["fp32"])
+    onnx = run / "onnx"
+    left = sorted(p.name for p in onnx.iterdir()) if onnx.exists() else None  # None: the folder it made went
+    assert left == (None if where == "fp32" else ["fp32"])
 
 
 def test_cli_export_prints_table(tiny_run_factory, tmp_path):

@@ -381,11 +381,11 @@ CASES: list[Case] = [
         ("'max_length' is a string",),
         _write(_ft_config, '{"preset": "test-tiny-bert", "max_length": "128"}'),
     ),
-    ("export, run.json a list", _export, ("run.json does not mark it complete",), _write(_run_json, "[]")),
+    ("export, run.json a list", _export, ("is not an edgefn run manifest",), _write(_run_json, "[]")),
     (
         "export, run.json nested deep",
         _export,
-        ("run.json does not mark it complete",),
+        ("is not an edgefn run manifest",),
         _write(_run_json, DEEP),
     ),
     ("eval, run.json a list", _eval_run, ("run.json is a list",), _write(_run_json, "[]")),

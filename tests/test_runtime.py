@@ -301,6 +301,7 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
     """`edgefn show` prints the finetune, export and bench numbers of a run folder; --json gives the dict."""
     run = tmp_path / "run1"
     (run / runs.CHECKPOINT).mkdir(parents=True)
+    runs.write_run_manifest(run, runs.RUN_COMPLETE)
     runs.write_json(
         run / runs.FINETUNE_CONFIG,
         {"preset": "minilm", "init": "pretrained", "max_length": 256, "data": "constraint"},
