@@ -448,6 +448,8 @@ def export_plain_onnx(checkpoint: Path, out: Path, opset: int | None = None) -> 
     except ValueError as e:  # Optimum's refusals: an opset too old for the architecture, an unknown model
         raise EdgefnError(f"Optimum cannot export {checkpoint}: {str(e).splitlines()[0]}") from None
     except (OSError, RuntimeError, ImportError) as e:  # weights that load in no framework installed here
+        if isinstance(e, OSError) and e.errno is not None:
+            raise  # a fault of the machine (a full disk), not of the weights: one line, exit 1
         raise EdgefnError(f"Optimum cannot load {checkpoint}: {load_error(e)}") from None
     if not (out / runs.ONNX_FILE).is_file():
         raise EdgefnError(f"Optimum did not write {runs.ONNX_FILE} for {checkpoint}")
