@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -606,27 +607,56 @@ def predict(
     max_length: int | None,
     encoding: str,
 ) -> None:
-    """Classify TEXTs (or --input FILE, or stdin) with an exported ONNX folder; torch-free."""
-    from edgefn.predict_io import check_output, format_predictions, read_texts, write_output
+    """Classify TEXTs (or --input FILE, or stdin) with an exported ONNX folder; torch-free.
+
+    One output row per input row, in order, written as the input is read; a blank row is an empty text
+    (`empty` true in its row)."""
+    from edgefn import outputs
+    from edgefn.predict_io import iter_texts, predict_stream
     from edgefn.runtime import Classifier
 
-    check_output(output, input_path)
-    inputs = read_texts(texts, input_path, column, encoding)
+    if output is not None:
+        outputs.refuse_input_as_output(output, [input_path], "--output")
+        outputs.check_output_file(output)
+    inputs = iter_texts(texts, input_path, column, encoding)
     clf = Classifier.from_folder(
         model_dir, provider=provider, threads=threads, batch_size=batch_size, max_length=max_length
     )
     if clf.provider_note:
         click.echo(f"note: {clf.provider_note}", err=True)
-    predictions = clf.predict(inputs)
-    write_output(format_predictions(predictions, fmt), output)
-    n_cut = sum(p.truncated for p in predictions)
-    if n_cut:
+    with _output_faults(output), outputs.open_output(output) as out:
+        summary = predict_stream(clf.predict, inputs, out, fmt)
+    if summary.truncated:
         click.echo(
-            f"note: {n_cut} of {len(predictions)} texts truncated to {clf.max_length} tokens", err=True
+            f"note: {summary.truncated} of {summary.rows} texts truncated to {clf.max_length} tokens",
+            err=True,
+        )
+    if summary.empty:
+        click.echo(
+            f'note: {summary.empty} of {summary.rows} texts are empty ("empty": true in their rows)', err=True
         )
     if output is not None:
-        n_fake = sum(p.label == "fake" for p in predictions)
-        click.echo(f"{len(predictions)} predictions ({n_fake} fake) -> {output}", err=True)
+        click.echo(f"{summary.rows} predictions ({summary.fake} fake) -> {output}", err=True)
+
+
+@contextlib.contextmanager
+def _output_faults(output: Path | None) -> Any:
+    """An OSError while streaming (a full disk, a closed pipe, an I/O error) ends predict with one line, exit 1."""
+    try:
+        yield
+    except OSError as e:
+        if output is None:
+            _silence_stdout()
+        where = "standard output" if output is None else str(output)
+        click.echo(f"Error: cannot write the predictions to {where}: {e.strerror or e}", err=True)
+        sys.exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of a broken stdout raises nothing."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @main.command("package")

@@ -294,8 +294,8 @@ def _describe_cleaning(cleaning: dict[str, Any] | None) -> str:
 
 
 def _missing(dropped: dict[str, Any]) -> str:
-    n = dropped.get("missing_label")
-    return f"{n} without a label, " if n else ""
+    n, blank = dropped.get("missing_label"), dropped.get("blank_rows")
+    return (f"{blank} blank rows, " if blank else "") + (f"{n} without a label, " if n else "")
 
 
 def _sampled(report: dict[str, Any]) -> str:

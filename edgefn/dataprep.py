@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Any
 from edgefn.dataset import FAKE, SPLITS, DataOptions, DatasetBundle
 from edgefn.errors import EdgefnError
 from edgefn.runs import Split
+from edgefn.tables import (
+    TABLE_SUFFIXES,
+    blank_rows,
+    dropped_blank,
+    read_document,
+    read_lines,
+    read_table,
+    require_texts,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,7 +283,7 @@ def bundle_from_splits(name: str, frames: dict[str, pd.DataFrame], info: dict[st
         if split != "train":
             cross[split] = int(overlap.sum())
     info["splits"] = "official"
-    info["dropped"] = {**totals, "cross_split": cross}
+    info["dropped"] = {**info.pop("dropped_before", {}), **totals, "cross_split": cross}
     return _bundle(name, parts, info)
 
 
@@ -290,30 +299,6 @@ def _bundle(name: str, parts: dict[str, pd.DataFrame], info: dict[str, Any]) -> 
 # --- generic files ----------------------------------------------------------------------------------------
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV / TSV / JSONL / JSON / Parquet file into a DataFrame, with a one-line error if it fails."""
-    import pandas as pd
-
-    readers: dict[str, Callable[[Path], pd.DataFrame]] = {
-        ".csv": pd.read_csv,
-        ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-        ".tab": lambda p: pd.read_csv(p, sep="\t"),
-        ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),
-        ".json": lambda p: pd.read_json(p, dtype=False),
-        ".parquet": pd.read_parquet,
-        ".pq": pd.read_parquet,
-    }
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise EdgefnError(f"cannot read {path}: use a .csv, .tsv, .jsonl, .json or .parquet file")
-    try:
-        return reader(path)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise EdgefnError(
-            f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-        ) from None
-
-
 def load_generic(path: Path, options: DataOptions, name: str | None = None, **extra: Any) -> DatasetBundle:
     """A generic table: text = `options.text_cols` joined (default `text`), label from `options.label_col`."""
     import pandas as pd
@@ -321,6 +306,7 @@ def load_generic(path: Path, options: DataOptions, name: str | None = None, **ex
     df = read_table(path)
     text_cols, label_col = options.text_cols or ("text",), options.label_col or "label"
     require_columns(df, [*text_cols, label_col], path)
+    require_texts(df, text_cols, path)
     df, n_missing = drop_unlabelled(df, label_col, options.strict)
     rules = options.clean_rules if options.clean else ()
     frame = pd.DataFrame(
@@ -340,7 +326,7 @@ def load_generic(path: Path, options: DataOptions, name: str | None = None, **ex
         rule_names=options.clean_rules,
         **extra,
     )
-    info["dropped_before"] = {"missing_label": n_missing}
+    info["dropped_before"] = {**dropped_blank(blank_rows(df)), "missing_label": n_missing}
     return bundle_from_frame(name or path.stem, frame, info, options.seed)
 
 
@@ -354,12 +340,11 @@ def drop_unlabelled(df: pd.DataFrame, label_col: str, strict: bool) -> tuple[pd.
 
 # --- one file or folder per class -------------------------------------------------------------------------
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".json", ".parquet", ".pq")
 
-
-def _class_texts(path: Path, options: DataOptions) -> tuple[pd.Series, str]:
-    """The texts of one class: a table (text columns as given, else title + text, text or title), a .txt file
-    (one text per line), or a folder of .txt files (one text each) and/or tables."""
+def _class_texts(path: Path, options: DataOptions) -> tuple[pd.Series, str, int]:
+    """The texts of one class and the blank rows dropped from them: a table (text columns as given, else
+    title + text, text or title), a .txt file (one text per line, blank lines kept as empty texts, which
+    cleaning drops and counts), or a folder of .txt files (one text each) and/or tables."""
     import pandas as pd
 
     if not path.exists():
@@ -369,20 +354,22 @@ def _class_texts(path: Path, options: DataOptions) -> tuple[pd.Series, str]:
         if not files:
             raise EdgefnError(f"{path} holds no .txt or table files")
         docs = [p for p in files if p.suffix.lower() == ".txt"]
-        parts = [pd.Series([p.read_text(encoding="utf-8", errors="replace") for p in docs], dtype=object)]
+        parts = [pd.Series([read_document(p) for p in docs], dtype=object)]
         how = {f"{len(docs)} .txt files, one text each"} if docs else set()
+        blank = 0
         for table in (p for p in files if p.suffix.lower() != ".txt"):
-            texts, what = _class_texts(table, options)
+            texts, what, n = _class_texts(table, options)
             parts.append(texts)
             how.add(what)
-        return pd.concat(parts, ignore_index=True), "; ".join(sorted(how))
+            blank += n
+        return pd.concat(parts, ignore_index=True), "; ".join(sorted(how)), blank
     if path.suffix.lower() == ".txt":
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return pd.Series(lines, dtype=object), "one text per line"
+        return pd.Series(read_lines(path), dtype=object), "one text per line", 0
     df = read_table(path)
     cols = list(options.text_cols) or _default_text_cols(df, path)
     require_columns(df, cols, path)
-    return join_text_columns(df, cols), " + ' ' + ".join(cols)
+    require_texts(df, cols, path)
+    return join_text_columns(df, cols), " + ' ' + ".join(cols), blank_rows(df)
 
 
 def _default_text_cols(df: pd.DataFrame, path: Path) -> list[str]:
@@ -401,9 +388,10 @@ def load_class_files(files: dict[int, Path], options: DataOptions) -> DatasetBun
     """One file or folder per class (`fake=Fake.csv,real=True.csv`): the file names the label."""
     import pandas as pd
 
-    frames, how = [], {}
+    frames, how, blank = [], {}, 0
     for label, path in files.items():
-        texts, what = _class_texts(path, options)
+        texts, what, n = _class_texts(path, options)
+        blank += n
         frames.append(pd.DataFrame({"text": texts.fillna("").astype(str).str.strip(), "label": label}))
         how[("real", "fake")[label]] = f"{path} ({what})"
     frame = pd.concat(frames, ignore_index=True)
@@ -420,6 +408,7 @@ def load_class_files(files: dict[int, Path], options: DataOptions) -> DatasetBun
         clean=options.clean,
         rule_names=options.clean_rules,
     )
+    info["dropped_before"] = dropped_blank(blank)
     return bundle_from_frame(name, frame, info, options.seed)
 
 

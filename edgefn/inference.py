@@ -7,6 +7,7 @@ model into the same `Encoder` and batching.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,24 @@ def pad_id_of(tokenizer: Any, folder: Path) -> int:
     return int(pad_id or 0)
 
 
+# Characters kept per token of max_length before tokenizing: a text is cut (at a space) to max_length * 64
+# characters, so a 10 MB text is not tokenized whole to keep 128 tokens. English WordPiece tokens average
+# 4-5 characters and a URL or a number 2-3, so 64 leaves a text that fills max_length untouched unless it is
+# mostly spaces or words longer than 64 characters; a cut text is flagged truncated whatever its token count.
+CHARS_PER_TOKEN = 64
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def cut_text(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at the last space, tab or newline of the kept part (a word cut
+    in two would tokenize differently), or at `limit` itself when there is none in its second half."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    space = max(head.rfind(c) for c in " \t\n\r")
+    return head[:space] if space >= limit // 2 else head
+
+
 class Encoder:
     """A fast tokenizer (the `tokenizers` library, no torch) that truncates, and pads per batch."""
 
@@ -262,12 +281,26 @@ class Encoder:
             raise EdgefnError(f"{path} cannot be read: {str(e).splitlines()[0]}") from None
         return cls(tokenizer, pad_id_of(tokenizer, Path(folder)), max_length)
 
+    @property
+    def char_limit(self) -> int:
+        """Characters of a text that are tokenized: CHARS_PER_TOKEN for each token of the current limit."""
+        return int((self.tokenizer.truncation or {}).get("max_length", self.max_length)) * CHARS_PER_TOKEN
+
     def encode(self, texts: Sequence[str]) -> list[Any]:
-        """Encodings (ids, mask, type ids, overflow) truncated at max_length, unpadded."""
-        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
-        if bad is not None:
-            raise EdgefnError(f"text {bad} is a {type(texts[bad]).__name__}, not a string")
-        return list(self.tokenizer.encode_batch(list(texts)))
+        """Encodings (ids, mask, type ids, overflow) truncated at max_length, unpadded; each text is first cut
+        to `char_limit` characters (see `truncated`)."""
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise EdgefnError(f"text {i} is a {type(t).__name__}, not a string")
+            if SURROGATE.search(t):
+                raise EdgefnError(f"text {i} holds an unpaired surrogate (bytes that were not valid text)")
+        limit = self.char_limit
+        return list(self.tokenizer.encode_batch([cut_text(t, limit) for t in texts]))
+
+    def truncated(self, texts: Sequence[str], encodings: Sequence[Any]) -> list[bool]:
+        """Whether each text lost tokens: cut to `char_limit` characters, or truncated at max_length."""
+        limit = self.char_limit
+        return [len(t) > limit or bool(e.overflowing) for t, e in zip(texts, encodings, strict=True)]
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Token counts after truncation."""

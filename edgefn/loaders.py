@@ -22,6 +22,7 @@ from edgefn.dataprep import (
 )
 from edgefn.dataset import FAKE, REAL, SPLITS, DataOptions, DatasetBundle, register_dataset
 from edgefn.errors import EdgefnError
+from edgefn.tables import blank_rows, dropped_blank, read_csv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,15 +41,19 @@ ISOT_RULES = (
 SAMPLE_FILE = Path(__file__).parent / "resources" / "sample.jsonl"
 
 
-def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
+def _read_csv(path: Path, strict: bool = True, **kwargs: Any) -> pd.DataFrame:
+    """A dataset's CSV file, read strictly (`tables.read_csv`) unless `strict` is off (LIAR's unquoted TSV)
+    or only the header is read (`nrows=0`)."""
     import pandas as pd
 
-    if not path.is_file():
-        raise EdgefnError(f"missing data file {path}")
-    try:
-        return pd.read_csv(path, **kwargs)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise EdgefnError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    if not strict or "nrows" in kwargs:
+        if not path.is_file():
+            raise EdgefnError(f"missing data file {path}")
+        try:
+            return pd.read_csv(path, **kwargs)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise EdgefnError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    return read_csv(path, **kwargs)
 
 
 def _hub_frames(hub_id: str) -> dict[str, pd.DataFrame] | None:
@@ -103,6 +108,7 @@ def _welfake_bundle(df: pd.DataFrame, source: str, label_map: str, options: Data
 
     frame = pd.DataFrame({"text": join_text_columns(df, ["title", "text"]), "label": df["label"]})
     info = make_info("welfake", source, text="title + ' ' + text", label_map=label_map)
+    info["dropped_before"] = dropped_blank(blank_rows(df))
     return bundle_from_frame("welfake", frame, info, options.seed)
 
 
@@ -217,6 +223,7 @@ def load_isot(path: Path, options: DataOptions) -> DatasetBundle:
         "Fake.csv -> fake (1), True.csv -> real (0)",
         options.clean,
     )
+    info["dropped_before"] = dropped_blank(blank_rows(*tables.values()))
     return bundle_from_frame("isot", frame, info, options.seed)
 
 
@@ -249,9 +256,10 @@ def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
     import pandas as pd
 
     rules = options.clean_rules or CONSTRAINT_RULES
-    frames = {}
+    frames, blank = {}, 0
     for split, name in CONSTRAINT_FILES.items():
         df = _read_csv(path / name)
+        blank += blank_rows(df)
         require_columns(df, ["tweet", "label"], path / name)
         text = join_text_columns(df, ["tweet"])
         frames[split] = pd.DataFrame(
@@ -270,6 +278,7 @@ def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
         rule_names=rules,
         files=CONSTRAINT_FILES,
     )
+    info["dropped_before"] = dropped_blank(blank)
     return bundle_from_splits("constraint", frames, info)
 
 
@@ -285,7 +294,9 @@ def _is_liar(path: Path) -> bool:
 def _read_liar(path: Path) -> pd.DataFrame:
     import pandas as pd
 
-    df = _read_csv(path, sep="\t", header=None, quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    df = _read_csv(
+        path, strict=False, sep="\t", header=None, quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False
+    )
     if df.shape[1] != 14:
         raise EdgefnError(f"liar: {path} has {df.shape[1]} columns, expected 14 (LIAR TSV without header)")
     labels = df[1].str.strip()

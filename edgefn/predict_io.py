@@ -1,4 +1,16 @@
-"""Inputs and outputs of `edgefn predict`: texts from arguments, files or stdin; JSONL or CSV out (stdlib only)."""
+"""Inputs and outputs of `edgefn predict`, streamed: texts from arguments, a file or stdin in, JSONL or CSV out.
+
+Exactly one output row per input row, in input order:
+- a .txt file or stdin holds one text per line, split at "\\n" only ("\\r\\n" ends a line too);
+- a .csv / .tsv file holds one text per row in `--column`, read by the strict `textfiles.CsvReader`;
+- a .jsonl file holds one JSON object per line, the text a string (or null) under `--column`.
+A blank line or blank CSV row is an empty text: it gets a prediction like any other (the model sees only its
+special tokens) and its row says `"empty": true`, as does every text of whitespace only. Nothing is skipped.
+Input with no rows at all is refused. Any malformed row is refused with one line naming it; a regular input
+file is checked whole before the model loads, so that nothing is written. Standard input cannot be read
+twice: rows before a malformed one have been written to stdout when the error is raised (with --output, the
+file is written only when every row succeeded).
+"""
 
 from __future__ import annotations
 
@@ -6,98 +18,110 @@ import csv
 import io
 import json
 import os
+import stat
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from edgefn.errors import EdgefnError
+from edgefn.textfiles import (
+    SURROGATE,
+    CsvReader,
+    jsonl_records,
+    missing_column,
+    raw_lines,
+    strip_newline,
+    text_value,
+)
 
 FORMATS = ("jsonl", "csv")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Texts classified per call: length-sorted batches are formed within a chunk, and 1,024 keeps their padding
+# close to that of one sort over all texts while memory stays flat; a chunk also ends at 16 M characters.
+CHUNK_TEXTS = 1024
+CHUNK_CHARS = 1 << 24
 
 
-def decode_bytes(data: bytes, source: str, encoding: str = "utf-8") -> str:
-    """Decode a whole input, naming the line of the first undecodable byte."""
-    try:
-        text = data.decode(encoding)
-    except LookupError:
-        raise EdgefnError(f"unknown --encoding {encoding!r}") from None
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise EdgefnError(
-            f"{source} line {line}: byte 0x{data[e.start]:02x} is not valid {encoding}; "
-            "pass --encoding (e.g. --encoding latin-1) if the file uses another encoding"
-        ) from None
-    return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not part of the first text
+def _csv_texts(lines: Iterable[str], source: str, column: str, delimiter: str) -> Iterator[str]:
+    reader = CsvReader(lines, source, delimiter)
+    index = reader.column(column)
+    for record in reader:
+        yield "" if record.fields is None else record.fields[index]
 
 
-def _lines(text: str) -> list[str]:
-    """One text per line, split at newlines only (\n or \r\n): U+2028, U+0085 or a form feed inside a text
-    stay in it, so output indices match input line numbers. Blank lines stay, as empty texts."""
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line starts no new one
-    return [line.removesuffix("\r") for line in lines]
-
-
-def _missing_column(source: str, column: str, found: Sequence[str]) -> EdgefnError:
-    return EdgefnError(
-        f"{source} has no column {column!r}; columns found: {', '.join(found) or '(none)'}; "
-        "pick one with --column"
-    )
-
-
-def _csv_column(text: str, source: str, column: str, delimiter: str) -> list[str]:
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long articles exceed the 128 KiB default
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    fields = list(reader.fieldnames or [])
-    if column not in fields:
-        raise _missing_column(source, column, fields)
-    try:
-        return [row.get(column) or "" for row in reader]
-    except csv.Error as e:
-        raise EdgefnError(f"{source} line {reader.line_num}: malformed CSV ({e})") from None
-
-
-def _jsonl_column(text: str, source: str, column: str) -> list[str]:
-    out = []
-    for n, line in enumerate(_lines(text), start=1):
-        if not line.strip():
+def _jsonl_texts(lines: Iterable[str], source: str, column: str) -> Iterator[str]:
+    for record in jsonl_records(lines, source):
+        if record.fields is None:
+            yield ""
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise EdgefnError(f"{source} line {n}: not valid JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise EdgefnError(f"{source} line {n}: expected a JSON object, got {type(record).__name__}")
-        if column not in record:
-            raise _missing_column(f"{source} line {n}", column, list(record))
-        value = record[column]
-        out.append("" if value is None else value if isinstance(value, str) else str(value))
-    return out
+        if column not in record.fields:
+            raise missing_column(f"{source} line {record.line}", column, list(record.fields))
+        yield text_value(record.fields[column], f"{source} line {record.line}", column)
 
 
-def parse_texts(text: str, source: str, kind: str, column: str = "text") -> list[str]:
-    """Texts from decoded file contents of a kind: `lines`, `csv`, `tsv` or `jsonl`."""
-    if kind == "csv":
-        return _csv_column(text, source, column, ",")
-    if kind == "tsv":
-        return _csv_column(text, source, column, "\t")
+def parse_texts(lines: Iterable[str], source: str, kind: str, column: str = "text") -> Iterator[str]:
+    """Texts, one per row, from decoded lines (each ending with "\\n") of a kind: `lines`, `csv`, `tsv` or
+    `jsonl`."""
+    if kind in ("csv", "tsv"):
+        return _csv_texts(lines, source, column, "," if kind == "csv" else "\t")
     if kind == "jsonl":
-        return _jsonl_column(text, source, column)
-    return _lines(text)
+        return _jsonl_texts(lines, source, column)
+    return (strip_newline(line) for line in lines)
 
 
-def read_texts(
+def _argument_texts(texts: Sequence[str]) -> list[str]:
+    """Texts given as arguments; one holding bytes the terminal could not decode is refused."""
+    for n, text in enumerate(texts, start=1):
+        if SURROGATE.search(text):
+            raise EdgefnError(f"text argument {n} holds bytes that are not valid in the terminal's encoding")
+    return list(texts)
+
+
+def _stdin(stdin: BinaryIO | None) -> BinaryIO:
+    stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+    if stream is None or stream.closed:
+        raise EdgefnError(
+            "no texts: give them as arguments, --input FILE, or on standard input (it is closed)"
+        )
+    return stream
+
+
+def _input_file(input_path: str) -> Path:
+    path = Path(input_path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise EdgefnError(f"input file not found: {path}") from None
+    if not stat.S_ISREG(mode):
+        raise EdgefnError(f"--input {path} is not a regular file (use --input - for standard input)")
+    return path
+
+
+def _file_texts(path: Path, column: str, encoding: str) -> Iterator[str]:
+    kind = TABLE_SUFFIXES.get(path.suffix.lower(), "lines")
+    with open(path, "rb") as f:
+        yield from parse_texts(raw_lines(f, str(path), encoding), str(path), kind, column)
+
+
+def _refuse_empty(texts: Iterator[str], source: str) -> Iterator[str]:
+    """The texts, refused before any work when there are none."""
+    first = next(texts, None)
+    if first is None:
+        raise EdgefnError(f"no texts: {source} has no rows")
+    return chain([first], texts)
+
+
+def iter_texts(
     texts: Sequence[str],
     input_path: str | None,
     column: str = "text",
     encoding: str = "utf-8",
     stdin: BinaryIO | None = None,
-) -> list[str]:
-    """Resolve `edgefn predict` inputs: argument texts, an input file, or stdin (one text per line).
+) -> Iterator[str]:
+    """The texts of `edgefn predict`, one per input row, read as they are consumed.
 
     Args:
         texts: texts given as arguments (used when no input file is given).
@@ -107,87 +131,129 @@ def read_texts(
         stdin: the binary stream to read when no texts and no file are given.
 
     Returns:
-        The texts, in input order.
+        An iterator over the texts in input order. A regular file is read through once here, so that a
+        malformed row, an undecodable byte or an empty file is refused before the caller starts work.
     """
     if list(texts) == ["-"] and input_path is None:  # `edgefn predict --model M -` reads stdin
         texts, input_path = (), "-"
     if input_path is not None and texts:
         raise EdgefnError("give texts as arguments or --input FILE, not both")
     if texts:
-        return list(texts)
+        return iter(_argument_texts(texts))
     if input_path is None or input_path == "-":
-        stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
-        if stream is None or stream.closed:
-            raise EdgefnError(
-                "no texts: give them as arguments, --input FILE, or on standard input (it is closed)"
-            )
-        return _lines(decode_bytes(stream.read(), "stdin", encoding))
-    path = Path(input_path)
-    if not path.is_file():
-        raise EdgefnError(f"input file not found: {path}")
-    kind = TABLE_SUFFIXES.get(path.suffix.lower(), "lines")
-    return parse_texts(decode_bytes(path.read_bytes(), str(path), encoding), str(path), kind, column)
+        lines = raw_lines(_stdin(stdin), "stdin", encoding)
+        return _refuse_empty((strip_newline(line) for line in lines), "standard input")
+    path = _input_file(input_path)
+    if sum(1 for _ in _file_texts(path, column, encoding)) == 0:
+        raise EdgefnError(f"no texts: {path} has no rows")
+    return _file_texts(path, column, encoding)
 
 
-def format_predictions(predictions: Sequence[Any], fmt: str = "jsonl") -> str:
-    """Predictions as JSONL (one object per text) or CSV (index, label, prob_fake, logit_<label>..., truncated,
-    ood_score, ood)."""
+def read_texts(
+    texts: Sequence[str],
+    input_path: str | None,
+    column: str = "text",
+    encoding: str = "utf-8",
+    stdin: BinaryIO | None = None,
+) -> list[str]:
+    """All texts of `iter_texts` as a list (for small inputs and tests)."""
+    return list(iter_texts(texts, input_path, column, encoding, stdin))
+
+
+def chunks(
+    texts: Iterable[str], size: int = CHUNK_TEXTS, max_chars: int = CHUNK_CHARS
+) -> Iterator[list[str]]:
+    """Consecutive texts in lists of `size`, a list ending early once it holds `max_chars` characters."""
+    chunk: list[str] = []
+    chars = 0
+    for text in texts:
+        chunk.append(text)
+        chars += len(text)
+        if len(chunk) >= size or chars >= max_chars:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+# --- output -----------------------------------------------------------------------------------------------
+
+
+def _csv_header(n_logits: int) -> list[str]:
+    names = ["real", "fake"] if n_logits == 2 else [str(k) for k in range(n_logits)]
+    logits = [f"logit_{n}" for n in names]
+    return ["index", "label", "label_id", "prob_fake", *logits, "truncated", "ood_score", "ood", "empty"]
+
+
+def _csv_row(r: dict[str, Any]) -> list[Any]:
+    ood = r.get("ood")
+    return [
+        r["index"],
+        r["label"],
+        r["label_id"],
+        repr(r["prob_fake"]),
+        *[repr(v) for v in r["logits"]],
+        str(r["truncated"]).lower(),
+        "" if r.get("ood_score") is None else repr(r["ood_score"]),
+        "" if ood is None else str(ood).lower(),  # empty: no threshold calibrated (run `edgefn eval`)
+        str(r["empty"]).lower(),
+    ]
+
+
+def prediction_rows(predictions: Sequence[Any], texts: Sequence[str], start: int = 0) -> list[dict[str, Any]]:
+    """One dict per prediction: its index in the whole input, the prediction, and whether its text is empty."""
+    return [
+        {"index": start + i, **p.to_dict(), "empty": not text.strip()}
+        for i, (p, text) in enumerate(zip(predictions, texts, strict=True))
+    ]
+
+
+def format_rows(rows: Sequence[dict[str, Any]], fmt: str, header: bool = True) -> str:
+    """Rows as JSONL (one object per text) or CSV (index, label, label_id, prob_fake, logit_<label>...,
+    truncated, ood_score, ood, empty), the CSV header first when `header`."""
     if fmt not in FORMATS:
         raise EdgefnError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    rows = [{"index": i, **p.to_dict()} for i, p in enumerate(predictions)]
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    n_logits = max((len(r["logits"]) for r in rows), default=2)
-    names = ["real", "fake"] if n_logits == 2 else [str(k) for k in range(n_logits)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    header = ["index", "label", "label_id", "prob_fake", *[f"logit_{n}" for n in names], "truncated"]
-    writer.writerow([*header, "ood_score", "ood"])
-    for r in rows:
-        ood = r.get("ood")
-        writer.writerow(
-            [
-                r["index"],
-                r["label"],
-                r["label_id"],
-                repr(r["prob_fake"]),
-                *[repr(v) for v in r["logits"]],
-                str(r["truncated"]).lower(),
-                "" if r.get("ood_score") is None else repr(r["ood_score"]),
-                "" if ood is None else str(ood).lower(),  # empty: no threshold calibrated (run `edgefn eval`)
-            ]
-        )
+    if header:
+        writer.writerow(_csv_header(max((len(r["logits"]) for r in rows), default=2)))
+    writer.writerows(_csv_row(r) for r in rows)
     return buf.getvalue()
 
 
-def check_output(output: Path | None, input_path: str | None) -> None:
-    """Refuse an --output that is a folder, or the --input file itself (it would be destroyed)."""
-    if output is None:
-        return
-    output = Path(output)
-    if output.is_dir():
-        raise EdgefnError(f"--output {output} is a folder; give a file path")
-    if (
-        input_path not in (None, "-")
-        and output.exists()
-        and output.resolve() == Path(str(input_path)).resolve()
-    ):
-        raise EdgefnError(f"--output {output} is the --input file; write the predictions elsewhere")
+@dataclass
+class PredictSummary:
+    """What a streamed prediction wrote: rows, and how many were fake, truncated and empty."""
+
+    rows: int = 0
+    fake: int = 0
+    truncated: int = 0
+    empty: int = 0
+
+    def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.rows += len(rows)
+        self.fake += sum(r["label"] == "fake" for r in rows)
+        self.truncated += sum(bool(r["truncated"]) for r in rows)
+        self.empty += sum(bool(r["empty"]) for r in rows)
 
 
-def write_output(content: str, output: Path | None) -> None:
-    """Write to a file atomically (temporary name, then rename), or to stdout when `output` is None."""
-    if output is None:
-        sys.stdout.write(content)
-        sys.stdout.flush()
-        return
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(content)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def predict_stream(
+    classify: Callable[[list[str]], Sequence[Any]], texts: Iterable[str], out: IO[str], fmt: str = "jsonl"
+) -> PredictSummary:
+    """Classify `texts` chunk by chunk and write each chunk's rows to `out` as it is done (memory stays flat).
+
+    Args:
+        classify: texts -> one prediction each, in order (`Classifier.predict`).
+        texts: the input texts, e.g. from `iter_texts`.
+        out: a text stream, e.g. from `edgefn.outputs.open_output`.
+        fmt: `jsonl` or `csv`.
+    """
+    summary = PredictSummary()
+    for chunk in chunks(texts):
+        rows = prediction_rows(classify(chunk), chunk, summary.rows)
+        out.write(format_rows(rows, fmt, header=summary.rows == 0))
+        out.flush()
+        summary.add(rows)
+    return summary

@@ -378,13 +378,14 @@ class Classifier:
         probs = softmax(logits)
         label_ids = logits.argmax(axis=-1)
         scores = ood_scores(logits, self.ood.score if self.ood else "energy")
+        truncated = self.encoder.truncated(texts, encodings)
         return [
             Prediction(
                 label=self.id2label.get(int(k), str(int(k))),
                 label_id=int(k),
                 prob_fake=float(probs[i, self.fake_id]),
                 logits=tuple(float(v) for v in logits[i]),
-                truncated=bool(encodings[i].overflowing),
+                truncated=truncated[i],
                 ood_score=float(scores[i]),
                 ood=None if self.ood is None else bool(scores[i] > self.ood.threshold),
             )

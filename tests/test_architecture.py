@@ -20,6 +20,8 @@ LAYERS = {
     "noise": 2,
     "presets": 1,
     "predict_io": 1,
+    "textfiles": 1,
+    "tables": 2,
     "webbuild": 1,
     "inference": 2,
     "graph": 3,

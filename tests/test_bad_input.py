@@ -355,7 +355,7 @@ CASES: list[Case] = [
             "--output",
             str(t / "in.txt"),
         ],
-        "is the --input file",
+        "is the input file",
         None,
     ),
     (
