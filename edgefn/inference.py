@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,11 @@ def create_session(
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.enable_profiling = profile
+    # ORT's memory pattern plans one block per input shape; length-sorted batches bring a new shape per batch,
+    # and the blocks fragment its arena: predict's peak RSS rose to 400 MB over 100k tweets (int8 minilm,
+    # batch 32). Without it: 125 MB less, and per-sample latency within 3% (6 interleaved rounds on 2 cores:
+    # fixed 128 tokens at batch 1 and 8 0.99x and 0.97x, real lengths at batch 1 1.00x, 1,024 texts 1.02x).
+    opts.enable_mem_pattern = False
     providers = [provider] if provider == CPU else [provider, CPU]
     try:
         session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
@@ -257,6 +263,19 @@ def cut_text(text: str, limit: int) -> str:
     return head[:space] if space >= limit // 2 else head
 
 
+ENCODE_SLICE = 1024  # texts tokenized at a time by `encode_compact`
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """One text's tokens as compact arrays (what `Encoder.feed` reads), and whether the text lost tokens."""
+
+    ids: np.ndarray
+    attention_mask: np.ndarray
+    type_ids: np.ndarray
+    truncated: bool
+
+
 class Encoder:
     """A fast tokenizer (the `tokenizers` library, no torch) that truncates, and pads per batch."""
 
@@ -289,18 +308,39 @@ class Encoder:
     def encode(self, texts: Sequence[str]) -> list[Any]:
         """Encodings (ids, mask, type ids, overflow) truncated at max_length, unpadded; each text is first cut
         to `char_limit` characters (see `truncated`)."""
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise EdgefnError(f"text {i} is a {type(t).__name__}, not a string")
-            if SURROGATE.search(t):
-                raise EdgefnError(f"text {i} holds an unpaired surrogate (bytes that were not valid text)")
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise EdgefnError(f"text {bad} is a {type(texts[bad]).__name__}, not a string")
         limit = self.char_limit
-        return list(self.tokenizer.encode_batch([cut_text(t, limit) for t in texts]))
+        cut = [cut_text(t, limit) for t in texts]
+        bad = next((i for i, t in enumerate(cut) if SURROGATE.search(t)), None)
+        if bad is not None:
+            raise EdgefnError(f"text {bad} holds an unpaired surrogate (bytes that were not valid text)")
+        return list(self.tokenizer.encode_batch(cut))
 
     def truncated(self, texts: Sequence[str], encodings: Sequence[Any]) -> list[bool]:
         """Whether each text lost tokens: cut to `char_limit` characters, or truncated at max_length."""
         limit = self.char_limit
         return [len(t) > limit or bool(e.overflowing) for t, e in zip(texts, encodings, strict=True)]
+
+    def encode_compact(self, texts: Sequence[str]) -> list[Tokens]:
+        """`encode`, ENCODE_SLICE texts at a time, each text kept as `Tokens`: about 0.5 KB a text of 50 tokens
+        where the tokenizer's Encoding objects hold about 9 KB, so thousands of texts can be sorted by length
+        together in little memory."""
+        out: list[Tokens] = []
+        for start in range(0, len(texts), ENCODE_SLICE):
+            part = texts[start : start + ENCODE_SLICE]
+            encodings = self.encode(part)
+            out += [
+                Tokens(
+                    np.asarray(e.ids, dtype=np.int32),
+                    np.asarray(e.attention_mask, dtype=np.int8),
+                    np.asarray(e.type_ids, dtype=np.int8),
+                    cut,
+                )
+                for e, cut in zip(encodings, self.truncated(part, encodings), strict=True)
+            ]
+        return out
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Token counts after truncation."""

@@ -39,10 +39,12 @@ from edgefn.textfiles import (
 
 FORMATS = ("jsonl", "csv")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-# Texts classified per call: length-sorted batches are formed within a chunk, and 1,024 keeps their padding
-# close to that of one sort over all texts while memory stays flat; a chunk also ends at 16 M characters.
-CHUNK_TEXTS = 1024
-CHUNK_CHARS = 1 << 24
+# Texts classified per call (a window ends early at 16 M characters). Batches are sorted by token length
+# within a window: on 100,000 CONSTRAINT tweets in batches of 32, windows of 1,024 texts feed 3.9% padding
+# tokens, windows of 8,192 0.5% (one sort over all: 0.04%), for some 6 MB of compact tokens.
+WINDOW_TEXTS = 8192
+WINDOW_CHARS = 1 << 24
+WRITE_ROWS = 1024  # rows formatted and written at a time
 
 
 def _csv_texts(lines: Iterable[str], source: str, column: str, delimiter: str) -> Iterator[str]:
@@ -160,20 +162,20 @@ def read_texts(
     return list(iter_texts(texts, input_path, column, encoding, stdin))
 
 
-def chunks(
-    texts: Iterable[str], size: int = CHUNK_TEXTS, max_chars: int = CHUNK_CHARS
+def windows(
+    texts: Iterable[str], size: int = WINDOW_TEXTS, max_chars: int = WINDOW_CHARS
 ) -> Iterator[list[str]]:
     """Consecutive texts in lists of `size`, a list ending early once it holds `max_chars` characters."""
-    chunk: list[str] = []
+    window: list[str] = []
     chars = 0
     for text in texts:
-        chunk.append(text)
+        window.append(text)
         chars += len(text)
-        if len(chunk) >= size or chars >= max_chars:
-            yield chunk
-            chunk, chars = [], 0
-    if chunk:
-        yield chunk
+        if len(window) >= size or chars >= max_chars:
+            yield window
+            window, chars = [], 0
+    if window:
+        yield window
 
 
 # --- output -----------------------------------------------------------------------------------------------
@@ -240,20 +242,29 @@ class PredictSummary:
 
 
 def predict_stream(
-    classify: Callable[[list[str]], Sequence[Any]], texts: Iterable[str], out: IO[str], fmt: str = "jsonl"
+    classify: Callable[[list[str]], Sequence[Any]],
+    texts: Iterable[str],
+    out: IO[str],
+    fmt: str = "jsonl",
+    window: int = WINDOW_TEXTS,
 ) -> PredictSummary:
-    """Classify `texts` chunk by chunk and write each chunk's rows to `out` as it is done (memory stays flat).
+    """Classify `texts` a window at a time and write each window's rows to `out` as it is done, so memory stays
+    flat whatever the input's length.
 
     Args:
         classify: texts -> one prediction each, in order (`Classifier.predict`).
         texts: the input texts, e.g. from `iter_texts`.
         out: a text stream, e.g. from `edgefn.outputs.open_output`.
         fmt: `jsonl` or `csv`.
+        window: texts per `classify` call.
     """
     summary = PredictSummary()
-    for chunk in chunks(texts):
-        rows = prediction_rows(classify(chunk), chunk, summary.rows)
-        out.write(format_rows(rows, fmt, header=summary.rows == 0))
+    for part in windows(texts, window):
+        predictions = classify(part)
+        for start in range(0, len(part), WRITE_ROWS):
+            chunk = part[start : start + WRITE_ROWS]
+            rows = prediction_rows(predictions[start : start + WRITE_ROWS], chunk, summary.rows)
+            out.write(format_rows(rows, fmt, header=summary.rows == 0))
+            summary.add(rows)
         out.flush()
-        summary.add(rows)
     return summary

@@ -369,23 +369,22 @@ class Classifier:
 
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Raw logits, shape (len(texts), num_labels), in input order."""
-        return self._logits(self.encoder.encode(texts), batch_size)
+        return self._logits(self.encoder.encode_compact(texts), batch_size)
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
         """Label, probability of fake, logits and truncation flag for each text, in input order."""
-        encodings = self.encoder.encode(texts)
-        logits = self._logits(encodings, batch_size)
+        tokens = self.encoder.encode_compact(texts)
+        logits = self._logits(tokens, batch_size)
         probs = softmax(logits)
         label_ids = logits.argmax(axis=-1)
         scores = ood_scores(logits, self.ood.score if self.ood else "energy")
-        truncated = self.encoder.truncated(texts, encodings)
         return [
             Prediction(
                 label=self.id2label.get(int(k), str(int(k))),
                 label_id=int(k),
                 prob_fake=float(probs[i, self.fake_id]),
                 logits=tuple(float(v) for v in logits[i]),
-                truncated=truncated[i],
+                truncated=tokens[i].truncated,
                 ood_score=float(scores[i]),
                 ood=None if self.ood is None else bool(scores[i] > self.ood.threshold),
             )

@@ -18,7 +18,7 @@ from edgefn.cli import main
 from edgefn.data import DataOptions, load_data
 from edgefn.errors import EdgefnError
 from edgefn.inference import CHARS_PER_TOKEN, cut_text
-from edgefn.predict_io import CHUNK_TEXTS, iter_texts, predict_stream
+from edgefn.predict_io import iter_texts, predict_stream
 from edgefn.runs import RunFolder
 from edgefn.runtime import Classifier
 from edgefn.textfiles import CsvReader, raw_lines
@@ -213,6 +213,17 @@ def test_predict_refuses_bad_paths(argv: Callable[[Path], list[str]], message: s
     assert _snapshot(tmp_path) == before
 
 
+def test_undecodable_argument_text_is_refused(model) -> None:
+    """A text argument with bytes the terminal could not decode (a lone surrogate): exit 2, one line."""
+    code, out, err = _invoke(["predict", "--model", model, "fine", "caf\udce9"])
+    assert (
+        code == 2
+        and out == ""
+        and _error_lines(err)
+        == ["Error: text argument 2 holds bytes that are not valid in the terminal's encoding"]
+    )
+
+
 def test_empty_stdin_is_refused(model) -> None:
     """No rows on standard input: exit 2, one line."""
     code, out, err = _invoke(["predict", "--model", model], input=b"")
@@ -400,11 +411,11 @@ class _CountingStream(io.BytesIO):
         return out
 
 
-def test_predict_streams_in_chunks(model) -> None:
-    """Input is read as it is classified and each chunk written before the next is read: the classifier gets
-    chunks of CHUNK_TEXTS texts, and the output has one row per input row, in order."""
+def test_predict_streams_in_windows(model) -> None:
+    """Input is read as it is classified and each window written before the next is read: the classifier gets
+    windows of the given size, and the output has one row per input row, in order."""
     clf = Classifier.from_folder(model)
-    n = 2 * CHUNK_TEXTS + 300
+    window, n = 600, 5 * 600 + 300
     stdin = _CountingStream(b"".join(f"text {i} ".encode() * 300 + b"\n" for i in range(n)))
     out = io.StringIO()
     calls: list[tuple[int, int, int]] = []
@@ -413,11 +424,26 @@ def test_predict_streams_in_chunks(model) -> None:
         calls.append((len(texts), stdin.consumed, len(out.getvalue().splitlines())))
         return clf.predict(texts)
 
-    summary = predict_stream(classify, iter_texts((), "-", stdin=stdin), out)
-    assert [c[0] for c in calls] == [CHUNK_TEXTS, CHUNK_TEXTS, 300] and summary.rows == n
-    assert calls[0][1] < len(stdin.getvalue()) // 2  # the first chunk ran before the input was read
-    assert [c[2] for c in calls] == [0, CHUNK_TEXTS, 2 * CHUNK_TEXTS]  # each chunk written before the next
+    summary = predict_stream(classify, iter_texts((), "-", stdin=stdin), out, window=window)
+    assert [c[0] for c in calls] == [window] * 5 + [300] and summary.rows == n
+    assert calls[0][1] < len(stdin.getvalue()) // 2  # the first window ran before the input was read
+    assert [c[2] for c in calls] == [k * window for k in range(6)]  # each window written before the next
     assert [json.loads(line)["index"] for line in out.getvalue().splitlines()] == list(range(n))
+
+
+def test_window_predictions_equal_one_text_at_a_time(model) -> None:
+    """A window of thousands of texts, sorted by length as compact tokens, predicts as each text alone does
+    (fp32: int8-dynamic scales its activations per batch, so its logits depend on the batch)."""
+    clf = Classifier.from_folder(Path(model).parent / "fp32")
+    texts = [f"claim {i} " * (1 + i % 90) for i in range(3000)] + [
+        "",
+        "x" * (clf.max_length * CHARS_PER_TOKEN + 1),
+    ]
+    together = clf.predict(texts)
+    alone = [clf.predict([t])[0] for t in texts[::50]]
+    assert [p.label_id for p in together[::50]] == [p.label_id for p in alone]
+    assert all(abs(a - b) < 1e-5 for p, q in zip(together[::50], alone) for a, b in zip(p.logits, q.logits))
+    assert [p.truncated for p in together[-2:]] == [False, True]
 
 
 # --- output faults ---------------------------------------------------------------------------------------------
