@@ -203,7 +203,7 @@ def _remove_leftovers(run: RunFolder) -> None:
     """Remove the temporary folders of an export killed outright (the lock says none is running)."""
     if run.onnx_dir.is_dir():
         for p in run.onnx_dir.iterdir():
-            if p.is_dir() and p.name.startswith("."):
+            if runs.is_temporary(p):  # never a hidden folder of the user's
                 shutil.rmtree(p, ignore_errors=True)
 
 

@@ -137,7 +137,7 @@ def prepare_run_dir(cfg: FinetuneConfig) -> str:
     if status is None:
         if any(p.name != runs.LOCK_FILE for p in run.path.iterdir()):  # never replaced: the user's files
             raise EdgefnError(
-                f"{run.path} exists and is not an edgefn run folder (no {runs.RUN_MANIFEST}); "
+                f"{run.path} exists and is not an edgefn run folder (no {runs.RUN_MANIFEST} of edgefn's); "
                 "choose another --run-dir"
             )
         return "new"

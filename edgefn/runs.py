@@ -691,7 +691,8 @@ def is_bench_dir(folder: Path) -> bool:
 # What a run folder may hold besides its subfolders, and the fine-tune's own working folder.
 RUN_FILES = {RUN_MANIFEST, LOCK_FILE, FINETUNE_CONFIG, METRICS, ERRORS_CSV, CONFUSION_MATRIX_PNG, OOD_FILE}
 TRAINER_DIR = "trainer"  # the fine-tune's Trainer checkpoints (resume), removed when it finishes
-_TEMPORARY = re.compile(r"\.[^/]+\.(tmp|old)-[^/]*")  # `outputs.output_dir`'s temporary folders
+# The temporary folders edgefn makes inside a run (`outputs.output_dir`'s, export's and the peers' work folders)
+_TEMPORARY = re.compile(r"\.(plain|work|optimum)-[a-z0-9_]{8}|\.[^/]+\.(tmp|old)-[a-z0-9_]{8}")
 
 
 def foreign_entry(run_dir: Path) -> Path | None:
@@ -715,7 +716,7 @@ def foreign_entry(run_dir: Path) -> Path | None:
     for entry in sorted(run.path.iterdir()):
         if entry.is_symlink():
             return entry
-        if entry.name in RUN_FILES and entry.is_file() or _is_temporary(entry):
+        if entry.name in RUN_FILES and entry.is_file() or is_temporary(entry):
             continue
         check = own.get(entry.name)
         if check is None or not entry.is_dir():
@@ -728,10 +729,10 @@ def foreign_entry(run_dir: Path) -> Path | None:
 
 def _first_foreign(folder: Path, own: Callable[[Path], bool]) -> Path | None:
     """The first entry of `folder` that `own` does not recognise (edgefn's temporary folders aside)."""
-    return next((p for p in sorted(folder.iterdir()) if not (_is_temporary(p) or own(p))), None)
+    return next((p for p in sorted(folder.iterdir()) if not (is_temporary(p) or own(p))), None)
 
 
-def _is_temporary(path: Path) -> bool:
+def is_temporary(path: Path) -> bool:
     """Whether `path` is a temporary folder of edgefn's (left by an interrupted write)."""
     return bool(_TEMPORARY.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
 

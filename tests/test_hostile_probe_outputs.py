@@ -143,3 +143,18 @@ def test_a_run_of_edgefn_files_only_has_no_foreign_entry(run: Path) -> None:
     assert runs.foreign_entry(run) is None
     (run / "notes.txt").write_text("x", encoding="utf-8")
     assert runs.foreign_entry(run) == run / "notes.txt"
+
+
+@pytest.mark.parametrize("name", [".backup", ".git", ".fp32", ".plain-x"])
+def test_export_keeps_hidden_folders_of_the_user_in_onnx(name: str, run: Path, tmp_path: Path) -> None:
+    """export removes only its own temporary folders from RUN/onnx/, never a hidden folder of the user's
+    (here export is refused right after that clean-up, by a changed checkpoint)."""
+    (run / runs.ONNX_DIR / name).mkdir()
+    (run / runs.ONNX_DIR / name / "keep.txt").write_text("the user's", encoding="utf-8")
+    leftover = run / runs.ONNX_DIR / ".int8-dynamic.tmp-abcd1234"
+    leftover.mkdir()
+    (run / runs.CHECKPOINT / "config.json").write_text("{}", encoding="utf-8")
+    code, out = _invoke(["export", "--run-dir", str(run), "--quantize", "int8-dynamic"])
+    assert code == 2 and len(_error_lines(out)) == 1, out
+    assert (run / runs.ONNX_DIR / name / "keep.txt").read_text(encoding="utf-8") == "the user's"
+    assert not leftover.exists()
