@@ -13,6 +13,7 @@ from typing import Any
 
 from edgefn import (
     openvino_models,  # noqa: F401 - registers the ov-* schemes
+    outputs,
     runs,
 )
 from edgefn import quantize as q
@@ -273,7 +274,11 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
     """Refuse before any work when a variant exists that was made otherwise (unless overwrite); one made
     with the same request is kept (`job.kept`), so the same command re-run after an interruption carries on.
     A damaged variant (a file no longer matching its recorded hash) is refused with that reason."""
-    if job.cfg.overwrite:
+    if job.cfg.overwrite:  # every folder to replace is checked now, before the first one is replaced
+        for name in [FP32, *schemes]:
+            outputs.check_output_dir(
+                job.variant_dir(name), overwrite=True, owned=runs.is_manifested_dir, kind="variant folder"
+            )
         return
     existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
     manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}

@@ -139,7 +139,7 @@ def test_finetune_overwrite_keeps_a_run_holding_user_files(where: str, run: Path
 def test_a_run_of_edgefn_files_only_has_no_foreign_entry(run: Path) -> None:
     """An exported run, with edgefn's temporary folders, holds nothing foreign; a user's file is named."""
     assert runs.foreign_entry(run) is None
-    (run / runs.ONNX_DIR / ".fp32.tmp-abc").mkdir()
+    (run / runs.ONNX_DIR / ".fp32.tmp-abcd1234").mkdir()
     assert runs.foreign_entry(run) is None
     (run / "notes.txt").write_text("x", encoding="utf-8")
     assert runs.foreign_entry(run) == run / "notes.txt"
@@ -158,3 +158,16 @@ def test_export_keeps_hidden_folders_of_the_user_in_onnx(name: str, run: Path, t
     assert code == 2 and len(_error_lines(out)) == 1, out
     assert (run / runs.ONNX_DIR / name / "keep.txt").read_text(encoding="utf-8") == "the user's"
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("inside", ["notes.txt", "mine/notes.txt"])
+def test_export_overwrite_refuses_before_replacing_any_variant(
+    inside: str, run: Path, tmp_path: Path
+) -> None:
+    """export --overwrite where one variant folder holds a user's file is refused before any variant (fp32
+    first) is replaced: nothing changes."""
+    path = run / VARIANT / inside
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("the user's", encoding="utf-8")
+    argv = ["export", "--run-dir", str(run), "--quantize", "int8-dynamic", "--overwrite"]
+    _refused(argv, tmp_path, "is not an edgefn variant folder")
