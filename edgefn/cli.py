@@ -173,11 +173,15 @@ def data_audit(
 
     from edgefn.audit import audit_data, format_audit
     from edgefn.data import load_data
-    from edgefn.runs import write_json
+    from edgefn.runs import refuse_output_in_run, write_json
 
     options = make_data_options(text_cols, label_col, fake_label, no_clean, seed, clean_rules)
     if output is not None:
-        outputs.refuse_input_as_output(output, data_files(data), "--output")
+        for source in data_files(data):
+            outputs.refuse_input_as_output(output, [source], "--output")
+            if Path(source).is_dir():
+                outputs.refuse_output_inside(output, source, "--output", "the input folder")
+        refuse_output_in_run(output)
         outputs.check_output_file(output)
     report = audit_data(load_data(data, options), ngrams=ngrams, duplicates=not no_duplicates)
     if output is not None:
@@ -611,12 +615,14 @@ def predict(
 
     One output row per input row, in order, written as the input is read; a blank row is an empty text
     (`empty` true in its row)."""
-    from edgefn import outputs
+    from edgefn import outputs, runs
     from edgefn.predict_io import iter_texts, predict_stream
     from edgefn.runtime import Classifier
 
     if output is not None:
         outputs.refuse_input_as_output(output, [input_path], "--output")
+        outputs.refuse_output_inside(output, model_dir, "--output", "the model's folder")
+        runs.refuse_output_in_run(output)
         outputs.check_output_file(output)
     inputs = iter_texts(texts, input_path, column, encoding)
     clf = Classifier.from_folder(

@@ -260,8 +260,8 @@ def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False
 
 
 def data_files(data: str) -> list[str]:
-    """The files a --data / DATA argument names (`a.csv+b.jsonl`, `fake=A,real=B`, `welfake:PATH`), for the
-    input-is-not-output guard; registry names that are no file are left out."""
+    """The files and folders a --data / DATA argument names (`a.csv+b.jsonl`, `fake=A,real=B`,
+    `welfake:PATH`, a folder of files), for the input-is-not-output guard; registry names are left out."""
     parts = (p.split("=", 1)[-1] for p in data.replace(",", "+").split("+"))
     candidates = (p.split(":", 1)[-1] if not Path(p).exists() else p for p in parts)
-    return [c for c in candidates if c and Path(c).is_file()]
+    return [c for c in candidates if c and Path(c).exists()]

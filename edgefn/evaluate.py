@@ -194,10 +194,20 @@ def _output_dir(cfg: EvalConfig, data_name: str, model: str, run: RunFolder | No
     if run is not None:
         outputs.refuse_symlinks(output, run.path)
     option = "--output" if cfg.output is not None else None
+    if option is not None:
+        _refuse_output_in_model(output, cfg.model)
     outputs.check_output_dir(
         output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder", option=option
     )
     return output
+
+
+def _refuse_output_in_model(output: Path, model: Path) -> None:
+    """Refuse an --output inside the model's folder, or inside any run anywhere but RUN/eval/ (an added
+    folder there would fail the next hash check of a variant or checkpoint)."""
+    if runs.enclosing_run(model) is None:  # a lone variant; one inside a run is covered by the next line
+        outputs.refuse_output_inside(output, model, "--output", "the model's folder")
+    runs.refuse_output_in_run(output, allowed=runs.EVAL_DIR)
 
 
 def _evaluate(cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | None) -> EvalResult:

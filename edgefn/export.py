@@ -13,6 +13,7 @@ from typing import Any
 
 from edgefn import (
     openvino_models,  # noqa: F401 - registers the ov-* schemes
+    outputs,
     runs,
 )
 from edgefn import quantize as q
@@ -203,7 +204,7 @@ def _remove_leftovers(run: RunFolder) -> None:
     """Remove the temporary folders of an export killed outright (the lock says none is running)."""
     if run.onnx_dir.is_dir():
         for p in run.onnx_dir.iterdir():
-            if p.is_dir() and p.name.startswith("."):
+            if runs.is_temporary(p):  # never a hidden folder of the user's
                 shutil.rmtree(p, ignore_errors=True)
 
 
@@ -273,7 +274,11 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
     """Refuse before any work when a variant exists that was made otherwise (unless overwrite); one made
     with the same request is kept (`job.kept`), so the same command re-run after an interruption carries on.
     A damaged variant (a file no longer matching its recorded hash) is refused with that reason."""
-    if job.cfg.overwrite:
+    if job.cfg.overwrite:  # every folder to replace is checked now, before the first one is replaced
+        for name in [FP32, *schemes]:
+            outputs.check_output_dir(
+                job.variant_dir(name), overwrite=True, owned=runs.is_manifested_dir, kind="variant folder"
+            )
         return
     existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
     manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}

@@ -21,7 +21,7 @@ from edgefn.metrics import classification_metrics, metrics_by_group, plot_confus
 from edgefn.presets import INIT_CHOICES, ModelPreset, count_parameters, get_preset, load_model
 from edgefn.runs import RunFolder
 
-TRAINER_DIR = "trainer"
+TRAINER_DIR = runs.TRAINER_DIR
 TRAINER_STATE = "trainer_state.json"  # the Trainer writes it last: a checkpoint without it is incomplete
 CALIBRATION_ROWS = 512
 MIN_MAX_LENGTH = 8  # [CLS] ... [SEP] and a few word pieces
@@ -137,11 +137,17 @@ def prepare_run_dir(cfg: FinetuneConfig) -> str:
     if status is None:
         if any(p.name != runs.LOCK_FILE for p in run.path.iterdir()):  # never replaced: the user's files
             raise EdgefnError(
-                f"{run.path} exists and is not an edgefn run folder (no {runs.RUN_MANIFEST}); "
+                f"{run.path} exists and is not an edgefn run folder (no {runs.RUN_MANIFEST} of edgefn's); "
                 "choose another --run-dir"
             )
         return "new"
     if cfg.overwrite:
+        foreign = runs.foreign_entry(run.path)
+        if foreign is not None:
+            raise EdgefnError(
+                f"{foreign} in the run {run.path} holds files edgefn did not write, which --overwrite "
+                "would delete; move them out of the run, or choose another --run-dir"
+            )
         return "replace"
     saved = runs.read_optional_json(run.finetune_config).get("settings", {})
     if cfg.resume:

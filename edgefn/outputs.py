@@ -81,6 +81,20 @@ def refuse_input_as_output(
             raise EdgefnError(f"{option} {output} is the input file {source}; write the output elsewhere")
 
 
+def is_inside(path: Path | str, folder: Path | str) -> bool:
+    """Whether `path` (where it will be written, links resolved) is `folder` or anywhere under it."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def refuse_output_inside(output: Path | str | None, folder: Path | str, option: str, what: str) -> None:
+    """Refuse an output path inside `folder` (a model the command reads: its files are inputs too)."""
+    if output is None or str(output) == "-" or is_special(Path(output)):
+        return
+    if is_inside(output, folder):
+        raise EdgefnError(f"{option} {output} is inside {what} {folder}; write the output elsewhere")
+
+
 def refuse_symlinks(path: Path, root: Path, what: str = "run folder") -> None:
     """Refuse `path` when it, or any folder between `root` and it, is a symlink (writes inside a run must stay
     inside it)."""

@@ -543,6 +543,29 @@ def refuse_unfinished_run_of(variant: Path) -> None:
         )
 
 
+def enclosing_run(path: Path | str) -> Path | None:
+    """The edgefn run folder that `path` (links resolved) is or lies inside, or None."""
+    probe = Path(os.path.realpath(path))
+    for folder in (probe, *probe.parents):
+        if (folder / RUN_MANIFEST).exists() and is_run(folder):
+            return folder
+    return None
+
+
+def refuse_output_in_run(output: Path | str | None, option: str = "--output", allowed: str = "") -> None:
+    """Refuse a path the user named for an output inside an edgefn run folder (its files are edgefn's and
+    hashed: only edgefn's commands write there), except under the run's `allowed` subfolder."""
+    if output is None or str(output) == "-" or outputs.is_special(Path(output)):
+        return
+    run = enclosing_run(output)
+    if run is None:
+        return
+    if allowed and outputs.is_inside(output, run / allowed) and not outputs.same_file(output, run / allowed):
+        return
+    where = f" (only {allowed}/ there takes this output)" if allowed else ""
+    raise EdgefnError(f"{option} {output} is inside the edgefn run {run}{where}; write the output elsewhere")
+
+
 def is_run(folder: Path) -> bool:
     """Whether `folder` is a real folder (no symlink) holding an edgefn run manifest."""
     folder = Path(folder)
@@ -663,6 +686,55 @@ def is_bench_dir(folder: Path) -> bool:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and "results" in record
+
+
+# What a run folder may hold besides its subfolders, and the fine-tune's own working folder.
+RUN_FILES = {RUN_MANIFEST, LOCK_FILE, FINETUNE_CONFIG, METRICS, ERRORS_CSV, CONFUSION_MATRIX_PNG, OOD_FILE}
+TRAINER_DIR = "trainer"  # the fine-tune's Trainer checkpoints (resume), removed when it finishes
+# The temporary folders edgefn makes inside a run (`outputs.output_dir`'s, export's and the peers' work folders)
+_TEMPORARY = re.compile(r"\.(plain|work|optimum)-[a-z0-9_]{8}|\.[^/]+\.(tmp|old)-[a-z0-9_]{8}")
+
+
+def foreign_entry(run_dir: Path) -> Path | None:
+    """The first thing in a run folder that edgefn did not write (a user's notes, a folder of the user's in
+    onnx/ or eval/, a file added to a variant), or None when replacing the run deletes nothing of the user's."""
+    run = RunFolder(run_dir)
+    recorded = (run_manifest(run.path) or {}).get(CHECKPOINT_HASHES)
+    splits = {f"{n}.jsonl" for n in SPLIT_NAMES}
+    own: dict[str, Callable[[Path], Path | None]] = {
+        ONNX_DIR: lambda p: _first_foreign(p, is_manifested_dir),
+        PEERS_DIR: lambda p: _first_foreign(p, is_manifested_dir),
+        EVAL_DIR: lambda p: _first_foreign(p, RunFolder.is_eval_dir),
+        PACKAGE_DIR: lambda p: _first_foreign(p, lambda f: is_manifested_dir(f, PACKAGE_MANIFEST)),
+        BENCH_DIR: lambda p: None if is_bench_dir(p) else p,
+        DATA_DIR: lambda p: next(
+            (q for q in sorted(p.iterdir()) if q.name not in splits or q.is_symlink()), None
+        ),
+        CHECKPOINT: lambda p: _unrecorded_file(p, recorded, None) if isinstance(recorded, dict) else None,
+        TRAINER_DIR: lambda p: None,
+    }
+    for entry in sorted(run.path.iterdir()):
+        if entry.is_symlink():
+            return entry
+        if entry.name in RUN_FILES and entry.is_file() or is_temporary(entry):
+            continue
+        check = own.get(entry.name)
+        if check is None or not entry.is_dir():
+            return entry
+        foreign = check(entry)
+        if foreign is not None:
+            return foreign
+    return None
+
+
+def _first_foreign(folder: Path, own: Callable[[Path], bool]) -> Path | None:
+    """The first entry of `folder` that `own` does not recognise (edgefn's temporary folders aside)."""
+    return next((p for p in sorted(folder.iterdir()) if not (is_temporary(p) or own(p))), None)
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether `path` is a temporary folder of edgefn's (left by an interrupted write)."""
+    return bool(_TEMPORARY.fullmatch(path.name)) and path.is_dir() and not path.is_symlink()
 
 
 @contextlib.contextmanager
