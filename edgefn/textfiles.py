@@ -29,9 +29,12 @@ def _decode_error(
     e: UnicodeDecodeError, state: tuple[bytes, int], newlines: int, source: str, enc: str
 ) -> str:
     """The one-line message for undecodable bytes: the line is counted in the bytes decoded before them."""
-    before = codecs.getincrementaldecoder(enc)(errors="replace")
-    before.setstate((b"", state[1]))
-    line = newlines + before.decode(e.object[: e.start]).count("\n") + 1
+    try:
+        before = codecs.getincrementaldecoder(enc)(errors="replace")
+        before.setstate((b"", state[1]))
+        line = newlines + before.decode(e.object[: e.start]).count("\n") + 1
+    except (UnicodeError, TypeError, ValueError):  # a codec without "replace" or state (idna ...)
+        line = newlines + e.object[: e.start].count(b"\n") + 1
     return (
         f"{source} line {line}: byte 0x{e.object[e.start]:02x} is not valid {enc}; "
         "pass --encoding (e.g. --encoding latin-1) if the file uses another encoding"
@@ -63,7 +66,7 @@ def _decoded_chunks(stream: BinaryIO, source: str, encoding: str) -> Iterator[st
         except UnicodeDecodeError as e:
             raise EdgefnError(_decode_error(e, state, newlines, source, encoding)) from None
         except UnicodeError as e:  # a codec's own complaint (idna, punycode ...)
-            raise EdgefnError(f"{source}: not valid {encoding}: {e}") from None
+            raise EdgefnError(f"{source}: not valid {encoding}: {' '.join(str(e).split())}") from None
         if first and text:
             text, first = text.removeprefix("\ufeff"), False
         newlines += text.count("\n")
