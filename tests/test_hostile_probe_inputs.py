@@ -223,3 +223,15 @@ def test_variant_lists_naming_nothing_are_refused(command, value, exported_tiny_
         else ["bench", "--run-dir", str(run), "--variants", value]
     )
     _refused(argv, tmp_path, message="names nothing; leave the option out for the default")
+
+
+@pytest.mark.parametrize("tokenizer", ["/nonexistent/tok", "."])
+def test_unloadable_tokenizer_is_one_short_line(tokenizer, tmp_path) -> None:
+    """A --tokenizer that is no tokenizer names it in one short line, not transformers' list of every model."""
+    path = _json_rows(tmp_path)
+    line = _refused(
+        ["data", "inspect", str(path), "--tokenizer", tokenizer],
+        tmp_path,
+        message="cannot load the tokenizer",
+    )
+    assert len(line) < 400, line
