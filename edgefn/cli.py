@@ -28,6 +28,7 @@ from edgefn.cli_options import (
     split_list,
     user_errors,
 )
+from edgefn.errors import os_error_line
 
 
 class _OneLineErrors(click.Group):
@@ -649,7 +650,7 @@ def _output_faults(output: Path | None) -> Any:
         if output is None:
             _silence_stdout()
         where = "standard output" if output is None else str(output)
-        click.echo(f"Error: cannot write the predictions to {where}: {e.strerror or e}", err=True)
+        click.echo(f"Error: cannot write the predictions to {os_error_line(e, where)}", err=True)
         sys.exit(1)
 
 
