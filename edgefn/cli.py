@@ -22,11 +22,13 @@ from edgefn.cli_options import (
     finetune_options,
     make_data_options,
     make_finetune_config,
+    name_list,
     parse_int_list,
     run_dir_option,
     split_list,
     user_errors,
 )
+from edgefn.errors import os_error_line
 
 
 class _OneLineErrors(click.Group):
@@ -454,7 +456,7 @@ def bench(
         run_dir=run_dir,
         batch_sizes=parse_int_list(batch_sizes, "--batch-sizes"),
         providers=split_list(providers),
-        variants=split_list(variants),
+        variants=name_list(variants, "--variants"),
         seq_len=seq_len,
         real_lengths=real_lengths,
         fixed_shape=fixed_shape,
@@ -654,7 +656,7 @@ def _output_faults(output: Path | None) -> Any:
         if output is None:
             _silence_stdout()
         where = "standard output" if output is None else str(output)
-        click.echo(f"Error: cannot write the predictions to {where}: {e.strerror or e}", err=True)
+        click.echo(f"Error: cannot write the predictions to {os_error_line(e, where)}", err=True)
         sys.exit(1)
 
 
@@ -698,7 +700,7 @@ def package_cmd(
     cfg = PackageConfig(
         target=target,
         run_dir=run_dir,
-        variants=split_list(variants),
+        variants=name_list(variants, "--variant"),
         check_samples=check_samples,
         browser_check=browser_check,
         threads=threads,

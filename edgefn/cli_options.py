@@ -99,6 +99,14 @@ def split_list(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def name_list(value: str | None, option: str) -> tuple[str, ...] | None:
+    """`split_list` for an option whose absence means a default: given, it must name something."""
+    names = split_list(value)
+    if names == ():
+        raise EdgefnError(f"{option} {value!r} names nothing; leave the option out for the default")
+    return names
+
+
 # How to read a generic file (the commands that take DATA as an argument use them as they are).
 column_options = [
     click.option(

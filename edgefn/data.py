@@ -212,7 +212,10 @@ def _load_tokenizer(tokenizer: Any) -> tuple[Any, str]:
         try:
             return AutoTokenizer.from_pretrained(str(tokenizer)), str(tokenizer)
         except (OSError, ValueError) as e:  # a missing folder, an invalid hub id, an unreadable file
-            raise EdgefnError(f"cannot load the tokenizer {tokenizer}: {str(e).splitlines()[0]}") from None
+            first = (str(e).splitlines() or [type(e).__name__])[0].split(". ")[
+                0
+            ]  # not the list of all models
+            raise EdgefnError(f"cannot load the tokenizer {tokenizer}: {first[:300]}") from None
     from edgefn.presets import bundled_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()))

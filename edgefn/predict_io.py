@@ -38,7 +38,9 @@ from edgefn.textfiles import (
 )
 
 FORMATS = ("jsonl", "csv")
-TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Files whose lines are not texts: read as lines they would give one wrong answer per line (or one in all).
+UNREAD_SUFFIXES = (".json", ".parquet", ".pq", ".xlsx", ".xls", ".gz", ".zip", ".bz2", ".xz", ".zst", ".pdf")
 # Texts classified per call (a window ends early at 16 M characters). Batches are sorted by token length
 # within a window: on 100,000 CONSTRAINT tweets in batches of 32, windows of 1,024 texts feed 3.9% padding
 # tokens, windows of 8,192 0.5% (one sort over all: 0.04%), for some 6 MB of compact tokens.
@@ -82,11 +84,18 @@ def _argument_texts(texts: Sequence[str]) -> list[str]:
     return list(texts)
 
 
-def _stdin(stdin: BinaryIO | None) -> BinaryIO:
+def _stdin(stdin: BinaryIO | None, named: bool) -> BinaryIO:
+    """Standard input; refused when closed, or when it is a terminal that `--input -` did not name (predict
+    would otherwise wait for typing)."""
     stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
     if stream is None or stream.closed:
         raise EdgefnError(
             "no texts: give them as arguments, --input FILE, or on standard input (it is closed)"
+        )
+    if not named and stream.isatty():
+        raise EdgefnError(
+            "no texts: give them as arguments, --input FILE, or pipe them on standard input "
+            "(it is a terminal; --input - reads what you type, ended by Ctrl-D)"
         )
     return stream
 
@@ -99,6 +108,11 @@ def _input_file(input_path: str) -> Path:
         raise EdgefnError(f"input file not found: {path}") from None
     if not stat.S_ISREG(mode):
         raise EdgefnError(f"--input {path} is not a regular file (use --input - for standard input)")
+    if path.suffix.lower() in UNREAD_SUFFIXES:
+        raise EdgefnError(
+            f"--input {path}: predict reads .txt (one text per line), .csv, .tsv or .jsonl files, "
+            f"not {path.suffix}; convert it to one of those"
+        )
     return path
 
 
@@ -143,7 +157,7 @@ def iter_texts(
     if texts:
         return iter(_argument_texts(texts))
     if input_path is None or input_path == "-":
-        lines = raw_lines(_stdin(stdin), "stdin", encoding)
+        lines = raw_lines(_stdin(stdin, named=input_path == "-"), "stdin", encoding)
         return _refuse_empty((strip_newline(line) for line in lines), "standard input")
     path = _input_file(input_path)
     if sum(1 for _ in _file_texts(path, column, encoding)) == 0:

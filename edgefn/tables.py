@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefn.errors import EdgefnError
-from edgefn.textfiles import SURROGATE, CsvReader, jsonl_records, raw_lines, strip_newline
+from edgefn.textfiles import SURROGATE, CsvReader, jsonl_records, raw_lines, repeated, strip_newline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,23 +61,33 @@ def read_csv(path: Path, sep: str = ",", **kwargs: Any) -> pd.DataFrame:
 
 
 def _text_problem(value: Any) -> str | None:
-    """Why a JSON value cannot be a text (None when it can: a string, or null)."""
+    """Why a JSON or Parquet value cannot be a text (None when it can: a string, or null)."""
     if value is None or (isinstance(value, str) and not SURROGATE.search(value)):
         return None
     if isinstance(value, str):
         return "a string with an unpaired surrogate escape (\\ud800-\\udfff)"
+    return _json_type(value)
+
+
+def _json_type(value: Any) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+    if isinstance(value, (bytes, bytearray)):
+        return "bytes"
+    if hasattr(value, "dtype") and hasattr(value, "__len__"):  # a Parquet list (a numpy array)
+        return "an array"
+    if hasattr(value, "dtype"):  # a numpy scalar
+        return "a boolean" if value.dtype.kind == "b" else "a number"
     return names.get(type(value), type(value).__name__)
 
 
 def read_jsonl(path: Path) -> pd.DataFrame:
     """A JSONL file, one object per line, read strictly (`textfiles.jsonl_records`); blank lines are dropped
     and counted in `attrs["blank_rows"]`, and the first value per key that cannot be a text is recorded in
-    `attrs["not_text"]` as (line, what it is) for `require_texts`."""
+    `attrs["not_text"]` as (where, what it is) for `require_texts`."""
     import pandas as pd
 
     records: list[dict[str, Any]] = []
-    not_text: dict[str, tuple[int, str]] = {}
+    lines: list[int] = []
     blank = 0
     with open(path, "rb") as f:
         for record in jsonl_records(raw_lines(f, str(path)), str(path)):
@@ -85,13 +95,79 @@ def read_jsonl(path: Path) -> pd.DataFrame:
                 blank += 1
                 continue
             records.append(record.fields)
-            for key, value in record.fields.items():
-                problem = None if key in not_text else _text_problem(value)
-                if problem:
-                    not_text[key] = (record.line, problem)
+            lines.append(record.line)
     df = pd.DataFrame.from_records(records)
-    df.attrs.update(blank_rows=blank, not_text=not_text)
+    df.attrs.update(blank_rows=blank, not_text=_not_text(records, [f"line {n}" for n in lines]))
     return df
+
+
+def _not_text(records: list[dict[str, Any]], where: list[str]) -> dict[str, tuple[str, str]]:
+    """Per key, where its first value that cannot be a text is, and what it is."""
+    found: dict[str, tuple[str, str]] = {}
+    for record, place in zip(records, where, strict=True):
+        for key, value in record.items():
+            problem = None if key in found else _text_problem(value)
+            if problem:
+                found[key] = (place, problem)
+    return found
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    dup = repeated([k for k, _ in pairs])
+    if dup:
+        raise EdgefnError(f"key(s) {', '.join(map(repr, dup))} appear more than once in one object")
+    return dict(pairs)
+
+
+def read_json_records(path: Path) -> pd.DataFrame:
+    """A .json file holding an array of objects (one per row), read strictly: a key given twice in an
+    object, an item that is no object and nesting too deep are refused naming the item, and values that
+    cannot be texts are recorded in `attrs["not_text"]` for `require_texts`."""
+    import json
+
+    import pandas as pd
+
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f, object_pairs_hook=_unique_keys)
+    except EdgefnError as e:
+        raise EdgefnError(f"{path}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise EdgefnError(f"{path} line {e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise EdgefnError(f"{path}: JSON nested too deep to read") from None
+    except UnicodeDecodeError as e:
+        raise EdgefnError(f"{path}: not valid UTF-8 JSON ({e.reason})") from None
+    if not isinstance(data, list):
+        raise EdgefnError(f"{path}: expected a JSON array of objects (one per row), got {_json_type(data)}")
+    for n, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise EdgefnError(f"{path} item {n}: expected a JSON object, got {_json_type(item)}")
+    df = pd.DataFrame.from_records(data)
+    df.attrs["not_text"] = _not_text(data, [f"item {n}" for n in range(1, len(data) + 1)])
+    return df
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file; values that cannot be texts (numbers, lists, bytes ...) are recorded per column in
+    `attrs["not_text"]` for `require_texts`."""
+    import pandas as pd
+
+    df = pd.read_parquet(path)
+    found: dict[str, tuple[str, str]] = {}
+    for col in df.columns:
+        for n, value in enumerate(df[col], start=1):
+            problem = None if _missing(value) else _text_problem(value)
+            if problem:
+                found[str(col)] = (f"row {n}", problem)
+                break
+    df.attrs["not_text"] = found
+    return df
+
+
+def _missing(value: Any) -> bool:
+    """A Parquet null: None, or the NaN / NaT pandas puts in its place."""
+    return value is None or (isinstance(value, float) and value != value) or str(value) in ("NaT", "<NA>")
 
 
 def require_texts(df: pd.DataFrame, cols: list[str] | tuple[str, ...], path: Path) -> None:
@@ -99,9 +175,9 @@ def require_texts(df: pd.DataFrame, cols: list[str] | tuple[str, ...], path: Pat
     for col in cols:
         bad = df.attrs.get("not_text", {}).get(col)
         if bad:
-            line, what = bad
+            where, what = bad
             raise EdgefnError(
-                f"{path} line {line}: {col!r} is {what}, not a string; texts must be JSON strings (or null)"
+                f"{path} {where}: {col!r} is {what}, not a string; texts must be strings (or null)"
             )
 
 
@@ -114,9 +190,9 @@ def read_table(path: Path) -> pd.DataFrame:
         ".tsv": lambda p: read_csv(p, sep="\t"),
         ".tab": lambda p: read_csv(p, sep="\t"),
         ".jsonl": read_jsonl,
-        ".json": lambda p: pd.read_json(p, dtype=False),
-        ".parquet": pd.read_parquet,
-        ".pq": pd.read_parquet,
+        ".json": read_json_records,
+        ".parquet": read_parquet,
+        ".pq": read_parquet,
     }
     reader = readers.get(path.suffix.lower())
     if reader is None:

@@ -10,7 +10,6 @@ import codecs
 import csv
 import json
 import re
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,9 @@ from typing import Any, BinaryIO
 from edgefn.errors import EdgefnError
 
 READ_CHUNK = 1 << 20  # bytes per read: memory stays flat however long the input is
+# The longest line read: a 10 MB article fits; a file without newlines (/dev/zero, a sparse or binary file)
+# is refused at this length instead of being held whole.
+MAX_LINE_CHARS = 1 << 25
 SURROGATE = re.compile("[\ud800-\udfff]")
 CSV_HINT = "a stray quote? a field that holds a quote must be quoted whole, with its quotes doubled"
 
@@ -27,21 +29,33 @@ def _decode_error(
     e: UnicodeDecodeError, state: tuple[bytes, int], newlines: int, source: str, enc: str
 ) -> str:
     """The one-line message for undecodable bytes: the line is counted in the bytes decoded before them."""
-    before = codecs.getincrementaldecoder(enc)(errors="replace")
-    before.setstate((b"", state[1]))
-    line = newlines + before.decode(e.object[: e.start]).count("\n") + 1
+    try:
+        before = codecs.getincrementaldecoder(enc)(errors="replace")
+        before.setstate((b"", state[1]))
+        line = newlines + before.decode(e.object[: e.start]).count("\n") + 1
+    except (UnicodeError, TypeError, ValueError):  # a codec without "replace" or state (idna ...)
+        line = newlines + e.object[: e.start].count(b"\n") + 1
     return (
         f"{source} line {line}: byte 0x{e.object[e.start]:02x} is not valid {enc}; "
         "pass --encoding (e.g. --encoding latin-1) if the file uses another encoding"
     )
 
 
-def _decoded_chunks(stream: BinaryIO, source: str, encoding: str) -> Iterator[str]:
-    """Decoded text in chunks; a byte-order mark at the start is dropped (it belongs to no text)."""
+def text_decoder(encoding: str) -> codecs.IncrementalDecoder:
+    """An incremental decoder of `encoding`; an unknown codec, or one that does not decode bytes to text
+    (base64, rot13, zlib ...), is refused."""
     try:
-        decoder = codecs.getincrementaldecoder(encoding)()
+        info = codecs.lookup(encoding)
     except LookupError:
         raise EdgefnError(f"unknown --encoding {encoding!r}") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise EdgefnError(f"--encoding {encoding!r} is not a text encoding (try utf-8, latin-1 or utf-16)")
+    return info.incrementaldecoder()
+
+
+def _decoded_chunks(stream: BinaryIO, source: str, encoding: str) -> Iterator[str]:
+    """Decoded text in chunks; a byte-order mark at the start is dropped (it belongs to no text)."""
+    decoder = text_decoder(encoding)
     read = getattr(stream, "read1", stream.read)  # a pipe hands over what it has, without waiting for more
     newlines, first = 0, True
     while True:
@@ -51,6 +65,8 @@ def _decoded_chunks(stream: BinaryIO, source: str, encoding: str) -> Iterator[st
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
             raise EdgefnError(_decode_error(e, state, newlines, source, encoding)) from None
+        except UnicodeError as e:  # a codec's own complaint (idna, punycode ...)
+            raise EdgefnError(f"{source}: not valid {encoding}: {' '.join(str(e).split())}") from None
         if first and text:
             text, first = text.removeprefix("\ufeff"), False
         newlines += text.count("\n")
@@ -62,20 +78,38 @@ def _decoded_chunks(stream: BinaryIO, source: str, encoding: str) -> Iterator[st
 
 def raw_lines(stream: BinaryIO, source: str, encoding: str = "utf-8") -> Iterator[str]:
     """The decoded lines of a byte stream, each with its "\\n" (the last one may lack it), split at "\\n" only:
-    U+2028, U+0085, a form feed or a lone "\\r" stay inside their line."""
+    U+2028, U+0085, a form feed or a lone "\\r" stay inside their line. A line longer than `MAX_LINE_CHARS`
+    is refused naming it."""
     pieces: list[str] = []
+    held = lines = 0  # characters of the unfinished line; lines ended so far
     for text in _decoded_chunks(stream, source, encoding):
         parts = text.split("\n")
+        _check_lengths(parts, held, lines, source)
         if len(parts) == 1:
             pieces.append(text)
+            held += len(text)
             continue
         pieces.append(parts[0])
         yield "".join(pieces) + "\n"
         yield from (part + "\n" for part in parts[1:-1])
-        pieces = [parts[-1]]
+        lines += len(parts) - 1
+        pieces, held = [parts[-1]], len(parts[-1])
     tail = "".join(pieces)
     if tail:
         yield tail
+
+
+def _check_lengths(parts: list[str], held: int, lines: int, source: str) -> None:
+    """Refuse the first of `parts` (pieces of lines split at "\\n", the first continuing `held` characters)
+    that makes a line longer than `MAX_LINE_CHARS`."""
+    if held + sum(map(len, parts)) <= MAX_LINE_CHARS:  # the usual case: no line can be too long
+        return
+    for i, part in enumerate(parts):
+        if len(part) + (held if i == 0 else 0) > MAX_LINE_CHARS:
+            raise EdgefnError(
+                f"{source} line {lines + i + 1}: longer than {MAX_LINE_CHARS:,} characters without a line "
+                "break (a binary file, or one with no newlines?)"
+            )
 
 
 def strip_newline(line: str) -> str:
@@ -136,7 +170,7 @@ class CsvReader:
     """
 
     def __init__(self, lines: Iterable[str], source: str, delimiter: str = ",") -> None:
-        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # long articles exceed the 128 KiB default
+        csv.field_size_limit(MAX_LINE_CHARS)  # long articles exceed the 128 KiB default
         self.source, self.delimiter = source, delimiter
         self.reader = csv.reader(lines, delimiter=delimiter, strict=True)
         header = self._next()

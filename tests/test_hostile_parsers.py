@@ -461,7 +461,7 @@ def test_stdout_on_a_full_device_is_one_line(model, tmp_path) -> None:
         proc = _predict_process(model, full.fileno(), tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert _error_lines(proc.stderr) == [
-        "Error: cannot write the predictions to standard output: No space left on device"
+        "Error: cannot write the predictions to standard output: No space left on device (errno 28 ENOSPC)"
     ]
 
 
@@ -475,7 +475,7 @@ def test_closed_stdout_pipe_is_one_line(model, tmp_path) -> None:
         os.close(write_end)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert _error_lines(proc.stderr) == [
-        "Error: cannot write the predictions to standard output: Broken pipe"
+        "Error: cannot write the predictions to standard output: Broken pipe (errno 32 EPIPE)"
     ]
 
 
@@ -485,6 +485,6 @@ def test_output_on_a_full_device_is_one_line(model, tmp_path) -> None:
     before = _snapshot(tmp_path)
     code, _, err = _invoke(["predict", "--model", model, "--input", path, "--output", "/dev/full"])
     assert code == 1 and _error_lines(err) == [
-        "Error: cannot write the predictions to /dev/full: No space left on device"
+        "Error: cannot write the predictions to /dev/full: No space left on device (errno 28 ENOSPC)"
     ], err
     assert _snapshot(tmp_path) == before
