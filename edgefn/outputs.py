@@ -132,17 +132,23 @@ def check_output_file(path: Path | str, option: str = "--output") -> Path:
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
     if target.is_dir():
         raise EdgefnError(f"{option} {path} is a folder; give a file path")
-    probe = target.parent
+    check_writable(target.parent, f"{option} {path}")
+    return target
+
+
+def check_writable(folder: Path, named: str, choose: str = "choose another path") -> None:
+    """Refuse a folder that cannot be created or written in: the nearest existing ancestor is a file, or a
+    real write there fails (a mode, a read-only file system, chattr +i, also for root)."""
+    probe = Path(folder)
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
-        raise EdgefnError(f"{option} {path} is under {probe}, which is a file; choose another path")
+        raise EdgefnError(f"{named} is under {probe}, which is a file; {choose}")
     try:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as e:
-        raise EdgefnError(f"{option} {path}: cannot write to {probe} ({e.strerror or e})") from None
-    return target
+        raise EdgefnError(f"cannot write to {probe} ({e.strerror or e}); {choose}") from None
 
 
 def _open_special(target: Path, option: str) -> int:
@@ -255,16 +261,7 @@ def check_output_dir(
                 f"{named} exists and is not an edgefn {kind}; edgefn replaces only its own output "
                 "(choose another path)"
             )
-    probe = final.parent
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise EdgefnError(f"{named} is under {probe}, which is a file; choose another path")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        raise EdgefnError(f"cannot write to {probe} ({e.strerror or e}); choose another path") from None
+    check_writable(final.parent, named)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -587,20 +586,11 @@ def write_run_manifest(folder: Path, status: str, **info: Any) -> None:
 def check_writable_dir(folder: Path, option: str | None = "--run-dir") -> None:
     """Refuse, before any work, a folder that cannot be created or written: a file on its path or no permission."""
     folder = Path(folder)
-    probe = folder
-    while not probe.exists():  # the nearest existing ancestor decides
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        what = "is a file" if probe == folder else f"is under {probe}, which is a file"
-        raise EdgefnError(f"{option or 'folder'} {folder} {what}, not a folder; choose another")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        choose = f"; choose another {option}" if option else ""
-        raise EdgefnError(f"cannot write to {probe} ({e.strerror or e}){choose}") from None
+    named = f"{option or 'folder'} {folder}"
+    choose = f"choose another {option}" if option else "choose another folder"
+    if folder.exists() and not folder.is_dir():
+        raise EdgefnError(f"{named} is a file, not a folder; {choose}")
+    outputs.check_writable(folder, named, choose)
 
 
 @contextlib.contextmanager

@@ -55,3 +55,13 @@ def exported_tiny_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
     export(ExportConfig(run_dir=run, schemes=("int8-dynamic",), eval_samples=32, parity_samples=16))
     return run
+
+
+@pytest.fixture()
+def run(exported_tiny_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the exported tiny run inside this test's folder (tmp_path/run)."""
+    import shutil
+
+    path = tmp_path / "run"
+    shutil.copytree(exported_tiny_run, path)
+    return path

@@ -473,14 +473,9 @@ CASES += [
 
 
 @pytest.fixture(scope="module")
-def exported_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny run with fp32 and int8-dynamic variants (built once; copied per case)."""
-    from edgefn.export import ExportConfig, export
-
-    run = tmp_path_factory.mktemp("bad-input") / "run"
-    shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
-    export(ExportConfig(run_dir=run, schemes=("int8-dynamic",), eval_samples=32, parity_samples=16))
-    return run
+def exported_run(exported_tiny_run: Path) -> Path:
+    """The session's tiny run with fp32 and int8-dynamic variants (copied per case)."""
+    return exported_tiny_run
 
 
 @pytest.mark.parametrize(("name", "args", "message", "damage"), CASES, ids=[c[0] for c in CASES])

@@ -28,14 +28,9 @@ PAGE = 4096
 
 
 @pytest.fixture(scope="module")
-def exported_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny run with fp32 and int8-dynamic variants (built once; copied per test)."""
-    from edgefn.export import ExportConfig, export
-
-    run = tmp_path_factory.mktemp("hostile-misc") / "run"
-    shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
-    export(ExportConfig(run_dir=run, schemes=("int8-dynamic",), eval_samples=32, parity_samples=16))
-    return run
+def exported_run(exported_tiny_run: Path) -> Path:
+    """The session's tiny run with fp32 and int8-dynamic variants (copied per case)."""
+    return exported_tiny_run
 
 
 @pytest.fixture

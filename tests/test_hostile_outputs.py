@@ -21,14 +21,6 @@ from tests.test_bad_input import _error_lines, _invoke, _snapshot
 EVAL = ["--data", "sample", "--samples", "40", "--batch-size", "16"]
 
 
-@pytest.fixture()
-def run(exported_tiny_run: Path, tmp_path: Path) -> Path:
-    """A private copy of the exported tiny run inside this test's folder."""
-    path = tmp_path / "run"
-    shutil.copytree(exported_tiny_run, path)
-    return path
-
-
 def _refused(argv: list[str], root: Path, message: str) -> None:
     """The command exits 2 with one Error: line holding `message`, and nothing under `root` changed."""
     before = _snapshot(root)

@@ -16,14 +16,6 @@ VARIANT = "onnx/int8-dynamic"
 EVAL = ["--data", "sample", "--samples", "20", "--batch-size", "16"]
 
 
-@pytest.fixture()
-def run(exported_tiny_run: Path, tmp_path: Path) -> Path:
-    """A private copy of the exported tiny run inside this test's folder."""
-    path = tmp_path / "run"
-    shutil.copytree(exported_tiny_run, path)
-    return path
-
-
 def _refused(argv: list[str], root: Path, message: str) -> None:
     """The command exits 2 with one Error: line holding `message`, no traceback, and nothing under `root`
     changed."""
