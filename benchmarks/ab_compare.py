@@ -18,8 +18,8 @@ from typing import Any
 from common import command_line, now
 
 from edgefn import runs
-from edgefn.environment import describe_cpu
-from edgefn.report import markdown_table
+from edgefn.bench.report import markdown_table
+from edgefn.core.environment import describe_cpu
 
 
 def load_side(spec: str, slot: str) -> tuple[str, list[dict[str, Any]]]:

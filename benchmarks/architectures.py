@@ -31,9 +31,9 @@ from common import (
 )
 
 from edgefn import runs
-from edgefn.environment import describe_cpu, machine_environment
-from edgefn.errors import EdgefnError
-from edgefn.report import BenchReport, markdown_table
+from edgefn.bench.report import BenchReport, markdown_table
+from edgefn.core.environment import describe_cpu, machine_environment
+from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 
 PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
@@ -113,8 +113,8 @@ def resolve_run(slot: str, args: argparse.Namespace) -> Path | None:
 
 def finetune_slot(slot: str, args: argparse.Namespace) -> tuple[Path, list[str]]:
     """Brief fine-tune on CONSTRAINT: hub weights first, a random init only when they are unreachable."""
-    from edgefn.finetune import FinetuneConfig, finetune
-    from edgefn.presets import get_preset
+    from edgefn.core.presets import get_preset
+    from edgefn.train.finetune import FinetuneConfig, finetune
 
     if slot == "minilm":
         if resolve_run(slot, args) is None:
@@ -151,7 +151,7 @@ def finetune_slot(slot: str, args: argparse.Namespace) -> tuple[Path, list[str]]
 
 def export_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
     """fp32 (checked against PyTorch), int8-dynamic and int8-static."""
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     export(
         ExportConfig(run_dir=run_dir, schemes=INT8, overwrite=True, threads=args.threads),
@@ -161,7 +161,7 @@ def export_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
 
 def bench_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
     """PyTorch fp32 and the three ONNX variants on CPU, batch 1/8/32, seq 128 and real lengths."""
-    from edgefn.bench import BenchConfig, bench
+    from edgefn.bench.benchmark import BenchConfig, bench
 
     init = RunFolder(run_dir).read_finetune_config().get("init", "pretrained")
     samples = args.samples if args.samples is not None else (None if init == "pretrained" else 300)
@@ -338,7 +338,7 @@ def minilm_test_accuracy(slot: dict[str, Any], args: argparse.Namespace) -> dict
         }
     scored = score_test_split(run_dir, threads=args.threads)
     return {
-        "source": "edgefn.runtime.Classifier",
+        "source": "edgefn.runtime.classifier.Classifier",
         "test_rows": n_test,
         **{v: scored[v]["accuracy"] for v in ONNX_VARIANTS if v in scored},
     }

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from edgefn import runs
-from edgefn.environment import cpu_info, library_versions
+from edgefn.core.environment import cpu_info, library_versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TEXT = "Drinking hot water every 15 minutes kills the coronavirus, doctors confirm."
@@ -31,7 +31,7 @@ TARGETS = {"cold_start": 1 / 3, "peak_rss": 1 / 2}
 
 EDGEFN_CHILD = """
 import sys, time
-from edgefn.cli import main
+from edgefn.cli.commands import main
 try:
     main(sys.argv[1:])
 except SystemExit as e:

@@ -37,7 +37,7 @@ def write_measurement(
     Markdown."""
     import json
 
-    from edgefn.environment import cpu_info, describe_cpu, library_versions
+    from edgefn.core.environment import cpu_info, describe_cpu, library_versions
 
     record = {
         "command": command_line(),
@@ -70,7 +70,7 @@ def score_test_split(
     threads: int | None = None,
     samples: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Test-split metrics of each ONNX variant with the torch-free edgefn.runtime.Classifier.
+    """Test-split metrics of each ONNX variant with the torch-free edgefn.runtime.classifier.Classifier.
 
     Args:
         run_dir: a run folder with data/test.jsonl and onnx/<variant>/ folders.
@@ -81,8 +81,8 @@ def score_test_split(
     Returns:
         variant -> classification_metrics(...) plus "agreement_with_fp32" where fp32 was scored.
     """
-    from edgefn.metrics import classification_metrics
-    from edgefn.runtime import Classifier
+    from edgefn.core.metrics import classification_metrics
+    from edgefn.runtime.classifier import Classifier
 
     run = RunFolder(run_dir)
     test = run.read_split("test")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import runs
-from edgefn.baseline import tfidf_baseline
-from edgefn.data import load_data
-from edgefn.finetune import FinetuneConfig, finetune, tokenize_split, training_arguments
-from edgefn.presets import get_preset, load_model
+from edgefn.core.presets import get_preset, load_model
+from edgefn.data.baseline import tfidf_baseline
+from edgefn.data.catalog import load_data
+from edgefn.train.finetune import FinetuneConfig, finetune, tokenize_split, training_arguments
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,7 +43,7 @@ def measure_train_throughput(
         weight_decay=0.01,
     )
     n = steps * batch_size
-    from edgefn.data import Split
+    from edgefn.data.catalog import Split
 
     train = tokenize_split(Split(bundle.train.texts[:n], bundle.train.labels[:n]), loaded.tokenizer, cfg)
     args = training_arguments(cfg, Path("/tmp/edgefn-throughput"))
@@ -81,10 +81,10 @@ def compare_padding(preset: str, data: str, steps: int) -> dict[str, Any]:
 
 
 def export_and_score(run_dir: Path, pytorch_test: dict[str, Any]) -> dict[str, Any]:
-    """Export fp32 / int8-dynamic / int8-static and score each on the test split with edgefn.runtime.Classifier."""
+    """Export fp32 / int8-dynamic / int8-static and score each on the test split with edgefn.runtime.classifier.Classifier."""
     from common import ONNX_VARIANTS, score_test_split
 
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     start = time.perf_counter()
     result = export(
@@ -121,7 +121,7 @@ def export_and_score(run_dir: Path, pytorch_test: dict[str, Any]) -> dict[str, A
         "rows": rows,
         "target": result.target,
         "seconds": time.perf_counter() - start,
-        "scored_with": "edgefn.runtime.Classifier (batch 32, length-sorted, the run's max_length)",
+        "scored_with": "edgefn.runtime.classifier.Classifier (batch 32, length-sorted, the run's max_length)",
     }
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from common import RESULTS, write_measurement
 
-from edgefn.inference import Encoder, OvRunner
-from edgefn.noise import machine_state
-from edgefn.report import markdown_table
+from edgefn.bench.noise import machine_state
+from edgefn.bench.report import markdown_table
 from edgefn.runs import ONNX_FILE, RunFolder
+from edgefn.runtime.inference import Encoder, OvRunner
 
 
 def ep_session(model: Path, threads: int, precision: str) -> Any:
@@ -58,7 +58,7 @@ def time_calls(call: Any, seconds: float) -> float:
 
 
 def main() -> None:
-    from edgefn.export import export_plain_onnx
+    from edgefn.export.exporter import export_plain_onnx
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)

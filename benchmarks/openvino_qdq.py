@@ -22,11 +22,11 @@ from common import RESULTS, write_measurement
 from openvino_paths import time_calls
 
 from edgefn import runs
-from edgefn.inference import CPU, Encoder, OvRunner
-from edgefn.noise import machine_state
-from edgefn.report import markdown_table
+from edgefn.bench.noise import machine_state
+from edgefn.bench.report import markdown_table
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier, id2label_of
+from edgefn.runtime.classifier import Classifier, id2label_of
+from edgefn.runtime.inference import CPU, Encoder, OvRunner
 
 SEQ_LEN = 128
 

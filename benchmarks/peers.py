@@ -24,8 +24,8 @@ from typing import Any
 from common import RESULTS, command_line, now
 
 from edgefn import runs
-from edgefn.environment import cpu_info, describe_cpu, machine_environment
-from edgefn.report import BenchReport, markdown_table
+from edgefn.bench.report import BenchReport, markdown_table
+from edgefn.core.environment import cpu_info, describe_cpu, machine_environment
 from edgefn.runs import RunFolder
 
 PRESETS = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
@@ -38,7 +38,7 @@ CPU = "CPUExecutionProvider"
 
 def ensure_run(preset: str, root: Path, minilm_run: Path | None, train: int) -> Path:
     """minilm: a copy of the given fine-tuned run; the others: a quick random-init fine-tune on CONSTRAINT."""
-    from edgefn.finetune import FinetuneConfig, finetune
+    from edgefn.train.finetune import FinetuneConfig, finetune
 
     run = root / f"{preset}-constraint"
     if RunFolder(run).status() == "complete":
@@ -66,8 +66,8 @@ def ensure_run(preset: str, root: Path, minilm_run: Path | None, train: int) -> 
 
 
 def export_all(run: Path, threads: int) -> None:
-    from edgefn.export import ExportConfig, export
-    from edgefn.openvino_models import bf16_unavailable
+    from edgefn.export.exporter import ExportConfig, export
+    from edgefn.export.openvino_models import bf16_unavailable
 
     schemes = ["int8-dynamic", "int8-static", "ov-int8"] + ([] if bf16_unavailable() else ["ov-bf16"])
     # every variant afresh: the numbers are those of this edgefn, not of an export made by an older one
@@ -75,7 +75,7 @@ def export_all(run: Path, threads: int) -> None:
 
 
 def bench_all(run: Path, args: argparse.Namespace) -> BenchReport:
-    from edgefn.bench import BenchConfig, bench
+    from edgefn.bench.benchmark import BenchConfig, bench
 
     return bench(
         BenchConfig(
@@ -116,7 +116,7 @@ def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int
     peak the model would reach if every node but the FullyConnected (linear layer) ones took no time."""
     import numpy as np
 
-    from edgefn.inference import OvRunner
+    from edgefn.runtime.inference import OvRunner
 
     row = next((r for r in report.results if r.variant == "ov-int8" and r.status == "ok"), None)
     m = (
@@ -213,8 +213,8 @@ def recompute(preset: str, entry: dict[str, Any], max_drop: float) -> dict[str, 
     """An architecture's entry with its verdict and targets recomputed from the run's saved report.json (no
     new measurement), every row's model fingerprint filled in from its folder: for reports written before
     the verdict knew that two rows can run one model."""
-    from edgefn.report import format_verdict
-    from edgefn.verdict import compute_verdict
+    from edgefn.bench.report import format_verdict
+    from edgefn.bench.verdict import compute_verdict
 
     run = RunFolder(entry["run"])
     report = BenchReport.from_json(run.bench_file("json"))
@@ -375,7 +375,7 @@ def table(report: BenchReport) -> list[list[Any]]:
 
 
 def main() -> None:
-    from edgefn.report import format_verdict
+    from edgefn.bench.report import format_verdict
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=",".join(PRESETS))

@@ -3,7 +3,7 @@ one 10 MB text (CONSTRAINT test tweets, the int8-dynamic minilm).
 
 The old path is the code of commit OLD_COMMIT itself (`git archive` of its `edgefn/` into a temporary folder,
 run with PYTHONPATH pointing there): it read every text, classified all, formatted all and wrote once. The new
-path is this checkout's `edgefn predict`. Both run as a fresh `python -m edgefn.cli predict --input FILE
+path is this checkout's `edgefn predict`. Both run as a fresh `python -m edgefn.cli.commands predict --input FILE
 --output FILE` process; its peak RSS is the kernel's ru_maxrss of that process (os.wait4), its throughput the
 input rows over the process's wall time (model loading included, the same for both). Old and new alternate
 within each round, the order flipping from round to round.
@@ -105,9 +105,18 @@ def run_predict(code: Path, model: Path, source: Path, output: Path, threads: in
     """One `edgefn predict` process: wall time, its peak RSS (ru_maxrss), RSS samples, other processes' load."""
     import psutil
 
-    from edgefn.noise import CpuWatch, machine_state
+    from edgefn.bench.noise import CpuWatch, machine_state
 
-    cmd = [sys.executable, "-m", "edgefn.cli", "predict", "--model", str(model), "--input", str(source)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgefn.cli.commands",
+        "predict",
+        "--model",
+        str(model),
+        "--input",
+        str(source),
+    ]
     cmd += ["--output", str(output), *(["--threads", str(threads)] if threads else [])]
     before = machine_state()
     samples: list[tuple[float, float]] = []
@@ -276,7 +285,7 @@ def _per_round(cell: dict[str, Any]) -> str:
 
 def save(results: Path, record: dict[str, Any]) -> None:
     """Write results/predict-stream.json and .md (after every run, so a long run keeps what it measured)."""
-    from edgefn.environment import describe_cpu
+    from edgefn.core.environment import describe_cpu
 
     record["summary"] = summarize(record)
     record["finished"] = now()
@@ -287,7 +296,7 @@ def save(results: Path, record: dict[str, Any]) -> None:
 
 
 def new_record(args: argparse.Namespace) -> dict[str, Any]:
-    from edgefn.environment import cpu_info, library_versions
+    from edgefn.core.environment import cpu_info, library_versions
 
     return {
         "command": command_line(),

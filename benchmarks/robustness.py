@@ -20,8 +20,8 @@ from typing import Any
 from common import RESULTS, command_line, fmt, now
 
 from edgefn import runs
-from edgefn.environment import machine_environment
-from edgefn.report import markdown_table
+from edgefn.bench.report import markdown_table
+from edgefn.core.environment import machine_environment
 
 DATASETS = ("constraint", "isot", "liar")
 SHORT = {"constraint": "C", "isot": "I", "liar": "L"}
@@ -36,7 +36,7 @@ def train_sets(datasets: tuple[str, ...]) -> list[str]:
 
 
 def data_options(arm: str, train: str | None, args: argparse.Namespace) -> Any:
-    from edgefn.data import DataOptions
+    from edgefn.data.catalog import DataOptions
 
     union = train is not None and "+" in train
     return DataOptions(clean=arm == "clean", max_train_per_source=args.rows_per_source if union else None)
@@ -44,8 +44,8 @@ def data_options(arm: str, train: str | None, args: argparse.Namespace) -> Any:
 
 def train_and_export(train: str, arm: str, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     """Fine-tune minilm on `train` (cached: a complete run folder is reused) and export fp32 + int8-dynamic."""
-    from edgefn.export import ExportConfig, export
-    from edgefn.finetune import FinetuneConfig, finetune
+    from edgefn.export.exporter import ExportConfig, export
+    from edgefn.train.finetune import FinetuneConfig, finetune
 
     run_dir = Path(args.work) / f"{arm}-{train}"
     run = runs.RunFolder(run_dir)
@@ -88,7 +88,7 @@ def train_and_export(train: str, arm: str, args: argparse.Namespace) -> tuple[Pa
 
 def score_model(run_dir: Path, arm: str, args: argparse.Namespace) -> dict[str, Any]:
     """Every variant on every dataset's test split (capped), with in-domain figures and the OOD AUROC."""
-    from edgefn.evaluate import EvalConfig, evaluate
+    from edgefn.train.evaluate import EvalConfig, evaluate
 
     out: dict[str, Any] = {}
     for variant in VARIANTS:
@@ -122,8 +122,8 @@ def _predicted_fake_share(m: dict[str, Any]) -> float:
 
 def run_audits(args: argparse.Namespace) -> dict[str, Any]:
     """`edgefn data audit` of each dataset, raw and as cleaned for training."""
-    from edgefn.audit import audit_data
-    from edgefn.data import DataOptions, load_data
+    from edgefn.data.audit import audit_data
+    from edgefn.data.catalog import DataOptions, load_data
 
     out = {}
     for data in args.datasets:

@@ -5,7 +5,7 @@
 Both sides run end to end (tokenisation included, model loading excluded) over the same texts, in this one
 process, one after the other, with the same threads:
 - seeds' protocol: the PyTorch fp32 checkpoint, every text padded to 512 tokens, batches of 32 in file order;
-- edgefn: edgefn.runtime.Classifier on int8-dynamic and on int8-static (batches of 32 sorted by length,
+- edgefn: edgefn.runtime.classifier.Classifier on int8-dynamic and on int8-static (batches of 32 sorted by length,
   padded to each batch's longest, truncated at the run's max_length); the faster of the two is "best int8".
 Throughput = texts / wall seconds of a whole pass, after one untimed warm-up batch; the median of --repeats
 passes is reported. --samples caps the texts (default 512: 16 batches of 32 per pass, which averages over
@@ -26,8 +26,8 @@ from typing import Any
 from common import INT8, RESULTS, command_line, fmt, now, verdict
 
 from edgefn import runs
-from edgefn.environment import machine_environment, physical_cores
-from edgefn.report import markdown_table
+from edgefn.bench.report import markdown_table
+from edgefn.core.environment import machine_environment, physical_cores
 from edgefn.runs import RunFolder
 
 TARGET = 10.0  # best int8 real-lengths throughput / seeds' protocol throughput
@@ -64,7 +64,7 @@ def time_passes(predict: Callable[[list[str]], list[int]], texts: list[str], rep
 def seeds_predictor(checkpoint: Path) -> Callable[[list[str]], list[int]]:
     """PyTorch fp32 (edgefn's reference path), every text padded and truncated to 512 tokens, batches of 32
     in the given order."""
-    from edgefn.reference import load_reference
+    from edgefn.engines.reference import load_reference
 
     ref = load_reference(checkpoint, max_length=SEEDS_PAD)
 
@@ -81,8 +81,8 @@ def seeds_predictor(checkpoint: Path) -> Callable[[list[str]], list[int]]:
 def edgefn_predictor(
     folder: Path, threads: int, max_length: int | None
 ) -> tuple[Callable[[list[str]], list[int]], Any]:
-    """edgefn.runtime.Classifier: tokenise all texts, length-sorted batches of 32, dynamic padding."""
-    from edgefn.runtime import Classifier
+    """edgefn.runtime.classifier.Classifier: tokenise all texts, length-sorted batches of 32, dynamic padding."""
+    from edgefn.runtime.classifier import Classifier
 
     clf = Classifier.from_folder(folder, threads=threads, batch_size=BATCH, max_length=max_length)
     return (lambda texts: clf.predict_logits(texts).argmax(-1).tolist()), clf
@@ -111,7 +111,7 @@ def measure(
     """Seeds' protocol and both int8 variants on the same texts; the best int8 against the target."""
     import torch
 
-    from edgefn.metrics import classification_metrics
+    from edgefn.core.metrics import classification_metrics
 
     torch.set_num_threads(threads)
     texts, labels, n_test = pick_texts(run_dir, samples)

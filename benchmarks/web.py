@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 from common import RESULTS, command_line, fmt, now, verdict
 
-from edgefn import runs, webbuild
-from edgefn.environment import cpu_info, library_versions
-from edgefn.package import PackageConfig, package
-from edgefn.report import markdown_table
+from edgefn import runs
+from edgefn.bench.report import markdown_table
+from edgefn.core.environment import cpu_info, library_versions
+from edgefn.package import webbuild
+from edgefn.package.packager import PackageConfig, package
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier
+from edgefn.runtime.classifier import Classifier
 
 SAMPLE = "Drinking hot water every 15 minutes kills the coronavirus, doctors confirm."
 TARGETS = {"agreement": 0.995, "int8_download_mb": 30.0}

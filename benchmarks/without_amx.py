@@ -21,7 +21,7 @@ import sys
 
 from common import WRAPPER_VARIABLE
 
-from edgefn.environment import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL, linux_x86_64
+from edgefn.core.environment import ARCH_REQ_XCOMP_PERM, SYS_ARCH_PRCTL, linux_x86_64
 
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 _AUDIT_ARCH_X86_64 = 0xC000003E

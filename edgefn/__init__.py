@@ -3,13 +3,13 @@
 The public API, one entry point per stage (imported on first use, so `import edgefn` and `edgefn --help`
 stay instant). The stage functions are re-exported as run_* because their modules own the plain names:
 
-    run_finetune(FinetuneConfig(...)) -> FinetuneResult    edgefn.finetune.finetune
-    run_export(ExportConfig(...)) -> ExportResult          edgefn.export.export
-    run_bench(BenchConfig(...)) -> BenchReport             edgefn.bench.bench
+    run_finetune(FinetuneConfig(...)) -> FinetuneResult    edgefn.train.finetune.finetune
+    run_export(ExportConfig(...)) -> ExportResult          edgefn.export.exporter.export
+    run_bench(BenchConfig(...)) -> BenchReport             edgefn.bench.benchmark.bench
     run_pipeline(PipelineConfig(...)) -> PipelineResult    edgefn.pipeline
-    Classifier.from_folder(variant).predict(texts)         edgefn.runtime (torch-free)
+    Classifier.from_folder(variant).predict(texts)         edgefn.runtime.classifier (torch-free)
     RunFolder(path)                                        edgefn.runs (the run-folder contract)
-    load_data(spec, DataOptions(...)) -> DatasetBundle     edgefn.data
+    load_data(spec, DataOptions(...)) -> DatasetBundle     edgefn.data.catalog
 """
 
 from __future__ import annotations
@@ -21,25 +21,25 @@ __version__ = "0.1.0"
 
 # public name -> (module, name there)
 _API: dict[str, tuple[str, str]] = {
-    "run_finetune": ("edgefn.finetune", "finetune"),
-    "FinetuneConfig": ("edgefn.finetune", "FinetuneConfig"),
-    "FinetuneResult": ("edgefn.finetune", "FinetuneResult"),
-    "run_export": ("edgefn.export", "export"),
-    "ExportConfig": ("edgefn.export", "ExportConfig"),
-    "ExportResult": ("edgefn.export", "ExportResult"),
-    "run_bench": ("edgefn.bench", "bench"),
-    "BenchConfig": ("edgefn.bench", "BenchConfig"),
-    "BenchReport": ("edgefn.report", "BenchReport"),
+    "run_finetune": ("edgefn.train.finetune", "finetune"),
+    "FinetuneConfig": ("edgefn.train.finetune", "FinetuneConfig"),
+    "FinetuneResult": ("edgefn.train.finetune", "FinetuneResult"),
+    "run_export": ("edgefn.export.exporter", "export"),
+    "ExportConfig": ("edgefn.export.exporter", "ExportConfig"),
+    "ExportResult": ("edgefn.export.exporter", "ExportResult"),
+    "run_bench": ("edgefn.bench.benchmark", "bench"),
+    "BenchConfig": ("edgefn.bench.benchmark", "BenchConfig"),
+    "BenchReport": ("edgefn.bench.report", "BenchReport"),
     "run_pipeline": ("edgefn.pipeline", "run_pipeline"),
     "PipelineConfig": ("edgefn.pipeline", "PipelineConfig"),
     "PipelineResult": ("edgefn.pipeline", "PipelineResult"),
-    "Classifier": ("edgefn.runtime", "Classifier"),
-    "Prediction": ("edgefn.runtime", "Prediction"),
+    "Classifier": ("edgefn.runtime.classifier", "Classifier"),
+    "Prediction": ("edgefn.runtime.classifier", "Prediction"),
     "RunFolder": ("edgefn.runs", "RunFolder"),
-    "load_data": ("edgefn.data", "load_data"),
-    "DataOptions": ("edgefn.data", "DataOptions"),
-    "DatasetBundle": ("edgefn.data", "DatasetBundle"),
-    "EdgefnError": ("edgefn.errors", "EdgefnError"),
+    "load_data": ("edgefn.data.catalog", "load_data"),
+    "DataOptions": ("edgefn.data.catalog", "DataOptions"),
+    "DatasetBundle": ("edgefn.data.catalog", "DatasetBundle"),
+    "EdgefnError": ("edgefn.core.errors", "EdgefnError"),
 }
 __all__ = [
     "__version__",
@@ -65,18 +65,18 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from edgefn.bench import BenchConfig
-    from edgefn.bench import bench as run_bench
-    from edgefn.data import DataOptions, DatasetBundle, load_data
-    from edgefn.errors import EdgefnError
-    from edgefn.export import ExportConfig, ExportResult
-    from edgefn.export import export as run_export
-    from edgefn.finetune import FinetuneConfig, FinetuneResult
-    from edgefn.finetune import finetune as run_finetune
+    from edgefn.bench.benchmark import BenchConfig
+    from edgefn.bench.benchmark import bench as run_bench
+    from edgefn.bench.report import BenchReport
+    from edgefn.core.errors import EdgefnError
+    from edgefn.data.catalog import DataOptions, DatasetBundle, load_data
+    from edgefn.export.exporter import ExportConfig, ExportResult
+    from edgefn.export.exporter import export as run_export
     from edgefn.pipeline import PipelineConfig, PipelineResult, run_pipeline
-    from edgefn.report import BenchReport
     from edgefn.runs import RunFolder
-    from edgefn.runtime import Classifier, Prediction
+    from edgefn.runtime.classifier import Classifier, Prediction
+    from edgefn.train.finetune import FinetuneConfig, FinetuneResult
+    from edgefn.train.finetune import finetune as run_finetune
 
 
 def __getattr__(name: str) -> Any:

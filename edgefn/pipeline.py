@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefn.bench import BenchConfig
-from edgefn.export import ExportConfig
-from edgefn.finetune import FinetuneConfig
-from edgefn.inference import CPU
+from edgefn.bench.benchmark import BenchConfig
+from edgefn.export.exporter import ExportConfig
+from edgefn.runtime.inference import CPU
+from edgefn.train.finetune import FinetuneConfig
 
 Progress = Callable[[str], None]
 
@@ -49,9 +49,9 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     Returns:
         The stage results, with wall-clock seconds per stage.
     """
-    from edgefn.bench import bench, check_fits
-    from edgefn.export import export
-    from edgefn.finetune import finetune
+    from edgefn.bench.benchmark import bench, check_fits
+    from edgefn.export.exporter import export
+    from edgefn.train.finetune import finetune
 
     say = progress or (lambda _msg: None)
     seconds: dict[str, float] = {}
@@ -108,9 +108,9 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
 
 def format_pipeline_summary(result: PipelineResult) -> str:
     """The final table of a pipeline run plus where its outputs are."""
-    from edgefn.export import format_table
-    from edgefn.finetune import format_summary as finetune_summary
-    from edgefn.report import format_summary as bench_summary
+    from edgefn.bench.report import format_summary as bench_summary
+    from edgefn.export.exporter import format_table
+    from edgefn.train.finetune import format_summary as finetune_summary
 
     took = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     parts = [

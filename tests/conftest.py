@@ -49,7 +49,7 @@ def exported_tiny_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory
     """A tiny BERT run with fp32 and int8-dynamic variants (built once per session; copy it before changing)."""
     import shutil
 
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     run = tmp_path_factory.mktemp("exported") / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)

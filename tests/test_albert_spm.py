@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
+from edgefn.cli.commands import main
 from edgefn.runs import RunFolder
 from tests.helpers import constraint_split
 
@@ -71,8 +71,8 @@ def test_albert_with_sentencepiece_through_finetune_export_bench_predict(
     variant tokenises exactly as SentencePiece does and fp32 predicts as the PyTorch checkpoint does."""
     from transformers import AlbertTokenizer, AutoTokenizer
 
-    from edgefn.reference import load_reference
-    from edgefn.runtime import Classifier
+    from edgefn.engines.reference import load_reference
+    from edgefn.runtime.classifier import Classifier
 
     train = constraint_split(shared_data, "train", 1500)
     model_dir = make_albert_spm_folder(tmp_path / "tiny-albert-spm", train.texts)

@@ -10,87 +10,80 @@ import pytest
 import edgefn
 
 PACKAGE = Path(edgefn.__file__).parent
-# The pipeline's layers, bottom first. A module may import modules of its own layer or below, never above.
+# The pipeline's layers, bottom first: a module may import modules of its own subpackage or of a lower layer,
+# never of a higher one. Top-level modules are their own unit ("pipeline"; "__init__" names stages lazily).
 LAYERS = {
-    "errors": 0,
-    "outputs": 0,
-    "environment": 1,
-    "runs": 1,
-    "metrics": 1,
-    "noise": 2,
-    "presets": 1,
-    "predict_io": 1,
-    "textfiles": 1,
-    "tables": 2,
-    "webbuild": 1,
-    "inference": 2,
-    "graph": 3,
-    "runtime": 3,
-    "measure": 4,
-    "reference": 4,
-    "ortformat": 4,
-    "dataset": 5,
-    "dataprep": 6,
-    "loaders": 7,
-    "data": 8,
-    "baseline": 9,
-    "audit": 9,
-    "evaluate": 9,
-    "finetune": 9,
-    "quantize": 10,
-    "openvino_models": 10,
-    "export": 11,
-    "peers": 12,
-    "bench_worker": 12,
-    "package": 12,
-    "report": 12,
-    "verdict": 12,
-    "bench": 13,
-    "show": 14,
-    "pipeline": 14,
-    "cli_options": 15,
-    "cli": 16,
-    "__init__": 17,
+    "core": 0,  # errors, output policy, environment, text files, metrics, presets
+    "runs": 1,  # the run-folder contract
+    "runtime": 2,  # tokenise + run + label; torch-free
+    "data": 3,
+    "engines": 4,  # runtimes other than ONNX Runtime
+    "train": 5,  # finetune, evaluate
+    "export": 6,
+    "bench": 7,
+    "package": 7,
+    "pipeline": 8,
+    "cli": 9,
+    "__init__": 10,
 }
-# The torch-free runtime rests on the bottom layers only.
-RUNTIME_ALLOWED = {"errors", "outputs", "environment", "runs", "inference"}
+# The torch-free runtime rests on these units only.
+RUNTIME_ALLOWED = {"core", "runs", "runtime"}
+
+
+def _name(path: Path) -> str:
+    """A module's dotted name below edgefn ("runs", "bench.measure", "pipeline", "__init__")."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _unit(module: str) -> str:
+    """The layer unit of a module: its subpackage, or the module itself at the top."""
+    return module.split(".")[0]
 
 
 def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.glob("*.py"))}
+    return {_name(p): ast.parse(p.read_text(encoding="utf-8")) for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _edgefn_imports(tree: ast.Module) -> set[str]:
+def _edgefn_imports(tree: ast.Module, names: set[str]) -> set[str]:
     """Every edgefn module a module imports, at the top or inside functions (TYPE_CHECKING blocks too)."""
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgefn"):
-            if node.module == "edgefn":
-                out |= {a.name for a in node.names if a.name in LAYERS}
-            else:
-                out.add(node.module.split(".")[1])
+            base = node.module.removeprefix("edgefn").lstrip(".")
+            for a in node.names:  # `from edgefn.bench import measure` imports bench.measure
+                sub = f"{base}.{a.name}" if base else a.name
+                out.add(sub if sub in names else base)
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("edgefn.")}
-    return out
+            out |= {a.name.removeprefix("edgefn.") for a in node.names if a.name.startswith("edgefn.")}
+    return out - {""}
 
 
 def _graph() -> dict[str, set[str]]:
-    return {name: _edgefn_imports(tree) - {name} for name, tree in _modules().items()}
+    modules = _modules()
+    return {name: _edgefn_imports(tree, set(modules)) - {name} for name, tree in modules.items()}
 
 
 def test_every_module_has_a_layer():
-    """A new module must be placed in the layer table before it can be imported."""
-    assert set(_modules()) == set(LAYERS)
+    """A new subpackage or top-level module must be placed in the layer table before it can be imported."""
+    assert {_unit(m) for m in _modules()} == set(LAYERS)
+
+
+def test_the_top_stays_small():
+    """The top of edgefn/ holds the public API and the pipeline; everything else lives in a stage."""
+    assert len(list(PACKAGE.glob("*.py"))) <= 8 and len(list(PACKAGE.glob("*/__init__.py"))) >= 5
 
 
 def test_imports_never_go_up():
     """No module imports one of a higher layer (the bench stage never reaches into export, data never into
     finetune ...); `__init__` only names modules lazily (TYPE_CHECKING) and is exempt from nothing."""
     upward = sorted(
-        f"{m} (layer {LAYERS[m]}) imports {d} (layer {LAYERS[d]})"
+        f"{m} (layer {LAYERS[_unit(m)]}) imports {d} (layer {LAYERS[_unit(d)]})"
         for m, deps in _graph().items()
         for d in deps
-        if LAYERS[d] > LAYERS[m]
+        if LAYERS[_unit(d)] > LAYERS[_unit(m)]
     )
     assert upward == []
 
@@ -115,8 +108,10 @@ def test_no_import_cycle():
 
 
 def test_runtime_rests_on_the_bottom_layer():
-    """runtime (what `edgefn predict` loads) imports only errors, environment, runs and inference."""
-    assert _graph()["runtime"] <= RUNTIME_ALLOWED
+    """runtime (what `edgefn predict` loads) imports only core, runs and itself."""
+    graph = _graph()
+    used = {_unit(d) for m, deps in graph.items() if _unit(m) == "runtime" for d in deps}
+    assert used <= RUNTIME_ALLOWED
 
 
 def _calls(name: str) -> dict[str, int]:
@@ -138,13 +133,16 @@ def _calls(name: str) -> dict[str, int]:
     "call, owners",
     [
         # sessions that run a model; graph (the offline basic pass) and measure (MatMul peak) keep their own
-        ("InferenceSession", {"inference", "graph", "measure"}),
-        ("from_file", {"inference"}),  # the fast tokenizer is loaded in one place
-        ("encode_batch", {"inference"}),  # ... and tokenises in one place
-        ("precision_recall_fscore_support", {"metrics"}),  # one metrics function
+        ("InferenceSession", {"runtime.inference", "export.graph", "bench.measure"}),
+        ("from_file", {"runtime.inference"}),  # the fast tokenizer is loaded in one place
+        ("encode_batch", {"runtime.inference"}),  # ... and tokenises in one place
+        ("precision_recall_fscore_support", {"core.metrics"}),  # one metrics function
         # models and tokenizers load in presets / reference / data; export and peers open Optimum's
         # ORTOptimizer / ORTQuantizer on a graph folder
-        ("from_pretrained", {"presets", "reference", "data", "export", "peers"}),
+        (
+            "from_pretrained",
+            {"core.presets", "engines.reference", "data.catalog", "export.exporter", "bench.peers"},
+        ),
     ],
 )
 def test_one_owner_per_job(call, owners):
@@ -154,9 +152,9 @@ def test_one_owner_per_job(call, owners):
 
 def test_one_cpuinfo_parser_and_one_softmax():
     """/proc/cpuinfo is read only by environment; softmax is defined only by inference."""
-    sources = {p.stem: p.read_text(encoding="utf-8") for p in PACKAGE.glob("*.py")}
-    assert {m for m, s in sources.items() if "/proc/cpuinfo" in s} == {"environment"}
-    assert {m for m, s in sources.items() if "def softmax" in s} == {"inference"}
+    sources = {_name(p): p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")}
+    assert {m for m, s in sources.items() if "/proc/cpuinfo" in s} == {"core.environment"}
+    assert {m for m, s in sources.items() if "def softmax" in s} == {"runtime.inference"}
 
 
 RUN_FOLDER_NAMES = {
@@ -182,7 +180,7 @@ def test_run_folder_names_live_in_runs():
     found = sorted(
         f"{module}: {node.value}"
         for module, tree in _modules().items()
-        if module != "runs"
+        if _unit(module) != "runs"
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in RUN_FOLDER_NAMES
     )
@@ -200,8 +198,8 @@ def test_public_api_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[]", "False False"]
-    from edgefn.export import export
-    from edgefn.runtime import Classifier
+    from edgefn.export.exporter import export
+    from edgefn.runtime.classifier import Classifier
 
     assert edgefn.run_export is export and edgefn.Classifier is Classifier
     assert set(edgefn.__all__) >= {"run_finetune", "run_export", "run_bench", "RunFolder", "BenchReport"}

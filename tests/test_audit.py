@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 from click.testing import CliRunner
 
-from edgefn.audit import audit_data, format_audit, near_duplicates, verdicts
-from edgefn.cli import main
-from edgefn.data import DataOptions, DatasetBundle, Split, load_data
+from edgefn.cli.commands import main
+from edgefn.data.audit import audit_data, format_audit, near_duplicates, verdicts
+from edgefn.data.catalog import DataOptions, DatasetBundle, Split, load_data
 
 WORDS = [
     "vaccine",

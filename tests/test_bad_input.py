@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
+from edgefn.cli.commands import main
 from edgefn.runs import RunFolder, sha256_file
 
 
@@ -534,7 +534,7 @@ def test_closed_stdin_is_one_line(exported_run: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "edgefn.cli",
+        "edgefn.cli.commands",
         "predict",
         "--model",
         str(RunFolder(exported_run).variant_dir("fp32")),
@@ -674,7 +674,7 @@ def test_overwrite_builds_beside_and_a_kill_keeps_the_previous_run(
     run = tmp_path / "run"
     shutil.copytree(exported_run, run)
     before = _snapshot(tmp_path)
-    cmd = [sys.executable, "-m", "edgefn.cli", "finetune", "test-tiny-bert", "--data", "sample"]
+    cmd = [sys.executable, "-m", "edgefn.cli.commands", "finetune", "test-tiny-bert", "--data", "sample"]
     cmd += ["--run-dir", str(run), "--overwrite", "--epochs", "20"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     staging = tmp_path / ".run.new" / "trainer"
@@ -714,7 +714,9 @@ def test_export_rerun_after_a_kill_needs_no_overwrite(tiny_run_factory, tmp_path
         "32",
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgefn.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "edgefn.cli.commands", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not (run.variant_dir("fp32") / runs.EXPORT_MANIFEST).exists():
@@ -754,7 +756,7 @@ def test_sigterm_stops_bench_and_its_worker(exported_run: Path, tmp_path: Path) 
     run = tmp_path / "run"
     shutil.copytree(exported_run, run)
     before = _snapshot(tmp_path)
-    cmd = [sys.executable, "-m", "edgefn.cli", "bench", "--run-dir", str(run), "--variants", "fp32"]
+    cmd = [sys.executable, "-m", "edgefn.cli.commands", "bench", "--run-dir", str(run), "--variants", "fp32"]
     cmd += ["--min-time", "300", "--threads", "1", "--samples", "8", "--batch-sizes", "1", "--peers", "none"]
     cmd += ["--rounds", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.bench import CPU, CUDA, BenchConfig, bench, plan_targets, score
-from edgefn.cli import main
-from edgefn.errors import EdgefnError
-from edgefn.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
+from edgefn.bench.benchmark import CPU, CUDA, BenchConfig, bench, plan_targets, score
+from edgefn.bench.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 
 QUICK = dict(
@@ -35,7 +35,7 @@ QUICK = dict(
 
 def export_for_tests(run_dir: Path) -> None:
     """`edgefn export --quantize int8` on the run, with small parity and validation checks."""
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     export(
         ExportConfig(
@@ -185,9 +185,9 @@ def test_flops_of_a_matmul_graph(tmp_path):
 def test_flops_model_matches_bert_arithmetic(exported_run, tiny_run_factory, tmp_path):
     """The fitted FLOPs of the tiny BERT graph, fused (O2 default: Attention ops) or plain (--optimize none),
     equal the analytic count (hidden 32, ffn 64, 2 layers); the bench uses the fp32 count for every variant."""
-    from edgefn.bench import _flops_models
-    from edgefn.export import ExportConfig, export
-    from edgefn.graph import op_counts
+    from edgefn.bench.benchmark import _flops_models
+    from edgefn.export.exporter import ExportConfig, export
+    from edgefn.export.graph import op_counts
 
     shutil.copytree(tiny_run_factory("test-tiny-bert"), tmp_path / "run")
     export(
@@ -214,8 +214,8 @@ def test_shape_inference_leaves_no_files_behind(exported_run, tmp_path, monkeypa
     """ONNX Runtime's symbolic shape inference dumps the model into the working directory when it cannot
     finish (as on the quantized fused graph of the tuned int8 recipe); edgefn runs it elsewhere, so the
     user's folder stays clean."""
-    from edgefn.export import ExportConfig, export
-    from edgefn.graph import infer_shapes_symbolic
+    from edgefn.export.exporter import ExportConfig, export
+    from edgefn.export.graph import infer_shapes_symbolic
 
     run = tmp_path / "run"
     shutil.copytree(exported_run, run, ignore=shutil.ignore_patterns("onnx", "bench"))
@@ -361,8 +361,8 @@ def test_cli_bench_prints_summary(exported_run, tmp_path):
 def test_real_lengths_time_classifier_predict(report, exported_run, monkeypatch):
     """Bench's real-lengths rows time `Classifier.predict` itself (one call per timed batch, same texts), and
     bench's predictions are exactly those of `Classifier.predict` on the test texts."""
-    from edgefn import bench_worker
-    from edgefn.runtime import Classifier
+    from edgefn.bench import worker as bench_worker
+    from edgefn.runtime.classifier import Classifier
 
     texts = RunFolder(exported_run).read_split("test").texts[: QUICK["samples"]]
     variant = RunFolder(exported_run).variant_dir("int8-dynamic")
@@ -392,7 +392,7 @@ def test_accuracy_metrics_recomputed_from_recorded_predictions(report, exported_
     predictions and probabilities the report recorded."""
     from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-    from edgefn.metrics import calibration
+    from edgefn.core.metrics import calibration
 
     labels = RunFolder(exported_run).read_split("test").labels[: report.config["samples_used"]]
     checked = 0

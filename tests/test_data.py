@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from edgefn.cli import main
-from edgefn.data import (
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
+from edgefn.data.catalog import (
     SPLITS,
     DataOptions,
     DatasetBundle,
@@ -21,8 +22,7 @@ from edgefn.data import (
     list_datasets,
     load_data,
 )
-from edgefn.errors import EdgefnError
-from edgefn.loaders import REUTERS_DATELINE, SAMPLE_FILE, _read_liar
+from edgefn.data.loaders import REUTERS_DATELINE, SAMPLE_FILE, _read_liar
 
 _CACHE: dict[tuple[str, DataOptions], DatasetBundle] = {}
 
@@ -170,7 +170,7 @@ def test_hub_copies_oriented_by_reuters_dateline(
     shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Hub copies (cards disagree on 0/1) get 1 = fake from the data: Reuters wire copy is the real class."""
-    import edgefn.loaders
+    import edgefn.data.loaders
 
     folder = shared_data / "isot" / "fulltext_head"
     df = pd.concat(
@@ -180,7 +180,7 @@ def test_hub_copies_oriented_by_reuters_dateline(
     frames = {"train": df.iloc[:1400], "validation": df.iloc[1400:1700], "test": df.iloc[1700:]}
     welfake = {"train": df.assign(label=1 - df["label"])}  # hub label 1 = fake, as in the WELFake CSV
     monkeypatch.setattr(
-        edgefn.loaders, "_hub_frames", lambda hub_id: welfake if "WELFake" in hub_id else frames
+        edgefn.data.loaders, "_hub_frames", lambda hub_id: welfake if "WELFake" in hub_id else frames
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EDGEFN_DATA_DIR", str(tmp_path))

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from edgefn.environment import cpu_flags, cpu_info, describe_cpu
+from edgefn.core.environment import cpu_flags, cpu_info, describe_cpu
 
 WITHOUT_AMX = Path(__file__).resolve().parents[1] / "benchmarks" / "without_amx.py"
 PROBE = """
 import ctypes, json
-from edgefn.environment import amx_usable, cpu_info, describe_cpu
+from edgefn.core.environment import amx_usable, cpu_info, describe_cpu
 libc = ctypes.CDLL(None, use_errno=True)
 fs_base = ctypes.c_ulong()
 print(json.dumps({

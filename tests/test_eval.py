@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
-from edgefn.data import load_data
-from edgefn.evaluate import EvalConfig, evaluate, format_eval
-from edgefn.metrics import calibration, classification_metrics
+from edgefn.cli.commands import main
+from edgefn.core.metrics import calibration, classification_metrics
+from edgefn.data.catalog import load_data
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier, ood_scores, read_ood
+from edgefn.runtime.classifier import Classifier, ood_scores, read_ood
+from edgefn.train.evaluate import EvalConfig, evaluate, format_eval
 
 SAMPLES = 120
 
@@ -28,7 +28,7 @@ SAMPLES = 120
 @pytest.fixture(scope="module")
 def run(tiny_run_factory, tmp_path_factory) -> Path:
     """A private copy of the tiny BERT run (eval writes eval/ and ood.json into it), exported to fp32."""
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     path = tmp_path_factory.mktemp("eval") / "tiny"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), path)
@@ -53,7 +53,7 @@ def test_classification_metrics_imbalance_and_calibration():
 def test_eval_checkpoint_on_liar(run: Path, shared_data: Path):
     """The checkpoint scored on LIAR: metrics.json equals metrics recomputed from independent predictions,
     errors.csv holds the misclassified rows, and the OOD threshold is the validation scores' 95% quantile."""
-    from edgefn.reference import load_reference
+    from edgefn.engines.reference import load_reference
 
     result = evaluate(EvalConfig(model=run, data=f"liar:{shared_data / 'liar'}", samples=SAMPLES, threads=1))
     out = RunFolder(run).eval_dir("liar")
@@ -92,7 +92,7 @@ def test_eval_variant_is_torch_free_and_feeds_predict_ood(run: Path, shared_data
     """A variant is scored without importing torch; afterwards its Classifier flags `ood` by the saved
     threshold, and the variant's files still match their hashes (nothing was written into it)."""
     code = (
-        "import sys; from edgefn.evaluate import EvalConfig, evaluate; "
+        "import sys; from edgefn.train.evaluate import EvalConfig, evaluate; "
         f"r = evaluate(EvalConfig(model={str(run / 'onnx' / 'fp32')!r}, "
         f"data={'constraint:' + str(shared_data / 'covid19-constraint')!r}, samples=80, threads=1)); "
         "print(r.output_dir.name, 'torch' in sys.modules, r.metrics['metrics']['n'])"
@@ -124,8 +124,8 @@ def test_cli_eval_and_bad_model(run: Path, shared_data: Path, tmp_path: Path):
 
 def test_bench_accuracy_carries_balanced_accuracy_and_macro_f1():
     """bench's Accuracy (and its CSV row) carries balanced accuracy and macro F1 from classification_metrics."""
-    from edgefn.bench import score
-    from edgefn.report import CSV_COLUMNS, Accuracy
+    from edgefn.bench.benchmark import score
+    from edgefn.bench.report import CSV_COLUMNS, Accuracy
 
     acc = score([0] * 9 + [1], [0] * 10)
     assert acc.accuracy == 0.9 and acc.balanced_accuracy == 0.5

@@ -10,13 +10,13 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from edgefn import export as export_mod
-from edgefn import graph as graph_tools
-from edgefn import quantize as q
 from edgefn import runs
-from edgefn.cli import main
-from edgefn.errors import EdgefnError
-from edgefn.export import ExportConfig, export
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
+from edgefn.export import exporter as export_mod
+from edgefn.export import graph as graph_tools
+from edgefn.export import quantize as q
+from edgefn.export.exporter import ExportConfig, export
 from edgefn.runs import RunFolder
 
 PRESETS = ["test-tiny-bert", "test-tiny-mobilebert", "test-tiny-albert", "test-tiny-distilbert"]

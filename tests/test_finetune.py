@@ -10,12 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
-from edgefn.data import load_data
-from edgefn.errors import EdgefnError
-from edgefn.finetune import FinetuneConfig, finetune
-from edgefn.presets import count_parameters, get_preset, list_presets, load_model
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
+from edgefn.core.presets import count_parameters, get_preset, list_presets, load_model
+from edgefn.data.catalog import load_data
 from edgefn.runs import RunFolder
+from edgefn.train.finetune import FinetuneConfig, finetune
 
 TINY = [p for p in list_presets() if p.startswith("test-tiny-")]
 
@@ -192,7 +192,7 @@ def test_two_process_ddp_finetune_with_gloo(tmp_path: Path) -> None:
         "--nproc_per_node",
         "2",
         "-m",
-        "edgefn.cli",
+        "edgefn.cli.commands",
         "finetune",
         "test-tiny-bert",
         "--data",

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from edgefn import bench, runs, webbuild
-from edgefn.cli import main
-from edgefn.errors import EdgefnError, disk_faults
-from edgefn.finetune import TRAINER_STATE, drop_incomplete_checkpoints
+from edgefn import runs
+from edgefn.bench import benchmark as bench
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError, disk_faults
+from edgefn.package import webbuild
 from edgefn.runs import RunFolder, read_split_jsonl
+from edgefn.train.finetune import TRAINER_STATE, drop_incomplete_checkpoints
 from tests.test_bad_input import _snapshot
 
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
@@ -162,7 +164,7 @@ def test_library_errors_on_a_full_disk_become_enospc(small_disk) -> None:
 def test_output_policy_on_a_full_disk_names_the_file(small_disk) -> None:
     """A file written by the output policy onto a full disk: ENOSPC naming it, no temporary file left, the
     previous file kept."""
-    from edgefn.outputs import write_text
+    from edgefn.core.outputs import write_text
 
     disk = small_disk(64 * PAGE)
     (disk / "report.md").write_text("the previous report")
@@ -185,17 +187,17 @@ def test_output_policy_on_a_full_disk_names_the_file(small_disk) -> None:
 )
 def test_os_faults_are_one_line_exit_1(code: int, words: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Any OSError reaching the CLI prints what failed and why, with the errno, on one line; exit 1."""
-    import edgefn.data
+    import edgefn.data.catalog
 
     def fail() -> list[str]:
         raise OSError(code, os.strerror(code), "/mnt/data/file.csv")
 
-    monkeypatch.setattr(edgefn.data, "list_datasets", fail)
+    monkeypatch.setattr(edgefn.data.catalog, "list_datasets", fail)
     _assert_one_error(_invoke(["data", "list"]), 1, "Error: /mnt/data/file.csv: ", words)
 
 
 def _cli(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "edgefn.cli", *argv]
+    cmd = [sys.executable, "-m", "edgefn.cli.commands", *argv]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=300, check=False, **kwargs)
 
@@ -217,7 +219,7 @@ def test_stdout_on_a_full_device(command: str, exported_run: Path) -> None:
 
 def test_a_closed_pipe_is_no_error() -> None:
     """`| head` closing the pipe early ends the command quietly (exit 1 at most), as Unix tools do."""
-    cmd = f"{sys.executable} -m edgefn.cli data list | head -c 1"
+    cmd = f"{sys.executable} -m edgefn.cli.commands data list | head -c 1"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run(
         ["bash", "-c", cmd], capture_output=True, text=True, env=env, timeout=120, check=False

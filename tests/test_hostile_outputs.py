@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edgefn import outputs, runs
-from edgefn.errors import EdgefnError
+from edgefn import runs
+from edgefn.core import outputs
+from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 from tests.test_bad_input import _error_lines, _invoke, _snapshot
 
@@ -243,7 +244,7 @@ def test_bench_out_dir_of_the_user_is_refused(run: Path, tmp_path: Path) -> None
     """bench --out-dir naming a user's folder (even one holding a report.json) is refused before measuring."""
     folder = _user_folder(tmp_path / "results")
     (folder / "report.json").write_text('{"results": []}', encoding="utf-8")
-    from edgefn.bench import BenchConfig, bench
+    from edgefn.bench.benchmark import BenchConfig, bench
 
     before = _snapshot(tmp_path)
     with pytest.raises(EdgefnError, match="not an edgefn bench folder"):
@@ -290,7 +291,7 @@ def test_output_to_dev_stdout_through_a_pipe(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    argv = [sys.executable, "-m", "edgefn.cli", *AUDIT, "--json", "--output", "/dev/stdout"]
+    argv = [sys.executable, "-m", "edgefn.cli.commands", *AUDIT, "--json", "--output", "/dev/stdout"]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     first = proc.stdout[: proc.stdout.index("\n}\n") + 2]

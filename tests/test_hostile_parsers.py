@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgefn.cli import main
-from edgefn.data import DataOptions, load_data
-from edgefn.errors import EdgefnError
-from edgefn.inference import CHARS_PER_TOKEN, cut_text
-from edgefn.predict_io import iter_texts, predict_stream
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
+from edgefn.core.textfiles import CsvReader, raw_lines
+from edgefn.data.catalog import DataOptions, load_data
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier
-from edgefn.textfiles import CsvReader, raw_lines
+from edgefn.runtime.classifier import Classifier
+from edgefn.runtime.inference import CHARS_PER_TOKEN, cut_text
+from edgefn.runtime.predict_io import iter_texts, predict_stream
 from tests.test_bad_input import _error_lines, _snapshot
 
 
@@ -46,7 +46,7 @@ def model(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The int8-dynamic variant of a tiny run (built once per module)."""
     import shutil
 
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     run = tmp_path_factory.mktemp("hostile") / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
@@ -451,7 +451,7 @@ def test_window_predictions_equal_one_text_at_a_time(model) -> None:
 
 def _predict_process(model: str, stdout: int, tmp: Path) -> subprocess.CompletedProcess[str]:
     path = _write(tmp, "in.txt", "".join(f"text {i}\n" for i in range(3000)))
-    cmd = [sys.executable, "-m", "edgefn.cli", "predict", "--model", model, "--input", path]
+    cmd = [sys.executable, "-m", "edgefn.cli.commands", "predict", "--model", model, "--input", path]
     return subprocess.run(cmd, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=300)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edgefn import textfiles
-from edgefn.errors import EdgefnError
-from edgefn.predict_io import iter_texts, read_texts
+from edgefn.core import textfiles
+from edgefn.core.errors import EdgefnError
+from edgefn.runtime.predict_io import iter_texts, read_texts
 from tests.test_bad_input import _error_lines, _invoke, _snapshot
 
 
@@ -87,7 +87,7 @@ def test_endless_standard_input_is_refused(model, monkeypatch) -> None:
     """Standard input without newlines (`< /dev/zero`) is refused at the line cap, with no row written."""
     from click.testing import CliRunner
 
-    from edgefn.cli import main
+    from edgefn.cli.commands import main
 
     monkeypatch.setattr(textfiles, "MAX_LINE_CHARS", 1 << 16)
     result = CliRunner().invoke(main, ["predict", "--model", model], input=b"\0" * (1 << 17))

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
-from edgefn.errors import EdgefnError
-from edgefn.report import BenchReport
+from edgefn.bench.report import BenchReport
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier
+from edgefn.runtime.classifier import Classifier
 from tests.test_bad_input import _error_lines, _snapshot
 
 DEEP = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on this
@@ -439,7 +439,7 @@ def test_a_fifo_in_place_of_a_manifest_never_blocks(
     if file == "export.json":
         _flip(_fp32(run) / runs.MODEL_CONFIG)
     before = _snapshot(tmp_path)
-    cmd = [sys.executable, "-m", "edgefn.cli", *args(run, tmp_path)]
+    cmd = [sys.executable, "-m", "edgefn.cli.commands", *args(run, tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
     lines = _error_lines(proc.stderr)
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgefn import runs, webbuild
-from edgefn.cli import main
-from edgefn.errors import EdgefnError
-from edgefn.ortformat import MIN_ORT_AGREEMENT
-from edgefn.package import PackageConfig, package
+from edgefn import runs
+from edgefn.cli.commands import main
+from edgefn.core.errors import EdgefnError
+from edgefn.package import webbuild
+from edgefn.package.ortformat import MIN_ORT_AGREEMENT
+from edgefn.package.packager import PackageConfig, package
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier
+from edgefn.runtime.classifier import Classifier
 
 FAKE_WASM = b"\0asm fake runtime " * 1000
 
@@ -27,7 +28,7 @@ FAKE_WASM = b"\0asm fake runtime " * 1000
 @pytest.fixture(scope="module")
 def exported_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BERT run with fp32 (O2-fused), int8-dynamic and int8-static variants."""
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     run = tmp_path_factory.mktemp("package") / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from edgefn import noise, runs
-from edgefn.bench import BenchConfig, bench
-from edgefn.errors import EdgefnError
-from edgefn.inference import CPU, OPENVINO
-from edgefn.peers import PEERS
-from edgefn.report import BenchReport
+from edgefn import runs
+from edgefn.bench import noise
+from edgefn.bench.benchmark import BenchConfig, bench
+from edgefn.bench.peers import PEERS
+from edgefn.bench.report import BenchReport
+from edgefn.bench.verdict import compute_verdict
+from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
-from edgefn.verdict import compute_verdict
+from edgefn.runtime.inference import CPU, OPENVINO
 
 FAST = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.03, min_iters=3, warmup=1, threads=1)
 openvino = pytest.importorskip("openvino", reason="the dev extra installs openvino")
@@ -26,7 +27,7 @@ openvino = pytest.importorskip("openvino", reason="the dev extra installs openvi
 @pytest.fixture(scope="module")
 def ov_run(tiny_run_factory, tmp_path_factory) -> Path:
     """The tiny BERT run with fp32, int8-dynamic and ov-int8 variants."""
-    from edgefn.export import ExportConfig, export
+    from edgefn.export.exporter import ExportConfig, export
 
     run = tmp_path_factory.mktemp("peers") / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
@@ -53,14 +54,14 @@ def test_every_peer_is_a_row(peer_report: BenchReport, ov_run: Path) -> None:
         ), (name, r.status, r.reason)
     assert rows["pytorch-int8"].status == "ok" and rows["ort-default"].status == "ok"
     assert rows["ov-int8"].provider == OPENVINO and not rows["ov-int8"].peer
-    from edgefn.openvino_models import bf16_unavailable
+    from edgefn.export.openvino_models import bf16_unavailable
 
     assert rows["ov-int8"].precision == ("fp32" if bf16_unavailable() else "bf16")
     assert rows["openvino-fp32"].precision == "fp32"
     manifest = runs.verify_variant(RunFolder(ov_run).peer_dir("ort-default"))
     assert manifest["recipe"].startswith("onnxruntime.quantization.quantize_dynamic")
     assert manifest["source_checkpoint_sha256"] == runs.sha256_dir(RunFolder(ov_run).checkpoint)
-    ops = __import__("edgefn.graph", fromlist=["op_counts"]).op_counts(
+    ops = __import__("edgefn.export.graph", fromlist=["op_counts"]).op_counts(
         RunFolder(ov_run).peer_dir("ort-default") / runs.ONNX_FILE
     )
     assert ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0) > 0  # really int8
@@ -110,8 +111,8 @@ def test_verdict_is_recomputed_from_the_recorded_numbers(peer_report: BenchRepor
 def test_the_same_model_timed_twice_is_one_candidate() -> None:
     """A peer that is the very file of an edgefn variant does not "win" on noise: the two are one candidate,
     shipped under edgefn's name at their mean time; a different model that is faster still wins."""
-    from edgefn.measure import Latency
-    from edgefn.report import Accuracy, Measurement, TargetResult
+    from edgefn.bench.measure import Latency
+    from edgefn.bench.report import Accuracy, Measurement, TargetResult
 
     def row(variant: str, ms: float, fingerprint: str | None, peer: bool = False) -> TargetResult:
         r = TargetResult(variant, CPU, "int8", "ok", peer=peer, model_fingerprint=fingerprint, size_mb=1.0)
@@ -139,8 +140,8 @@ def test_the_same_model_timed_twice_is_one_candidate() -> None:
 def test_a_lead_that_does_not_hold_in_every_round_is_a_tie() -> None:
     """The verdict counts the interleaved rounds each lead held in: a peer ahead by p50 but behind edgefn's
     best in one round is reported as a tie, not a win; a lead in every round stays a win."""
-    from edgefn.measure import Latency
-    from edgefn.report import Accuracy, Measurement, TargetResult, format_verdict
+    from edgefn.bench.measure import Latency
+    from edgefn.bench.report import Accuracy, Measurement, TargetResult, format_verdict
 
     def row(variant: str, rounds: list[float], fingerprint: str, peer: bool = False) -> TargetResult:
         r = TargetResult(variant, CPU, "int8", "ok", peer=peer, model_fingerprint=fingerprint, size_mb=1.0)
@@ -233,7 +234,7 @@ def test_busy_machine_is_flagged_under_a_synthetic_load(ov_run: Path, tmp_path: 
 
 def test_openvino_variant_predicts_and_is_hash_checked(ov_run: Path, tmp_path: Path) -> None:
     """ov-int8 runs through Classifier on OpenVINO (torch-free) and agrees with fp32; a changed IR is refused."""
-    from edgefn.runtime import Classifier
+    from edgefn.runtime.classifier import Classifier
 
     run = RunFolder(ov_run)
     texts = run.read_split("test").texts[:64]
@@ -256,7 +257,7 @@ def test_openvino_variant_predicts_and_is_hash_checked(ov_run: Path, tmp_path: P
 def test_ov_bf16_refused_without_bf16_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a CPU without AVX512_BF16 or AMX, ov-bf16 is refused (OpenVINO would emulate it) and its peer row
     is unavailable with that reason."""
-    from edgefn import openvino_models
+    from edgefn.export import openvino_models
 
     monkeypatch.setattr(openvino_models, "cpu_flags", lambda: {"avx2", "fma"})
     assert "neither AVX512_BF16 nor AMX" in (openvino_models.bf16_unavailable() or "")
@@ -271,7 +272,7 @@ def test_plot_labels_do_not_overlap(kind: str, peer_report: BenchReport) -> None
 
     import matplotlib.pyplot as plt
 
-    from edgefn.report import latency_figure, tradeoff_figure
+    from edgefn.bench.report import latency_figure, tradeoff_figure
 
     fig = (latency_figure if kind == "latency" else tradeoff_figure)(peer_report)
     fig.canvas.draw()
@@ -296,8 +297,8 @@ def test_full_length_batches_run_a_static_shape_model(ov_run: Path) -> None:
     shorter batches share the dynamic-shape model, and both give the same logits (fp32)."""
     import numpy as np
 
-    from edgefn.inference import OvRunner
-    from edgefn.runtime import Classifier
+    from edgefn.runtime.classifier import Classifier
+    from edgefn.runtime.inference import OvRunner
 
     clf = Classifier.from_folder(RunFolder(ov_run).variant_dir("ov-int8"), "cpu", 1)
     runner = OvRunner(runs.model_file(RunFolder(ov_run).variant_dir("ov-int8")), 1, "fp32", clf.max_length)

@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
+from edgefn.cli.commands import main
 from edgefn.pipeline import demo_config
 from edgefn.runs import RunFolder
 
@@ -93,9 +93,9 @@ def test_predict_matches_bench_predictions_for_every_variant(tiny_run_factory, t
     """The torch-free runtime gives, text for text, the predictions `edgefn bench` recorded for each variant."""
     import shutil
 
-    from edgefn.bench import BenchConfig, bench
-    from edgefn.export import ExportConfig, export
-    from edgefn.runtime import Classifier
+    from edgefn.bench.benchmark import BenchConfig, bench
+    from edgefn.export.exporter import ExportConfig, export
+    from edgefn.runtime.classifier import Classifier
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)

