@@ -31,7 +31,8 @@ CPU_FLAGS = (
     "asimddp",
     "sve",
 )
-# Libraries whose versions shape results.
+# Libraries whose versions shape results; each engine adds its own (`record_versions_of`, called by the engine
+# registry, edgefn.runtime.engines, when the engine registers).
 VERSIONED = (
     "edgefn",
     "torch",
@@ -39,15 +40,12 @@ VERSIONED = (
     "optimum",
     "optimum-onnx",
     "onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
     "tokenizers",
     "datasets",
     "scikit-learn",
     "numpy",
-    "openvino",
-    "nncf",
 )
+_ENGINE_LIBRARIES: list[str] = []
 
 
 def read_cpuinfo() -> str:
@@ -150,12 +148,19 @@ def check_threads(threads: int | None, option: str = "--threads") -> None:
         raise EdgefnError(f"{option} {threads} is more than this machine's {cores} logical cores")
 
 
+def record_versions_of(*names: str) -> None:
+    """Record the versions of these distributions too (an engine's libraries) in every later `library_versions`."""
+    _ENGINE_LIBRARIES.extend(
+        n for n in dict.fromkeys(names) if n not in VERSIONED and n not in _ENGINE_LIBRARIES
+    )
+
+
 def library_versions() -> dict[str, str]:
-    """Python and the installed versions of the libraries that shape results."""
+    """Python and the installed versions of the libraries that shape results (those of the engines registered)."""
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for name in VERSIONED:
+    for name in (*VERSIONED, *_ENGINE_LIBRARIES):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
     return out

@@ -1,1 +1,1 @@
-"""The engines a model runs on besides ONNX Runtime: the PyTorch reference."""
+"""The built-in engines, one module each, registering their `Engine` records in `runtime.engines`."""

@@ -42,9 +42,8 @@ BENCH_DIR = "bench"
 SPLIT_NAMES = ("validation", "test", "calibration")  # data/<name>.jsonl
 # Names inside a variant folder (onnx/<variant>/) and a checkpoint.
 EXPORT_MANIFEST = "export.json"
+# the model file of ONNX variants; other engines' variants name theirs in export.json ("model_files")
 ONNX_FILE = "model.onnx"
-OPENVINO_XML = "openvino_model.xml"  # OpenVINO variants (ov-*): IR graph and weights instead of model.onnx
-OPENVINO_BIN = "openvino_model.bin"
 MODEL_CONFIG = "config.json"
 SAFETENSORS_WEIGHTS = "model.safetensors"  # a checkpoint's weights (transformers' default)
 PICKLE_WEIGHTS = "pytorch_model.bin"  # a checkpoint's weights, older transformers (torch.save pickle)
@@ -165,19 +164,23 @@ def list_variants(run_dir: Path) -> list[Path]:
     )
 
 
-def model_files(folder: Path) -> tuple[str, ...]:
-    """The model file(s) of a variant folder: OpenVINO IR (xml + bin) where present, else model.onnx."""
-    return (OPENVINO_XML, OPENVINO_BIN) if (Path(folder) / OPENVINO_XML).is_file() else (ONNX_FILE,)
+def model_files_of(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The model file(s) a variant's export.json names (its engine's, the one it loads first): `model_files`; in
+    a manifest written before that field, the recorded file whose hash is `model_sha256`; else model.onnx."""
+    names = manifest.get("model_files")
+    if isinstance(names, list) and names and all(isinstance(n, str) and _inside(n) for n in names):
+        return tuple(names)
+    files = manifest.get("files_sha256")
+    if isinstance(files, dict):
+        named = [n for n, digest in files.items() if digest == manifest.get("model_sha256")]
+        if len(named) == 1 and isinstance(named[0], str):
+            return (named[0],)
+    return (ONNX_FILE,)
 
 
-def model_file(folder: Path) -> Path:
-    """The file a runtime loads: openvino_model.xml for OpenVINO variants, else model.onnx."""
-    return Path(folder) / model_files(folder)[0]
-
-
-def required_files(folder: Path) -> tuple[str, ...]:
+def required_files(manifest: dict[str, Any]) -> tuple[str, ...]:
     """Files whose hashes a variant's manifest must record: its model file(s), config and tokenizer."""
-    return (*model_files(folder), MODEL_CONFIG, TOKENIZER_FILE)
+    return (*model_files_of(manifest), MODEL_CONFIG, TOKENIZER_FILE)
 
 
 def hash_files(folder: Path, manifest: str | None = EXPORT_MANIFEST) -> dict[str, str]:
@@ -190,34 +193,17 @@ def hash_files(folder: Path, manifest: str | None = EXPORT_MANIFEST) -> dict[str
     }
 
 
-def model_record(folder: Path) -> dict[str, Any]:
-    """The manifest fields every variant folder records: its model's hash, every file's hash and the model's
-    size in MB (each file is hashed once)."""
+def model_record(folder: Path, model_files: tuple[str, ...] = (ONNX_FILE,)) -> dict[str, Any]:
+    """The manifest fields every variant folder records: its model file(s) (its engine's `model_files`, the one it
+    loads first), the model's hash, every file's hash and the model's size in MB (each file is hashed once)."""
     folder = Path(folder)
     files = hash_files(folder)
-    names = model_files(folder)
     return {
-        "model_sha256": files[names[0]],
+        "model_files": list(model_files),
+        "model_sha256": files[model_files[0]],
         "files_sha256": files,
-        "size_mb": sum(file_size_mb(folder / n) for n in names),
+        "size_mb": sum(file_size_mb(folder / n) for n in model_files),
     }
-
-
-# OpenVINO names the layers it creates from a process-wide counter: two conversions of one graph differ only there.
-_OV_LAYER_NAME = re.compile(r'(<layer id="\d+") name="[^"]*"')
-
-
-def model_fingerprint(folder: Path) -> str:
-    """A hash of what a variant or peer computes: its model file(s), OpenVINO's generated layer names left out.
-    Two rows with the same fingerprint run the same model (e.g. int8-dynamic on VNNI and `ort-default`)."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for name in model_files(folder):
-        data = (folder / name).read_bytes()
-        if name == OPENVINO_XML:
-            data = _OV_LAYER_NAME.sub(r"\1", data.decode("utf-8")).encode("utf-8")
-        digest.update(data)
-    return digest.hexdigest()
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -228,11 +214,15 @@ def _valid_hashes(value: Any) -> bool:
     if not isinstance(value, dict):
         return False
     for name, digest in value.items():
-        parts = Path(name).parts
-        inside = bool(parts) and not Path(name).is_absolute() and ".." not in parts
-        if not (inside and isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        if not (_inside(name) and isinstance(digest, str) and _SHA256.fullmatch(digest)):
             return False
     return True
+
+
+def _inside(name: str) -> bool:
+    """Whether a recorded relative file name stays inside its folder."""
+    parts = Path(name).parts
+    return bool(parts) and not Path(name).is_absolute() and ".." not in parts
 
 
 def _unrecorded_file(folder: Path, files: dict[str, str], manifest_name: str | None) -> Path | None:
@@ -290,6 +280,7 @@ def reexport_hint(folder: Path) -> str:
 VARIANT_FIELDS: dict[str, JsonType] = {
     "files_sha256": dict,
     "model_sha256": str,
+    "model_files": list,
     "variant": str,
     "scheme": str,
     "precision": str,
@@ -320,12 +311,13 @@ def read_variant_manifest(folder: Path) -> dict[str, Any]:
 def _variant_fault(folder: Path, manifest: dict[str, Any]) -> tuple[str, str] | None:
     """("MISSING" | "MISMATCH" | "UNRECORDED", one line) for the first fault of a variant's files, else None."""
     path, fix = folder / EXPORT_MANIFEST, reexport_hint(folder)
-    if not model_file(folder).is_file():
-        return "MISSING", f"{model_file(folder)} is missing; {fix}"
+    model = folder / model_files_of(manifest)[0]
+    if not model.is_file():
+        return "MISSING", f"{model} is missing; {fix}"
     if not _valid_hashes(manifest.get("files_sha256") or {}):
         return "UNRECORDED", f"{path}: 'files_sha256' is not a record of file names and SHA-256 hashes; {fix}"
     files = dict(manifest.get("files_sha256") or {})
-    unrecorded = [n for n in required_files(folder) if n not in files]
+    unrecorded = [n for n in required_files(manifest) if n not in files]
     if unrecorded:
         return (
             "UNRECORDED",

@@ -1,4 +1,4 @@
-"""`Classifier`: an exported variant folder (or any runner) that classifies texts; onnxruntime, tokenizers, numpy."""
+"""`Classifier`: a variant folder (or any runner) that classifies texts, run by its engine."""
 
 from __future__ import annotations
 
@@ -14,19 +14,9 @@ import numpy as np
 from edgefn import runs
 from edgefn.core.environment import check_threads
 from edgefn.core.errors import EdgefnError
-from edgefn.runtime.inference import (
-    CPU,
-    OPENVINO,
-    Encoder,
-    OrtRunner,
-    OvRunner,
-    Runner,
-    batched_logits,
-    create_session,
-    openvino_available,
-    resolve_provider,
-    softmax,
-)
+from edgefn.runtime import engines
+from edgefn.runtime.engines import Engine, LoadRequest
+from edgefn.runtime.inference import CPU, Encoder, Runner, batched_logits, softmax
 
 DEFAULT_MAX_LENGTH = 512
 OOD_QUANTILE = 0.95  # the threshold lets 5% of in-domain validation texts through as "ood"
@@ -207,21 +197,6 @@ def _variant_hint(folder: Path) -> str:
     return "pass a variant folder such as RUN/onnx/int8-dynamic (made by `edgefn export`)"
 
 
-def _runner(
-    model: Path, provider: str, threads: int | None, precision: str, full_length: int | None = None
-) -> Runner:
-    """OpenVINO's runtime for an IR file (on the CPU, in the variant's precision, static shapes for batches
-    at `full_length`), else an ONNX Runtime session on `provider`."""
-    if model.suffix == ".xml":
-        if provider.lower() not in ("cpu", CPU.lower(), OPENVINO):
-            raise EdgefnError(f"{model.parent.name} is an OpenVINO model: it runs on the CPU ({OPENVINO})")
-        hint = openvino_available()
-        if hint is not None:
-            raise EdgefnError(hint)
-        return OvRunner(model, threads, precision, full_length)
-    return OrtRunner(create_session(model, resolve_provider(provider), threads))
-
-
 def id2label_of(config: dict[str, Any], where: str = runs.MODEL_CONFIG) -> dict[int, str]:
     """Label names by id from a config.json dict (real / fake when it has none)."""
     raw = config.get("id2label") or {"0": "real", "1": "fake"}
@@ -231,8 +206,9 @@ def id2label_of(config: dict[str, Any], where: str = runs.MODEL_CONFIG) -> dict[
 
 
 class Classifier:
-    """Texts in, predictions out: one `Encoder`, length-sorted batches and a runner (ONNX Runtime, or the
-    PyTorch reference of `edgefn.engines.reference`). What bench times and export scores is this class."""
+    """Texts in, predictions out: one `Encoder`, length-sorted batches and a runner (the engine's: an ONNX Runtime
+    session, another runtime's compiled model, the PyTorch checkpoint). What bench times and export scores is this
+    class."""
 
     def __init__(
         self,
@@ -281,9 +257,8 @@ class Classifier:
         if not folder.is_dir():
             raise EdgefnError(f"model folder not found: {folder}")
         runs.refuse_unfinished_run_of(folder)
-        model = runs.model_file(folder)
-        if not model.is_file() and not os.path.lexists(folder / runs.EXPORT_MANIFEST):
-            raise EdgefnError(f"{model} is missing: {_variant_hint(folder)}")
+        if engines.variant_runtime(folder) is None and not os.path.lexists(folder / runs.EXPORT_MANIFEST):
+            raise EdgefnError(f"{folder} holds no exported model: {_variant_hint(folder)}")
         manifest = runs.verify_variant(folder)
         return cls.from_verified_folder(folder, manifest, provider, threads, batch_size, max_length)
 
@@ -299,14 +274,35 @@ class Classifier:
     ) -> Classifier:
         """A variant folder whose files the caller has checked against `manifest` with `runs.verify_variant`
         (bench and package check once, before timing and packaging); `from_folder` is the checked path."""
+        engine = engines.for_model(folder, provider)
+        return cls.from_engine(engine, folder, manifest, threads, batch_size, max_length)
+
+    @classmethod
+    def from_engine(
+        cls,
+        engine: Engine,
+        folder: Path,
+        manifest: dict[str, Any],
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Classifier:
+        """A checked variant folder (or the run's checkpoint, manifest {}) run by `engine`, in the precision its
+        manifest records; `options` go to the engine's load (a peer's)."""
         folder = Path(folder)
         check_threads(threads)
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
-        encoder = Encoder.from_folder(folder, resolve_max_length(folder, manifest, config, max_length))
+        limit = resolve_max_length(folder, manifest, config, max_length)
+        encoder = engine.encoder_for(folder, limit)
         precision = str(manifest.get("precision") or "fp32")
-        runner = _runner(runs.model_file(folder), provider, threads, precision, encoder.max_length)
-        clf = cls(runner, encoder, id2label_of(config, str(folder / runs.MODEL_CONFIG)), batch_size, manifest)
-        clf.fingerprint = runs.files_fingerprint(dict(manifest.get("files_sha256") or {}))
+        request = LoadRequest(
+            engine.model_path(folder), threads, precision, encoder.max_length, options or {}
+        )
+        id2label = id2label_of(config, str(folder / runs.MODEL_CONFIG))
+        clf = cls(engine.load(request), encoder, id2label, batch_size, manifest)
+        if manifest.get("files_sha256"):
+            clf.fingerprint = runs.files_fingerprint(dict(manifest["files_sha256"]))
         if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
             clf.ood = read_ood(folder.parent.parent, folder.name, clf.fingerprint)
         return clf
@@ -321,9 +317,11 @@ class Classifier:
         threads: int | None = None,
         precision: str = "fp32",
     ) -> Classifier:
-        """A classifier for one model file (.onnx, or OpenVINO .xml run in `precision`) and a given encoder
-        (export scores files before they are variants)."""
-        return cls(_runner(Path(model), provider, threads, precision, encoder.max_length), encoder, id2label)
+        """A classifier for one model file (any engine's: .onnx, .ort, another runtime's file run in `precision`) and a
+        given encoder (export scores files before they are variants; package checks converted files)."""
+        engine = engines.for_model(Path(model), provider)
+        request = LoadRequest(Path(model), threads, precision, encoder.max_length)
+        return cls(engine.load(request), encoder, id2label)
 
     @property
     def max_length(self) -> int:

@@ -1,8 +1,8 @@
 """The one inference path (torch-free): providers, ONNX Runtime sessions, tokenising and length-sorted batches.
 
 `runtime.Classifier` is built on it; export's parity and scoring, bench's accuracy and both latency modes,
-and `edgefn predict` all run models through it. The PyTorch reference (`edgefn.engines.reference`) plugs a torch
-model into the same `Encoder` and batching.
+and `edgefn predict` all run models through it. Every engine (`runtime.engines`) plugs its runner into the same
+`Encoder` and batching.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ PROVIDER_ALIASES = {
     "cpu": CPU,
     "cuda": CUDA,
     "tensorrt": "TensorrtExecutionProvider",
-    "openvino": "OpenVINOExecutionProvider",
     "coreml": "CoreMLExecutionProvider",
 }
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -131,95 +130,6 @@ class OrtRunner:
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         (logits,) = self.session.run(["logits"], {k: feed[k] for k in self.input_names})
         return np.asarray(logits, dtype=np.float32)
-
-
-# OpenVINO's own runtime (not ONNX Runtime's OpenVINO EP): the provider label of bench rows and predict.
-OPENVINO = "openvino-cpu"
-OV_LENGTH_STEP = 16
-# variant precision -> INFERENCE_PRECISION_HINT; "default" leaves OpenVINO's own choice (bf16 on AMX CPUs)
-OV_PRECISIONS: dict[str, str | None] = {"fp32": "f32", "bf16": "bf16", "default": None}
-
-
-def openvino_available() -> str | None:
-    """None when the `openvino` package imports, else the install hint."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return "the openvino package is not installed (pip install 'edgefn[openvino]')"
-    return None
-
-
-class OvRunner:
-    """Runs padded batches through an OpenVINO compiled model on the CPU (its own runtime, torch-free).
-
-    The inference precision is set explicitly: OpenVINO's default on CPUs with AVX512_BF16 / AMX is bf16,
-    which would silently turn an fp32 row into a bf16 one.
-
-    Batches at the full length (`full_length`: fixed-shape inputs, or texts truncated to the token limit) run
-    on a model compiled for their static shape, one per batch size, compiled on first use: OpenVINO's CPU
-    plugin runs a static shape faster than its dynamic-shape model (AMX Xeon, 2 threads, batch 32 x 128
-    tokens, int8: minilm 2.83 -> 2.44 ms/sample, distilbert 6.27 -> 5.20), and a compile (0.4-0.7 s for
-    distilbert) pays for itself only on a shape that recurs. Shorter batches share the dynamic-shape model.
-    """
-
-    def __init__(
-        self,
-        model_xml: Path,
-        threads: int | None = None,
-        precision: str = "fp32",
-        full_length: int | None = None,
-        profile: bool = False,
-    ) -> None:
-        import openvino as ov
-
-        if precision not in OV_PRECISIONS:
-            raise EdgefnError(f"unknown OpenVINO precision {precision!r}; use {', '.join(OV_PRECISIONS)}")
-        self.core = ov.Core()
-        self.config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        if OV_PRECISIONS[precision] is not None:
-            self.config["INFERENCE_PRECISION_HINT"] = OV_PRECISIONS[precision]
-        if threads is not None:
-            self.config["INFERENCE_NUM_THREADS"] = threads
-        if profile:  # per-node times of each infer request (`request.profiling_info`)
-            self.config["PERF_COUNT"] = True
-        try:
-            self.ov_model = self.core.read_model(str(model_xml))
-            self.compiled = self.core.compile_model(self.ov_model, "CPU", self.config)
-        except Exception as e:  # openvino raises RuntimeError subclasses of its own for bad files
-            raise EdgefnError(f"OpenVINO cannot load {model_xml}: {str(e).strip().splitlines()[0]}") from None
-        value = self.compiled.get_property("INFERENCE_PRECISION_HINT")  # what it computes in
-        hint = value.to_string() if hasattr(value, "to_string") else str(value)
-        self.precision = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(hint, hint)
-        self.input_names = [i.get_any_name() for i in self.compiled.inputs]
-        missing = [n for n in self.input_names if n not in MODEL_INPUTS]
-        if missing:
-            raise EdgefnError(f"{model_xml} expects inputs this runtime does not build: {', '.join(missing)}")
-        self.request = self.compiled.create_infer_request()
-        self.full_length = full_length
-        self.static: dict[int, Any] = {}  # batch size -> the request of its model compiled for full_length
-
-    @property
-    def providers(self) -> list[str]:
-        return [OPENVINO]
-
-    def _request_for(self, batch: int, length: int, padded: int) -> Any:
-        if length != self.full_length:
-            return self.request
-        if batch not in self.static:
-            model = self.ov_model.clone()
-            model.reshape({name: [batch, padded] for name in self.input_names})
-            self.static[batch] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
-        return self.static[batch]
-
-    def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        # OpenVINO prepares kernels per input shape: padding the length to a multiple of OV_LENGTH_STEP
-        # (masked positions, which change no logit) keeps real-length batches to a few shapes.
-        batch, length = feed[self.input_names[0]].shape
-        pad = -length % OV_LENGTH_STEP
-        inputs = {k: np.pad(feed[k], ((0, 0), (0, pad))) if pad else feed[k] for k in self.input_names}
-        request = self._request_for(batch, length, length + pad)
-        out = request.infer(inputs)
-        return np.asarray(out.to_tuple()[0], dtype=np.float32)
 
 
 # --- tokenising and batching --------------------------------------------------------------------------------

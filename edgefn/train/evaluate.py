@@ -24,6 +24,7 @@ from edgefn.core.metrics import (
 )
 from edgefn.data.catalog import DataOptions, Split, load_data
 from edgefn.runs import RunFolder
+from edgefn.runtime import engines
 from edgefn.runtime.classifier import Classifier, OodThreshold, ood_scores, write_ood
 from edgefn.runtime.inference import softmax
 
@@ -73,7 +74,7 @@ class EvalResult:
 def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
     """The classifier, its name (variant or "pytorch") and its run folder (None for a lone variant)."""
     path = cfg.model
-    if runs.model_file(path).is_file() or os.path.lexists(path / runs.EXPORT_MANIFEST):  # a variant
+    if engines.variant_runtime(path) or os.path.lexists(path / runs.EXPORT_MANIFEST):  # a variant
         clf = Classifier.from_folder(
             path, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
         )
@@ -82,7 +83,7 @@ def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
         return clf, path.name, run_dir if in_run else None
     run = RunFolder(path)
     if run.checkpoint.is_dir():
-        from edgefn.engines.reference import load_reference
+        from edgefn.engines.pytorch import load_reference
 
         hashes = run.verify_checkpoint()
         clf = load_reference(

@@ -13,7 +13,6 @@ from typing import Any
 
 from edgefn import runs
 from edgefn.core import outputs
-from edgefn.core.environment import library_versions
 from edgefn.core.errors import EdgefnError, disk_faults
 from edgefn.core.metrics import (
     classification_metrics,
@@ -25,6 +24,7 @@ from edgefn.core.presets import INIT_CHOICES, ModelPreset, count_parameters, get
 from edgefn.data import catalog as datasets_registry
 from edgefn.data.catalog import DataOptions, DatasetBundle, Split
 from edgefn.runs import RunFolder
+from edgefn.runtime import engines
 from edgefn.runtime.inference import softmax
 
 TRAINER_DIR = runs.TRAINER_DIR
@@ -392,7 +392,7 @@ def _write_outputs(
         "checkpoint_mb": runs.dir_size_mb(run.checkpoint, "model.safetensors"),
         "training": stats,
         "data": {**data.info, "fingerprint": data.fingerprint()},
-        "versions": library_versions(),
+        "versions": engines.library_versions(),
     }
     runs.write_json(run.metrics, metrics)
     shutil.rmtree(run.path / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume

@@ -1,4 +1,4 @@
-"""The one PyTorch reference path: a fine-tuned checkpoint behind the same `Classifier` (encoder, batching)."""
+"""The PyTorch engines (torch-cpu, torch-cuda): the fine-tuned checkpoint (the reference), `pytorch-int8`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import numpy as np
 from edgefn import runs
 from edgefn.core.errors import EdgefnError
 from edgefn.core.presets import count_parameters
+from edgefn.runtime import engines
 from edgefn.runtime.classifier import Classifier, id2label_of
+from edgefn.runtime.engines import Engine, LoadRequest, Peer
 from edgefn.runtime.inference import MODEL_INPUTS, Encoder, pad_id_of
 
-TORCH_DEVICES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}  # bench's provider names for PyTorch rows
+RUNTIME = "pytorch"
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # a checkpoint's weight files (sharded ones too)
 
 
 class TorchRunner:
@@ -29,6 +32,11 @@ class TorchRunner:
     @property
     def providers(self) -> list[str]:
         return [f"torch-{self.device}"]
+
+    @property
+    def parameters(self) -> int:
+        """The model's parameter count."""
+        return count_parameters(self.model)
 
     def __call__(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         import torch
@@ -119,23 +127,23 @@ def load_reference(
         max_length: token limit (default: the run's fine-tuning max_length, else the model's positions).
         dynamic_int8: PyTorch's own dynamic int8 of every Linear layer (CPU): the `pytorch-int8` peer.
     """
-    import torch
-
     checkpoint = Path(checkpoint)
-    if threads:
-        torch.set_num_threads(threads)
-    model = load_checkpoint_model(checkpoint, device)
-    if dynamic_int8:
-        model = quantize_dynamic_int8(model)
-    positions = int(getattr(model.config, "max_position_embeddings", 512) or 512)
+    runner = _torch_runner(checkpoint, device, threads, dynamic_int8)
+    positions = int(getattr(runner.model.config, "max_position_embeddings", 512) or 512)
     limit = max_length or runs.RunFolder(checkpoint.parent).max_length(positions)
     config = runs.read_optional_json(checkpoint / runs.MODEL_CONFIG)
     encoder = checkpoint_encoder(checkpoint, min(limit, positions))
     id2label = id2label_of(config, str(checkpoint / runs.MODEL_CONFIG))
-    return Classifier(TorchRunner(model, device), encoder, id2label, batch_size)
+    return Classifier(runner, encoder, id2label, batch_size)
 
 
-PYTORCH_INT8 = "pytorch-int8"  # the peer: the checkpoint with PyTorch's own dynamic int8
+def _torch_runner(checkpoint: Path, device: str, threads: int | None, dynamic_int8: bool) -> TorchRunner:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = load_checkpoint_model(checkpoint, device)
+    return TorchRunner(quantize_dynamic_int8(model) if dynamic_int8 else model, device)
 
 
 def quantize_dynamic_int8(model: Any) -> Any:
@@ -150,7 +158,42 @@ def quantize_dynamic_int8(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def reference_parameters(clf: Classifier) -> int | None:
-    """Parameters of the PyTorch model behind a reference Classifier (None for ONNX ones)."""
-    model = getattr(clf.runner, "model", None)
-    return None if model is None else count_parameters(model)
+def _loader(device: str) -> Any:
+    def load(request: LoadRequest) -> TorchRunner:
+        return _torch_runner(
+            request.model, device, request.threads, bool(request.options.get("dynamic_int8"))
+        )
+
+    return load
+
+
+def _cuda_unavailable() -> str | None:
+    return None if engines.cuda_device_present() else "torch.cuda is not available"
+
+
+PYTORCH_INT8 = Peer(
+    "pytorch-int8",
+    "PyTorch dynamic int8 of the Linear layers (torch.ao.quantization.quantize_dynamic)",
+    "torch-cpu",
+    "int8",
+    options={"dynamic_int8": True},
+)
+
+
+def _engine(device: str, **extra: Any) -> Engine:
+    return Engine(
+        name=f"torch-{device}",
+        device=device,
+        runtime=RUNTIME,
+        module=__name__,
+        load=_loader(device),
+        extra_files=WEIGHTS,
+        versions=("torch",),
+        encoder=checkpoint_encoder,
+        description=f"the fine-tuned PyTorch checkpoint on the {device.upper()}",
+        **extra,
+    )
+
+
+engines.register(_engine("cpu", peers=(PYTORCH_INT8,)))
+engines.register(_engine("cuda", available=_cuda_unavailable))
