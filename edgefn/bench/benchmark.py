@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgefn import runs
 from edgefn.bench import noise
-from edgefn.bench.measure import Latency
-from edgefn.bench.peers import PEERS, build_peers, resolve_peers
-from edgefn.bench.report import Accuracy, BenchReport, Measurement, TargetResult
+from edgefn.bench.peers import resolve_peers
+from edgefn.bench.report import Accuracy, BenchReport, TargetResult
+from edgefn.bench.rounds import one_line, result_of, run_rounds
+from edgefn.bench.targets import (
+    REFERENCE,
+    Progress,
+    Target,
+    Variants,
+    default_providers,
+    device_of,
+    peer_targets,
+    plan_targets,
+    select_variants,
+)
 from edgefn.bench.verdict import DEFAULT_MAX_DROP, compute_verdict
 from edgefn.bench.worker import in_fresh_process
 from edgefn.core import outputs
@@ -20,22 +30,12 @@ from edgefn.core.environment import check_threads, physical_cores
 from edgefn.core.errors import EdgefnError
 from edgefn.core.metrics import classification_metrics
 from edgefn.runs import RunFolder
-from edgefn.runtime.inference import (
-    CPU,
-    CUDA,
-    OPENVINO,
-    available_providers,
-    openvino_available,
-    provider_name,
-)
+from edgefn.runtime import engines
+from edgefn.runtime.inference import available_providers
 
-REFERENCE = "pytorch"
 MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
 MAX_ROUNDS = 20
-PEER_CALIBRATION_SAMPLES = 256  # as export's --calibration-samples default
 MODES = ("fixed", "real")
-TORCH_DEVICE = {CPU: "torch-cpu", CUDA: "torch-cuda"}
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -44,9 +44,7 @@ class BenchConfig:
 
     run_dir: Path | None = None  # None: the most recent run under artifacts/
     batch_sizes: tuple[int, ...] = (1, 8, 32)
-    providers: tuple[str, ...] | None = (
-        None  # None: CPU, plus CUDA when onnxruntime-gpu and a GPU are present
-    )
+    providers: tuple[str, ...] | None = None  # engines; None: cpu, plus cuda where it runs
     variants: tuple[str, ...] | None = None  # None: every variant of the run plus "pytorch"
     seq_len: int = 128  # fixed-shape mode: every input padded/truncated to this length (512: the seeds)
     real_lengths: bool = True  # the test texts, dynamic padding, sorted batches, tokenisation included
@@ -80,7 +78,7 @@ class BenchConfig:
             raise EdgefnError("min_iters must be >= 1 and warmup >= 0")
         check_threads(self.threads)
         if self.providers is not None:
-            self.providers = tuple(provider_name(p) for p in self.providers)
+            self.providers = tuple(engines.get(p).name for p in self.providers)
             if not self.providers:
                 raise EdgefnError("--providers is empty")
         if self.variants is not None:
@@ -97,257 +95,6 @@ class BenchConfig:
     def modes(self) -> tuple[str, ...]:
         """Input modes measured, in report order."""
         return tuple(m for m, on in zip(MODES, (self.fixed_shape, self.real_lengths)) if on)
-
-
-@dataclass
-class Target:
-    """One model on one provider, and whether it can run here."""
-
-    variant: str
-    provider: str  # ONNX Runtime provider, or torch-cpu / torch-cuda for the PyTorch checkpoint
-    model_dir: Path
-    scheme: str
-    status: str = "pending"  # pending -> ok | failed; or unavailable
-    reason: str | None = None
-    peer: bool = False
-    description: str | None = None
-
-
-# --- planning -----------------------------------------------------------------------------------------------
-
-
-def default_providers(available: list[str], gpu: bool) -> tuple[str, ...]:
-    """CPU, plus CUDA when this onnxruntime build has it and a GPU is present."""
-    return (CPU, CUDA) if CUDA in available and gpu else (CPU,)
-
-
-def cuda_device_present() -> bool:
-    """Whether a CUDA GPU is usable (via torch, which every edgefn install has)."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-def _unavailable_reason(provider: str, available: list[str], gpu: bool) -> str | None:
-    if provider not in available:
-        hint = " (install onnxruntime-gpu)" if provider == CUDA else ""
-        return f"{provider} is not in this onnxruntime build{hint}; available: {', '.join(available)}"
-    if provider == CUDA and not gpu:
-        return "no CUDA GPU found"
-    return None
-
-
-def plan_targets(
-    variants: dict[str, tuple[Path, dict[str, Any]]],
-    providers: tuple[str, ...],
-    available: list[str],
-    gpu: bool,
-) -> list[Target]:
-    """Every variant on every requested provider, marked unavailable (with a reason) where it cannot run.
-
-    Args:
-        variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, {}).
-        providers: requested ONNX Runtime provider names.
-        available: onnxruntime.get_available_providers().
-        gpu: whether a CUDA GPU is present.
-    """
-    targets = []
-    for name, (folder, manifest) in variants.items():
-        scheme = "fp32" if name == REFERENCE else str(manifest.get("scheme", name))
-        for provider in providers:
-            if name == REFERENCE:
-                device = TORCH_DEVICE.get(provider)
-                if device is None:
-                    continue  # PyTorch rows exist for CPU and CUDA only
-                reason = "torch.cuda is not available" if device == "torch-cuda" and not gpu else None
-                targets.append(
-                    Target(name, device, folder, scheme, "unavailable" if reason else "pending", reason)
-                )
-                continue
-            meant_for = manifest.get("execution_providers") or [CPU]
-            if OPENVINO in meant_for:  # OpenVINO's own runtime, on the CPU
-                if provider == CPU:
-                    hint = openvino_available()
-                    status = "unavailable" if hint else "pending"
-                    targets.append(Target(name, OPENVINO, folder, scheme, status, hint))
-                continue
-            reason = _unavailable_reason(provider, available, gpu)
-            if reason is None and provider == CPU and CPU not in meant_for:
-                reason = f"{scheme} needs {' or '.join(meant_for)}"
-            targets.append(
-                Target(name, provider, folder, scheme, "unavailable" if reason else "pending", reason)
-            )
-    return targets
-
-
-def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """The requested variants, each checked against its recorded hash; "pytorch" is the checkpoint."""
-    folders = {p.name: p for p in run.variants()}
-    for name in sorted(set(cfg.variants or ()) & set(run.incomplete_variants())):  # no export.json
-        runs.verify_variant(run.variant_dir(name))  # refused with the re-export command
-    if not folders:
-        raise EdgefnError(f"no ONNX variants in {run.onnx_dir}: run `edgefn export` first")
-    known = [REFERENCE, *folders]
-    wanted = list(cfg.variants) if cfg.variants is not None else known
-    unknown = [v for v in wanted if v not in known]
-    if unknown:
-        raise EdgefnError(
-            f"unknown variant(s) {', '.join(unknown)} in {run.path}; available: {', '.join(known)}"
-        )
-    if not cfg.include_pytorch:
-        wanted = [v for v in wanted if v != REFERENCE]
-    if not wanted:
-        raise EdgefnError("no variants left to benchmark")
-    out: dict[str, tuple[Path, dict[str, Any]]] = {}
-    for name in wanted:
-        if name == REFERENCE:
-            checkpoint = run.checkpoint
-            if not (checkpoint / runs.MODEL_CONFIG).is_file():
-                raise EdgefnError(
-                    f"{checkpoint} holds no model: the PyTorch reference needs the fine-tuned "
-                    "checkpoint (or pass --variants without pytorch)"
-                )
-            run.verify_checkpoint()
-            out[name] = (checkpoint, {})
-        else:
-            out[name] = (folders[name], runs.verify_variant(folders[name]))
-    return out
-
-
-# --- measuring ----------------------------------------------------------------------------------------------
-
-
-def _peak_for(scheme: str, provider: str, peak: dict[str, Any]) -> float | None:
-    on_cuda = provider in (CUDA, "torch-cuda")
-    if "int8" in scheme:  # int8-dynamic, int8-static, ov-int8 and the int8 peers
-        return None if on_cuda else peak.get("int8_gops")
-    if "bf16" in scheme:  # no bf16 peak is measured
-        return None
-    if scheme == "fp16":
-        return peak.get("cuda_fp16_gflops") if on_cuda else None
-    return peak.get("cuda_fp32_gflops") if on_cuda else peak.get("fp32_gflops")
-
-
-def to_measurement(raw: dict[str, Any], flops_model: Any, peak_gflops: float | None) -> Measurement:
-    """A worker's raw timings plus FLOPs per sample, achieved GFLOP/s and the fraction of the peak."""
-    lat = raw["latency"]
-    seq_lens = list(raw["seq_lens"])
-    m = Measurement(raw["mode"], raw["batch_size"], lat, seq_lens, sum(seq_lens) / len(seq_lens))
-    if flops_model is not None:
-        total = sum(flops_model.per_sample(s) * n for s, n in zip(seq_lens, lat.items))
-        m.flops_per_sample = total / sum(lat.items)
-        m.achieved_gflops = total / lat.total_s / 1e9
-        if peak_gflops:
-            m.peak_fraction = m.achieved_gflops / peak_gflops
-            m.peak_gflops = peak_gflops
-    return m
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
-
-
-def run_rounds(
-    targets: list[Target], make_job: Callable[[Target, int], Any], rounds: int, say: Progress
-) -> dict[int, tuple[list[Any], list[float], str | None]]:
-    """Measure the pending targets interleaved (A B C, A B C, ...), each round in fresh processes, so that a
-    slow phase of the machine hits every target alike.
-
-    Returns:
-        target index -> (the worker results of its rounds, other processes' cores during each, failure).
-    """
-    from edgefn.bench import worker as bench_worker
-
-    done: dict[int, tuple[list[Any], list[float], str | None]] = {
-        i: ([], [], None) for i, t in enumerate(targets) if t.status == "pending"
-    }
-    for rnd in range(rounds):
-        for i, (outs, others, failure) in done.items():
-            if failure is not None:
-                continue
-            t = targets[i]
-            say(f"round {rnd + 1}/{rounds}: {t.variant} on {t.provider} ...")
-            with noise.CpuWatch() as watch:
-                try:
-                    outs.append(in_fresh_process(bench_worker.run_job, make_job(t, rnd)))
-                except Exception as e:  # noqa: BLE001 - reported as a failed row, the other targets still run
-                    done[i] = (outs, others, _one_line(e))
-                    continue
-            others.append(watch.other_cores)
-    return done
-
-
-def merge_rounds(raws: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One raw measurement per (mode, batch size): every round's calls pooled, each round's p50 kept."""
-    merged: dict[tuple[str, int], dict[str, Any]] = {}
-    for raw in raws:
-        for m in raw:
-            key = (m["mode"], m["batch_size"])
-            lat: Latency = m["latency"]
-            if key not in merged:
-                merged[key] = {**m, "call_ms": [], "items": [], "seq_lens": [], "round_p50_ms": []}
-            cell = merged[key]
-            cell["call_ms"] += lat.call_ms
-            cell["items"] += lat.items
-            cell["seq_lens"] += list(m["seq_lens"])
-            cell["round_p50_ms"].append(lat.p50_ms)
-    return [{**c, "latency": Latency(c.pop("call_ms"), c.pop("items"))} for c in merged.values()]
-
-
-def result_of(
-    target: Target,
-    outs: list[Any],
-    others: list[float],
-    failure: str | None,
-    flops_model: Any,
-    peak: dict[str, Any],
-) -> TargetResult:
-    """A target's row from its rounds: the first round's load, memory and predictions; pooled timings."""
-    from edgefn.bench import measure
-
-    result = TargetResult(target.variant, target.provider, target.scheme, "ok", peer=target.peer)
-    result.description = target.description
-    exported = target.provider not in TORCH_DEVICE.values()
-    result.size_mb, result.params = measure.size_and_params(target.model_dir, onnx=exported)
-    result.model_fingerprint = runs.model_fingerprint(target.model_dir) if exported else None
-    if not outs:
-        result.status, result.reason = "failed", failure or "no round ran"
-        return result
-    first = outs[0]
-    for key in (
-        "session_ms",
-        "first_inference_ms",
-        "rss_before_load_mb",
-        "active_providers",
-        "predictions",
-        "prob_fake",
-    ):
-        setattr(result, key, getattr(first, key))
-    result.peak_rss_mb = max(o.peak_rss_mb for o in outs)
-    result.precision = first.precision
-    result.other_cores = max(others) if others else None
-    if first.params is not None:
-        result.params = first.params
-    if failure is not None:
-        result.status, result.reason = "failed", f"round {len(outs) + 1}: {failure}"
-    if target.provider == CUDA and first.active_providers[:1] != [CUDA]:
-        result.status, result.reason = (
-            "failed",
-            f"session fell back to {first.active_providers} (CUDA did not load)",
-        )
-    if first.profile_events is not None and target.provider in (CUDA, "torch-cuda"):
-        result.placement = measure.summarize_placement(first.profile_events, CUDA)
-    peak_gflops = _peak_for(target.scheme, target.provider, peak)
-    for raw in merge_rounds([o.measurements for o in outs]):
-        m = to_measurement(raw, flops_model, peak_gflops)
-        m.round_p50_ms = list(raw["round_p50_ms"])
-        m.spread = noise.spread(m.round_p50_ms)
-        m.flags = noise.row_flags({"other_cores": result.other_cores, "spread": m.spread})
-        result.measurements.append(m)
-    return result
 
 
 # --- accuracy -----------------------------------------------------------------------------------------------
@@ -374,11 +121,12 @@ def score(
 
 
 def pick_reference(results: list[TargetResult]) -> TargetResult | None:
-    """PyTorch fp32 on CPU; else ONNX fp32 on CPU; else the first result that ran."""
+    """The checkpoint on the CPU's default engine (PyTorch fp32); else fp32 there (ONNX); else the first that ran."""
     ok = [r for r in results if r.status == "ok"]
-    for variant, provider in ((REFERENCE, "torch-cpu"), ("fp32", CPU)):
+    for variant in (REFERENCE, "fp32"):
         for r in ok:
-            if (r.variant, r.provider) == (variant, provider):
+            engine = engines.find(r.provider)
+            if r.variant == variant and not r.peer and engine and engine.default and engine.device == "cpu":
                 return r
     return ok[0] if ok else None
 
@@ -436,7 +184,7 @@ def check_fits(config: dict[str, Any], cfg: BenchConfig, max_length: int | None)
     return max_length
 
 
-def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progress) -> dict[str, Any]:
+def _flops_models(variants: Variants, say: Progress) -> dict[str, Any]:
     """Per-sample FLOPs of the model, counted once on the fp32 graph where there is one: every variant
     computes the same products (quantized graphs also hide some shapes behind their quantize nodes)."""
     from edgefn.bench.measure import fit_flops_model
@@ -447,7 +195,7 @@ def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progres
         try:
             out[name] = fit_flops_model(variants[name][0] / runs.ONNX_FILE)
         except Exception as e:  # noqa: BLE001 - FLOPs are a view, not a reason to stop
-            say(f"  could not count FLOPs of {name}: {_one_line(e)}")
+            say(f"  could not count FLOPs of {name}: {one_line(e)}")
     same_model = out.get("fp32")
     return {name: out.get(name, same_model) for name in variants}
 
@@ -459,7 +207,10 @@ def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads
     return Job(
         variant=t.variant,
         provider=t.provider,
+        engine_module=t.engine.module,
         model_dir=str(t.model_dir),
+        manifest=t.manifest,
+        options=t.options,
         texts=texts,
         batch_sizes=cfg.batch_sizes,
         seq_len=cfg.seq_len,
@@ -469,37 +220,9 @@ def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads
         warmup=cfg.warmup,
         min_iters=max(3, -(-cfg.min_iters // cfg.rounds)),
         min_time_s=cfg.min_time_s / cfg.rounds,
-        profile=t.provider == CUDA and rnd == 0,
+        profile=t.engine.profile is not None and rnd == 0,
         predict=rnd == 0,
     )
-
-
-def peer_targets(run: RunFolder, cfg: BenchConfig, providers: tuple[str, ...], say: Progress) -> list[Target]:
-    """The requested peers as targets on the CPU (built from the run's checkpoint where missing); a peer
-    that cannot run here is a target marked unavailable with the reason."""
-    from edgefn.engines.reference import checkpoint_encoder
-    from edgefn.export import quantize
-    from edgefn.export.exporter import calibration_inputs
-
-    assert cfg.peers is not None
-    if not cfg.peers or CPU not in providers:
-        return []
-
-    def calibration() -> dict[str, list[list[int]]]:
-        encoder = checkpoint_encoder(run.checkpoint, run.max_length(128))
-        return calibration_inputs(run, encoder, PEER_CALIBRATION_SAMPLES)
-
-    ready, unavailable = build_peers(run, cfg.peers, quantize.detect_target(), calibration, say)
-    targets = []
-    for name in cfg.peers:
-        peer = PEERS[name]
-        folder = ready[name][0] if name in ready else run.peer_dir(name)
-        reason = unavailable.get(name)
-        status = "unavailable" if reason else "pending"
-        targets.append(
-            Target(name, peer.provider, folder, peer.scheme, status, reason, True, peer.description)
-        )
-    return targets
 
 
 def _describe(r: TargetResult) -> str:
@@ -555,28 +278,30 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
 def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     from edgefn.bench import measure
     from edgefn.bench.report import collect_environment, write_report
+    from edgefn.export import quantize
 
-    variants = select_variants(run, cfg)
+    variants = select_variants(run, cfg.variants, cfg.include_pytorch)
     if cfg.variants is None and run.incomplete_variants():
         say(f"skipped (no {runs.EXPORT_MANIFEST}, unverifiable): {', '.join(run.incomplete_variants())}")
     config = runs.read_json_object(next(iter(variants.values()))[0] / runs.MODEL_CONFIG)
     max_length = check_fits(config, cfg, run.max_length(0) or None)
     test = run.read_split("test")
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
-    available, gpu = available_providers(), cuda_device_present()
-    targets = plan_targets(variants, cfg.providers or default_providers(available, gpu), available, gpu)
+    providers = cfg.providers or default_providers()
+    targets = plan_targets(variants, providers)
     if not any(t.status == "pending" for t in targets):
         raise EdgefnError(
             "nothing to measure: " + "; ".join(f"{t.variant} on {t.provider}: {t.reason}" for t in targets)
         )
     threads = cfg.threads or physical_cores()
-    targets += peer_targets(run, cfg, cfg.providers or default_providers(available, gpu), say)
+    assert cfg.peers is not None
+    targets += peer_targets(run, cfg.peers, providers, quantize.detect_target(), say)
     say(f"measuring this machine's MatMul peak ({threads} threads) ...")
     peak = in_fresh_process(
         measure.measure_matmul_peak,
         threads,
         1024,
-        any(t.status == "pending" and t.provider in (CUDA, "torch-cuda") for t in targets),
+        any(t.status == "pending" and device_of(t.provider) == "cuda" for t in targets),
     )
     flops = _flops_models(variants, say)
     before = noise.machine_state()
@@ -614,7 +339,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
         f"{ref.variant} on {ref.provider}" if ref else None,
         max_length,
-        collect_environment(threads, available, gpu),
+        collect_environment(threads, available_providers(), engines.cuda_device_present()),
         peak,
         results,
         _notes(cfg, max_length, results),

@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,30 +125,18 @@ def peak_rss_mb() -> float:
 # --- size -------------------------------------------------------------------------------------------------
 
 
-def size_and_params(folder: Path, onnx: bool) -> tuple[float, int | None]:
-    """MB on disk of the weights and, for ONNX, the parameter count as initializer elements.
+def size_and_params(folder: Path, model_files: Sequence[str]) -> tuple[float, int | None]:
+    """MB on disk of a model's files (its engine's `model_files`: model.onnx and any external data, an IR's graph
+    and weights, a checkpoint's weights) and, where there is an ONNX graph, its parameter count as initializer
+    elements (None otherwise: a checkpoint's count comes from the loaded model, an IR's is the fp32 row's)."""
+    import onnx
 
-    ONNX: model.onnx plus any external-data file; PyTorch: the *.safetensors / *.bin weights (its parameter
-    count comes from the loaded model, so None here).
-    """
     folder = Path(folder)
-    if not onnx:
-        files = [
-            p
-            for p in folder.iterdir()
-            if p.suffix in (".safetensors", ".bin") and p.name != "training_args.bin"
-        ]
-        return sum(p.stat().st_size for p in files) / 1e6, None
-    import onnx as onnx_lib
-
-    if (folder / runs.OPENVINO_XML).is_file():  # OpenVINO IR: sizes only (parameters as in the fp32 row)
-        return sum(runs.file_size_mb(folder / n) for n in runs.model_files(folder)), None
-    model = folder / runs.ONNX_FILE
-    files = [model, *folder.glob("*.onnx_data"), *folder.glob("*.onnx.data")]
-    graph = onnx_lib.load(
-        str(model), load_external_data=False
-    ).graph  # dims live in the proto, data is not read
-    return sum(p.stat().st_size for p in files) / 1e6, int(sum(math.prod(t.dims) for t in graph.initializer))
+    size = sum((folder / name).stat().st_size for name in model_files) / 1e6
+    if runs.ONNX_FILE not in model_files:
+        return size, None
+    graph = onnx.load(str(folder / runs.ONNX_FILE), load_external_data=False).graph  # dims, not data
+    return size, int(sum(math.prod(t.dims) for t in graph.initializer))
 
 
 # --- FLOPs from the ONNX graph -------------------------------------------------------------------------------

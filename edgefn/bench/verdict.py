@@ -1,4 +1,5 @@
-"""What to ship: per device, input mode and batch size, the fastest row within the accuracy budget."""
+"""What to ship: per device (its engine's, from the registry), input mode and batch size, the fastest row within
+the accuracy budget."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import statistics
 from typing import Any
 
 from edgefn.bench.report import BenchReport, TargetResult
-from edgefn.runtime.inference import CPU, CUDA, OPENVINO
+from edgefn.runtime import engines
 
-DEVICES = {CPU: "cpu", OPENVINO: "cpu", "torch-cpu": "cpu", CUDA: "cuda", "torch-cuda": "cuda"}
 DEFAULT_MAX_DROP = 0.5  # accuracy points below the reference a shippable row may lose
 
 
@@ -74,7 +74,8 @@ def compute_verdict(report: BenchReport, max_drop: float = DEFAULT_MAX_DROP) -> 
     cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     excluded: dict[tuple[str, str, int], list[str]] = {}
     for r in report.results:
-        device = DEVICES.get(r.provider)
+        engine = engines.find(r.provider)  # its device; rows of an engine not registered here are not ranked
+        device = engine.device if engine else None
         if r.status != "ok" or r.accuracy is None or device is None:
             continue
         drop = -100 * r.accuracy.delta.get("accuracy", 0.0)

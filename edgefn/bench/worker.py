@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import random
@@ -13,22 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefn import runs
 from edgefn.bench import measure
-from edgefn.engines.reference import PYTORCH_INT8, TORCH_DEVICES, load_reference, reference_parameters
-from edgefn.runs import ONNX_FILE
+from edgefn.runtime import engines
 from edgefn.runtime.classifier import Classifier
-from edgefn.runtime.inference import OrtRunner, create_session, length_sorted_batches
+from edgefn.runtime.engines import Engine, LoadRequest
+from edgefn.runtime.inference import length_sorted_batches
 
 PREDICT_BATCH = 32
 
 
 @dataclass
 class Job:
-    """One model on one provider, everything a fresh process needs (picklable)."""
+    """One model on one engine, everything a fresh process needs (picklable)."""
 
     variant: str
-    provider: str  # an ONNX Runtime provider, or torch-cpu / torch-cuda for the PyTorch checkpoint
+    provider: str  # the engine's name
     model_dir: str
     texts: list[str]
     batch_sizes: tuple[int, ...]
@@ -41,6 +41,11 @@ class Job:
     min_time_s: float
     profile: bool = False  # record where each node ran (CUDA sessions)
     predict: bool = True  # predict every text (the first round of a target; later rounds only time)
+    engine_module: str = ""  # the module that registers the engine, imported first ("": a built-in engine)
+    manifest: dict[str, Any] = field(
+        default_factory=dict
+    )  # its export.json, checked by bench ({}: checkpoint)
+    options: dict[str, Any] = field(default_factory=dict)  # a peer's options for the engine's load
 
 
 @dataclass
@@ -56,26 +61,28 @@ class JobResult:
     measurements: list[dict[str, Any]] = field(default_factory=list)
     prob_fake: list[float] = field(default_factory=list)  # for ROC-AUC and calibration
     profile_events: list[dict[str, Any]] | None = None
-    params: int | None = None  # PyTorch parameter count (checkpoint jobs)
-    precision: str | None = None  # what OpenVINO computes in (fp32 / bf16)
+    params: int | None = None  # the parameter count of a runner that knows it (a checkpoint's)
+    precision: str | None = None  # what a runner that sets it computes in (fp32 / bf16)
+
+
+def engine_of(job: Job) -> Engine:
+    """The job's engine, its module imported first (a built-in one is found anyway)."""
+    if job.engine_module:
+        importlib.import_module(job.engine_module)
+    return engines.get(job.provider)
 
 
 def load_classifier(job: Job) -> Classifier:
-    """The model of a job behind the one inference path: an exported variant on an ONNX Runtime provider,
-    or the PyTorch checkpoint (torch-cpu / torch-cuda) through `edgefn.engines.reference`."""
-    if job.provider in TORCH_DEVICES:
-        return load_reference(
-            Path(job.model_dir),
-            TORCH_DEVICES[job.provider],
-            job.threads,
-            PREDICT_BATCH,
-            job.max_length,
-            dynamic_int8=job.variant == PYTORCH_INT8,
-        )
-    folder = Path(job.model_dir)  # checked against its hashes by bench, once, before any timing
-    manifest = runs.read_variant_manifest(folder)
-    return Classifier.from_verified_folder(
-        folder, manifest, job.provider, job.threads, PREDICT_BATCH, job.max_length
+    """The model of a job behind the one inference path: the engine's runner in a `Classifier` (bench checked the
+    folder against its hashes, once, before any timing)."""
+    return Classifier.from_engine(
+        engine_of(job),
+        Path(job.model_dir),
+        job.manifest,
+        job.threads,
+        PREDICT_BATCH,
+        job.max_length,
+        job.options,
     )
 
 
@@ -104,11 +111,13 @@ def _measure_real(job: Job, clf: Classifier, batch: int, lengths: list[int]) -> 
     return {"mode": "real", "batch_size": batch, "latency": lat, "seq_lens": seq_lens[job.warmup :]}
 
 
-def _profile_placement(job: Job, clf: Classifier) -> list[dict[str, Any]]:
-    """Run one profiled inference in a separate session and return its node events."""
-    session = create_session(Path(job.model_dir) / ONNX_FILE, job.provider, job.threads, profile=True)
-    OrtRunner(session)(clf.encoder.fixed_feed(job.texts[:1], job.seq_len))
-    return measure.read_profile(Path(session.end_profiling()))
+def _profile_placement(job: Job, clf: Classifier) -> list[dict[str, Any]] | None:
+    """One profiled inference, by the engine's profile hook, and its node events (None: the engine has none)."""
+    engine = engine_of(job)
+    if engine.profile is None:
+        return None
+    request = LoadRequest(engine.model_path(Path(job.model_dir)), job.threads)
+    return measure.read_profile(engine.profile(request, clf.encoder.fixed_feed(job.texts[:1], job.seq_len)))
 
 
 def run_job(job: Job) -> JobResult:
@@ -141,7 +150,7 @@ def run_job(job: Job) -> JobResult:
         prob_fake=[p.prob_fake for p in predicted],
         measurements=measurements,
         profile_events=events,
-        params=reference_parameters(clf),
+        params=getattr(clf.runner, "parameters", None),  # a checkpoint's parameter count
         precision=getattr(clf.runner, "precision", None),
     )
 
