@@ -1,35 +1,25 @@
-"""Quantization scheme registry (int8-dynamic, int8-static, fp16, none), CPU targets and pre-quantization passes."""
+"""CPU targets (each CPU family's integer formats) and the quantization steps the schemes share."""
 
 from __future__ import annotations
 
 import platform
 import shutil
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgefn.core.environment import cpu_flags
 from edgefn.core.errors import EdgefnError
-from edgefn.core.presets import ArchQuirks
 from edgefn.export.graph import (
     activation_matmuls,
     basic_graph_pass,
-    compact_storage,
     contrib_ops,
     infer_shapes_symbolic,
 )
+from edgefn.export.schemes import SchemeContext
 from edgefn.runs import ONNX_FILE
-from edgefn.runtime.inference import CPU, CUDA
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-# Ops kept in fp32 by the fp16 conversion: Pow overflows fp16 (x**3 in gelu_new, x**2 in unfused LayerNorm);
-# the LayerNorm reductions need fp32 accumulation.
-FP16_OP_BLOCK_LIST = ("Pow", "ReduceMean", "Sqrt")
-# Static int8: ops excluded on top of Optimum's LayerNorm / GELU / residual-Add passes. Opset >= 17 exports
-# LayerNorm as one LayerNormalization op, which the QDQ quantizer would otherwise quantize.
-STATIC_EXCLUDED_OP_TYPES = ("LayerNormalization", "SkipLayerNormalization")
 
 
 # --- hardware targets -------------------------------------------------------------------------------------
@@ -135,88 +125,7 @@ def quantization_config(target: str, is_static: bool, settings: TargetSettings |
     return qc
 
 
-# --- scheme registry --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SchemeContext:
-    """What a scheme needs: the fp32 model, where to write, the target and the architecture quirks."""
-
-    fp32_model: Path
-    out_dir: Path
-    work_dir: Path
-    target: str
-    quirks: ArchQuirks
-    calibration_inputs: Callable[[], dict[str, list[list[int]]]] = dict
-    calibration_method: str = "minmax"
-    plain_fp32: Callable[[], Path] | None = None  # the unfused fp32 graph, exported on demand
-
-
-@dataclass
-class SchemeOutput:
-    """What a scheme did: its settings, the passes it ran and the nodes it kept in float."""
-
-    settings: dict[str, Any] = field(default_factory=dict)
-    graph_passes: list[dict[str, Any]] = field(default_factory=list)
-    nodes_kept_float: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    quantized_from: Path | None = None  # the prepared fp32 graph the scheme quantized (in the work folder)
-
-
-@dataclass(frozen=True)
-class QuantScheme:
-    """A registered way to turn the fp32 model into a variant (None for `none`: fp32 only)."""
-
-    name: str
-    description: str
-    apply: Callable[[SchemeContext], SchemeOutput] | None
-    execution_providers: tuple[str, ...] = (CPU,)
-
-
-_SCHEMES: dict[str, QuantScheme] = {}
-_ALIASES: dict[str, str] = {}
-
-
-def register_scheme(
-    name: str, description: str, aliases: tuple[str, ...] = (), execution_providers: tuple[str, ...] = (CPU,)
-) -> Callable[[Any], Any]:
-    """Decorator registering a scheme function under `name` (and its aliases)."""
-
-    def decorate(fn: Callable[[SchemeContext], SchemeOutput] | None) -> Any:
-        if name in _SCHEMES or name in _ALIASES:
-            raise ValueError(f"scheme {name!r} is already registered")
-        _SCHEMES[name] = QuantScheme(name, description, fn, execution_providers)
-        _ALIASES.update({alias: name for alias in aliases})
-        return fn
-
-    return decorate
-
-
-def list_schemes(include_aliases: bool = False) -> list[str]:
-    """Registered scheme names (and aliases when asked)."""
-    return list(_SCHEMES) + (list(_ALIASES) if include_aliases else [])
-
-
-def get_scheme(name: str) -> QuantScheme:
-    """A scheme by name or alias, or a one-line error listing the known ones."""
-    key = _ALIASES.get(name, name)
-    if key not in _SCHEMES:
-        known = ", ".join(list_schemes()) + "".join(f", {a} (= {t})" for a, t in _ALIASES.items())
-        raise EdgefnError(f"unknown quantization scheme {name!r}; known schemes: {known}")
-    return _SCHEMES[key]
-
-
-def resolve_schemes(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Canonical scheme names, aliases resolved, duplicates dropped, order kept."""
-    out: list[str] = []
-    for name in names:
-        canonical = get_scheme(name.strip()).name
-        if canonical not in out:
-            out.append(canonical)
-    return tuple(out)
-
-
-register_scheme("none", "fp32 only (no quantization)")(None)
+# --- shared steps ------------------------------------------------------------------------------------
 
 
 def symbolic_shape_pass(src: Path, dst: Path, fused_ops: dict[str, int]) -> dict[str, Any]:
@@ -264,7 +173,7 @@ def prepare_for_quantization(
     return model, passes
 
 
-def _move_quantized(save_dir: Path, out_dir: Path) -> None:
+def move_quantized(save_dir: Path, out_dir: Path) -> None:
     """Optimum writes `model_quantized.onnx` and `ort_config.json`: keep them as model.onnx + ort_config."""
     produced = sorted(save_dir.glob("*.onnx"))
     if len(produced) != 1:
@@ -291,26 +200,9 @@ def quantize_dynamic_file(
     quantizer = ORTQuantizer(model, config=None)
     quantizer.config = None  # config and tokenizer are copied by the export stage
     quantizer.quantize(qc, save_dir)
-    _move_quantized(save_dir, out_dir)
+    move_quantized(save_dir, out_dir)
     shutil.rmtree(save_dir, ignore_errors=True)
     return out_dir / ONNX_FILE, kept
-
-
-def quantize_dynamic_default(model: Path, out_dir: Path) -> Path:
-    """ONNX Runtime's `quantize_dynamic` with default arguments (s8 per-tensor weights, u8 activations; the
-    activation x activation MatMuls stay float); returns out_dir/model.onnx."""
-    import logging
-
-    from onnxruntime.quantization import quantize_dynamic
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice: the recipe is as-is
-    try:
-        quantize_dynamic(str(model), str(out_dir / ONNX_FILE))
-    finally:
-        root.level = level
-    return out_dir / ONNX_FILE
 
 
 def dynamic_recipe(target: str) -> str:
@@ -318,7 +210,7 @@ def dynamic_recipe(target: str) -> str:
     return "onnxruntime-default" if get_target(target).default_recipe else "edgefn-tuned"
 
 
-def _settings_record(target: str, is_static: bool) -> dict[str, Any]:
+def settings_record(target: str, is_static: bool) -> dict[str, Any]:
     settings = static_settings(target) if is_static else get_target(target)
     record = {
         "target": target,
@@ -332,129 +224,3 @@ def _settings_record(target: str, is_static: bool) -> dict[str, Any]:
     if not is_static:
         record["recipe"] = dynamic_recipe(target)
     return record
-
-
-@register_scheme(
-    "int8-dynamic", "dynamic int8 (weights int8, activations quantized at run time)", aliases=("int8",)
-)
-def quantize_int8_dynamic(ctx: SchemeContext) -> SchemeOutput:
-    """Dynamic int8: ONNX Runtime's default recipe on targets where edgefn's passes buy nothing (VNNI), else
-    Optimum's ORTQuantizer with the target's AutoQuantizationConfig on the fused graph, compacted."""
-    if get_target(ctx.target).default_recipe:
-        model, passes = prepare_for_quantization(
-            ctx,
-            "ONNX Runtime's default recipe quantizes the graph as exported; the fused graph was no faster",
-        )
-        out, kept = quantize_dynamic_default(model, ctx.out_dir), activation_matmuls(model)
-    else:
-        model, passes = prepare_for_quantization(ctx)
-        out, kept = quantize_dynamic_file(model, ctx.out_dir, ctx.target)
-        passes.append(compact_storage(out))
-    settings = _settings_record(ctx.target, False)
-    settings["nodes_kept_float_by_op"] = {"MatMul (activation x activation)": len(kept)}
-    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept, quantized_from=model)
-
-
-def _static_preprocessor() -> Any:
-    from optimum.onnxruntime.preprocessors import PreprocessorPass, QuantizationPreprocessor
-    from optimum.onnxruntime.preprocessors.passes import (
-        ExcludeGeLUNodes,
-        ExcludeLayerNormNodes,
-        ExcludeNodeAfter,
-        ExcludeNodeFollowedBy,
-    )
-
-    class ExcludeOpTypes(PreprocessorPass):  # fused LayerNormalization ops (opset >= 17)
-        def __call__(self, graph: Any, model: Any) -> tuple[set[str], set[str]]:
-            return set(), {n.name for n in graph.graph.node if n.op_type in STATIC_EXCLUDED_OP_TYPES}
-
-    pre = QuantizationPreprocessor()
-    for p in (
-        ExcludeLayerNormNodes(),
-        ExcludeGeLUNodes(),
-        ExcludeNodeAfter("Add", "Add"),
-        ExcludeNodeAfter("Gather", "Add"),
-        ExcludeNodeFollowedBy("Add", "Softmax"),
-        ExcludeOpTypes(),
-    ):
-        pre.register_pass(p)
-    return pre
-
-
-def _calibration_config(method: str, dataset: Any) -> Any:
-    from optimum.onnxruntime.configuration import AutoCalibrationConfig
-
-    factories = {
-        "minmax": AutoCalibrationConfig.minmax,
-        "entropy": AutoCalibrationConfig.entropy,
-        "percentile": AutoCalibrationConfig.percentiles,
-    }
-    return factories[method](dataset)
-
-
-@register_scheme(
-    "int8-static", "static int8 (QDQ) calibrated on training texts; LayerNorm/GELU/residual Add in float"
-)
-def quantize_int8_static(ctx: SchemeContext) -> SchemeOutput:
-    """Static int8: calibrate activation ranges on training texts, keep LayerNorm / GELU / residual Adds in float."""
-    from datasets import Dataset
-    from optimum.onnxruntime import ORTQuantizer
-
-    model, passes = prepare_for_quantization(
-        ctx, "static QDQ does not quantize fused Attention: its packed weights would stay fp32"
-    )
-    inputs = ctx.calibration_inputs()
-    if not inputs or not next(iter(inputs.values())):
-        raise EdgefnError("int8-static needs calibration texts (RUN/data/calibration.jsonl is empty)")
-    dataset = Dataset.from_dict(inputs)
-    qc = quantization_config(ctx.target, is_static=True)
-    quantizer = ORTQuantizer(model, config=None)
-    quantizer.config = None
-    ranges = quantizer.fit(
-        dataset,
-        _calibration_config(ctx.calibration_method, dataset),
-        onnx_augmented_model_name=str(ctx.work_dir / "augmented.onnx"),
-        operators_to_quantize=qc.operators_to_quantize,
-    )
-    save_dir = ctx.work_dir / "static"
-    quantizer.quantize(qc, save_dir, calibration_tensors_range=ranges, preprocessor=_static_preprocessor())
-    _move_quantized(save_dir, ctx.out_dir)
-    passes.append(compact_storage(ctx.out_dir / ONNX_FILE))
-    kept = sorted(qc.nodes_to_exclude)
-    settings = _settings_record(ctx.target, True)
-    settings.update(
-        calibration_method=ctx.calibration_method,
-        calibration_samples=len(dataset),
-        nodes_kept_float_by_op=_ops_of(model, kept),
-    )
-    return SchemeOutput(settings=settings, graph_passes=passes, nodes_kept_float=kept)
-
-
-def _ops_of(model: Path, names: list[str]) -> dict[str, int]:
-    import onnx
-
-    wanted = set(names)
-    nodes = onnx.load(str(model), load_external_data=False).graph.node
-    return dict(Counter(n.op_type for n in nodes if n.name in wanted))
-
-
-@register_scheme(
-    "fp16",
-    "float16 weights and compute for the CUDA provider (inputs/outputs stay fp32)",
-    execution_providers=(CUDA,),
-)
-def convert_fp16(ctx: SchemeContext) -> SchemeOutput:
-    """fp16 via onnxruntime.transformers float16 conversion; overflow-prone ops stay fp32."""
-    import onnx
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
-    block = sorted(set(DEFAULT_OP_BLOCK_LIST) | set(FP16_OP_BLOCK_LIST))
-    model = onnx.load(str(ctx.fp32_model))
-    kept = [n.name for n in model.graph.node if n.op_type in FP16_OP_BLOCK_LIST]
-    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    onnx.save(converted, str(ctx.out_dir / ONNX_FILE))
-    return SchemeOutput(
-        settings={"keep_io_types": True, "op_block_list_extra": list(FP16_OP_BLOCK_LIST)},
-        nodes_kept_float=kept,
-    )

@@ -1,0 +1,67 @@
+"""ExportConfig: what `export` makes of a run (schemes, graph optimisation, CPU target, calibration, checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgefn.core.environment import check_threads
+from edgefn.core.errors import EdgefnError
+from edgefn.export import quantize as q
+from edgefn.export import schemes
+
+MIN_OPSET = 11  # the oldest Optimum exports text classifiers to
+OPTIMIZE_LEVELS = ("O1", "O2", "O3", "none")  # none: the plain graph, even where a preset defaults to O2
+
+
+@dataclass
+class ExportConfig:
+    """What to export: the run, the schemes after fp32, optimisation level, CPU target and checks."""
+
+    run_dir: Path | None = None
+    schemes: tuple[str, ...] = ("int8-dynamic",)
+    optimize: str | None = None
+    target: str | None = None
+    calibration_samples: int = 256
+    calibration_method: str = "minmax"
+    opset: int | None = None
+    overwrite: bool = False
+    parity_samples: int = 64
+    eval_samples: int | None = None
+    parity_atol: float = 1e-4
+    saturation_check: bool = True  # int8-dynamic on x86 without VNNI: also measure u8/s8 full range
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.schemes, str):
+            self.schemes = tuple(s for s in self.schemes.split(",") if s.strip())
+        self.schemes = schemes.resolve_schemes(tuple(self.schemes) or ("none",))
+        if self.optimize is not None and self.optimize not in OPTIMIZE_LEVELS:
+            raise EdgefnError(
+                f"unknown --optimize {self.optimize!r}; choose one of {', '.join(OPTIMIZE_LEVELS)}"
+            )
+        if self.target is not None:
+            q.get_target(self.target)
+        if self.calibration_method not in q.CALIBRATION_METHODS:
+            raise EdgefnError(
+                f"unknown --calibration-method {self.calibration_method!r}; "
+                f"choose one of {', '.join(q.CALIBRATION_METHODS)}"
+            )
+        check_threads(self.threads)
+        if self.opset is not None and not MIN_OPSET <= self.opset <= max_opset():
+            raise EdgefnError(
+                f"--opset must be between {MIN_OPSET} and {max_opset()} (this onnx), got {self.opset}"
+            )
+        for name in ("calibration_samples", "parity_samples", "eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise EdgefnError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
+        if self.run_dir is not None:
+            self.run_dir = Path(self.run_dir)
+
+
+def max_opset() -> int:
+    """The newest ONNX opset the installed onnx package knows."""
+    import onnx
+
+    return int(onnx.defs.onnx_opset_version())

@@ -1,0 +1,240 @@
+"""What one export shares across variants: job state, kept variants, scoring, each folder's files."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefn import runs
+from edgefn.core import outputs
+from edgefn.core.errors import EdgefnError
+from edgefn.core.presets import ArchQuirks
+from edgefn.export import quantize as q
+from edgefn.export.config import ExportConfig
+from edgefn.runs import RunFolder
+from edgefn.runtime.classifier import Classifier
+from edgefn.runtime.inference import CPU, Encoder
+
+FP32 = "fp32"
+_COPIED_SUFFIXES = (".json", ".txt", ".model")  # config and tokenizer files carried into every variant
+Step = Callable[[str], None]
+# The export.json fields an export reports for a variant it keeps, with their JSON types.
+_RESULT_FIELDS: dict[str, runs.JsonType] = {
+    "variant": str,
+    "size_mb": float,
+    "size_ratio_to_fp32": float,
+    "parity": dict,
+    "validation_accuracy": (float, type(None)),
+    "accuracy_delta_vs_fp32": (float, type(None)),
+}
+
+
+@dataclass
+class VariantResult:
+    """One exported variant folder and what it cost against fp32."""
+
+    name: str
+    folder: Path
+    size_mb: float
+    size_ratio_to_fp32: float
+    parity: dict[str, Any]
+    agreement: float | None
+    validation_accuracy: float | None
+    accuracy_delta_vs_fp32: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportResult:
+    """Every variant of one export call, in the order written."""
+
+    run_dir: Path
+    picked_automatically: bool
+    target: str
+    variants: list[VariantResult] = field(default_factory=list)
+
+
+@dataclass
+class ExportJob:
+    """State shared by the variants of one export: run facts, encoded texts, fp32 reference logits."""
+
+    cfg: ExportConfig
+    run: RunFolder
+    preset: str
+    init: str
+    quirks: ArchQuirks
+    max_length: int
+    source_sha256: str
+    target: str
+    step: Step
+    encoder: Encoder
+    id2label: dict[int, str]
+    eval_texts: list[str] = field(default_factory=list)
+    eval_labels: Any = None
+    fp32_logits: Any = None
+    fp32_accuracy: float | None = None
+    fp32_size_mb: float = 0.0
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests of variants made as requested
+    plain: Path | None = None  # the unfused fp32 graph, exported once for the schemes that start from it
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run.checkpoint
+
+    def variant_dir(self, name: str) -> Path:
+        return self.run.variant_dir(name)
+
+
+def request_of(job: ExportJob, variant: str) -> dict[str, Any]:
+    """Everything that decides a variant's file: an existing variant made with the same request is kept."""
+    cfg = job.cfg
+    request: dict[str, Any] = {
+        "source_checkpoint_sha256": job.source_sha256,
+        "optimize": cfg.optimize,
+        "opset": cfg.opset,
+        "max_length": job.max_length,
+    }
+    if variant != FP32:
+        request.update(
+            scheme=variant,
+            target=job.target,
+            calibration_samples=cfg.calibration_samples,
+            calibration_method=cfg.calibration_method,
+            eval_samples=cfg.eval_samples,
+            saturation_check=cfg.saturation_check,
+        )
+    if variant == "int8-dynamic":
+        request["recipe"] = q.dynamic_recipe(job.target)
+    return request
+
+
+def refuse_existing(job: ExportJob, schemes: list[str]) -> None:
+    """Refuse before any work when a variant exists that was made otherwise (unless overwrite); one made
+    with the same request is kept (`job.kept`), so the same command re-run after an interruption carries on.
+    A damaged variant (a file no longer matching its recorded hash) is refused with that reason."""
+    if job.cfg.overwrite:  # every folder to replace is checked now, before the first one is replaced
+        for name in [FP32, *schemes]:
+            outputs.check_output_dir(
+                job.variant_dir(name), overwrite=True, owned=runs.is_manifested_dir, kind="variant folder"
+            )
+        return
+    existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
+    manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}
+    job.kept = {n: m for n, m in manifests.items() if m.get("request") == request_of(job, n)}
+    for name, manifest in job.kept.items():  # their records are reported as this export's results
+        where = str(job.variant_dir(name) / runs.EXPORT_MANIFEST)
+        fix = runs.reexport_hint(job.variant_dir(name))
+        runs.check_json_object(manifest, where, _RESULT_FIELDS, tuple(_RESULT_FIELDS), fix)
+    different = [n for n in existing if n not in job.kept]
+    if different:
+        raise EdgefnError(
+            f"variant(s) {', '.join(different)} already exist in {job.run.onnx_dir}, exported from another "
+            "checkpoint or with other settings (use --overwrite to replace them)"
+        )
+
+
+def kept_result(job: ExportJob, name: str) -> VariantResult | None:
+    """The existing variant `name` when it is kept (same request, not --overwrite), else None."""
+    if name not in job.kept:
+        return None
+    folder = job.variant_dir(name)
+    job.step(f"{name}: kept {folder} (same checkpoint and settings; --overwrite re-exports it)")
+    return variant_result(folder, job.kept[name])
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+# --- texts and scoring ------------------------------------------------------------------------------------
+
+
+def load_eval_texts(job: ExportJob) -> None:
+    import numpy as np
+
+    val = job.run.read_split("validation")
+    if job.run.split_file("calibration").is_file():
+        job.run.read_split("calibration")  # a damaged file is refused now, not after the fp32 export
+    n = len(val) if job.cfg.eval_samples is None else min(job.cfg.eval_samples, len(val))
+    if n == 0:
+        raise EdgefnError(f"{job.run.split_file('validation')} is empty: nothing to check parity on")
+    job.eval_labels = np.asarray(val.labels[:n])
+    job.eval_texts = val.texts[:n]
+
+
+def model_logits(
+    job: ExportJob, model: Path, texts: list[str] | None = None, provider: str = CPU, precision: str = "fp32"
+) -> Any:
+    """Logits of a model file through the runtime's Classifier, on the checkpoint's tokens."""
+    clf = Classifier.for_model_file(model, job.encoder, job.id2label, provider, job.cfg.threads, precision)
+    return clf.predict_logits(job.eval_texts if texts is None else texts)
+
+
+def compare_logits(logits: Any, reference: Any) -> dict[str, float]:
+    import numpy as np
+
+    diff = np.abs(logits - reference)
+    agree = float((logits.argmax(1) == reference.argmax(1)).mean())
+    return {
+        "max_abs_logit_diff": float(diff.max()),
+        "mean_abs_logit_diff": float(diff.mean()),
+        "agreement": agree,
+    }
+
+
+def accuracy_of(job: ExportJob, logits: Any) -> float:
+    return float((logits.argmax(1) == job.eval_labels).mean())
+
+
+# --- variant folders -------------------------------------------------------------------------------------
+
+
+def calibration_inputs(
+    run: RunFolder, encoder: Encoder, samples: int, input_names: list[str] | None = None
+) -> dict[str, list[list[int]]]:
+    """The run's first `samples` calibration texts as model inputs (`input_names`, default all the encoder
+    builds), padded to the longest: what Optimum's calibrator and NNCF take. {} without calibration texts."""
+    texts = run.read_split("calibration").texts[:samples]
+    if not texts:
+        return {}
+    feed = encoder.feed(encoder.encode(texts))
+    return {name: feed[name].tolist() for name in (input_names or list(feed))}
+
+
+def copy_model_files(src: Path, dst: Path) -> None:
+    """Copy the config and tokenizer files of `src` (a variant or an Optimum export) that `dst` lacks."""
+    for p in src.iterdir():
+        if (
+            p.is_file()
+            and p.suffix in _COPIED_SUFFIXES
+            and p.name != runs.EXPORT_MANIFEST
+            and not (dst / p.name).exists()
+        ):
+            shutil.copy2(p, dst / p.name)
+
+
+def variant_result(folder: Path, m: dict[str, Any]) -> VariantResult:
+    return VariantResult(
+        m["variant"],
+        folder,
+        m["size_mb"],
+        m["size_ratio_to_fp32"],
+        m["parity"],
+        m["parity"].get("agreement"),
+        m["validation_accuracy"],
+        m["accuracy_delta_vs_fp32"],
+        list(m.get("notes", [])),
+    )
