@@ -14,6 +14,7 @@ import click
 
 from edgefn import __version__
 from edgefn.cli.options import (
+    RegistryHelp,
     cleaning_options,
     column_options_for,
     data_files,
@@ -294,8 +295,8 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
     "schemes",
     default="int8-dynamic",
     show_default=True,
-    help="Comma list of schemes after fp32: int8 (= int8-dynamic), int8-static, fp16, ov-fp32, ov-bf16, "
-    "ov-int8 (OpenVINO; pip install 'edgefn[openvino]'), none.",
+    cls=RegistryHelp,
+    help_from="edgefn.export.schemes:scheme_help",
 )
 @click.option(
     "--optimize",
@@ -376,7 +377,8 @@ def export_cmd(
 @click.option(
     "--providers",
     default=None,
-    help="Comma list: cpu, cuda or ONNX Runtime provider names (default: cpu, plus cuda when present).",
+    cls=RegistryHelp,
+    help_from="edgefn.runtime.engines:engine_help",
 )
 @click.option(
     "--variants", default=None, help="Comma list of variants (default: all of the run, plus pytorch)."
@@ -413,9 +415,8 @@ def export_cmd(
     "--peers",
     default="all",
     show_default=True,
-    help="Comma list of what users would pick instead, built from the run's checkpoint and measured the "
-    "same way: pytorch-int8, ort-default, optimum-recipe, openvino-fp32, openvino-bf16, openvino-int8; "
-    "all or none.",
+    cls=RegistryHelp,
+    help_from="edgefn.bench.peers:peer_help",
 )
 @click.option(
     "--rounds",

@@ -18,6 +18,22 @@ from edgefn.core.errors import EdgefnError, os_error_line
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class RegistryHelp(click.Option):
+    """An option whose help text a registry computes when help is shown (`help_from`: "module:function"), so
+    that what was registered after import (an engine, a peer, a scheme) is listed; imported only then."""
+
+    def __init__(self, *args: Any, help_from: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_from = help_from
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        import importlib
+
+        module, function = self.help_from.split(":")
+        self.help = getattr(importlib.import_module(module), function)()
+        return super().get_help_record(ctx)
+
+
 # The run folder of the commands that read an existing run (export, bench, package).
 run_dir_option = click.option(
     "--run-dir",
