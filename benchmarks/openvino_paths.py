@@ -22,8 +22,9 @@ from common import RESULTS, write_measurement
 
 from edgefn.bench.noise import machine_state
 from edgefn.bench.report import markdown_table
+from edgefn.engines.openvino import OvRunner
 from edgefn.runs import ONNX_FILE, RunFolder
-from edgefn.runtime.inference import Encoder, OvRunner
+from edgefn.runtime.inference import Encoder
 
 
 def ep_session(model: Path, threads: int, precision: str) -> Any:

@@ -24,9 +24,10 @@ from openvino_paths import time_calls
 from edgefn import runs
 from edgefn.bench.noise import machine_state
 from edgefn.bench.report import markdown_table
+from edgefn.engines.openvino import IR_XML, OvRunner
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier, id2label_of
-from edgefn.runtime.inference import CPU, Encoder, OvRunner
+from edgefn.runtime.inference import CPU, Encoder
 
 SEQ_LEN = 128
 
@@ -60,7 +61,7 @@ def main() -> None:
     encoder = Encoder.from_folder(static_dir, SEQ_LEN)
     id2label = id2label_of(runs.read_json(static_dir / runs.MODEL_CONFIG))
     ov_qdq = OvRunner(static_dir / runs.ONNX_FILE, args.threads, precision, SEQ_LEN)
-    ov_ir = OvRunner(ov_dir / runs.OPENVINO_XML, args.threads, precision, SEQ_LEN)
+    ov_ir = OvRunner(ov_dir / IR_XML, args.threads, precision, SEQ_LEN)
     rows: dict[str, Classifier] = {
         f"int8-static QDQ ONNX in OpenVINO ({ov_qdq.precision})": Classifier(ov_qdq, encoder, id2label),
         f"ov-int8 NNCF IR in OpenVINO ({ov_ir.precision})": Classifier(ov_ir, encoder, id2label),

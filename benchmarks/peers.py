@@ -66,8 +66,8 @@ def ensure_run(preset: str, root: Path, minilm_run: Path | None, train: int) -> 
 
 
 def export_all(run: Path, threads: int) -> None:
+    from edgefn.engines.openvino import bf16_unavailable
     from edgefn.export.exporter import ExportConfig, export
-    from edgefn.export.openvino_models import bf16_unavailable
 
     schemes = ["int8-dynamic", "int8-static", "ov-int8"] + ([] if bf16_unavailable() else ["ov-bf16"])
     # every variant afresh: the numbers are those of this edgefn, not of an export made by an older one
@@ -116,7 +116,7 @@ def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int
     peak the model would reach if every node but the FullyConnected (linear layer) ones took no time."""
     import numpy as np
 
-    from edgefn.runtime.inference import OvRunner
+    from edgefn.engines.openvino import IR_XML, OvRunner
 
     row = next((r for r in report.results if r.variant == "ov-int8" and r.status == "ok"), None)
     m = (
@@ -128,7 +128,7 @@ def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int
         return {}
     folder = RunFolder(run).variant_dir("ov-int8")
     precision = str(runs.read_json(folder / runs.EXPORT_MANIFEST).get("precision", "fp32"))
-    runner = OvRunner(folder / runs.OPENVINO_XML, threads, precision, SEQ_LEN, profile=True)
+    runner = OvRunner(folder / IR_XML, threads, precision, SEQ_LEN, profile=True)
     feed = {n: np.ones((batch, SEQ_LEN), dtype=np.int64) for n in runner.input_names}
     for _ in range(3):
         runner(feed)
@@ -215,13 +215,14 @@ def recompute(preset: str, entry: dict[str, Any], max_drop: float) -> dict[str, 
     the verdict knew that two rows can run one model."""
     from edgefn.bench.report import format_verdict
     from edgefn.bench.verdict import compute_verdict
+    from edgefn.runtime import engines
 
     run = RunFolder(entry["run"])
     report = BenchReport.from_json(run.bench_file("json"))
     for r in report.results:
         folder = run.peer_dir(r.variant) if r.peer else run.variant_dir(r.variant)
         if r.status == "ok" and r.provider != "torch-cpu" and r.model_fingerprint is None:
-            r.model_fingerprint = runs.model_fingerprint(folder)
+            r.model_fingerprint = engines.get(r.provider).fingerprint_of(folder)
     report.verdict = compute_verdict(report, max_drop)
     return {
         **entry,

@@ -64,7 +64,7 @@ def time_passes(predict: Callable[[list[str]], list[int]], texts: list[str], rep
 def seeds_predictor(checkpoint: Path) -> Callable[[list[str]], list[int]]:
     """PyTorch fp32 (edgefn's reference path), every text padded and truncated to 512 tokens, batches of 32
     in the given order."""
-    from edgefn.engines.reference import load_reference
+    from edgefn.engines.pytorch import load_reference
 
     ref = load_reference(checkpoint, max_length=SEEDS_PAD)
 

@@ -71,7 +71,7 @@ def test_albert_with_sentencepiece_through_finetune_export_bench_predict(
     variant tokenises exactly as SentencePiece does and fp32 predicts as the PyTorch checkpoint does."""
     from transformers import AlbertTokenizer, AutoTokenizer
 
-    from edgefn.engines.reference import load_reference
+    from edgefn.engines.pytorch import load_reference
     from edgefn.runtime.classifier import Classifier
 
     train = constraint_split(shared_data, "train", 1500)

@@ -17,7 +17,7 @@ LAYERS = {
     "runs": 1,  # the run-folder contract
     "runtime": 2,  # tokenise + run + label; torch-free
     "data": 3,
-    "engines": 4,  # runtimes other than ONNX Runtime
+    "engines": 4,  # the engine modules (ONNX Runtime, OpenVINO, PyTorch), registered into runtime.engines
     "train": 5,  # finetune, evaluate
     "export": 6,
     "bench": 7,
@@ -137,11 +137,11 @@ def _calls(name: str) -> dict[str, int]:
         ("from_file", {"runtime.inference"}),  # the fast tokenizer is loaded in one place
         ("encode_batch", {"runtime.inference"}),  # ... and tokenises in one place
         ("precision_recall_fscore_support", {"core.metrics"}),  # one metrics function
-        # models and tokenizers load in presets / reference / data; export and peers open Optimum's
-        # ORTOptimizer / ORTQuantizer on a graph folder
+        # models and tokenizers load in presets / the PyTorch engine / data; export and the ONNX Runtime engine
+        # (its optimum-recipe peer) open Optimum's ORTOptimizer / ORTQuantizer on a graph folder
         (
             "from_pretrained",
-            {"core.presets", "engines.reference", "data.catalog", "export.exporter", "bench.peers"},
+            {"core.presets", "engines.pytorch", "data.catalog", "export.optimum", "engines.onnxruntime"},
         ),
     ],
 )

@@ -14,11 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from edgefn import runs
-from edgefn.bench.benchmark import CPU, CUDA, BenchConfig, bench, plan_targets, score
+from edgefn.bench.benchmark import BenchConfig, bench, score
 from edgefn.bench.measure import count_graph_flops, fit_flops_model, matmul_flops, summarize_placement
+from edgefn.bench.targets import plan_targets
 from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
+from edgefn.runtime import engines, inference
+from edgefn.runtime.inference import CPU, CUDA
 
 QUICK = dict(
     batch_sizes=(1, 4),
@@ -252,24 +255,28 @@ def test_cuda_fallback_detected_from_profile():
     assert clean.warning is None and clean.fallback_ops == {}
 
 
-def test_provider_planning_with_gpu_present(exported_run):
+def test_provider_planning_with_gpu_present(exported_run, monkeypatch):
     """With CUDA in onnxruntime and a GPU, every variant runs on both; fp16 is refused on CPU only."""
     variants = {
         "pytorch": (RunFolder(exported_run).checkpoint, {}),
         "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
         "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]}),
     }
-    targets = plan_targets(variants, (CPU, CUDA), [CUDA, CPU], gpu=True)
+
+    def plan(providers, available, gpu):  # what the engines' availability reads: the build's providers, a GPU
+        monkeypatch.setattr(inference, "available_providers", lambda: available)
+        monkeypatch.setattr(engines, "cuda_device_present", lambda: gpu)
+        return plan_targets(variants, providers)
+
+    targets = plan((CPU, CUDA), [CUDA, CPU], gpu=True)
     status = {(t.variant, t.provider): (t.status, t.reason) for t in targets}
     assert status[("pytorch", "torch-cuda")] == ("pending", None)
     assert status[("int8-dynamic", CUDA)] == ("pending", None)
     assert status[("fp16", CPU)] == ("unavailable", f"fp16 needs {CUDA}")
     assert status[("fp16", CUDA)] == ("pending", None)
-    no_gpu = {
-        (t.variant, t.provider): t.reason for t in plan_targets(variants, (CPU, CUDA), [CUDA, CPU], False)
-    }
+    no_gpu = {(t.variant, t.provider): t.reason for t in plan((CPU, CUDA), [CUDA, CPU], False)}
     assert no_gpu[("fp16", CUDA)] == "no CUDA GPU found" and no_gpu[("pytorch", "torch-cuda")]
-    cpu_build = {(t.variant, t.provider): t.reason for t in plan_targets(variants, (CUDA,), [CPU], True)}
+    cpu_build = {(t.variant, t.provider): t.reason for t in plan((CUDA,), [CPU], True)}
     assert "install onnxruntime-gpu" in cpu_build[("int8-dynamic", CUDA)]
 
 

@@ -53,7 +53,7 @@ def test_classification_metrics_imbalance_and_calibration():
 def test_eval_checkpoint_on_liar(run: Path, shared_data: Path):
     """The checkpoint scored on LIAR: metrics.json equals metrics recomputed from independent predictions,
     errors.csv holds the misclassified rows, and the OOD threshold is the validation scores' 95% quantile."""
-    from edgefn.engines.reference import load_reference
+    from edgefn.engines.pytorch import load_reference
 
     result = evaluate(EvalConfig(model=run, data=f"liar:{shared_data / 'liar'}", samples=SAMPLES, threads=1))
     out = RunFolder(run).eval_dir("liar")

@@ -13,11 +13,14 @@ from click.testing import CliRunner
 from edgefn import runs
 from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError
+from edgefn.engines.onnxruntime import quantize_dynamic_default
 from edgefn.export import exporter as export_mod
 from edgefn.export import graph as graph_tools
 from edgefn.export import quantize as q
+from edgefn.export import schemes
 from edgefn.export.exporter import ExportConfig, export
 from edgefn.runs import RunFolder
+from edgefn.runtime.inference import CPU
 
 PRESETS = ["test-tiny-bert", "test-tiny-mobilebert", "test-tiny-albert", "test-tiny-distilbert"]
 SCHEMES = ("int8", "int8-static", "fp16")
@@ -148,7 +151,7 @@ def test_dynamic_recipe_follows_the_target(tiny_run_factory, tmp_path: Path) -> 
     assert (manifest["settings"]["per_channel"], manifest["settings"]["weights"]) == (False, "s8")
     assert [g["name"] for g in manifest["graph_passes"]] == ["plain-graph"]
     export_mod.export_plain_onnx(RunFolder(run).checkpoint, tmp_path / "plain")
-    default = q.quantize_dynamic_default(tmp_path / "plain" / runs.ONNX_FILE, tmp_path / "default")
+    default = quantize_dynamic_default(tmp_path / "plain" / runs.ONNX_FILE, tmp_path / "default")
     ours, theirs = (onnx.load(str(p)).graph for p in (folder / runs.ONNX_FILE, default))
     assert [n.op_type for n in ours.node] == [n.op_type for n in theirs.node]
     weights = {i.name: onnx.numpy_helper.to_array(i) for i in theirs.initializer}
@@ -280,7 +283,7 @@ def test_compact_storage_keeps_outputs_and_shrinks(tmp_path):
     path = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     x = {"x": rng.normal(0, 1, (2, n)).astype(np.float32)}
-    before = ort.InferenceSession(str(path), providers=[q.CPU]).run(None, x)[0]
+    before = ort.InferenceSession(str(path), providers=[CPU]).run(None, x)[0]
     size = path.stat().st_size
 
     record = graph_tools.compact_storage(path)
@@ -298,7 +301,7 @@ def test_compact_storage_keeps_outputs_and_shrinks(tmp_path):
     assert record["vectors_stored_fp16"] == 2 and record["value_info_dropped"] == 1
     assert len(model.graph.value_info) == 0 and path.stat().st_size < size
     onnx.checker.check_model(model)
-    after = ort.InferenceSession(str(path), providers=[q.CPU]).run(None, x)[0]
+    after = ort.InferenceSession(str(path), providers=[CPU]).run(None, x)[0]
     reference = (
         x["x"] * scale.astype(np.float16) + shift.astype(np.float16)
     ) * huge * subnormal @ weight + short
@@ -353,7 +356,7 @@ def test_detect_target_from_cpu_flags():
 
 def test_scheme_registry_aliases_and_unknown():
     """int8 is an alias of int8-dynamic; unknown names list the known ones."""
-    assert q.resolve_schemes(["int8", "int8-dynamic", "fp16"]) == ("int8-dynamic", "fp16")
+    assert schemes.resolve_schemes(["int8", "int8-dynamic", "fp16"]) == ("int8-dynamic", "fp16")
     assert ExportConfig(schemes="int8,none").schemes == ("int8-dynamic", "none")
     with pytest.raises(EdgefnError, match="known schemes: none, int8-dynamic, int8-static, fp16"):
         ExportConfig(schemes=("int4",))

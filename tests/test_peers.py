@@ -13,12 +13,14 @@ import pytest
 from edgefn import runs
 from edgefn.bench import noise
 from edgefn.bench.benchmark import BenchConfig, bench
-from edgefn.bench.peers import PEERS
 from edgefn.bench.report import BenchReport
 from edgefn.bench.verdict import compute_verdict
 from edgefn.core.errors import EdgefnError
+from edgefn.engines.openvino import IR_BIN, IR_XML
+from edgefn.engines.openvino import NAME as OPENVINO
 from edgefn.runs import RunFolder
-from edgefn.runtime.inference import CPU, OPENVINO
+from edgefn.runtime import engines
+from edgefn.runtime.inference import CPU
 
 FAST = dict(batch_sizes=(1, 4), seq_len=32, samples=48, min_time_s=0.03, min_iters=3, warmup=1, threads=1)
 openvino = pytest.importorskip("openvino", reason="the dev extra installs openvino")
@@ -46,15 +48,15 @@ def peer_report(ov_run) -> BenchReport:
 def test_every_peer_is_a_row(peer_report: BenchReport, ov_run: Path) -> None:
     """Each peer is a row built from the run's checkpoint: measured, or unavailable with its reason."""
     rows = {r.variant: r for r in peer_report.results}
-    for name, peer in PEERS.items():
+    for name, peer in engines.peers().items():
         r = rows[name]
-        assert r.peer and r.provider == peer.provider and r.description == peer.description
+        assert r.peer and r.provider == peer.engine and r.description == peer.description
         assert (r.status == "ok" and r.accuracy is not None and r.measurements) or (
             r.status == "unavailable" and r.reason
         ), (name, r.status, r.reason)
     assert rows["pytorch-int8"].status == "ok" and rows["ort-default"].status == "ok"
     assert rows["ov-int8"].provider == OPENVINO and not rows["ov-int8"].peer
-    from edgefn.export.openvino_models import bf16_unavailable
+    from edgefn.engines.openvino import bf16_unavailable
 
     assert rows["ov-int8"].precision == ("fp32" if bf16_unavailable() else "bf16")
     assert rows["openvino-fp32"].precision == "fp32"
@@ -247,7 +249,7 @@ def test_openvino_variant_predicts_and_is_hash_checked(ov_run: Path, tmp_path: P
     assert sum(same) / len(same) >= 0.95
     copy = tmp_path / "ov-int8"
     shutil.copytree(run.variant_dir("ov-int8"), copy)
-    with open(copy / runs.OPENVINO_BIN, "r+b") as f:
+    with open(copy / IR_BIN, "r+b") as f:
         f.seek(100)
         f.write(b"\xff\xfe\xfd")
     with pytest.raises(EdgefnError, match="openvino_model.bin does not match the hash"):
@@ -257,11 +259,11 @@ def test_openvino_variant_predicts_and_is_hash_checked(ov_run: Path, tmp_path: P
 def test_ov_bf16_refused_without_bf16_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a CPU without AVX512_BF16 or AMX, ov-bf16 is refused (OpenVINO would emulate it) and its peer row
     is unavailable with that reason."""
-    from edgefn.export import openvino_models
+    from edgefn.engines import openvino as openvino_engine
 
-    monkeypatch.setattr(openvino_models, "cpu_flags", lambda: {"avx2", "fma"})
-    assert "neither AVX512_BF16 nor AMX" in (openvino_models.bf16_unavailable() or "")
-    assert "neither AVX512_BF16 nor AMX" in (PEERS["openvino-bf16"].unavailable() or "")
+    monkeypatch.setattr(openvino_engine, "cpu_flags", lambda: {"avx2", "fma"})
+    assert "neither AVX512_BF16 nor AMX" in (openvino_engine.bf16_unavailable() or "")
+    assert "neither AVX512_BF16 nor AMX" in (engines.peers()["openvino-bf16"].unavailable() or "")
 
 
 @pytest.mark.parametrize("kind", ["latency", "tradeoff"])
@@ -297,11 +299,11 @@ def test_full_length_batches_run_a_static_shape_model(ov_run: Path) -> None:
     shorter batches share the dynamic-shape model, and both give the same logits (fp32)."""
     import numpy as np
 
+    from edgefn.engines.openvino import OvRunner
     from edgefn.runtime.classifier import Classifier
-    from edgefn.runtime.inference import OvRunner
 
     clf = Classifier.from_folder(RunFolder(ov_run).variant_dir("ov-int8"), "cpu", 1)
-    runner = OvRunner(runs.model_file(RunFolder(ov_run).variant_dir("ov-int8")), 1, "fp32", clf.max_length)
+    runner = OvRunner(RunFolder(ov_run).variant_dir("ov-int8") / IR_XML, 1, "fp32", clf.max_length)
     texts = RunFolder(ov_run).read_split("test").texts[:6]
     full, short = (clf.encoder.fixed_feed(texts, length) for length in (clf.max_length, 24))
     static = runner(full)
