@@ -277,7 +277,8 @@ def cuda_device_present() -> bool:
 
 def engine_help() -> str:
     """The help of bench's engine option, computed from the registry when help is shown."""
+    devices = ", ".join(e.aliases[0] if e.aliases else e.name for e in engines() if e.primary)
     return (
-        f"Comma list of engines: {known()}. An engine that stands for its device (cpu, cuda) also runs the "
-        "PyTorch checkpoint and other runtimes' variants there (default: cpu, plus cuda when present)."
+        f"Comma list of engines: {known()}. Asking for a device ({devices}) runs every model there, each on its "
+        "runtime's engine (default: the devices present)."
     )
