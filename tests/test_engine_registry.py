@@ -44,7 +44,6 @@ engines.register(
         files=(ONNX_FILE,),
         suffixes=(".onnx",),
         versions=("onnxruntime",),
-        description="ONNX Runtime on the CPU, basic graph optimisations, sequential execution",
     )
 )
 

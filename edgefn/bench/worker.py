@@ -42,9 +42,8 @@ class Job:
     profile: bool = False  # record where each node ran (CUDA sessions)
     predict: bool = True  # predict every text (the first round of a target; later rounds only time)
     engine_module: str = ""  # the module that registers the engine, imported first ("": a built-in engine)
-    manifest: dict[str, Any] = field(
-        default_factory=dict
-    )  # its export.json, checked by bench ({}: checkpoint)
+    # its export.json, checked against its hashes by bench ({} for the checkpoint)
+    manifest: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # a peer's options for the engine's load
 
 

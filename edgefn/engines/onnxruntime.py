@@ -128,7 +128,6 @@ def provider_engine(
         aliases=aliases,
         default=primary,
         primary=primary,
-        description=f"ONNX Runtime, {provider}",
     )
 
 

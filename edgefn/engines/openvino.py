@@ -284,6 +284,5 @@ engines.register(
         schemes=SCHEMES,
         peers=PEERS,
         aliases=("openvino",),
-        description="OpenVINO's own runtime on the CPU, in the variant's precision",
     )
 )

@@ -190,7 +190,6 @@ def _engine(device: str, **extra: Any) -> Engine:
         extra_files=WEIGHTS,
         versions=("torch",),
         encoder=checkpoint_encoder,
-        description=f"the fine-tuned PyTorch checkpoint on the {device.upper()}",
         **extra,
     )
 

@@ -57,7 +57,6 @@ def write_mobile(job: PackageJob, tmp: Path) -> dict[str, Any]:
 register_target(
     PackageTarget(
         "mobile",
-        "ORT-format (.ort) files and operator configs for a minimal ONNX Runtime build on a phone",
         write_mobile,
         ".onnx",
         lambda folder: (

@@ -49,10 +49,8 @@ class PackageTarget:
     """One deployment: how its folder is written and checked, and how the summary describes it."""
 
     name: str
-    description: str
-    write: Callable[
-        [PackageJob, Path], dict[str, Any]
-    ]  # fills the folder; returns its manifest (no hashes yet)
+    # fills the folder; returns its manifest (the packager adds the files' hashes)
+    write: Callable[[PackageJob, Path], dict[str, Any]]
     checked_against: str  # what each packaged model is checked against, as the summary says it
     usage: Callable[[Path], str]  # the summary's last line: how to use the folder
     prepare: Callable[[bool], None] = _no_tools_needed  # refuses early when a tool it needs is missing

@@ -262,7 +262,6 @@ def _prepare(browser_check: bool) -> None:
 register_target(
     PackageTarget(
         "web",
-        "a static page + the Transformers.js layout, run by onnxruntime-web (WASM)",
         write_web,
         "WASM (Node)",
         lambda folder: f"serve it: python -m http.server -d {folder} -b 127.0.0.1 8000",

@@ -108,7 +108,6 @@ class Engine:
     aliases: tuple[str, ...] = ()  # lower-case other names (`cpu`, `cuda`)
     default: bool = True  # the engine its runtime's models run on when its device is asked for
     primary: bool = False  # asking for it asks for its device: other runtimes' models run there too
-    description: str = ""
 
     def model_files(self, folder: Path) -> tuple[str, ...]:
         """The model files of `folder` it runs: `files`, then those matching `extra_files` that are there."""
