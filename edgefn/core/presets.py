@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -275,9 +275,10 @@ def load_scratch(preset: ModelPreset, num_labels: int = 2, seed: int = 42) -> Lo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if preset.model_type == "auto":
-        raise EdgefnError(
-            f"--init scratch needs a registered preset (got {preset.hub_id}); "
-            f"known presets: {', '.join(list_presets())}"
+        raise ConfigError(
+            "init",
+            f"scratch needs a registered preset (got {preset.hub_id}); "
+            f"known presets: {', '.join(list_presets())}",
         )
     tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()), local_files_only=True)
     notes = []
@@ -309,7 +310,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a preset for fine-tuning; `init` is "pretrained" (never falls back silently) or "scratch"."""
     if init not in INIT_CHOICES:
-        raise EdgefnError(f"unknown --init {init!r}; choose one of {', '.join(INIT_CHOICES)}")
+        raise ConfigError("init", f"unknown {init!r}; choose one of {', '.join(INIT_CHOICES)}")
     if init == "scratch" or preset.test_only:
         return load_scratch(preset, num_labels, seed)
     return load_pretrained(preset, num_labels)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError
 from edgefn.runs import Split
 
 FAKE, REAL = 1, 0
@@ -35,7 +35,7 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         if self.seed < 0:
-            raise EdgefnError(f"--seed must be a non-negative integer, got {self.seed}")
+            raise ConfigError("seed", f"must be a non-negative integer, got {self.seed}")
 
 
 @dataclass

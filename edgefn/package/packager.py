@@ -17,7 +17,7 @@ import numpy as np
 from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.environment import check_threads, library_versions
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.package import ortformat, webbuild
 from edgefn.package.ortformat import compare_logits
 from edgefn.runs import RunFolder
@@ -54,11 +54,11 @@ class PackageConfig:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise EdgefnError(f"unknown --target {self.target!r}; choose one of {', '.join(TARGETS)}")
+            raise ConfigError("target", f"unknown {self.target!r}; choose one of {', '.join(TARGETS)}")
         if self.browser_check and self.target != "web":
-            raise EdgefnError("--browser-check applies to --target web only")
+            raise ConfigError("browser_check", "applies to target web only", ("target",))
         if self.check_samples < 1:
-            raise EdgefnError(f"--check-samples must be a positive integer, got {self.check_samples}")
+            raise ConfigError("check_samples", f"must be a positive integer, got {self.check_samples}")
         check_threads(self.threads)
         if self.variants is not None:
             self.variants = tuple(dict.fromkeys(v.strip() for v in self.variants if v.strip())) or None

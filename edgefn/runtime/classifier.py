@@ -13,7 +13,7 @@ import numpy as np
 
 from edgefn import runs
 from edgefn.core.environment import check_threads
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.runtime.inference import (
     CPU,
     OPENVINO,
@@ -186,10 +186,10 @@ def resolve_max_length(
         )
     if max_length is not None:
         if max_length < 2:
-            raise EdgefnError(f"--max-length must be at least 2, got {max_length}")
+            raise ConfigError("max_length", f"must be at least 2, got {max_length}")
         if limit and max_length > limit:
-            raise EdgefnError(
-                f"--max-length {max_length} exceeds the model's max_position_embeddings ({limit})"
+            raise ConfigError(
+                "max_length", f"{max_length} exceeds the model's max_position_embeddings ({limit})"
             )
         return max_length
     chosen = manifest.get("max_length")
@@ -243,7 +243,7 @@ class Classifier:
         manifest: dict[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
-            raise EdgefnError(f"--batch-size must be a positive integer, got {batch_size}")
+            raise ConfigError("batch_size", f"must be a positive integer, got {batch_size}")
         self.runner = runner
         self.encoder = encoder
         self.id2label = id2label

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgefn import runs
 from edgefn.core import outputs
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.metrics import (
     calibration,
     classification_metrics,
@@ -24,7 +24,7 @@ from edgefn.core.metrics import (
 )
 from edgefn.data.catalog import DataOptions, Split, load_data
 from edgefn.runs import RunFolder
-from edgefn.runtime.classifier import Classifier, OodThreshold, ood_scores, write_ood
+from edgefn.runtime.classifier import OOD_SCORES, Classifier, OodThreshold, ood_scores, write_ood
 from edgefn.runtime.inference import softmax
 
 EVAL_SPLITS = ("test", "all")
@@ -52,11 +52,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         self.model = Path(self.model)
         if self.split not in EVAL_SPLITS:
-            raise EdgefnError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
+            raise ConfigError("split", f"must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
         if self.samples is not None and self.samples <= 0:
-            raise EdgefnError(f"--samples must be positive, got {self.samples}")
-        if self.ood_score not in ("energy", "msp"):
-            raise EdgefnError(f"unknown OOD score {self.ood_score!r}; use energy or msp")
+            raise ConfigError("samples", f"must be positive, got {self.samples}")
+        if self.ood_score not in OOD_SCORES:
+            raise ConfigError("ood_score", f"unknown score {self.ood_score!r}; use {' or '.join(OOD_SCORES)}")
 
 
 @dataclass
@@ -91,10 +91,11 @@ def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
         clf.fingerprint = runs.files_fingerprint(hashes)
         return clf, PYTORCH, run.path
     if not path.exists():
-        raise EdgefnError(f"--model {path} does not exist")
-    raise EdgefnError(
-        f"--model {path} is neither a run folder (with {runs.CHECKPOINT}/) nor an exported variant "
-        f"(with {runs.ONNX_FILE}); e.g. RUN or RUN/{runs.ONNX_DIR}/int8-dynamic"
+        raise ConfigError("model", f"{path} does not exist")
+    raise ConfigError(
+        "model",
+        f"{path} is neither a run folder (with {runs.CHECKPOINT}/) nor an exported variant "
+        f"(with {runs.ONNX_FILE}); e.g. RUN or RUN/{runs.ONNX_DIR}/int8-dynamic",
     )
 
 

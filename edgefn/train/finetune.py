@@ -14,7 +14,7 @@ from typing import Any
 from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.environment import library_versions
-from edgefn.core.errors import EdgefnError, disk_faults
+from edgefn.core.errors import ConfigError, EdgefnError, disk_faults
 from edgefn.core.metrics import (
     classification_metrics,
     metrics_by_group,
@@ -63,7 +63,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         if self.init not in INIT_CHOICES:
-            raise EdgefnError(f"unknown --init {self.init!r}; choose one of {', '.join(INIT_CHOICES)}")
+            raise ConfigError("init", f"unknown {self.init!r}; choose one of {', '.join(INIT_CHOICES)}")
         for name in (
             "epochs",
             "batch_size",
@@ -75,18 +75,21 @@ class FinetuneConfig:
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise EdgefnError(f"--{name.replace('_', '-')} must be positive, got {value}")
+                raise ConfigError(name, f"must be positive, got {value}")
         if self.max_length is not None and self.max_length < MIN_MAX_LENGTH:
-            raise EdgefnError(
-                f"--max-length {self.max_length} leaves no room for text after the model's special tokens; "
-                f"use at least {MIN_MAX_LENGTH}"
+            raise ConfigError(
+                "max_length",
+                f"{self.max_length} leaves no room for text after the model's special tokens; "
+                f"use at least {MIN_MAX_LENGTH}",
             )
         if self.seed < 0:
-            raise EdgefnError(f"--seed must be a non-negative integer, got {self.seed}")
+            raise ConfigError("seed", f"must be a non-negative integer, got {self.seed}")
         if self.lr is not None and not 0 < self.lr < 1:
-            raise EdgefnError(f"--lr must be in (0, 1), got {self.lr}")
+            raise ConfigError("lr", f"must be in (0, 1), got {self.lr}")
         if self.resume and self.overwrite:
-            raise EdgefnError("--resume and --overwrite exclude each other")
+            raise ConfigError(
+                "resume", "excludes overwrite (continue the run, or replace it)", ("overwrite",)
+            )
 
     def resolved(self, preset: ModelPreset) -> FinetuneConfig:
         """A copy with the preset's defaults filled in and the run folder decided."""
@@ -179,7 +182,7 @@ def _check_model(model: Any, cfg: FinetuneConfig) -> None:
     assert cfg.max_length is not None
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions is not None and cfg.max_length > positions:
-        raise EdgefnError(f"--max-length {cfg.max_length} is over the model's {positions} positions")
+        raise ConfigError("max_length", f"{cfg.max_length} is over the model's {positions} positions")
     if cfg.check_model is not None:
         cfg.check_model(model.config, cfg.max_length)
 
