@@ -15,6 +15,7 @@ from edgefn.runtime.inference import CPU
 from edgefn.train.finetune import FinetuneConfig
 
 Progress = Callable[[str], None]
+RUN_SCHEMES = ("int8-dynamic", "int8-static")  # what `edgefn run` exports after fp32 unless told otherwise
 
 
 @dataclass
@@ -22,9 +23,7 @@ class PipelineConfig:
     """The three stages' configs; the run folder of the fine-tune stage is used by the other two."""
 
     finetune: FinetuneConfig
-    export: ExportConfig = field(
-        default_factory=lambda: ExportConfig(schemes=("int8-dynamic", "int8-static"))
-    )
+    export: ExportConfig = field(default_factory=lambda: ExportConfig(schemes=RUN_SCHEMES))
     bench: BenchConfig = field(default_factory=BenchConfig)
 
 
@@ -91,9 +90,7 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
             run_dir=run_dir,
             overwrite=True,
         ),
-        export=ExportConfig(
-            schemes=("int8-dynamic", "int8-static"), calibration_samples=128, threads=threads
-        ),
+        export=ExportConfig(schemes=RUN_SCHEMES, calibration_samples=128, threads=threads),
         bench=BenchConfig(
             batch_sizes=(1, 8, 32),
             providers=(CPU,),

@@ -112,7 +112,7 @@ def test_cli_eval_and_bad_model(run: Path, shared_data: Path, tmp_path: Path):
     """`edgefn eval` prints in-domain beside new figures and writes the folder; a bad --model exits 2."""
     res = CliRunner().invoke(
         main,
-        ["eval", "--model", str(run), "--data", str(shared_data / "isot" / "titles"), "--samples", "60"],
+        ["eval", "--model", str(run), "--data", str(shared_data / "isot" / "titles"), "--max-samples", "60"],
     )
     assert res.exit_code == 0, res.output
     assert "isot (test)" in res.output and "balanced accuracy" in res.output

@@ -362,10 +362,10 @@ def test_scheme_registry_aliases_and_unknown():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"optimize": "O9"}, "unknown --optimize 'O9'"),
-        ({"target": "sse"}, "unknown --target 'sse'; known targets: avx2"),
-        ({"calibration_method": "kl"}, "unknown --calibration-method 'kl'"),
-        ({"calibration_samples": 0}, "calibration-samples must be a positive integer"),
+        ({"optimize": "O9"}, "optimize: unknown level 'O9'"),
+        ({"target": "sse"}, "target: unknown CPU target 'sse'; known targets: avx2"),
+        ({"calibration_method": "kl"}, "calibration_method: unknown method 'kl'"),
+        ({"calibration_samples": 0}, "calibration_samples: must be a positive integer"),
     ],
 )
 def test_bad_config_values(kwargs, message):
@@ -483,7 +483,7 @@ def test_cli_export_prints_table(tiny_run_factory, tmp_path):
     "args, message",
     [
         (["--quantize", "int4"], "unknown quantization scheme 'int4'"),
-        (["--optimize", "O7"], "unknown --optimize 'O7'"),
+        (["--optimize", "O7"], "'O7' is not one of 'O1', 'O2', 'O3', 'none'"),
     ],
 )
 def test_cli_bad_input_exit_code_2(tiny_run_factory, tmp_path, args, message):

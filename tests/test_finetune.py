@@ -131,7 +131,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
             ["finetune", "test-tiny-bert", "--data", "sample", "--max-length", "4096"],
             "over the model's 512 positions",
         ),
-        (["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "0"], "--epochs must be positive"),
+        (["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "0"], "--epochs: must be positive"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(

@@ -167,13 +167,13 @@ def _assert_one_line_error(result, message: str, run: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "watch"], "unknown --target 'watch'; choose one of web, mobile"),
-        (["--target", "web", "--variant", "int9"], "unknown variant int9"),
+        (["--target", "watch"], "'watch' is not one of 'web', 'mobile'"),
+        (["--target", "web", "--variants", "int9"], "unknown variant int9"),
         (
-            ["--target", "web", "--variant", "int8-dynamic,int8-static"],
+            ["--target", "web", "--variants", "int8-dynamic,int8-static"],
             "would all be onnx/model_quantized.onnx",
         ),
-        (["--target", "web", "--variant", "int8-dynamic"], "does not run correctly in onnxruntime-web"),
+        (["--target", "web", "--variants", "int8-dynamic"], "does not run correctly in onnxruntime-web"),
         (["--target", "web", "--browser-check"], "EDGEFN_CHROMIUM=/no/chromium does not exist"),
     ],
 )

@@ -6,7 +6,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import click
+
 from edgefn import runs
+from edgefn.cli.errors import user_errors
+from edgefn.cli.options import use
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 
@@ -221,3 +225,17 @@ def format_run(d: dict[str, Any]) -> str:
     lines += _format_variants(d["variants"], d["incomplete_variants"])
     lines += _format_bench(d["bench"])
     return "\n".join(lines)
+
+
+@click.command()
+@use(("--run-dir", "--json"))
+@user_errors
+def show(run_dir: Path | None, as_json: bool) -> None:
+    """Print a run folder's stages, variants and headline numbers (default: the most recent run)."""
+    import json
+
+    run, picked = runs.resolve_run_dir(run_dir)
+    if picked:
+        click.echo(f"(most recent run: {run})", err=True)
+    d = describe_run(run)
+    click.echo(json.dumps(d, indent=2) if as_json else format_run(d))
