@@ -75,7 +75,9 @@ class BenchConfig:
                 raise ConfigError(name, f"must be between 2 and {MAX_SEQ_LEN}, got {value}")
         if not (self.real_lengths or self.fixed_shape):
             raise ConfigError(
-                "fixed_shape", "nothing to measure: enable fixed_shape or real_lengths", ("real_lengths",)
+                "fixed_shape",
+                "nothing to measure: enable fixed_shape or real_lengths",
+                ("fixed_shape", "real_lengths"),
             )
         if self.samples is not None and self.samples <= 0:
             raise ConfigError("samples", f"must be positive, got {self.samples}")

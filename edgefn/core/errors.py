@@ -24,7 +24,7 @@ class EdgefnError(Exception):
 class ConfigError(EdgefnError):
     """A refused config value, named by its field ("optimize: unknown level 'O9'"); the CLI names the flag.
 
-    `related` lists the other fields the detail mentions by name, for the CLI to translate too."""
+    `related` lists the fields the detail mentions by name (the CLI names their flags there too)."""
 
     def __init__(self, field: str, detail: str, related: tuple[str, ...] = ()) -> None:
         super().__init__(f"{field}: {detail}")
