@@ -140,3 +140,19 @@ def test_python_api_errors_name_the_field():
     assert e.value.field == "target"
     with pytest.raises(ConfigError, match=r"^samples: must be positive"):
         BenchConfig(samples=0)
+
+
+def test_bench_max_length_is_the_token_limit():
+    """bench's --max-length is eval's and predict's: it truncates real texts and sizes fixed-shape inputs;
+    without it both follow the run (the API's explicit seq_len still sets the fixed shape alone)."""
+    from edgefn.bench.benchmark import BenchConfig, resolve_lengths
+
+    assert (resolve_lengths(BenchConfig(), 64).max_length, resolve_lengths(BenchConfig(), 64).seq_len) == (
+        64,
+        64,
+    )
+    given = resolve_lengths(BenchConfig(max_length=32), 64)
+    assert (given.max_length, given.seq_len) == (32, 32)
+    seeds = resolve_lengths(BenchConfig(seq_len=512), 128)
+    assert (seeds.max_length, seeds.seq_len) == (128, 512)
+    assert resolve_lengths(BenchConfig(), None).seq_len == 128
