@@ -738,7 +738,7 @@ def _is_bench_worker(proc) -> bool:
     import psutil
 
     try:
-        return "bench_worker" in " ".join(proc.cmdline()) and proc.status() != psutil.STATUS_ZOMBIE
+        return "edgefn.bench.worker" in " ".join(proc.cmdline()) and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:  # gone, or a zombie, between listing and asking
         return False
 
