@@ -1,10 +1,9 @@
-"""The run-folder contract: `RunFolder` and the file names, JSON I/O, hashes, lock and replacement rules behind it.
+"""The run-folder contract: `RunFolder` and the file names, JSON I/O, hashes, lock and replacement rules behind it."""
 
-One module per job: `layout` (every name inside a run), `jsonio` (atomic JSON writes, strict readers),
-`hashing` (file hashes, a variant's model files), `variants` (export.json read and checked), `state` (run.json),
-`lock` (one writer at a time), `replace` (what edgefn may replace), `splits` (data/*.jsonl), `folder`
-(`RunFolder`). `from edgefn import runs; runs.X` reaches every public name.
-"""
+# One module per job: `layout` (every name inside a run), `jsonio` (atomic JSON writes, strict readers),
+# `hashing` (file hashes, a variant's model files), `variants` (export.json read and checked), `state` (run.json),
+# `lock` (one writer at a time), `replace` (what edgefn may replace), `splits` (data/*.jsonl), `folder`
+# (`RunFolder`), `manifests` (the typed records). `from edgefn import runs; runs.X` reaches every public name.
 
 from edgefn.runs.folder import FINETUNE_FIELDS, RunFolder
 from edgefn.runs.hashing import (
