@@ -5,7 +5,7 @@
 # `lock` (one writer at a time), `replace` (what edgefn may replace), `splits` (data/*.jsonl), `folder`
 # (`RunFolder`), `manifests` (the typed records). `from edgefn import runs; runs.X` reaches every public name.
 
-from edgefn.runs.folder import FINETUNE_FIELDS, RunFolder
+from edgefn.runs.folder import RunFolder
 from edgefn.runs.hashing import (
     dir_size_mb,
     file_size_mb,
@@ -70,6 +70,14 @@ from edgefn.runs.layout import (
     TRAINER_DIR,
 )
 from edgefn.runs.lock import check_writable_dir, first_symlink, run_lock
+from edgefn.runs.manifests import (
+    EvalManifest,
+    FinetuneManifest,
+    Manifest,
+    PackageManifest,
+    RunManifest,
+    VariantManifest,
+)
 from edgefn.runs.replace import (
     atomic_dir,
     foreign_entry,
@@ -93,7 +101,6 @@ from edgefn.runs.state import (
     write_run_manifest,
 )
 from edgefn.runs.variants import (
-    VARIANT_FIELDS,
     hash_status,
     incomplete_variants,
     list_variants,
@@ -116,8 +123,10 @@ __all__ = [
     # hashing
     "dir_size_mb", "file_size_mb", "files_fault", "files_fingerprint", "hash_files", "model_file", "model_files",
     "model_fingerprint", "model_record", "required_files", "sha256_dir", "sha256_file",
+    # manifests
+    "EvalManifest", "FinetuneManifest", "Manifest", "PackageManifest", "RunManifest", "VariantManifest",
     # variants
-    "VARIANT_FIELDS", "hash_status", "incomplete_variants", "list_variants", "read_variant_manifest",
+    "hash_status", "incomplete_variants", "list_variants", "read_variant_manifest",
     "reexport_hint", "verify_variant",
     # state, lock, replace
     "enclosing_run", "find_latest_run", "is_run", "refuse_output_in_run", "refuse_unfinished_run_of",
@@ -127,5 +136,5 @@ __all__ = [
     "replacing_run", "staging_dir",
     # splits, folder
     "Split", "read_split_jsonl", "write_split_jsonl",
-    "FINETUNE_FIELDS", "RunFolder",
+    "RunFolder",
 ]  # fmt: skip

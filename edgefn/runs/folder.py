@@ -12,7 +12,7 @@ from typing import Any
 from edgefn.core import outputs
 from edgefn.core.errors import EdgefnError
 from edgefn.runs.hashing import files_fault, hash_files, valid_hashes
-from edgefn.runs.jsonio import JsonType, json_field, read_json_object, read_optional_json
+from edgefn.runs.jsonio import json_field, read_optional_json
 from edgefn.runs.layout import (
     BENCH_DIR,
     BENCH_FILES,
@@ -34,18 +34,11 @@ from edgefn.runs.layout import (
     SPLIT_NAMES,
 )
 from edgefn.runs.lock import run_lock
+from edgefn.runs.manifests import FinetuneManifest, RunManifest, VariantManifest
 from edgefn.runs.replace import is_eval_dir
 from edgefn.runs.splits import Split, read_split_jsonl, write_split_jsonl
 from edgefn.runs.state import resolve_run_dir, run_status, write_run_manifest
 from edgefn.runs.variants import incomplete_variants, list_variants, verify_variant
-
-FINETUNE_FIELDS: dict[str, JsonType] = {
-    "preset": str,
-    "init": str,
-    "max_length": int,
-    "data": str,
-    "settings": dict,
-}
 
 
 @dataclass(frozen=True)
@@ -195,7 +188,7 @@ class RunFolder:
     def mark_complete(self, **info: Any) -> None:
         """The fine-tune's last write: every checkpoint file's SHA-256 into run.json, the run marked complete."""
         hashes = hash_files(self.checkpoint, manifest=None)
-        write_run_manifest(self.path, RUN_COMPLETE, **info, **{CHECKPOINT_HASHES: hashes})
+        write_run_manifest(self.path, RUN_COMPLETE, **info, checkpoint_sha256=hashes)
 
     def verify_checkpoint(self) -> dict[str, str]:
         """The checkpoint's file hashes recorded in run.json by the fine-tune, after checking every file of
@@ -203,8 +196,7 @@ class RunFolder:
         fix = self.retrain_hint()
         if not self.checkpoint.is_dir():
             raise EdgefnError(f"no checkpoint folder {self.checkpoint}; run `edgefn finetune` first")
-        fields: dict[str, JsonType] = {CHECKPOINT_HASHES: dict}
-        files = read_optional_json(self.manifest, fields, fix).get(CHECKPOINT_HASHES)
+        files = self.read_manifest(fix).checkpoint_sha256
         if not files:
             raise EdgefnError(
                 f"{self.path} records no hashes of its {CHECKPOINT}/ in {RUN_MANIFEST} (a run made by an older "
@@ -241,14 +233,18 @@ class RunFolder:
 
     # --- records ---
 
-    def read_finetune_config(self) -> dict[str, Any]:
-        """finetune_config.json (required), its fields' types checked."""
-        config = read_json_object(self.finetune_config, FINETUNE_FIELDS, fix=self.retrain_hint())
-        if config.get("max_length", 2) < 2:
-            raise EdgefnError(
-                f"{self.finetune_config}: 'max_length' must be at least 2; {self.retrain_hint()}"
-            )
-        return config
+    def read_manifest(self, fix: str = "") -> RunManifest:
+        """run.json, its fields' types checked; an empty record when the folder has none."""
+        if not os.path.lexists(self.manifest):
+            return RunManifest()
+        return RunManifest.read(self.manifest, fix)
+
+    def read_finetune_config(self, required: bool = True) -> FinetuneManifest:
+        """finetune_config.json, its fields' types checked; when absent, refused, or an empty record when
+        not `required`."""
+        if not required and not os.path.lexists(self.finetune_config):
+            return FinetuneManifest()
+        return FinetuneManifest.read(self.finetune_config, self.retrain_hint())
 
     def read_metrics(self) -> dict[str, Any]:
         """metrics.json, or {} before the fine-tune finished."""
@@ -256,9 +252,7 @@ class RunFolder:
 
     def max_length(self, default: int) -> int:
         """The fine-tuning token limit recorded in finetune_config.json, else `default`."""
-        if not os.path.lexists(self.finetune_config):
-            return default
-        return int(self.read_finetune_config().get("max_length") or default)
+        return self.read_finetune_config(required=False).max_length or default
 
     # --- variants ---
 
@@ -275,6 +269,6 @@ class RunFolder:
     def incomplete_variants(self) -> list[str]:
         return incomplete_variants(self.path)
 
-    def verify_variant(self, name: str) -> dict[str, Any]:
+    def verify_variant(self, name: str) -> VariantManifest:
         """A variant's manifest, after checking its files against the recorded hashes."""
         return verify_variant(self.variant_dir(name))

@@ -15,6 +15,10 @@ from edgefn.core.errors import EdgefnError
 
 
 def to_jsonable(obj: Any) -> Any:
+    """`obj` as JSON values: a record that knows its JSON form (`to_dict`, the manifests) gives it, other
+    dataclasses all their fields; paths become strings, numpy and torch scalars numbers."""
+    if callable(getattr(obj, "to_dict", None)) and not isinstance(obj, type):
+        return to_jsonable(obj.to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
     if isinstance(obj, dict):

@@ -17,7 +17,6 @@ from edgefn.runs.layout import (
     BENCH_DIR,
     BENCH_FILES,
     CHECKPOINT,
-    CHECKPOINT_HASHES,
     CONFUSION_MATRIX_PNG,
     DATA_DIR,
     ERRORS_CSV,
@@ -104,7 +103,8 @@ def foreign_entry(run_dir: Path) -> Path | None:
     """The first thing in a run folder that edgefn did not write (a user's notes, a folder of the user's in
     onnx/ or eval/, a file added to a variant), or None when replacing the run deletes nothing of the user's."""
     run_dir = Path(run_dir)
-    recorded = (run_manifest(run_dir) or {}).get(CHECKPOINT_HASHES)
+    record = run_manifest(run_dir)
+    recorded = record.checkpoint_sha256 if record else None
     splits = {f"{n}.jsonl" for n in SPLIT_NAMES}
     own: dict[str, Callable[[Path], Path | None]] = {
         ONNX_DIR: lambda p: _first_foreign(p, is_manifested_dir),

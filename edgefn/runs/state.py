@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -10,8 +11,9 @@ from typing import Any
 
 from edgefn.core import outputs
 from edgefn.core.errors import EdgefnError
-from edgefn.runs.jsonio import read_optional_json, write_json
+from edgefn.runs.jsonio import write_json
 from edgefn.runs.layout import ARTIFACTS_DIR, CHECKPOINT, ONNX_DIR, RUN_COMPLETE, RUN_MANIFEST, RUN_TRAINING
+from edgefn.runs.manifests import RunManifest
 
 
 def find_latest_run(root: Path = ARTIFACTS_DIR) -> Path:
@@ -44,21 +46,19 @@ def run_status(folder: Path) -> str | None:
     record = run_manifest(folder)
     if record is None:
         return None
-    return "complete" if record["status"] == RUN_COMPLETE else "unfinished"
+    return "complete" if record.status == RUN_COMPLETE else "unfinished"
 
 
-def run_manifest(folder: Path) -> dict[str, Any] | None:
+def run_manifest(folder: Path) -> RunManifest | None:
     """The run.json of an edgefn run folder, or None when the folder holds no manifest of edgefn's schema."""
     path = Path(folder) / RUN_MANIFEST
     if path.is_symlink() or not path.is_file():
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        record = RunManifest.from_dict(json.loads(path.read_text(encoding="utf-8")), path)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, EdgefnError):
         return None
-    if not isinstance(value, dict) or value.get("edgefn_run") != 1:
-        return None
-    return value if value.get("status") in (RUN_COMPLETE, RUN_TRAINING) else None
+    return record if record.edgefn_run == 1 and record.status in (RUN_COMPLETE, RUN_TRAINING) else None
 
 
 def refuse_unfinished_run_of(variant: Path) -> None:
@@ -103,12 +103,13 @@ def is_run(folder: Path) -> bool:
 
 
 def write_run_manifest(folder: Path, status: str, **info: Any) -> None:
-    """Mark a run folder as edgefn's, training or complete (the fine-tune's first and last write)."""
+    """Mark a run folder as edgefn's, training or complete (the fine-tune's first and last write); `info`
+    sets other fields of `RunManifest` (preset, data, checkpoint_sha256)."""
     path = Path(folder) / RUN_MANIFEST
-    record: dict[str, Any] = read_optional_json(path) if path.is_file() else {"edgefn_run": 1}
+    record = RunManifest.read(path) if path.is_file() else RunManifest(edgefn_run=1)
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    record.update(info, status=status, updated=now)
-    record.setdefault("started", now)
-    if status == RUN_COMPLETE:
-        record["completed"] = now
+    completed = now if status == RUN_COMPLETE else record.completed
+    record = dataclasses.replace(
+        record, **info, status=status, updated=now, started=record.started or now, completed=completed
+    )
     write_json(path, record)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from edgefn.core.errors import EdgefnError
 from edgefn.runs.hashing import files_fault, model_file, required_files, valid_hashes
-from edgefn.runs.jsonio import JsonType, read_json_object
 from edgefn.runs.layout import EXPORT_MANIFEST, ONNX_DIR, PEERS_DIR
+from edgefn.runs.manifests import VariantManifest
 
 
 def list_variants(run_dir: Path) -> list[Path]:
@@ -36,20 +35,7 @@ def reexport_hint(folder: Path) -> str:
     return "re-export it with `edgefn export --run-dir RUN --overwrite` and use RUN/onnx/<variant>"
 
 
-# The fields of export.json the loaders read, with their JSON types (every variant and peer records them).
-VARIANT_FIELDS: dict[str, JsonType] = {
-    "files_sha256": dict,
-    "model_sha256": str,
-    "variant": str,
-    "scheme": str,
-    "precision": str,
-    "runtime": str,
-    "max_length": int,
-    "execution_providers": list,
-}
-
-
-def read_variant_manifest(folder: Path) -> dict[str, Any]:
+def read_variant_manifest(folder: Path) -> VariantManifest:
     """A variant's export.json, its shape checked; a missing one, a symlink, FIFO or folder in its place, or
     one of another shape is refused with the re-export command (nothing is served unverified)."""
     folder = Path(folder)
@@ -58,23 +44,17 @@ def read_variant_manifest(folder: Path) -> dict[str, Any]:
         raise EdgefnError(
             f"{folder} has no {EXPORT_MANIFEST}, so its files cannot be checked against their hashes; {fix}"
         )
-    manifest = read_json_object(path, VARIANT_FIELDS, fix=fix, follow_symlinks=False)
-    providers = manifest.get("execution_providers", [])
-    length = manifest.get("max_length", 2)
-    if not all(isinstance(p, str) for p in providers) or length < 2:
-        bad = "max_length" if length < 2 else "execution_providers"
-        raise EdgefnError(f"{path}: {bad!r} holds an invalid value; {fix}")
-    return manifest
+    return VariantManifest.read(path, fix, follow_symlinks=False)
 
 
-def _variant_fault(folder: Path, manifest: dict[str, Any]) -> tuple[str, str] | None:
+def _variant_fault(folder: Path, manifest: VariantManifest) -> tuple[str, str] | None:
     """("MISSING" | "MISMATCH" | "UNRECORDED", one line) for the first fault of a variant's files, else None."""
     path, fix = folder / EXPORT_MANIFEST, reexport_hint(folder)
     if not model_file(folder).is_file():
         return "MISSING", f"{model_file(folder)} is missing; {fix}"
-    if not valid_hashes(manifest.get("files_sha256") or {}):
+    files = dict(manifest.files_sha256 or {})
+    if not valid_hashes(files):
         return "UNRECORDED", f"{path}: 'files_sha256' is not a record of file names and SHA-256 hashes; {fix}"
-    files = dict(manifest.get("files_sha256") or {})
     unrecorded = [n for n in required_files(folder) if n not in files]
     if unrecorded:
         return (
@@ -84,13 +64,14 @@ def _variant_fault(folder: Path, manifest: dict[str, Any]) -> tuple[str, str] | 
     return files_fault(folder, files, path, fix, EXPORT_MANIFEST)
 
 
-def hash_status(folder: Path, manifest: dict[str, Any]) -> str:
-    """OK, MISMATCH, MISSING (a recorded file or model.onnx is gone) or UNRECORDED (no hashes) for a variant."""
-    fault = _variant_fault(Path(folder), manifest if isinstance(manifest, dict) else {})
+def hash_status(folder: Path, manifest: VariantManifest | None) -> str:
+    """OK, MISMATCH, MISSING (a recorded file or model.onnx is gone) or UNRECORDED (no hashes, or no readable
+    manifest) for a variant."""
+    fault = _variant_fault(Path(folder), manifest or VariantManifest())
     return "OK" if fault is None else fault[0]
 
 
-def verify_variant(folder: Path) -> dict[str, Any]:
+def verify_variant(folder: Path) -> VariantManifest:
     """Read a variant's export.json and check every file it needs (model, config, tokenizer) against the
     hashes recorded there; a manifest without them, or a file not recorded, is refused (a flipped id2label
     would invert labels)."""

@@ -72,7 +72,7 @@ def prepare_run_dir(cfg: FinetuneConfig, resume_hint: bool = True) -> str:
                 "would delete; move them out of the run, or choose another --run-dir"
             )
         return "replace"
-    saved = runs.read_optional_json(run.finetune_config).get("settings", {})
+    saved = run.read_finetune_config(required=False).settings or {}
     if cfg.resume:
         if saved != cfg.identity():
             diff = sorted(
@@ -220,17 +220,15 @@ def _finetune_into(cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetB
         runs.write_run_manifest(
             run.path, runs.RUN_TRAINING, preset=get_preset(cfg.preset).name, data=cfg.data
         )
-        runs.write_json(
-            run.finetune_config,
-            {
-                "preset": get_preset(cfg.preset).name,
-                "init": loaded.init,
-                "max_length": cfg.max_length,
-                "data": cfg.data,
-                "weights_source": loaded.source,
-                "settings": cfg.identity(),
-            },
+        config = runs.FinetuneManifest(
+            preset=get_preset(cfg.preset).name,
+            init=loaded.init,
+            max_length=cfg.max_length,
+            data=cfg.data,
+            weights_source=loaded.source,
+            settings=cfg.identity(),
         )
+        runs.write_json(run.finetune_config, config)
     trainer, stats = train(cfg, loaded, data, build)
     preds, prob_fake = predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
     metrics = {}
