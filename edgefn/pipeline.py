@@ -57,12 +57,10 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     start = time.perf_counter()
     say(f"[1/3] fine-tuning {cfg.finetune.preset} on {cfg.finetune.data}")
     ft = finetune(
-        dataclasses.replace(
-            cfg.finetune,
-            resume_hint=False,  # `edgefn run` has no --resume
-            # the bench settings are checked against the model before training, not after it
-            check_model=lambda config, max_length: check_fits(config.to_dict(), cfg.bench, max_length),
-        )
+        cfg.finetune,
+        resume_hint=False,  # `edgefn run` has no --resume
+        # the bench settings are checked against the model before training, not after it
+        check_model=lambda config, max_length: check_fits(config.to_dict(), cfg.bench, max_length),
     )
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -137,11 +137,11 @@ def _calls(name: str) -> dict[str, int]:
         ("from_file", {"runtime.inference"}),  # the fast tokenizer is loaded in one place
         ("encode_batch", {"runtime.inference"}),  # ... and tokenises in one place
         ("precision_recall_fscore_support", {"core.metrics"}),  # one metrics function
-        # models and tokenizers load in presets / reference / data; export and peers open Optimum's
+        # models and tokenizers load in weights / reference / data; export and peers open Optimum's
         # ORTOptimizer / ORTQuantizer on a graph folder
         (
             "from_pretrained",
-            {"core.presets", "engines.reference", "data.catalog", "export.exporter", "bench.peers"},
+            {"core.weights", "engines.reference", "data.catalog", "export.exporter", "bench.peers"},
         ),
     ],
 )

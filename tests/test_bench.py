@@ -255,9 +255,9 @@ def test_cuda_fallback_detected_from_profile():
 def test_provider_planning_with_gpu_present(exported_run):
     """With CUDA in onnxruntime and a GPU, every variant runs on both; fp16 is refused on CPU only."""
     variants = {
-        "pytorch": (RunFolder(exported_run).checkpoint, {}),
-        "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
-        "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]}),
+        "pytorch": (RunFolder(exported_run).checkpoint, runs.VariantManifest()),
+        "int8-dynamic": (exported_run / "onnx/int8-dynamic", runs.VariantManifest(scheme="int8-dynamic")),
+        "fp16": (exported_run / "onnx/fp32", runs.VariantManifest(scheme="fp16", execution_providers=[CUDA])),
     }
     targets = plan_targets(variants, (CPU, CUDA), [CUDA, CPU], gpu=True)
     status = {(t.variant, t.provider): (t.status, t.reason) for t in targets}

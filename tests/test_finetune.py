@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from edgefn import runs
 from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError
-from edgefn.core.presets import count_parameters, get_preset, list_presets, load_model
+from edgefn.core.presets import count_parameters, get_preset, list_presets
+from edgefn.core.weights import load_model
 from edgefn.data.catalog import load_data
 from edgefn.runs import RunFolder
 from edgefn.train.finetune import FinetuneConfig, finetune

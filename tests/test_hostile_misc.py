@@ -22,7 +22,7 @@ from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError, disk_faults
 from edgefn.package import webbuild
 from edgefn.runs import RunFolder, read_split_jsonl
-from edgefn.train.finetune import TRAINER_STATE, drop_incomplete_checkpoints
+from edgefn.train.trainer import TRAINER_STATE, drop_incomplete_checkpoints
 from tests.test_bad_input import _snapshot
 
 UNDER_CI = os.environ.get("CI", "").lower() == "true"

@@ -246,7 +246,7 @@ def test_quantised_variants_match_export_figures(variant, clf, scheme):
     ref = clf.predict_logits(val.texts)
     accuracy = float((got.argmax(-1) == np.array(val.labels)).mean())
     manifest = runtime.manifest
-    assert abs(accuracy - manifest["validation_accuracy"]) <= 1 / len(val) + 1e-9  # at most one text differs
+    assert abs(accuracy - manifest.validation_accuracy) <= 1 / len(val) + 1e-9  # at most one text differs
     assert 0.05 < ref.argmax(-1).mean() < 0.95  # the tiny model does not predict one class only
     assert (got.argmax(-1) == ref.argmax(-1)).mean() >= 0.97
     assert got.dtype == np.float32 and np.abs(got - ref).max() <= 0.5

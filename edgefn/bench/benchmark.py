@@ -149,7 +149,7 @@ def _unavailable_reason(provider: str, available: list[str], gpu: bool) -> str |
 
 
 def plan_targets(
-    variants: dict[str, tuple[Path, dict[str, Any]]],
+    variants: dict[str, tuple[Path, runs.VariantManifest]],
     providers: tuple[str, ...],
     available: list[str],
     gpu: bool,
@@ -157,14 +157,14 @@ def plan_targets(
     """Every variant on every requested provider, marked unavailable (with a reason) where it cannot run.
 
     Args:
-        variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, {}).
+        variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, an empty manifest).
         providers: requested ONNX Runtime provider names.
         available: onnxruntime.get_available_providers().
         gpu: whether a CUDA GPU is present.
     """
     targets = []
     for name, (folder, manifest) in variants.items():
-        scheme = "fp32" if name == REFERENCE else str(manifest.get("scheme", name))
+        scheme = "fp32" if name == REFERENCE else manifest.scheme or name
         for provider in providers:
             if name == REFERENCE:
                 device = TORCH_DEVICE.get(provider)
@@ -175,7 +175,7 @@ def plan_targets(
                     Target(name, device, folder, scheme, "unavailable" if reason else "pending", reason)
                 )
                 continue
-            meant_for = manifest.get("execution_providers") or [CPU]
+            meant_for = manifest.execution_providers or [CPU]
             if OPENVINO in meant_for:  # OpenVINO's own runtime, on the CPU
                 if provider == CPU:
                     hint = openvino_available()
@@ -191,7 +191,7 @@ def plan_targets(
     return targets
 
 
-def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, dict[str, Any]]]:
+def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, runs.VariantManifest]]:
     """The requested variants, each checked against its recorded hash; "pytorch" is the checkpoint."""
     folders = {p.name: p for p in run.variants()}
     for name in sorted(set(cfg.variants or ()) & set(run.incomplete_variants())):  # no export.json
@@ -209,7 +209,7 @@ def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, d
         wanted = [v for v in wanted if v != REFERENCE]
     if not wanted:
         raise EdgefnError("no variants left to benchmark")
-    out: dict[str, tuple[Path, dict[str, Any]]] = {}
+    out: dict[str, tuple[Path, runs.VariantManifest]] = {}
     for name in wanted:
         if name == REFERENCE:
             checkpoint = run.checkpoint
@@ -219,7 +219,7 @@ def select_variants(run: RunFolder, cfg: BenchConfig) -> dict[str, tuple[Path, d
                     "checkpoint (or pass --variants without pytorch)"
                 )
             run.verify_checkpoint()
-            out[name] = (checkpoint, {})
+            out[name] = (checkpoint, runs.VariantManifest())
         else:
             out[name] = (folders[name], runs.verify_variant(folders[name]))
     return out
@@ -457,7 +457,7 @@ def check_fits(config: dict[str, Any], cfg: BenchConfig, max_length: int | None)
     return max_length
 
 
-def _flops_models(variants: dict[str, tuple[Path, dict[str, Any]]], say: Progress) -> dict[str, Any]:
+def _flops_models(variants: dict[str, tuple[Path, runs.VariantManifest]], say: Progress) -> dict[str, Any]:
     """Per-sample FLOPs of the model, counted once on the fp32 graph where there is one: every variant
     computes the same products (quantized graphs also hide some shapes behind their quantize nodes)."""
     from edgefn.bench.measure import fit_flops_model

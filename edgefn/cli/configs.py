@@ -40,7 +40,7 @@ def name_list(value: str | None, option: str) -> tuple[str, ...] | None:
 def make_data_options(opts: dict[str, Any]) -> Any:
     """DataOptions from the DATA group's values (and --seed, 42 where the command has none)."""
     from edgefn.data.catalog import DataOptions
-    from edgefn.data.dataprep import check_rules
+    from edgefn.data.cleaning import check_rules
 
     rules = split_list(opts.get("clean_rules")) or ()
     check_rules(rules)

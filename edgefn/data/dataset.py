@@ -20,7 +20,7 @@ class DataOptions:
     """How to read a dataset: generic-file columns, the fake label value, cleaning, split seed.
 
     `strict` refuses rows without a label instead of dropping and counting them; `clean_rules` names the
-    cleaning rules (`dataprep.CLEAN_RULES`) for generic files, or replaces a named dataset's defaults;
+    cleaning rules (`cleaning.CLEAN_RULES`) for generic files, or replaces a named dataset's defaults;
     `max_train_per_source` caps each source's training rows (a seeded sample) in a union of datasets.
     """
 

@@ -35,15 +35,8 @@ _WEIGHT_FILES = (
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 _COPIED_SUFFIXES = (".json", ".txt", ".model")  # config and tokenizer files carried into every variant
 Step = Callable[[str], None]
-# The export.json fields an export reports for a variant it keeps, with their JSON types.
-_RESULT_FIELDS: dict[str, runs.JsonType] = {
-    "variant": str,
-    "size_mb": float,
-    "size_ratio_to_fp32": float,
-    "parity": dict,
-    "validation_accuracy": (float, type(None)),
-    "accuracy_delta_vs_fp32": (float, type(None)),
-}
+# The export.json fields an export reports for a variant it keeps.
+_RESULT_FIELDS = ("variant", "size_mb", "size_ratio_to_fp32", "parity")
 
 
 @dataclass
@@ -144,7 +137,7 @@ class _Job:
     fp32_logits: Any = None
     fp32_accuracy: float | None = None
     fp32_size_mb: float = 0.0
-    kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests of variants made as requested
+    kept: dict[str, runs.VariantManifest] = field(default_factory=dict)  # variants made as requested
     plain: Path | None = None  # the unfused fp32 graph, exported once for the schemes that start from it
 
     @property
@@ -212,18 +205,19 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> _Job:
     _check_checkpoint(run.checkpoint)
     run.verify_checkpoint()
     ft = run.read_finetune_config()
-    if "preset" not in ft:
+    if ft.preset is None:
         raise EdgefnError(f'{run.finetune_config} has no "preset"; re-run `edgefn finetune`')
+    init = ft.init or "pretrained"
     target = cfg.target or q.detect_target()
-    step(f"run {run.path} (preset {ft['preset']}, {ft.get('init', 'pretrained')}); int8 target {target}")
-    max_length = int(ft.get("max_length", 128))
+    step(f"run {run.path} (preset {ft.preset}, {init}); int8 target {target}")
+    max_length = ft.max_length or 128
     checkpoint_config = runs.read_optional_json(run.checkpoint / runs.MODEL_CONFIG)
     return _Job(
         cfg,
         run,
-        str(ft["preset"]),
-        str(ft.get("init", "pretrained")),
-        quirks_for(str(ft["preset"]), checkpoint_config.get("model_type")),
+        ft.preset,
+        init,
+        quirks_for(ft.preset, checkpoint_config.get("model_type")),
         max_length,
         runs.sha256_dir(run.checkpoint),
         target,
@@ -280,11 +274,11 @@ def _refuse_existing(job: _Job, schemes: list[str]) -> None:
         return
     existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
     manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}
-    job.kept = {n: m for n, m in manifests.items() if m.get("request") == _request(job, n)}
+    job.kept = {n: m for n, m in manifests.items() if m.request == _request(job, n)}
     for name, manifest in job.kept.items():  # their records are reported as this export's results
         where = str(job.variant_dir(name) / runs.EXPORT_MANIFEST)
         fix = runs.reexport_hint(job.variant_dir(name))
-        runs.check_json_object(manifest, where, _RESULT_FIELDS, tuple(_RESULT_FIELDS), fix)
+        manifest.require(_RESULT_FIELDS, where, fix)
     different = [n for n in existing if n not in job.kept]
     if different:
         raise EdgefnError(
@@ -580,7 +574,7 @@ def _export_scheme(job: _Job, scheme: q.QuantScheme) -> VariantResult:
         )
         runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
     job.step(
-        f"{scheme.name}: {manifest['size_mb']:.2f} MB ({manifest['size_ratio_to_fp32']:.0%} of fp32), "
+        f"{scheme.name}: {manifest.size_mb:.2f} MB ({manifest.size_ratio_to_fp32:.0%} of fp32), "
         f"agreement with fp32 {parity['agreement']:.1%}"
     )
     return _variant_result(folder, manifest)
@@ -671,52 +665,53 @@ def _manifest(
     parity: dict[str, Any],
     accuracy: float | None,
     **extra: Any,
-) -> dict[str, Any]:
+) -> runs.VariantManifest:
     record = runs.model_record(folder)
     size = record["size_mb"]
     opset = extra.pop("opset", None)
     if opset is None:
-        opset = runs.read_variant_manifest(job.variant_dir(FP32)).get("opset")
-    return {
-        "variant": variant,
-        "scheme": scheme,
-        "preset": job.preset,
-        "init": job.init,
-        "model_sha256": record["model_sha256"],
-        "files_sha256": record["files_sha256"],
-        "source_checkpoint_sha256": job.source_sha256,
-        "request": _request(job, variant),
-        "size_mb": size,
-        "size_ratio_to_fp32": size / (job.fp32_size_mb or size),
-        "opset": opset,
-        "target": job.target,
-        "execution_providers": providers,
-        "max_length": job.max_length,
-        "parity": parity,
-        "validation_accuracy": accuracy,
-        "validation_samples": len(job.eval_labels),
-        "accuracy_delta_vs_fp32": None
+        opset = runs.read_variant_manifest(job.variant_dir(FP32)).opset
+    return runs.VariantManifest(
+        variant=variant,
+        scheme=scheme,
+        preset=job.preset,
+        init=job.init,
+        model_sha256=record["model_sha256"],
+        files_sha256=record["files_sha256"],
+        source_checkpoint_sha256=job.source_sha256,
+        request=_request(job, variant),
+        size_mb=size,
+        size_ratio_to_fp32=size / (job.fp32_size_mb or size),
+        opset=opset,
+        target=job.target,
+        execution_providers=providers,
+        max_length=job.max_length,
+        parity=parity,
+        validation_accuracy=accuracy,
+        validation_samples=len(job.eval_labels),
+        accuracy_delta_vs_fp32=None
         if accuracy is None or job.fp32_accuracy is None
         else accuracy - job.fp32_accuracy,
-        "nodes_kept_float": extra.pop("nodes_kept_float", []),
-        "op_counts": op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": library_versions(),
+        nodes_kept_float=extra.pop("nodes_kept_float", []),
+        op_counts=op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        versions=library_versions(),
         **extra,
-    }
+    )
 
 
-def _variant_result(folder: Path, m: dict[str, Any]) -> VariantResult:
+def _variant_result(folder: Path, m: runs.VariantManifest) -> VariantResult:
+    parity = m.parity or {}
     return VariantResult(
-        m["variant"],
+        m.variant or folder.name,
         folder,
-        m["size_mb"],
-        m["size_ratio_to_fp32"],
-        m["parity"],
-        m["parity"].get("agreement"),
-        m["validation_accuracy"],
-        m["accuracy_delta_vs_fp32"],
-        list(m.get("notes", [])),
+        m.size_mb or 0.0,
+        m.size_ratio_to_fp32 or 0.0,
+        parity,
+        parity.get("agreement"),
+        m.validation_accuracy,
+        m.accuracy_delta_vs_fp32,
+        list(m.notes or []),
     )
 
 

@@ -4,7 +4,9 @@ page, RUN/package/web/) or a phone (ORT-format files + operator configs for a mi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -74,7 +76,7 @@ class PackageResult:
     folder: Path
     run_dir: Path
     picked_automatically: bool
-    manifest: dict[str, Any]
+    manifest: runs.PackageManifest
     notes: list[str] = field(default_factory=list)
 
 
@@ -83,7 +85,7 @@ class _Job:
     cfg: PackageConfig
     run: RunFolder
     step: Step
-    manifests: dict[str, dict[str, Any]]  # variant -> export.json (hash-checked)
+    manifests: dict[str, runs.VariantManifest]  # variant -> export.json (hash-checked)
     texts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -142,7 +144,8 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
     ):
         manifest = writer(job, tmp)
         hashes = runs.hash_files(tmp)
-        manifest["files_sha256"] = {k: v for k, v in hashes.items() if k != runs.PACKAGE_MANIFEST}
+        files = {k: v for k, v in hashes.items() if k != runs.PACKAGE_MANIFEST}
+        manifest = dataclasses.replace(manifest, files_sha256=files)
         runs.write_json(tmp / runs.PACKAGE_MANIFEST, manifest)
     return PackageResult(cfg.target, final, run.path, picked, manifest, job.notes)
 
@@ -214,7 +217,7 @@ def _check_candidates(
 
 
 def _dtype(job: _Job, name: str) -> str:
-    return SCHEME_DTYPE[job.manifests[name].get("scheme", name)]
+    return SCHEME_DTYPE[job.manifests[name].scheme or name]
 
 
 def _reason(check: dict[str, Any]) -> str:
@@ -252,7 +255,7 @@ def _choose_web_models(job: _Job, candidates: list[str], checks: dict[str, dict[
 def _web_candidates(job: _Job) -> list[str]:
     """The variants to check, fp32 first and int8 in preference order; schemes the web cannot load refused."""
     names = list(job.cfg.variants or job.manifests)
-    schemes = {n: job.manifests[n].get("scheme", n) for n in names}
+    schemes = {n: job.manifests[n].scheme or n for n in names}
     bad = [n for n in names if schemes[n] not in SCHEME_DTYPE]
     if bad and job.cfg.variants:
         raise EdgefnError(
@@ -275,13 +278,13 @@ def _web_candidates(job: _Job) -> list[str]:
 
 
 def _run_record(run: RunFolder) -> dict[str, Any]:
-    ft = runs.read_optional_json(run.finetune_config)
+    ft = run.read_finetune_config(required=False)
     test = run.read_metrics().get("test") or {}
     return {
         "run": run.name,
-        "preset": ft.get("preset"),
-        "init": ft.get("init"),
-        "data": ft.get("data"),
+        "preset": ft.preset,
+        "init": ft.init,
+        "data": ft.data,
         "test_accuracy": test.get("accuracy"),
         "test_rows": test.get("n"),
         "parameters": run.read_metrics().get("parameters"),
@@ -292,32 +295,31 @@ def out_of_domain(run: RunFolder) -> list[dict[str, Any]]:
     """Accuracy on other datasets recorded by `edgefn eval` (RUN/eval/*/), [] when none was measured."""
     if not run.eval_root.is_dir():
         return []
-    trained_on = runs.read_optional_json(run.finetune_config).get("data")
+    trained_on = run.read_finetune_config(required=False).data
     out = []
     for folder in sorted(p for p in run.eval_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        record = runs.read_optional_json(RunFolder.eval_file(folder, "metrics"))
-        data, metrics = record.get("data") or {}, record.get("metrics") or {}
+        path = RunFolder.eval_file(folder, "metrics")
+        record = runs.EvalManifest.read(path) if os.path.lexists(path) else runs.EvalManifest()
+        data, metrics = record.data or {}, record.metrics or {}
         name = data.get("name") or folder.name
         if metrics.get("accuracy") is None or name == trained_on:
             continue
         rows = data.get("rows_scored", metrics.get("n"))
-        out.append(
-            {"data": name, "model": record.get("model"), "accuracy": metrics["accuracy"], "rows": rows}
-        )
+        out.append({"data": name, "model": record.model, "accuracy": metrics["accuracy"], "rows": rows})
     return out
 
 
 def _model_record(job: _Job, name: str, file: str, folder: Path, check: dict[str, Any]) -> dict[str, Any]:
     m = job.manifests[name]
     return {
-        "dtype": SCHEME_DTYPE[m.get("scheme", name)],
+        "dtype": SCHEME_DTYPE[m.scheme or name],
         "file": file,
         "variant": name,
-        "scheme": m.get("scheme"),
-        "int8_target": m.get("target") if m.get("scheme", "").startswith("int8") else None,
+        "scheme": m.scheme,
+        "int8_target": m.target if (m.scheme or "").startswith("int8") else None,
         "size_mb": runs.file_size_mb(folder / file),
-        "validation_accuracy": m.get("validation_accuracy"),
-        "validation_rows": m.get("validation_samples"),
+        "validation_accuracy": m.validation_accuracy,
+        "validation_rows": m.validation_samples,
         "wasm_check": check,
     }
 
@@ -325,7 +327,7 @@ def _model_record(job: _Job, name: str, file: str, folder: Path, check: dict[str
 def _copy_layout(job: _Job, tmp: Path, chosen: list[str], max_length: int) -> list[str]:
     """config.json, tokenizer files and onnx/model*.onnx as Transformers.js reads them; the model files."""
     src = job.run.variant_dir(chosen[0])
-    dtypes = {n: SCHEME_DTYPE[job.manifests[n].get("scheme", n)] for n in chosen}
+    dtypes = {n: SCHEME_DTYPE[job.manifests[n].scheme or n] for n in chosen}
     config = runs.read_json_object(src / runs.MODEL_CONFIG)
     config["transformers.js_config"] = {"dtype": "q8" if "q8" in dtypes.values() else dtypes[chosen[0]]}
     runs.write_json(tmp / runs.MODEL_CONFIG, config)
@@ -355,7 +357,7 @@ def page_download_mb(folder: Path, model_file: str) -> float:
     return (sum(p.stat().st_size for p in fixed) + (folder / model_file).stat().st_size) / 1e6
 
 
-def _write_web(job: _Job, tmp: Path) -> dict[str, Any]:
+def _write_web(job: _Job, tmp: Path) -> runs.PackageManifest:
     build = webbuild.ensure_build(step=job.step)
     candidates = _web_candidates(job)
     checks = _check_candidates(job, build, candidates)
@@ -365,29 +367,30 @@ def _write_web(job: _Job, tmp: Path) -> dict[str, Any]:
     _copy_page(build, tmp)
     models = [_model_record(job, n, f, tmp, checks[n]) for n, f in zip(chosen, files)]
     default = next((m["dtype"] for m in models if m["dtype"] == "q8"), models[0]["dtype"])
-    manifest: dict[str, Any] = {
-        "edgefn_package": 1,
-        "target": "web",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": _run_record(job.run),
-        "max_length": max_length,
-        "default_dtype": default,
-        "wasm": WASM_GZ,
-        "models": models,
-        "out_of_domain": out_of_domain(job.run),
-        "notes": job.notes,
-        "build": {"command": "npm ci --omit=dev && npm run build", "source_key": webbuild.source_key()},
-        "versions": {
+    manifest = runs.PackageManifest(
+        edgefn_package=1,
+        target="web",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        model=_run_record(job.run),
+        max_length=max_length,
+        default_dtype=default,
+        wasm=WASM_GZ,
+        models=models,
+        out_of_domain=out_of_domain(job.run),
+        notes=job.notes,
+        build={"command": "npm ci --omit=dev && npm run build", "source_key": webbuild.source_key()},
+        versions={
             **library_versions(),
             "onnxruntime-web": build.version("onnxruntime-web"),
             "@huggingface/tokenizers": build.version("@huggingface/tokenizers"),
         },
-    }
+    )
     runs.write_json(tmp / runs.PACKAGE_MANIFEST, manifest)  # the page reads it; rewritten with hashes
-    manifest["download_mb"] = {m["dtype"]: page_download_mb(tmp, m["file"]) for m in models}
-    if job.cfg.browser_check:
-        manifest["browser_check"] = _browser_check(job, build, tmp, models)
-    return manifest
+    return dataclasses.replace(
+        manifest,
+        download_mb={m["dtype"]: page_download_mb(tmp, m["file"]) for m in models},
+        browser_check=_browser_check(job, build, tmp, models) if job.cfg.browser_check else None,
+    )
 
 
 def _browser_check(
@@ -421,12 +424,12 @@ def _browser_check(
 # --- mobile -------------------------------------------------------------------------------------------------
 
 
-def _write_mobile(job: _Job, tmp: Path) -> dict[str, Any]:
+def _write_mobile(job: _Job, tmp: Path) -> runs.PackageManifest:
     names = list(job.cfg.variants or job.manifests)
     if not job.cfg.variants:
-        for n in [n for n in names if CPU not in (job.manifests[n].get("execution_providers") or [CPU])]:
+        for n in [n for n in names if CPU not in (job.manifests[n].execution_providers or [CPU])]:
             job.notes.append(
-                f"{n} left out: it is meant for {', '.join(job.manifests[n]['execution_providers'])}"
+                f"{n} left out: it is meant for {', '.join(job.manifests[n].execution_providers or [])}"
             )
             names.remove(n)
     if not names:
@@ -445,35 +448,35 @@ def _write_mobile(job: _Job, tmp: Path) -> dict[str, Any]:
         )
         record["file"] = f"{name}/{record['file']}"  # paths inside the package folder
         record["ops_config"] = f"{name}/{record['ops_config']}"
-        record["validation_accuracy"] = job.manifests[name].get("validation_accuracy")
+        record["validation_accuracy"] = job.manifests[name].validation_accuracy
         models.append({"variant": name, **record})
-    return {
-        "edgefn_package": 1,
-        "target": "mobile",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": _run_record(job.run),
-        "ort_format": {**ortformat.ORT_FORMAT, "why": ortformat.ORT_FORMAT_WHY},
-        "models": models,
-        "out_of_domain": out_of_domain(job.run),
-        "notes": job.notes,
-        "versions": library_versions(),
-    }
+    return runs.PackageManifest(
+        edgefn_package=1,
+        target="mobile",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        model=_run_record(job.run),
+        ort_format={**ortformat.ORT_FORMAT, "why": ortformat.ORT_FORMAT_WHY},
+        models=models,
+        out_of_domain=out_of_domain(job.run),
+        notes=job.notes,
+        versions=library_versions(),
+    )
 
 
 def format_summary(result: PackageResult) -> str:
     """A few lines: the folder, each packaged model with its size and check, and the notes."""
     m = result.manifest
     lines = [f"{result.target} package: {result.folder}"]
-    for model in m["models"]:
+    for model in m.models or []:
         check = model.get("wasm_check") or model.get("check_against_onnx") or {}
         where = "WASM (Node)" if result.target == "web" else ".onnx"
         lines.append(
             f"  {model['file']}: {model['variant']}, {model['size_mb']:.1f} MB, agreement with {where} "
             f"{check.get('agreement', float('nan')):.1%} on {check.get('samples', 0)} validation texts"
         )
-    for dtype, mb in (m.get("download_mb") or {}).items():
+    for dtype, mb in (m.download_mb or {}).items():
         lines.append(f"  page download with {dtype}: {mb:.1f} MB")
-    for dtype, check in (m.get("browser_check") or {}).items():
+    for dtype, check in (m.browser_check or {}).items():
         if isinstance(check, dict):
             lines.append(
                 f"  in Chromium, {dtype}: agreement {check['agreement']:.1%} on {check['samples']} texts, "

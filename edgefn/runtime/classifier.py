@@ -173,7 +173,7 @@ def write_ood(run_dir: Path, model: str, ood: OodThreshold) -> None:
 
 
 def resolve_max_length(
-    folder: Path, manifest: dict[str, Any], config: dict[str, Any], max_length: int | None
+    folder: Path, manifest: runs.VariantManifest, config: dict[str, Any], max_length: int | None
 ) -> int:
     """Token limit: explicit value, else the export's or the run's fine-tuning max_length, else 512.
 
@@ -192,7 +192,7 @@ def resolve_max_length(
                 "max_length", f"{max_length} exceeds the model's max_position_embeddings ({limit})"
             )
         return max_length
-    chosen = manifest.get("max_length")
+    chosen = manifest.max_length
     if not chosen and folder.parent.name == runs.ONNX_DIR:  # a variant of a run: the fine-tune's limit
         chosen = runs.RunFolder(folder.parent.parent).max_length(DEFAULT_MAX_LENGTH)
     chosen = chosen or DEFAULT_MAX_LENGTH
@@ -240,7 +240,7 @@ class Classifier:
         encoder: Encoder,
         id2label: dict[int, str],
         batch_size: int = 32,
-        manifest: dict[str, Any] | None = None,
+        manifest: runs.VariantManifest | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size", f"must be a positive integer, got {batch_size}")
@@ -248,7 +248,7 @@ class Classifier:
         self.encoder = encoder
         self.id2label = id2label
         self.batch_size = batch_size
-        self.manifest = manifest or {}
+        self.manifest = manifest or runs.VariantManifest()
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
         self.ood: OodThreshold | None = None  # set by from_folder from the run's ood.json, or by the caller
         self.fingerprint: str | None = None  # `runs.files_fingerprint` of the model's files, where known
@@ -291,7 +291,7 @@ class Classifier:
     def from_verified_folder(
         cls,
         folder: Path,
-        manifest: dict[str, Any],
+        manifest: runs.VariantManifest,
         provider: str = "cpu",
         threads: int | None = None,
         batch_size: int = 32,
@@ -303,10 +303,10 @@ class Classifier:
         check_threads(threads)
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
         encoder = Encoder.from_folder(folder, resolve_max_length(folder, manifest, config, max_length))
-        precision = str(manifest.get("precision") or "fp32")
+        precision = manifest.precision or "fp32"
         runner = _runner(runs.model_file(folder), provider, threads, precision, encoder.max_length)
         clf = cls(runner, encoder, id2label_of(config, str(folder / runs.MODEL_CONFIG)), batch_size, manifest)
-        clf.fingerprint = runs.files_fingerprint(dict(manifest.get("files_sha256") or {}))
+        clf.fingerprint = runs.files_fingerprint(dict(manifest.files_sha256 or {}))
         if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
             clf.ood = read_ood(folder.parent.parent, folder.name, clf.fingerprint)
         return clf
@@ -352,10 +352,10 @@ class Classifier:
     @property
     def provider_note(self) -> str | None:
         """A note when the variant was exported for other execution providers than the one it runs on."""
-        intended = self.manifest.get("execution_providers") or []
+        intended = self.manifest.execution_providers or []
         if not intended or set(intended) & set(self.providers):
             return None
-        name = self.manifest.get("variant", "this variant")
+        name = self.manifest.variant or "this variant"
         return f"{name} is meant for {', '.join(intended)}; running on {self.providers[0]}"
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
