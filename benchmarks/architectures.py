@@ -163,7 +163,7 @@ def bench_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
     """PyTorch fp32 and the three ONNX variants on CPU, batch 1/8/32, seq 128 and real lengths."""
     from edgefn.bench.benchmark import BenchConfig, bench
 
-    init = RunFolder(run_dir).read_finetune_config().get("init", "pretrained")
+    init = RunFolder(run_dir).read_finetune_config().init or "pretrained"
     samples = args.samples if args.samples is not None else (None if init == "pretrained" else 300)
     bench(
         BenchConfig(
@@ -220,7 +220,7 @@ def collect_export(run_dir: Path) -> dict[str, Any]:
             continue
         m = run.verify_variant(name)
         out[name] = {
-            k: m.get(k)
+            k: getattr(m, k)
             for k in (
                 "size_mb",
                 "size_ratio_to_fp32",
@@ -234,15 +234,16 @@ def collect_export(run_dir: Path) -> dict[str, Any]:
                 "notes",
             )
         }
-        out[name]["size_ratio_to_fp32"] = m.get("size_ratio_to_fp32", 1.0 if name == "fp32" else None)
-        out[name]["optimize_applied"] = (m.get("optimize") or {}).get("applied")
-        settings = m.get("settings") or {}
+        if m.size_ratio_to_fp32 is None and name == "fp32":
+            out[name]["size_ratio_to_fp32"] = 1.0
+        out[name]["optimize_applied"] = m.optimize.get("applied") if isinstance(m.optimize, dict) else None
+        settings = m.settings or {}
         out[name]["int8_weights"] = (
             f"u8/{settings['weights']}{', 7-bit' if settings.get('reduce_range') else ''}"
             if "weights" in settings
             else None
         )
-        out[name]["graph_passes"] = [g.get("name") for g in m.get("graph_passes") or []]
+        out[name]["graph_passes"] = [g.get("name") for g in m.graph_passes or []]
         out[name]["exported_at"] = (folder / runs.EXPORT_MANIFEST).stat().st_mtime
     return out
 
@@ -309,9 +310,9 @@ def collect_slot(slot: str, args: argparse.Namespace, record: dict[str, Any]) ->
         "slot": slot,
         "status": "ok",
         "run_dir": str(run_dir),
-        "preset": ft.get("preset"),
-        "init": ft.get("init", "pretrained"),
-        "weights_source": ft.get("weights_source"),
+        "preset": ft.preset,
+        "init": ft.init or "pretrained",
+        "weights_source": ft.weights_source,
         "pytorch_test_accuracy_finetune": (metrics.get("test") or {}).get("accuracy"),
         "parameters": metrics.get("parameters"),
         "checkpoint_mb": metrics.get("checkpoint_mb"),

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import runs
-from edgefn.core.presets import get_preset, load_model
+from edgefn.core.presets import get_preset
+from edgefn.core.weights import load_model
 from edgefn.data.baseline import tfidf_baseline
 from edgefn.data.catalog import load_data
-from edgefn.train.finetune import FinetuneConfig, finetune, tokenize_split, training_arguments
+from edgefn.train.finetune import FinetuneConfig, finetune
+from edgefn.train.trainer import tokenize_split, training_arguments
 
 RESULTS = Path(__file__).parent / "results"
 

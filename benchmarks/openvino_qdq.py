@@ -57,7 +57,7 @@ def main() -> None:
     test = run.read_split("test")
     texts, labels = test.texts[: args.samples], test.labels[: args.samples]
     static_dir, ov_dir = run.variant_dir("int8-static"), run.variant_dir("ov-int8")
-    precision = str(runs.read_json(ov_dir / runs.EXPORT_MANIFEST).get("precision", "fp32"))
+    precision = runs.read_variant_manifest(ov_dir).precision or "fp32"
     encoder = Encoder.from_folder(static_dir, SEQ_LEN)
     id2label = id2label_of(runs.read_json(static_dir / runs.MODEL_CONFIG))
     ov_qdq = OvRunner(static_dir / runs.ONNX_FILE, args.threads, precision, SEQ_LEN)

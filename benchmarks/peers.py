@@ -127,7 +127,7 @@ def openvino_time_split(run: Path, report: BenchReport, threads: int, batch: int
     if m is None or not m.flops_per_sample or not report.peak.get("int8_gops"):
         return {}
     folder = RunFolder(run).variant_dir("ov-int8")
-    precision = str(runs.read_json(folder / runs.EXPORT_MANIFEST).get("precision", "fp32"))
+    precision = runs.read_variant_manifest(folder).precision or "fp32"
     runner = OvRunner(folder / IR_XML, threads, precision, SEQ_LEN, profile=True)
     feed = {n: np.ones((batch, SEQ_LEN), dtype=np.int64) for n in runner.input_names}
     for _ in range(3):

@@ -3,7 +3,7 @@ one 10 MB text (CONSTRAINT test tweets, the int8-dynamic minilm).
 
 The old path is the code of commit OLD_COMMIT itself (`git archive` of its `edgefn/` into a temporary folder,
 run with PYTHONPATH pointing there): it read every text, classified all, formatted all and wrote once. The new
-path is this checkout's `edgefn predict`. Both run as a fresh `python -m edgefn.cli.commands predict --input FILE
+path is this checkout's `edgefn predict`. Both run as a fresh `python -m edgefn.cli predict --input FILE
 --output FILE` process; its peak RSS is the kernel's ru_maxrss of that process (os.wait4), its throughput the
 input rows over the process's wall time (model loading included, the same for both). Old and new alternate
 within each round, the order flipping from round to round.
@@ -110,7 +110,7 @@ def run_predict(code: Path, model: Path, source: Path, output: Path, threads: in
     cmd = [
         sys.executable,
         "-m",
-        "edgefn.cli.commands",
+        "edgefn.cli",  # old code: edgefn/cli.py; new: edgefn/cli/__main__.py
         "predict",
         "--model",
         str(model),

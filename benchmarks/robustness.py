@@ -104,12 +104,12 @@ def score_model(run_dir: Path, arm: str, args: argparse.Namespace) -> dict[str, 
                     seed=42,
                 )
             )
-            m = result.metrics
+            m, home = result.manifest.metrics or {}, result.manifest.in_domain or {}
             out[f"{variant}/{data}"] = {
-                "metrics": {k: m["metrics"].get(k) for k in (*METRICS, "n", "fake_share")},
-                "predicted_fake_share": _predicted_fake_share(m["metrics"]),
-                "in_domain": {k: m["in_domain"].get(k) for k in (*METRICS, "n")},
-                "ood": m.get("ood"),
+                "metrics": {k: m.get(k) for k in (*METRICS, "n", "fake_share")},
+                "predicted_fake_share": _predicted_fake_share(m),
+                "in_domain": {k: home.get(k) for k in (*METRICS, "n")},
+                "ood": result.manifest.ood,
                 "seconds": time.perf_counter() - start,
             }
     return out

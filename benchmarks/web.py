@@ -84,10 +84,10 @@ def page_row(page: dict[str, Any], peer: dict[str, Any], variant: str) -> dict[s
     }
 
 
-def mobile_rows(run: RunFolder, manifest: dict[str, Any], texts: list[str]) -> list[dict[str, Any]]:
+def mobile_rows(run: RunFolder, manifest: runs.PackageManifest, texts: list[str]) -> list[dict[str, Any]]:
     """Each .ort: size, operators, and agreement with its .onnx on the test texts (same batches)."""
     folder, rows = run.package_dir("mobile"), []
-    for m in manifest["models"]:
+    for m in manifest.models or []:
         onnx_clf = Classifier.from_folder(run.variant_dir(m["variant"]))
         ort_clf = Classifier.for_model_file(folder / m["file"], onnx_clf.encoder, onnx_clf.id2label)
         a, b = ort_clf.predict_logits(texts), onnx_clf.predict_logits(texts)
@@ -265,7 +265,7 @@ def main() -> None:
     mobile = package(PackageConfig(target="mobile", run_dir=run.path, overwrite=True), step=print)
     build = webbuild.ensure_build(dev=True, step=print)
     texts = run.read_split("test").texts[: args.texts]
-    variants = {m["dtype"]: m["variant"] for m in web.manifest["models"]}
+    variants = {m["dtype"]: m["variant"] for m in web.manifest.models or []}
     peers = {
         dtype: (v, python_peer(run.variant_dir(v), texts))
         for dtype, v in variants.items()
@@ -289,18 +289,18 @@ def main() -> None:
         "loadavg_before": load_before,
         "texts": len(texts),
         "chromium": got["chromium"],
-        "versions": {**library_versions(), **web.manifest["versions"]},
+        "versions": {**library_versions(), **(web.manifest.versions or {})},
         "web_package": {
             "folder": str(web.folder),
-            "models": web.manifest["models"],
-            "notes": web.manifest["notes"],
-            "download_mb_estimate": web.manifest["download_mb"],
+            "models": web.manifest.models,
+            "notes": web.manifest.notes,
+            "download_mb_estimate": web.manifest.download_mb,
             "folder_mb": runs.dir_size_mb(web.folder),
         },
         "pages": [page_row(p, peers[p["model"]][1], variants[p["model"]]) for p in got["runs"]],
         "python_peer": {v: {k: p[k] for k in ("p50_ms", "p90_ms", "mean_ms")} for v, p in peers.values()},
         "transformers_js": transformers_js_rows(build, web.folder, texts, peers),
-        "ort_format": mobile.manifest["ort_format"],
+        "ort_format": mobile.manifest.ort_format,
         "mobile": mobile_rows(run, mobile.manifest, texts),
         "screenshots": [str(p.relative_to(args.results_dir.parent)) for p in shots.values()],
     }

@@ -15,6 +15,7 @@ from edgefn.runtime.inference import CPU
 from edgefn.train.finetune import FinetuneConfig
 
 Progress = Callable[[str], None]
+RUN_SCHEMES = ("int8-dynamic", "int8-static")  # what `edgefn run` exports after fp32 unless told otherwise
 
 
 @dataclass
@@ -22,9 +23,7 @@ class PipelineConfig:
     """The three stages' configs; the run folder of the fine-tune stage is used by the other two."""
 
     finetune: FinetuneConfig
-    export: ExportConfig = field(
-        default_factory=lambda: ExportConfig(schemes=("int8-dynamic", "int8-static"))
-    )
+    export: ExportConfig = field(default_factory=lambda: ExportConfig(schemes=RUN_SCHEMES))
     bench: BenchConfig = field(default_factory=BenchConfig)
 
 
@@ -58,12 +57,10 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     start = time.perf_counter()
     say(f"[1/3] fine-tuning {cfg.finetune.preset} on {cfg.finetune.data}")
     ft = finetune(
-        dataclasses.replace(
-            cfg.finetune,
-            resume_hint=False,  # `edgefn run` has no --resume
-            # the bench settings are checked against the model before training, not after it
-            check_model=lambda config, max_length: check_fits(config.to_dict(), cfg.bench, max_length),
-        )
+        cfg.finetune,
+        resume_hint=False,  # `edgefn run` has no --resume
+        # the bench settings are checked against the model before training, not after it
+        check_model=lambda config, max_length: check_fits(config.to_dict(), cfg.bench, max_length),
     )
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -91,9 +88,7 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
             run_dir=run_dir,
             overwrite=True,
         ),
-        export=ExportConfig(
-            schemes=("int8-dynamic", "int8-static"), calibration_samples=128, threads=threads
-        ),
+        export=ExportConfig(schemes=RUN_SCHEMES, calibration_samples=128, threads=threads),
         bench=BenchConfig(
             batch_sizes=(1, 8, 32),
             providers=(CPU,),

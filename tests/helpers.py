@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from edgefn import runs
-from edgefn.core.presets import get_preset, load_model
+from edgefn.core.presets import get_preset
+from edgefn.core.weights import load_model
 from edgefn.runs import RunFolder, Split
 
 

@@ -79,7 +79,7 @@ def test_albert_with_sentencepiece_through_finetune_export_bench_predict(
     run = RunFolder(tmp_path / "run")
     _cli(
         ["finetune", str(model_dir), "--data", "constraint", "--run-dir", str(run.path), "--epochs", "1"]
-        + ["--max-train-samples", "200", "--max-eval-samples", "64", "--max-test-samples", "64"]
+        + ["--max-train-samples", "200", "--max-val-samples", "64", "--max-test-samples", "64"]
         + ["--max-length", "48"]
     )
     assert run.status() == "complete"
@@ -91,13 +91,23 @@ def test_albert_with_sentencepiece_through_finetune_export_bench_predict(
             str(run.path),
             "--quantize",
             "int8-dynamic,int8-static",
-            "--eval-samples",
+            "--max-val-samples",
             "64",
         ]
     )
     assert run.variant_names() == ["fp32", "int8-dynamic", "int8-static"]
     _cli(
-        ["bench", "--run-dir", str(run.path), "--batch-sizes", "1,8", "--min-time", "0.02", "--samples", "16"]
+        [
+            "bench",
+            "--run-dir",
+            str(run.path),
+            "--batch-sizes",
+            "1,8",
+            "--min-time",
+            "0.02",
+            "--max-test-samples",
+            "16",
+        ]
         + ["--peers", "none", "--rounds", "1"]
     )
     report = runs.read_json(run.bench_file("json"))

@@ -137,11 +137,11 @@ def _calls(name: str) -> dict[str, int]:
         ("from_file", {"runtime.inference"}),  # the fast tokenizer is loaded in one place
         ("encode_batch", {"runtime.inference"}),  # ... and tokenises in one place
         ("precision_recall_fscore_support", {"core.metrics"}),  # one metrics function
-        # models and tokenizers load in presets / the PyTorch engine / data; export and the ONNX Runtime engine
+        # models and tokenizers load in weights / the PyTorch engine / data; export and the ONNX Runtime engine
         # (its optimum-recipe peer) open Optimum's ORTOptimizer / ORTQuantizer on a graph folder
         (
             "from_pretrained",
-            {"core.presets", "engines.pytorch", "data.catalog", "export.optimum", "engines.onnxruntime"},
+            {"core.weights", "engines.pytorch", "data.catalog", "export.optimum", "engines.onnxruntime"},
         ),
     ],
 )

@@ -317,7 +317,7 @@ CASES: list[Case] = [
             "--run-dir",
             str(t / "new"),
         ],
-        "--seed must be a non-negative integer",
+        "--seed: must be a non-negative integer",
         None,
     ),
     (
@@ -335,7 +335,7 @@ CASES: list[Case] = [
     (
         "bench infinite min-time",
         lambda t, r: ["bench", "--run-dir", str(r), "--min-time", "inf"],
-        "--min-time must be between 0 and",
+        "--min-time: must be between 0 and",
         None,
     ),
     (
@@ -385,7 +385,7 @@ CASES += [
     (
         "finetune seed -5",
         lambda t, r: ["finetune", "test-tiny-bert", "--seed", "-5", *_NEW, str(t / "new")],
-        "--seed must be a non-negative integer",
+        "--seed: must be a non-negative integer",
         None,
     ),
     ("data inspect seed -5", lambda t, r: ["data", "inspect", "sample", "--seed", "-5"], "--seed", None),
@@ -398,7 +398,7 @@ CASES += [
     (
         "export opset 999",
         lambda t, r: ["export", "--run-dir", str(r), "--opset", "999"],
-        "--opset must be",
+        "--opset: must be",
         None,
     ),
     (
@@ -434,9 +434,9 @@ CASES += [
     ("click usage error", lambda t, r: ["bench", "--no-such-option"], "No such option", None),
     ("click missing argument", lambda t, r: ["finetune"], "Missing argument", None),
     (
-        "run --seq-len over the model's positions, before training",
-        lambda t, r: ["run", "test-tiny-bert", "--seq-len", "600", *_NEW, str(t / "new")],
-        "--seq-len 600 exceeds the model's 512 positions",
+        "run --max-length over the model's positions, before training",
+        lambda t, r: ["run", "test-tiny-bert", "--max-length", "600", *_NEW, str(t / "new")],
+        "--max-length: 600 is over the model's 512 positions",
         None,
     ),
     (
@@ -573,7 +573,7 @@ def test_show_survives_odd_json(file: str, content: str, exported_run: Path, tmp
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content, encoding="utf-8")
     for extra in ([], ["--json"]):
-        code, out = _invoke(["show", str(run.path), *extra])
+        code, out = _invoke(["show", "--run-dir", str(run.path), *extra])
         assert code == 0, out
         assert "fp32" in out  # the rest of the run still shows
 
@@ -710,7 +710,7 @@ def test_export_rerun_after_a_kill_needs_no_overwrite(tiny_run_factory, tmp_path
         str(run.path),
         "--quantize",
         "int8-dynamic,int8-static",
-        "--eval-samples",
+        "--max-val-samples",
         "32",
     ]
     proc = subprocess.Popen(
@@ -757,7 +757,18 @@ def test_sigterm_stops_bench_and_its_worker(exported_run: Path, tmp_path: Path) 
     shutil.copytree(exported_run, run)
     before = _snapshot(tmp_path)
     cmd = [sys.executable, "-m", "edgefn.cli.commands", "bench", "--run-dir", str(run), "--variants", "fp32"]
-    cmd += ["--min-time", "300", "--threads", "1", "--samples", "8", "--batch-sizes", "1", "--peers", "none"]
+    cmd += [
+        "--min-time",
+        "300",
+        "--threads",
+        "1",
+        "--max-test-samples",
+        "8",
+        "--batch-sizes",
+        "1",
+        "--peers",
+        "none",
+    ]
     cmd += ["--rounds", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)

@@ -258,9 +258,9 @@ def test_cuda_fallback_detected_from_profile():
 def test_provider_planning_with_gpu_present(exported_run, monkeypatch):
     """With CUDA in onnxruntime and a GPU, every variant runs on both; fp16 is refused on CPU only."""
     variants = {
-        "pytorch": (RunFolder(exported_run).checkpoint, {}),
-        "int8-dynamic": (exported_run / "onnx/int8-dynamic", {"scheme": "int8-dynamic"}),
-        "fp16": (exported_run / "onnx/fp32", {"scheme": "fp16", "execution_providers": [CUDA]}),
+        "pytorch": (RunFolder(exported_run).checkpoint, runs.VariantManifest()),
+        "int8-dynamic": (exported_run / "onnx/int8-dynamic", runs.VariantManifest(scheme="int8-dynamic")),
+        "fp16": (exported_run / "onnx/fp32", runs.VariantManifest(scheme="fp16", execution_providers=[CUDA])),
     }
 
     def plan(providers, available, gpu):  # what the engines' availability reads: the build's providers, a GPU
@@ -306,7 +306,7 @@ def test_hash_mismatch_is_refused(exported_run, tmp_path):
         (["--batch-sizes", "0"], "--batch-sizes takes a comma list of positive integers"),
         (["--providers", "gpu9"], "unknown provider 'gpu9'"),
         (["--variants", "int4"], "unknown variant(s) int4"),
-        (["--seq-len", "1024"], "exceeds the model's 512 positions"),
+        (["--max-length", "1024"], "--max-length: 1024 exceeds the model's 512 positions"),
     ],
 )
 def test_cli_bad_input(exported_run, args, message):
@@ -340,13 +340,13 @@ def test_cli_bench_prints_summary(exported_run, tmp_path):
             "--batch-sizes",
             "2",
             "--no-real-lengths",
-            "--samples",
+            "--max-test-samples",
             "16",
             "--min-time",
             "0.01",
             "--threads",
             "1",
-            "--seq-len",
+            "--max-length",
             "16",
             "--peers",
             "none",

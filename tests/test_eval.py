@@ -76,7 +76,7 @@ def test_eval_checkpoint_on_liar(run: Path, shared_data: Path):
     with open(RunFolder.eval_file(out, "errors"), encoding="utf-8") as f:
         n_errors = sum(1 for _ in csv.reader(f)) - 1
     cm = expected["confusion_matrix"]
-    assert n_errors == cm[0][1] + cm[1][0] == result.metrics["misclassified"]
+    assert n_errors == cm[0][1] + cm[1][0] == result.misclassified
     assert RunFolder.eval_file(out, "reliability").stat().st_size > 1000
 
     validation = RunFolder(run).read_split("validation")
@@ -95,7 +95,7 @@ def test_eval_variant_is_torch_free_and_feeds_predict_ood(run: Path, shared_data
         "import sys; from edgefn.train.evaluate import EvalConfig, evaluate; "
         f"r = evaluate(EvalConfig(model={str(run / 'onnx' / 'fp32')!r}, "
         f"data={'constraint:' + str(shared_data / 'covid19-constraint')!r}, samples=80, threads=1)); "
-        "print(r.output_dir.name, 'torch' in sys.modules, r.metrics['metrics']['n'])"
+        "print(r.output_dir.name, 'torch' in sys.modules, r.manifest.metrics['n'])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["constraint-fp32", "False", "80"]
@@ -112,7 +112,7 @@ def test_cli_eval_and_bad_model(run: Path, shared_data: Path, tmp_path: Path):
     """`edgefn eval` prints in-domain beside new figures and writes the folder; a bad --model exits 2."""
     res = CliRunner().invoke(
         main,
-        ["eval", "--model", str(run), "--data", str(shared_data / "isot" / "titles"), "--samples", "60"],
+        ["eval", "--model", str(run), "--data", str(shared_data / "isot" / "titles"), "--max-samples", "60"],
     )
     assert res.exit_code == 0, res.output
     assert "isot (test)" in res.output and "balanced accuracy" in res.output

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from edgefn import runs
 from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError
-from edgefn.core.presets import count_parameters, get_preset, list_presets, load_model
+from edgefn.core.presets import count_parameters, get_preset, list_presets
+from edgefn.core.weights import load_model
 from edgefn.data.catalog import load_data
 from edgefn.runs import RunFolder
 from edgefn.train.finetune import FinetuneConfig, finetune
@@ -131,7 +132,7 @@ def _cli(args: list[str]) -> tuple[int, str]:
             ["finetune", "test-tiny-bert", "--data", "sample", "--max-length", "4096"],
             "over the model's 512 positions",
         ),
-        (["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "0"], "--epochs must be positive"),
+        (["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "0"], "--epochs: must be positive"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(

@@ -22,7 +22,7 @@ from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError, disk_faults
 from edgefn.package import webbuild
 from edgefn.runs import RunFolder, read_split_jsonl
-from edgefn.train.finetune import TRAINER_STATE, drop_incomplete_checkpoints
+from edgefn.train.trainer import TRAINER_STATE, drop_incomplete_checkpoints
 from tests.test_bad_input import _snapshot
 
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
@@ -102,7 +102,7 @@ def test_export_on_a_full_disk_before_fp32_is_written(
     run = disk / "run"
     shutil.copytree(source, run)
     before = _snapshot(disk)
-    result = _invoke(["export", "--run-dir", str(run), "--eval-samples", "16", "--parity-samples", "8"])
+    result = _invoke(["export", "--run-dir", str(run), "--max-val-samples", "16", "--parity-samples", "8"])
     _assert_one_error(result, 1, f"writing {run}", "No space left on device (errno 28 ENOSPC)")
     assert _snapshot(disk) == before
 
@@ -116,7 +116,7 @@ def test_export_on_a_full_disk_while_quantizing(exported_run: Path, small_disk, 
     shutil.copytree(exported_run, run)
     shutil.rmtree(RunFolder(run).variant_dir("int8-dynamic"))
     before = _snapshot(disk)
-    result = _invoke(["export", "--run-dir", str(run), "--eval-samples", "32", "--parity-samples", "16"])
+    result = _invoke(["export", "--run-dir", str(run), "--max-val-samples", "32", "--parity-samples", "16"])
     _assert_one_error(result, 1, "int8-dynamic", "No space left on device")
     assert _snapshot(disk) == before
 
@@ -127,7 +127,7 @@ def test_finetune_on_a_full_disk_leaves_nothing(megabytes: int, small_disk) -> N
     again: one line, exit 1, the disk empty."""
     disk = small_disk(megabytes << 20)
     argv = ["finetune", "test-tiny-bert", "--data", "sample", "--init", "scratch", "--epochs", "1"]
-    argv += ["--max-train-samples", "32", "--max-eval-samples", "16", "--max-test-samples", "16"]
+    argv += ["--max-train-samples", "32", "--max-val-samples", "16", "--max-test-samples", "16"]
     result = _invoke([*argv, "--run-dir", str(disk / "new")])
     _assert_one_error(result, 1, f"writing {disk / 'new'}", "No space left on device (errno 28 ENOSPC)")
     assert _snapshot(disk) == {}

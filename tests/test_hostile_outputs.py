@@ -19,7 +19,7 @@ from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 from tests.test_bad_input import _error_lines, _invoke, _snapshot
 
-EVAL = ["--data", "sample", "--samples", "40", "--batch-size", "16"]
+EVAL = ["--data", "sample", "--max-samples", "40", "--batch-size", "16"]
 
 
 def _refused(argv: list[str], root: Path, message: str) -> None:

@@ -218,7 +218,7 @@ def test_variant_lists_naming_nothing_are_refused(command, value, exported_tiny_
     run = tmp_path / "run"
     shutil.copytree(exported_tiny_run, run)
     argv = (
-        ["package", "--target", "mobile", "--run-dir", str(run), "--variant", value]
+        ["package", "--target", "mobile", "--run-dir", str(run), "--variants", value]
         if command == "package"
         else ["bench", "--run-dir", str(run), "--variants", value]
     )

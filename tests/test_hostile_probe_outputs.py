@@ -13,7 +13,7 @@ from edgefn import runs
 from tests.test_bad_input import _error_lines, _invoke, _snapshot
 
 VARIANT = "onnx/int8-dynamic"
-EVAL = ["--data", "sample", "--samples", "20", "--batch-size", "16"]
+EVAL = ["--data", "sample", "--max-samples", "20", "--batch-size", "16"]
 
 
 def _refused(argv: list[str], root: Path, message: str) -> None:

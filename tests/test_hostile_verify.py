@@ -167,11 +167,11 @@ def _predict(run: Path, t: Path) -> list[str]:
 
 
 def _eval_variant(run: Path, t: Path) -> list[str]:
-    return ["eval", "--model", str(_fp32(run)), "--data", "sample", "--samples", "20"]
+    return ["eval", "--model", str(_fp32(run)), "--data", "sample", "--max-samples", "20"]
 
 
 def _eval_run(run: Path, t: Path) -> list[str]:
-    return ["eval", "--model", str(run), "--data", "sample", "--samples", "20"]
+    return ["eval", "--model", str(run), "--data", "sample", "--max-samples", "20"]
 
 
 def _bench(variants: str, peers: str = "none") -> Callable[[Path, Path], list[str]]:
@@ -199,7 +199,7 @@ def _export_keep(run: Path, t: Path) -> list[str]:
 
 
 def _package(run: Path, t: Path) -> list[str]:
-    return ["package", "--target", "mobile", "--run-dir", str(run), "--variant", "fp32"]
+    return ["package", "--target", "mobile", "--run-dir", str(run), "--variants", "fp32"]
 
 
 NO_MANIFEST = "fp32 has no export.json, so its files cannot be checked"
@@ -595,7 +595,7 @@ def test_show_survives_deeply_nested_json(file: str, exported: Path, tmp_path: P
     }[file]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(DEEP, encoding="utf-8")
-    result = CliRunner().invoke(main, ["show", str(run.path)])
+    result = CliRunner().invoke(main, ["show", "--run-dir", str(run.path)])
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
 
 

@@ -61,8 +61,8 @@ def test_every_peer_is_a_row(peer_report: BenchReport, ov_run: Path) -> None:
     assert rows["ov-int8"].precision == ("fp32" if bf16_unavailable() else "bf16")
     assert rows["openvino-fp32"].precision == "fp32"
     manifest = runs.verify_variant(RunFolder(ov_run).peer_dir("ort-default"))
-    assert manifest["recipe"].startswith("onnxruntime.quantization.quantize_dynamic")
-    assert manifest["source_checkpoint_sha256"] == runs.sha256_dir(RunFolder(ov_run).checkpoint)
+    assert (manifest.recipe or "").startswith("onnxruntime.quantization.quantize_dynamic")
+    assert manifest.source_checkpoint_sha256 == runs.sha256_dir(RunFolder(ov_run).checkpoint)
     ops = __import__("edgefn.export.graph", fromlist=["op_counts"]).op_counts(
         RunFolder(ov_run).peer_dir("ort-default") / runs.ONNX_FILE
     )

@@ -246,7 +246,7 @@ def test_quantised_variants_match_export_figures(variant, clf, scheme):
     ref = clf.predict_logits(val.texts)
     accuracy = float((got.argmax(-1) == np.array(val.labels)).mean())
     manifest = runtime.manifest
-    assert abs(accuracy - manifest["validation_accuracy"]) <= 1 / len(val) + 1e-9  # at most one text differs
+    assert abs(accuracy - manifest.validation_accuracy) <= 1 / len(val) + 1e-9  # at most one text differs
     assert 0.05 < ref.argmax(-1).mean() < 0.95  # the tiny model does not predict one class only
     assert (got.argmax(-1) == ref.argmax(-1)).mean() >= 0.97
     assert got.dtype == np.float32 and np.abs(got - ref).max() <= 0.5
@@ -359,7 +359,7 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
             ]
         },
     )
-    result = run_cli("show", str(run))
+    result = run_cli("show", "--run-dir", str(run))
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert "preset minilm, init pretrained, data constraint, max_length 256" in text
@@ -382,7 +382,7 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
         "-0.0050",
         "120.50",
     ]  # batch size 1 only
-    d = json.loads(run_cli("show", str(run), "--json").stdout)
+    d = json.loads(run_cli("show", "--run-dir", str(run), "--json").stdout)
     assert d["finetune"]["test_accuracy"] == 0.93142 and d["finetune"]["data_fingerprint"] == "abc123"
     assert [(v["variant"], v["hash"]) for v in d["variants"]] == [
         ("fp32", "OK"),
@@ -393,7 +393,7 @@ def test_show_reports_stages_variants_and_bench(tmp_path):
 
 def test_show_on_missing_run_is_one_line_error(tmp_path):
     """`edgefn show` on a folder that does not exist exits 2 with one line."""
-    result = run_cli("show", str(tmp_path / "nope"))
+    result = run_cli("show", "--run-dir", str(tmp_path / "nope"))
     assert (
         result.exit_code == 2 and result.stderr.strip() == f"Error: run folder not found: {tmp_path / 'nope'}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from edgefn.bench.verdict import DEFAULT_MAX_DROP, compute_verdict
 from edgefn.bench.worker import in_fresh_process
 from edgefn.core import outputs
 from edgefn.core.environment import check_threads, physical_cores
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.metrics import classification_metrics
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
@@ -35,6 +36,7 @@ from edgefn.runtime.inference import available_providers
 
 MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
 MAX_ROUNDS = 20
+MAX_SEQ_LEN = 8192
 MODES = ("fixed", "real")
 
 
@@ -46,7 +48,8 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     providers: tuple[str, ...] | None = None  # engines; None: cpu, plus cuda where it runs
     variants: tuple[str, ...] | None = None  # None: every variant of the run plus "pytorch"
-    seq_len: int = 128  # fixed-shape mode: every input padded/truncated to this length (512: the seeds)
+    seq_len: int | None = None  # fixed-shape inputs' length (512: the seeds); None: max_length
+    max_length: int | None = None  # token limit of real-length texts; None: the run's fine-tuning max_length
     real_lengths: bool = True  # the test texts, dynamic padding, sorted batches, tokenisation included
     fixed_shape: bool = True
     samples: int | None = None  # cap on test rows (accuracy and real-length inputs)
@@ -63,33 +66,39 @@ class BenchConfig:
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
         if not self.batch_sizes or any(not isinstance(b, int) or b <= 0 for b in self.batch_sizes):
-            raise EdgefnError(f"batch sizes must be positive integers, got {self.batch_sizes}")
-        if not 2 <= self.seq_len <= 8192:
-            raise EdgefnError(f"--seq-len must be between 2 and 8192, got {self.seq_len}")
+            raise ConfigError("batch_sizes", f"must be positive integers, got {self.batch_sizes}")
+        for name in ("seq_len", "max_length"):
+            value = getattr(self, name)
+            if value is not None and not 2 <= value <= MAX_SEQ_LEN:
+                raise ConfigError(name, f"must be between 2 and {MAX_SEQ_LEN}, got {value}")
         if not (self.real_lengths or self.fixed_shape):
-            raise EdgefnError("nothing to measure: enable fixed-shape or real-length inputs")
+            raise ConfigError(
+                "fixed_shape",
+                "nothing to measure: enable fixed_shape or real_lengths",
+                ("fixed_shape", "real_lengths"),
+            )
         if self.samples is not None and self.samples <= 0:
-            raise EdgefnError(f"--samples must be positive, got {self.samples}")
+            raise ConfigError("samples", f"must be positive, got {self.samples}")
         if not 0 <= self.min_time_s <= MAX_MIN_TIME_S:
-            raise EdgefnError(
-                f"--min-time must be between 0 and {MAX_MIN_TIME_S:g} seconds, got {self.min_time_s:g}"
+            raise ConfigError(
+                "min_time_s", f"must be between 0 and {MAX_MIN_TIME_S:g} seconds, got {self.min_time_s:g}"
             )
         if self.min_iters < 1 or self.warmup < 0:
-            raise EdgefnError("min_iters must be >= 1 and warmup >= 0")
+            raise ConfigError("min_iters", "must be >= 1 and warmup >= 0", ("warmup",))
         check_threads(self.threads)
         if self.providers is not None:
             self.providers = tuple(engines.get(p).name for p in self.providers)
             if not self.providers:
-                raise EdgefnError("--providers is empty")
+                raise ConfigError("providers", "is empty")
         if self.variants is not None:
             self.variants = tuple(self.variants)
             if not self.variants:
-                raise EdgefnError("--variants is empty")
+                raise ConfigError("variants", "is empty")
         self.peers = resolve_peers(None if self.peers is None else tuple(self.peers) or ("none",))
         if not 1 <= self.rounds <= MAX_ROUNDS:
-            raise EdgefnError(f"--rounds must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
+            raise ConfigError("rounds", f"must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
         if not 0 <= self.max_drop <= 100:
-            raise EdgefnError(f"--max-drop must be between 0 and 100 accuracy points, got {self.max_drop}")
+            raise ConfigError("max_drop", f"must be between 0 and 100 accuracy points, got {self.max_drop}")
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -163,23 +172,35 @@ def activation_estimate_bytes(config: dict[str, Any], batch: int, seq: int) -> i
     return 4 * batch * (2 * heads * seq * seq + 2 * seq * inter + 8 * seq * hidden)
 
 
+def resolve_lengths(cfg: BenchConfig, run_max_length: int | None) -> BenchConfig:
+    """`cfg` with both token lengths decided: max_length (else the run's fine-tuning one) and seq_len (else
+    max_length, else 128)."""
+    max_length = cfg.max_length or run_max_length
+    return dataclasses.replace(cfg, max_length=max_length, seq_len=cfg.seq_len or max_length or 128)
+
+
 def check_fits(config: dict[str, Any], cfg: BenchConfig, max_length: int | None) -> int:
-    """Refuse, before measuring, a --seq-len over the model's positions and batch sizes whose estimated
+    """Refuse, before measuring, token lengths over the model's positions and batch sizes whose estimated
     activations exceed the memory available; returns the truncation length of real texts."""
     import psutil
 
+    cfg = resolve_lengths(cfg, max_length)
+    assert cfg.seq_len is not None
     positions = int(config.get("max_position_embeddings") or 512)
-    if cfg.seq_len > positions:
-        raise EdgefnError(f"--seq-len {cfg.seq_len} exceeds the model's {positions} positions")
-    max_length = min(max_length or positions, positions)
+    for name in ("max_length", "seq_len"):
+        value = getattr(cfg, name)
+        if value is not None and value > positions:
+            raise ConfigError(name, f"{value} exceeds the model's {positions} positions")
+    max_length = min(cfg.max_length or positions, positions)
     seq = max(cfg.seq_len if cfg.fixed_shape else 0, max_length if cfg.real_lengths else 0)
     need = activation_estimate_bytes(config, max(cfg.batch_sizes), seq)
     available = psutil.virtual_memory().available
     if need > RAM_SHARE * available:
-        raise EdgefnError(
-            f"--batch-sizes {max(cfg.batch_sizes)} needs about {need / 1e9:.1f} GB of activations at "
+        raise ConfigError(
+            "batch_sizes",
+            f"{max(cfg.batch_sizes)} needs about {need / 1e9:.1f} GB of activations at "
             f"{seq} tokens (an estimate), over {RAM_SHARE:.0%} of the {available / 1e9:.1f} GB available; "
-            "use smaller batch sizes"
+            "use smaller batch sizes",
         )
     return max_length
 
@@ -204,6 +225,7 @@ def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads
     """One round of one target: 1/rounds of the measuring time; the first round also predicts and profiles."""
     from edgefn.bench.worker import Job
 
+    assert cfg.seq_len is not None  # decided by resolve_lengths before measuring
     return Job(
         variant=t.variant,
         provider=t.provider,
@@ -284,7 +306,8 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     if cfg.variants is None and run.incomplete_variants():
         say(f"skipped (no {runs.EXPORT_MANIFEST}, unverifiable): {', '.join(run.incomplete_variants())}")
     config = runs.read_json_object(next(iter(variants.values()))[0] / runs.MODEL_CONFIG)
-    max_length = check_fits(config, cfg, run.max_length(0) or None)
+    cfg = resolve_lengths(cfg, run.max_length(0) or None)
+    max_length = check_fits(config, cfg, None)
     test = run.read_split("test")
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
     providers = cfg.providers or default_providers()

@@ -48,7 +48,7 @@ def build_peers(
     target: str,
     calibration: Callable[[], dict[str, list[list[int]]]],
     say: Callable[[str], None],
-) -> tuple[dict[str, tuple[Path, dict[str, Any]]], dict[str, str]]:
+) -> tuple[dict[str, tuple[Path, runs.VariantManifest]], dict[str, str]]:
     """Build (or reuse) each peer's folder under RUN/peers/ from the run's checkpoint.
 
     Returns:
@@ -59,7 +59,7 @@ def build_peers(
 
     run.verify_checkpoint()  # every peer is built from it
     source = runs.sha256_dir(run.checkpoint)
-    ready: dict[str, tuple[Path, dict[str, Any]]] = {}
+    ready: dict[str, tuple[Path, runs.VariantManifest]] = {}
     unavailable: dict[str, str] = {}
     plain: Path | None = None
     with tempfile.TemporaryDirectory(prefix=".plain-", dir=_mkdir(run.peers_dir)) as work:
@@ -70,7 +70,7 @@ def build_peers(
                 unavailable[name] = reason
                 continue
             if peer.build is None:
-                ready[name] = (run.checkpoint, {"peer": name, "description": peer.description})
+                ready[name] = (run.checkpoint, runs.VariantManifest(peer=name, description=peer.description))
                 continue
             folder = run.peer_dir(name)
             manifest = _reusable(folder, source)
@@ -94,37 +94,37 @@ def _mkdir(folder: Path) -> Path:
     return folder
 
 
-def _reusable(folder: Path, source: str) -> dict[str, Any] | None:
+def _reusable(folder: Path, source: str) -> runs.VariantManifest | None:
     """The manifest of a peer built earlier from this checkpoint by this recipe version, else None."""
     try:
         manifest = runs.verify_variant(folder)
     except EdgefnError:
         return None
-    same = manifest.get("source_checkpoint_sha256") == source
-    return manifest if same and manifest.get("recipe_version") == RECIPE_VERSION else None
+    same = manifest.source_checkpoint_sha256 == source
+    return manifest if same and manifest.recipe_version == RECIPE_VERSION else None
 
 
 def _build(
     peer: Peer, plain: Path, folder: Path, source: str, calibration: Any, target: str
-) -> dict[str, Any]:
+) -> runs.VariantManifest:
     from edgefn.export.variants import copy_model_files
 
     engine = engines.get(peer.engine)
     with runs.atomic_dir(folder, overwrite=True, owned=runs.is_manifested_dir, kind="peer folder") as tmp:
         info = peer.build(plain, tmp, calibration, target) if peer.build else {}
         copy_model_files(plain.parent, tmp)  # config and tokenizer files of the plain export
-        manifest = {
-            "variant": peer.name,
-            "scheme": peer.scheme,
-            "peer": peer.name,
-            "description": peer.description,
+        manifest = runs.VariantManifest(
+            variant=peer.name,
+            scheme=peer.scheme,
+            peer=peer.name,
+            description=peer.description,
             **info,
-            "runtime": engine.runtime,
-            "precision": peer.precision,
-            "execution_providers": [peer.engine],
-            "source_checkpoint_sha256": source,
-            "recipe_version": RECIPE_VERSION,
+            runtime=engine.runtime,
+            precision=peer.precision,
+            execution_providers=[peer.engine],
+            source_checkpoint_sha256=source,
+            recipe_version=RECIPE_VERSION,
             **runs.model_record(tmp, engine.model_files(tmp)),
-        }
+        )
         runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
     return manifest

@@ -17,7 +17,9 @@ from edgefn.runtime.engines import Engine
 REFERENCE = "pytorch"  # the fine-tuned checkpoint, run as a variant: what every row is compared with
 PEER_CALIBRATION_SAMPLES = 256  # as export's --calibration-samples default
 Progress = Callable[[str], None]
-Variants = dict[str, tuple[Path, dict[str, Any]]]  # name -> (folder, checked export.json); the checkpoint: {}
+Variants = dict[
+    str, tuple[Path, runs.VariantManifest]
+]  # name -> (folder, checked export.json); checkpoint: empty
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Target:
     reason: str | None = None
     peer: bool = False
     description: str | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)  # its checked export.json ({} for the checkpoint)
+    manifest: runs.VariantManifest = field(default_factory=runs.VariantManifest)  # checked export.json
     options: dict[str, Any] = field(default_factory=dict)  # a peer's options for its engine's load
 
     @property
@@ -52,9 +54,9 @@ def default_providers() -> tuple[str, ...]:
     return tuple(e.name for e in engines.engines() if e.primary and e.available() is None)
 
 
-def _meant_elsewhere(manifest: dict[str, Any], engine: Engine, scheme: str) -> str | None:
+def _meant_elsewhere(manifest: runs.VariantManifest, engine: Engine, scheme: str) -> str | None:
     """Why a variant made for other devices' engines only (fp16, for CUDA) does not run on a CPU engine."""
-    meant = list(manifest.get("execution_providers") or [])
+    meant = list(manifest.execution_providers or [])
     if engine.device != "cpu" or not meant or any(device_of(p) == "cpu" for p in meant):
         return None
     return f"{scheme} needs {' or '.join(meant)}"
@@ -66,14 +68,14 @@ def plan_targets(variants: Variants, providers: tuple[str, ...]) -> list[Target]
     (with a reason) where it cannot run here.
 
     Args:
-        variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, {}).
+        variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, an empty manifest).
         providers: the engines asked for, by name (see `engines.get`).
     """
     requested = [engines.get(p) for p in providers]
     targets, planned = [], set()
     for name, (folder, manifest) in variants.items():
         runtime = engines.runtime_of(folder)
-        scheme = "fp32" if name == REFERENCE else str(manifest.get("scheme", name))
+        scheme = "fp32" if name == REFERENCE else manifest.scheme or name
         for engine in (engines.engine_for(runtime, r) for r in requested if runtime is not None):
             if engine is None or (name, engine.name) in planned:
                 continue
@@ -113,7 +115,7 @@ def select_variants(run: RunFolder, names: tuple[str, ...] | None, include_pytor
                     "checkpoint (or pass --variants without pytorch)"
                 )
             run.verify_checkpoint()
-            out[name] = (checkpoint, {})
+            out[name] = (checkpoint, runs.VariantManifest())
         else:
             out[name] = (folders[name], runs.verify_variant(folders[name]))
     return out
@@ -145,7 +147,7 @@ def peer_targets(
     targets = []
     for name in names:
         peer = peers[name]
-        folder, manifest = ready.get(name, (run.peer_dir(name), {}))
+        folder, manifest = ready.get(name, (run.peer_dir(name), runs.VariantManifest()))
         reason = unavailable.get(name)
         status = "unavailable" if reason else "pending"
         targets.append(

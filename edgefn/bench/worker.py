@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgefn import runs
 from edgefn.bench import measure
 from edgefn.runtime import engines
 from edgefn.runtime.classifier import Classifier
@@ -42,8 +43,8 @@ class Job:
     profile: bool = False  # record where each node ran (CUDA sessions)
     predict: bool = True  # predict every text (the first round of a target; later rounds only time)
     engine_module: str = ""  # the module that registers the engine, imported first ("": a built-in engine)
-    # its export.json, checked against its hashes by bench ({} for the checkpoint)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    # its export.json, checked against its hashes by bench (empty for the checkpoint)
+    manifest: runs.VariantManifest = field(default_factory=runs.VariantManifest)
     options: dict[str, Any] = field(default_factory=dict)  # a peer's options for the engine's load
 
 

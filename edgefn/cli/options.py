@@ -1,291 +1,429 @@
-"""Shared click options and helpers of the CLI: one-line errors, list parsing, dataset and fine-tune options."""
+"""Every CLI option, declared once; the groups commands are composed from; config fields back to flags."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import functools
-import os
-import sys
-from collections.abc import Callable, Sequence
+import importlib
+import re
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from edgefn.core.errors import EdgefnError, os_error_line
+from edgefn.core.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class RegistryChoice(click.Choice):  # type: ignore[type-arg]
+    """click.Choice over a library registry ("module:NAME"), read on first use: `edgefn --help` stays instant
+    and the CLI keeps no copy of the list."""
+
+    def __init__(self, registry: str) -> None:
+        self.registry = registry
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        if self._choices is None:
+            module, name = self.registry.split(":")
+            found = getattr(importlib.import_module(module), name)
+            self._choices = tuple(found() if callable(found) else found)
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: Iterable[str]) -> None:
+        self._choices = tuple(value)
+
+
 class RegistryHelp(click.Option):
-    """An option whose help text a registry computes when help is shown (`help_from`: "module:function"), so
-    that what was registered after import (an engine, a peer, a scheme) is listed; imported only then."""
+    """An option whose help a registry computes when help is shown (`help_from`: "module:function"), so that
+    what was registered after import (an engine, a peer, a scheme) is listed; the static `help` follows it."""
 
     def __init__(self, *args: Any, help_from: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help_from = help_from
+        self.help_after = self.help or ""
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
-        import importlib
-
         module, function = self.help_from.split(":")
-        self.help = getattr(importlib.import_module(module), function)()
+        listed = getattr(importlib.import_module(module), function)()
+        self.help = f"{listed} {self.help_after}".strip()
         return super().get_help_record(ctx)
 
 
-# The run folder of the commands that read an existing run (export, bench, package).
-run_dir_option = click.option(
-    "--run-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run folder (default: the most recent under artifacts/).",
-)
+_PATH = click.Path(path_type=Path)
 
-
-def user_errors(fn: F) -> F:
-    """Turn EdgefnError into a one-line message and exit code 2, an OSError (a full disk, an I/O error) into
-    one line and exit code 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EdgefnError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(2)
-        except OSError as e:  # here, before click's main, which would swallow a broken pipe silently
-            exit_on_os_error(e, command_path(click.get_current_context(silent=True)))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def command_path(ctx: click.Context | None) -> str:
-    """`edgefn data list`: the command's names under the edgefn group, however the program was started."""
-    names = []
-    while ctx is not None and ctx.parent is not None:
-        names.append(ctx.info_name or "")
-        ctx = ctx.parent
-    return " ".join(["edgefn", *reversed(names)])
-
-
-def exit_on_os_error(e: OSError, what: str, stdout: bool = False) -> NoReturn:
-    """Print an OS fault met by command `what` as one line and exit 1; a failed standard output is named and
-    silenced (a reader that closed the pipe, as `| head` does, is no fault to report)."""
-    if stdout or _raised_writing_stdout(e):
-        _silence_stdout()
-        if e.errno == errno.EPIPE:
-            sys.exit(1)
-        what += ": writing standard output"
-    click.echo(f"Error: {os_error_line(e, what)}", err=True)
-    sys.exit(1)
-
-
-def _raised_writing_stdout(e: OSError) -> bool:
-    """Whether the innermost Python frame of `e` held standard output (click.echo's or a writer's stream)."""
-    streams = {id(sys.stdout), id(getattr(sys.stdout, "buffer", None)), id(sys.__stdout__)}
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and any(id(v) in streams for v in tb.tb_frame.f_locals.values())
-
-
-def _silence_stdout() -> None:
-    """Point a failed standard output at /dev/null, so its unwritten buffer cannot fail again at exit."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        fd = sys.stdout.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, fd)
-        os.close(null)
-
-
-def parse_int_list(value: str, option: str) -> tuple[int, ...]:
-    """Parse `1,8,32` into positive integers, with a one-line error otherwise."""
-    try:
-        out = tuple(int(v) for v in value.split(",") if v.strip() != "")
-    except ValueError:
-        raise EdgefnError(f"{option} takes a comma list of positive integers, got {value!r}") from None
-    if not out or any(v <= 0 for v in out):
-        raise EdgefnError(f"{option} takes a comma list of positive integers, got {value!r}")
-    return out
-
-
-def split_list(value: str | None) -> tuple[str, ...] | None:
-    """Split `a, b,c` into names; None stays None."""
-    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def name_list(value: str | None, option: str) -> tuple[str, ...] | None:
-    """`split_list` for an option whose absence means a default: given, it must name something."""
-    names = split_list(value)
-    if names == ():
-        raise EdgefnError(f"{option} {value!r} names nothing; leave the option out for the default")
-    return names
-
-
-# How to read a generic file (the commands that take DATA as an argument use them as they are).
-column_options = [
-    click.option(
-        "--text-col",
-        "text_cols",
-        multiple=True,
-        help="Text column of a generic file; repeat to join columns (title + text).",
-    ),
-    click.option("--label-col", default=None, help="Label column of a generic file."),
-    click.option("--fake-label", default=None, help="The label value that means fake in a generic file."),
-]
-
-
-def apply_options(fn: F, decorators: Sequence[Callable[[Any], Any]]) -> F:
-    """Decorate `fn` with click options in the order they are listed (as if stacked in that order)."""
-    for dec in reversed(decorators):
-        fn = dec(fn)
-    return fn
-
-
-def column_options_for(fn: F) -> F:
-    """--text-col, --label-col and --fake-label (for the commands that take DATA as an argument)."""
-    return apply_options(fn, column_options)
-
-
-def data_options(fn: F) -> F:
-    """Options shared by every command that reads a dataset."""
-    data = click.option(
-        "--data",
-        "data",
+# The one table of options: a flag means the same thing, with the same help and default, in every command.
+_TABLE: tuple[click.Parameter, ...] = (
+    # data: which texts, read how
+    click.Option(
+        ["--data"],
         default="welfake",
         show_default=True,
         help="Dataset name (welfake, isot, constraint, liar, sample), a file/folder path, "
         "fake=PATH,real=PATH (one file or folder per class) or a union a+b+c.",
-    )
-    no_clean = click.option(
-        "--no-clean", is_flag=True, help="Keep dataset shortcut cues (ISOT datelines etc.)."
-    )
-    return apply_options(fn, [data, *column_options, no_clean, *cleaning_options])
-
-
-cleaning_options = [
-    click.option(
-        "--clean",
-        "clean_rules",
-        default=None,
+    ),
+    click.Option(
+        ["--text-col", "text_cols"],
+        multiple=True,
+        help="Text column of a generic file; repeat to join columns (title + text). Default: text.",
+    ),
+    click.Option(["--label-col"], help="Label column of a generic file. Default: label."),
+    click.Option(
+        ["--fake-label"],
+        help="The label value that means fake in a generic file. Default: 0/1 (1 = fake) or fake/real.",
+    ),
+    click.Option(
+        ["--no-clean"],
+        is_flag=True,
+        help="Keep dataset shortcut cues (ISOT datelines etc.). Default: a named dataset's own cleaning.",
+    ),
+    click.Option(
+        ["--clean", "clean_rules"],
         help="Comma list of cleaning rules (urls, drop-urls, handles, drop-handles, hashtags, reuters, "
-        "featured-image, whitespace) for a generic file, or instead of a named dataset's own.",
+        "featured-image, whitespace) for a generic file, or instead of a named dataset's own. "
+        "Default: the dataset's own, none for a generic file.",
     ),
-    click.option(
-        "--strict", is_flag=True, help="Refuse rows without a label instead of dropping and counting them."
+    click.Option(
+        ["--strict"], is_flag=True, help="Refuse rows without a label instead of dropping and counting them."
     ),
-    click.option(
-        "--max-train-per-source",
+    click.Option(
+        ["--max-train-per-source"],
         type=click.IntRange(min=1),
-        default=None,
-        help="Cap each dataset's training rows in a union a+b (a seeded sample).",
+        help="Cap each dataset's training rows in a union a+b (a seeded sample). Default: no cap.",
     ),
-]
+    click.Option(
+        ["--seed"],
+        type=int,
+        default=42,
+        show_default=True,
+        help="Seed of the 70/15/15 split of datasets without official splits, of random subsets, of training.",
+    ),
+    # finetune
+    click.Option(
+        ["--init"],
+        type=RegistryChoice("edgefn.core.presets:INIT_CHOICES"),
+        default="pretrained",
+        show_default=True,
+        help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
+        "scratch: random init of the preset's architecture.",
+    ),
+    click.Option(["--epochs"], type=int, help="Maximum epochs. Default: the preset's, 5 for real presets."),
+    click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's."),
+    click.Option(
+        ["--batch-size"],
+        type=int,
+        help="Texts per model call. Default: the preset's when fine-tuning, 32 for eval and predict.",
+    ),
+    click.Option(
+        ["--max-length"],
+        type=int,
+        help="Token limit: longer texts are truncated, and bench's fixed-shape inputs have this length. "
+        "Default: 128 or the preset's for a new run; the run's for eval, predict and bench.",
+    ),
+    click.Option(
+        ["--max-train-samples"],
+        type=int,
+        help="Train on a seeded random subset of this many training rows. Default: all.",
+    ),
+    click.Option(
+        ["--max-val-samples"],
+        type=int,
+        help="Use at most this many validation rows: finetune keeps a seeded random subset, export scores "
+        "each variant on the first ones. Default: all.",
+    ),
+    click.Option(
+        ["--max-test-samples"],
+        type=int,
+        help="Use at most this many test rows: finetune scores and keeps a seeded random subset, bench "
+        "measures the first ones. Default: all.",
+    ),
+    click.Option(
+        ["--run-dir"],
+        type=_PATH,
+        help="The run folder. finetune, run and demo write it (default: artifacts/<preset>-<data>; demo: "
+        "artifacts/demo-minilm-sample, replaced); export, bench, package and show read it (default: the "
+        "most recent under artifacts/).",
+    ),
+    click.Option(
+        ["--overwrite"],
+        is_flag=True,
+        help="Replace what the command wrote before: finetune the run folder, export the variant folders, "
+        "package RUN/package/<target>/.",
+    ),
+    click.Option(["--resume"], is_flag=True, help="Continue an interrupted run from its last checkpoint."),
+    # export
+    RegistryHelp(
+        ["--quantize", "schemes"],
+        help_from="edgefn.export.schemes:scheme_help",
+        help="Default: int8-dynamic for export, int8-dynamic,int8-static for run.",
+    ),
+    click.Option(
+        ["--optimize"],
+        type=RegistryChoice("edgefn.export.config:OPTIMIZE_LEVELS"),
+        help="ONNX Runtime graph optimisation (none: the plain graph). Default: O2 for BERT-family and "
+        "DistilBERT presets, none for MobileBERT (unsupported) and ALBERT (fusion unshares its layers).",
+    ),
+    click.Option(
+        ["--isa"],
+        type=RegistryChoice("edgefn.export.quantize:TARGETS"),
+        help="The CPU instruction set int8 targets. Default: this CPU's.",
+    ),
+    click.Option(
+        ["--calibration-samples"],
+        type=int,
+        default=256,
+        show_default=True,
+        help="Calibration texts for int8-static.",
+    ),
+    click.Option(
+        ["--calibration-method"],
+        type=RegistryChoice("edgefn.export.quantize:CALIBRATION_METHODS"),
+        default="minmax",
+        show_default=True,
+        help="How int8-static sets activation ranges from the calibration texts.",
+    ),
+    click.Option(
+        ["--parity-samples"],
+        type=int,
+        default=64,
+        show_default=True,
+        help="Validation texts for the fp32 ONNX vs PyTorch check.",
+    ),
+    click.Option(["--opset"], type=int, help="ONNX opset. Default: Optimum's for the architecture."),
+    click.Option(
+        ["--threads"],
+        type=int,
+        help="Intra-op threads of PyTorch and ONNX Runtime. Default: one per physical core.",
+    ),
+    # bench
+    click.Option(
+        ["--batch-sizes"], default="1,8,32", show_default=True, help="Comma list of batch sizes to measure."
+    ),
+    RegistryHelp(
+        ["--providers"],
+        help_from="edgefn.runtime.engines:engine_help",
+        help="Default: cpu, plus cuda when present.",
+    ),
+    click.Option(
+        ["--variants"],
+        help="Comma list of the run's variants. Default: bench all of them plus pytorch; package web fp32, "
+        "the first int8 that runs in WASM and fp16, mobile every CPU one.",
+    ),
+    click.Option(
+        ["--real-lengths/--no-real-lengths"],
+        default=True,
+        show_default=True,
+        help="Time the test texts end to end (tokenisation, dynamic padding, sorted batches).",
+    ),
+    click.Option(
+        ["--fixed-shape/--no-fixed-shape"],
+        default=True,
+        show_default=True,
+        help="Time fixed (batch, max-length) inputs, model call only.",
+    ),
+    click.Option(
+        ["--min-time"],
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="Least seconds measured per batch size and input mode.",
+    ),
+    RegistryHelp(
+        ["--peers"],
+        default="all",
+        show_default=True,
+        help_from="edgefn.bench.peers:peer_help",
+        help="Built from the run's checkpoint; all or none.",
+    ),
+    click.Option(
+        ["--rounds"],
+        type=int,
+        default=3,
+        show_default=True,
+        help="Interleaved rounds (A B C, A B C, ...): the spread across them flags a noisy machine.",
+    ),
+    click.Option(
+        ["--max-drop"],
+        type=float,
+        default=0.5,
+        show_default=True,
+        help="Accuracy points below the reference a row may lose and still be what to ship.",
+    ),
+    # eval and predict
+    click.Option(
+        ["--model"],
+        required=True,
+        type=_PATH,
+        help="A model folder: an exported variant (e.g. RUN/onnx/int8-dynamic), or for eval also a run "
+        "folder (its PyTorch checkpoint).",
+    ),
+    click.Option(
+        ["--split"],
+        type=RegistryChoice("edgefn.train.evaluate:EVAL_SPLITS"),
+        default="test",
+        show_default=True,
+        help="The rows scored: the dataset's test split, or all its rows (data the model never saw).",
+    ),
+    click.Option(
+        ["--max-samples"],
+        type=int,
+        help="Score a seeded random subset of this many rows (and of the run's own test split). Default: all.",
+    ),
+    click.Option(
+        ["--ood-score"],
+        type=RegistryChoice("edgefn.runtime.classifier:OOD_SCORES"),
+        default="energy",
+        show_default=True,
+        help="Out-of-distribution score: energy (of the logits) or msp (the top softmax probability).",
+    ),
+    click.Option(
+        ["--output"],
+        type=_PATH,
+        help="Where to write: data audit a JSON copy of its report; eval a folder (default: RUN/eval/<data>); "
+        "predict a file (default: standard output).",
+    ),
+    click.Option(
+        ["--input", "input_path"],
+        help="A .txt file (one text per line), a .csv/.tsv/.jsonl file (see --column), or - for stdin. "
+        "Default: the TEXTS arguments, else stdin.",
+    ),
+    click.Option(
+        ["--column"], default="text", show_default=True, help="Text column of a CSV/TSV/JSONL input."
+    ),
+    click.Option(
+        ["--format", "fmt"],
+        type=RegistryChoice("edgefn.runtime.predict_io:FORMATS"),
+        default="jsonl",
+        show_default=True,
+        help="Output rows as JSON lines or CSV.",
+    ),
+    click.Option(
+        ["--provider"], default="cpu", show_default=True, help="cpu, cuda or a full ONNX Runtime EP name."
+    ),
+    click.Option(
+        ["--encoding"], default="utf-8", show_default=True, help="Encoding of the input file or stdin."
+    ),
+    # package
+    click.Option(
+        ["--target"],
+        required=True,
+        type=RegistryChoice("edgefn.package.targets:target_names"),
+        help="web (a static page + Transformers.js layout) or mobile (.ort).",
+    ),
+    click.Option(
+        ["--check-samples"],
+        type=int,
+        default=100,
+        show_default=True,
+        help="Validation texts each packaged model is checked on.",
+    ),
+    click.Option(
+        ["--browser-check"], is_flag=True, help="web: also run the page in headless Chromium on them."
+    ),
+    # data inspect / audit, show
+    click.Option(["--tokenizer"], help="Tokenizer folder or hub id. Default: the bundled WordPiece."),
+    click.Option(
+        ["--ngrams"], type=click.IntRange(min=0), default=15, show_default=True, help="Top n-grams per class."
+    ),
+    click.Option(["--no-duplicates"], is_flag=True, help="Skip the MinHash near-duplicate search."),
+    click.Option(["--json", "as_json"], is_flag=True, help="Print the result as JSON."),
+    # arguments
+    click.Argument(["data"]),
+    click.Argument(["preset"]),
+    click.Argument(["texts"], nargs=-1),
+)
+PARAMS: dict[str, click.Parameter] = {
+    (p.opts[0] if isinstance(p, click.Option) else p.name or ""): p for p in _TABLE
+}
+
+# The config fields a flag sets where they are not named like the flag (Python API errors name fields).
+FLAG_FIELDS: dict[str, tuple[str, ...]] = {
+    "--isa": ("target",),
+    "--quantize": ("schemes",),
+    "--max-val-samples": ("max_eval_samples", "eval_samples"),
+    "--max-test-samples": ("max_test_samples", "samples"),
+    "--max-samples": ("samples",),
+    "--max-length": ("max_length", "seq_len"),
+    "--min-time": ("min_time_s",),
+    "--real-lengths": ("real_lengths",),
+    "--fixed-shape": ("fixed_shape",),
+}
 
 
-def make_data_options(
-    text_cols: tuple[str, ...],
-    label_col: str | None,
-    fake_label: str | None,
-    no_clean: bool,
-    seed: int = 42,
-    clean_rules: str | None = None,
-    strict: bool = False,
-    max_train_per_source: int | None = None,
-) -> Any:
-    from edgefn.data.catalog import DataOptions
-    from edgefn.data.dataprep import check_rules
-
-    rules = split_list(clean_rules) or ()
-    check_rules(rules)
-    return DataOptions(
-        text_cols=tuple(text_cols),
-        label_col=label_col,
-        fake_label=fake_label,
-        clean=not no_clean,
-        seed=seed,
-        strict=strict,
-        clean_rules=rules,
-        max_train_per_source=max_train_per_source,
-    )
+def fields_of(param: click.Parameter) -> tuple[str, ...]:
+    """The config fields `param` sets."""
+    name = param.opts[0] if isinstance(param, click.Option) else ""
+    return FLAG_FIELDS.get(name, (param.name or "",))
 
 
-def finetune_options(fn: F) -> F:
-    """Options shared by `finetune` and `run`."""
-    decorators = [
-        data_options,
-        click.option(
-            "--epochs",
-            type=int,
-            default=None,
-            help="Maximum epochs (default: the preset's, 5 for real presets).",
-        ),
-        click.option(
-            "--batch-size", type=int, default=None, help="Per-device batch size (default: the preset's)."
-        ),
-        click.option("--lr", type=float, default=None, help="Learning rate (default: the preset's)."),
-        click.option(
-            "--max-length", type=int, default=None, help="Truncate texts to this many tokens (default 128)."
-        ),
-        click.option(
-            "--max-train-samples", type=int, default=None, help="Use a random subset of the training split."
-        ),
-        click.option(
-            "--max-eval-samples", type=int, default=None, help="Use a random subset of the validation split."
-        ),
-        click.option(
-            "--max-test-samples",
-            type=int,
-            default=None,
-            help="Score a random subset of the test split (quick runs).",
-        ),
-        click.option(
-            "--seed",
-            type=int,
-            default=42,
-            show_default=True,
-            help="Seed for splits, init and training order.",
-        ),
-        click.option(
-            "--init",
-            type=click.Choice(["pretrained", "scratch"]),
-            default="pretrained",
-            show_default=True,
-            help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
-            "scratch: random init of the preset's architecture.",
-        ),
-        click.option(
-            "--run-dir",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="Output folder (default: artifacts/<preset>-<data>).",
-        ),
-        click.option("--overwrite", is_flag=True, help="Replace an existing run folder."),
-    ]
-    return apply_options(fn, decorators)
+def flag_message(e: ConfigError, command: click.Command | None) -> str:
+    """`e` in the words of `command`'s flags: "optimize: unknown level" becomes "--optimize: unknown level"."""
+    flags = {}
+    for p in command.params if command else []:
+        for field in fields_of(p):
+            flags[field] = p.opts[0] if isinstance(p, click.Option) else p.human_readable_name
+    detail = e.detail
+    for field in e.related:
+        if field in flags:
+            detail = re.sub(rf"\b{field}\b", flags[field], detail)
+    return f"{flags.get(e.field, e.field)}: {detail}"
 
 
-def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False) -> Any:
-    """Build a FinetuneConfig from the `finetune_options` values."""
-    from edgefn.train.finetune import FinetuneConfig
+# The groups commands are built from; `run` is finetune + export + bench.
+DATA = ("--data", "--text-col", "--label-col", "--fake-label", "--no-clean", "--clean", "--strict")
+FINETUNE = (
+    *DATA,
+    "--max-train-per-source",
+    "--init",
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--max-length",
+    "--max-train-samples",
+    "--max-val-samples",
+    "--max-test-samples",
+    "--seed",
+    "--run-dir",
+    "--overwrite",
+)
+EXPORT = (
+    "--quantize",
+    "--optimize",
+    "--isa",
+    "--calibration-samples",
+    "--calibration-method",
+    "--parity-samples",
+    "--max-val-samples",
+    "--opset",
+    "--threads",
+)
+BENCH = (
+    "--batch-sizes",
+    "--providers",
+    "--variants",
+    "--max-length",
+    "--real-lengths",
+    "--fixed-shape",
+    "--max-test-samples",
+    "--min-time",
+    "--threads",
+    "--peers",
+    "--rounds",
+    "--max-drop",
+)
+INFERENCE = ("--batch-size", "--threads", "--max-length")  # eval and predict: how the model runs
 
-    data_opts = make_data_options(
-        opts.pop("text_cols"),
-        opts.pop("label_col"),
-        opts.pop("fake_label"),
-        opts.pop("no_clean"),
-        opts["seed"],
-        opts.pop("clean_rules"),
-        opts.pop("strict"),
-        opts.pop("max_train_per_source"),
-    )
-    return FinetuneConfig(preset=preset, data_options=data_opts, resume=resume, **opts)
 
+def use(*groups: Sequence[str]) -> Callable[[F], F]:
+    """Attach the parameters named in `groups` to a command, in order, each once."""
 
-def data_files(data: str) -> list[str]:
-    """The files and folders a --data / DATA argument names (`a.csv+b.jsonl`, `fake=A,real=B`,
-    `welfake:PATH`, a folder of files), for the input-is-not-output guard; registry names are left out."""
-    parts = (p.split("=", 1)[-1] for p in data.replace(",", "+").split("+"))
-    candidates = (p.split(":", 1)[-1] if not Path(p).exists() else p for p in parts)
-    return [c for c in candidates if c and Path(c).exists()]
+    def decorate(fn: F) -> F:
+        names = list(dict.fromkeys(name for group in groups for name in group))
+        params = fn.__dict__.setdefault("__click_params__", [])
+        params.extend(PARAMS[name] for name in reversed(names))  # click reverses decorator order
+        return fn
+
+    return decorate

@@ -6,7 +6,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import click
+
 from edgefn import runs
+from edgefn.cli.errors import user_errors
+from edgefn.cli.options import use
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 
@@ -45,19 +49,36 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
-    config = _json_or_none(run.finetune_config) or {}
-    metrics = _json_or_none(run.metrics) or {}
-    if not config and not metrics:
+def _finetune_config(run: RunFolder) -> runs.FinetuneManifest | None:
+    """finetune_config.json; None when absent, unreadable or of another shape (as `_json_or_none`)."""
+    try:
+        return run.read_finetune_config() if run.finetune_config.is_file() else None
+    except EdgefnError:
         return None
+
+
+def _variant_manifest(folder: Path) -> runs.VariantManifest | None:
+    """A variant's export.json; None when absent, unreadable or of another shape (as `_json_or_none`)."""
+    try:
+        return runs.read_variant_manifest(folder)
+    except EdgefnError:
+        return None
+
+
+def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
+    config = _finetune_config(run)
+    metrics = _json_or_none(run.metrics) or {}
+    if config is None and not metrics:
+        return None
+    config = config or runs.FinetuneManifest()
     test = _obj(metrics.get("test"))
     data = _obj(metrics.get("data"))
     return {
-        "preset": config.get("preset", metrics.get("preset")),
-        "init": config.get("init", metrics.get("init")),
-        "data": data.get("name") or config.get("data"),
+        "preset": config.preset or metrics.get("preset"),
+        "init": config.init or metrics.get("init"),
+        "data": data.get("name") or config.data,
         "data_fingerprint": data.get("fingerprint"),
-        "max_length": config.get("max_length"),
+        "max_length": config.max_length,
         "test_accuracy": test.get("accuracy", metrics.get("test_accuracy")),
         "test_f1_weighted": test.get("f1_weighted", metrics.get("test_f1")),
         "test_rows": test.get("n"),
@@ -68,18 +89,19 @@ def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
 
 
 def _describe_variant(folder: Path) -> dict[str, Any]:
-    manifest = _json_or_none(folder / runs.EXPORT_MANIFEST) or {}
+    read = _variant_manifest(folder)
+    manifest = read or runs.VariantManifest()
     model = folder / runs.ONNX_FILE
-    size = manifest.get("size_mb") or (runs.file_size_mb(model) if model.is_file() else None)
+    size = manifest.size_mb or (runs.file_size_mb(model) if model.is_file() else None)
     return {
-        "variant": manifest.get("variant", folder.name),
-        "scheme": manifest.get("scheme"),
+        "variant": manifest.variant or folder.name,
+        "scheme": manifest.scheme,
         "size_mb": size,
-        "validation_accuracy": manifest.get("validation_accuracy"),
-        "accuracy_delta_vs_fp32": manifest.get("accuracy_delta_vs_fp32"),
-        "target": manifest.get("target"),
-        "execution_providers": manifest.get("execution_providers"),
-        "hash": runs.hash_status(folder, manifest),
+        "validation_accuracy": manifest.validation_accuracy,
+        "accuracy_delta_vs_fp32": manifest.accuracy_delta_vs_fp32,
+        "target": manifest.target,
+        "execution_providers": manifest.execution_providers,
+        "hash": runs.hash_status(folder, read),
     }
 
 
@@ -221,3 +243,17 @@ def format_run(d: dict[str, Any]) -> str:
     lines += _format_variants(d["variants"], d["incomplete_variants"])
     lines += _format_bench(d["bench"])
     return "\n".join(lines)
+
+
+@click.command()
+@use(("--run-dir", "--json"))
+@user_errors
+def show(run_dir: Path | None, as_json: bool) -> None:
+    """Print a run folder's stages, variants and headline numbers (default: the most recent run)."""
+    import json
+
+    run, picked = runs.resolve_run_dir(run_dir)
+    if picked:
+        click.echo(f"(most recent run: {run})", err=True)
+    d = describe_run(run)
+    click.echo(json.dumps(d, indent=2) if as_json else format_run(d))

@@ -1,2 +1,2 @@
 """Stage-independent ground: errors, the output policy, environment facts, text-file reading, metrics and
-model presets. Imports nothing else of edgefn."""
+model presets and their weights. Imports nothing else of edgefn."""

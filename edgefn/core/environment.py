@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError
 
 # The flags that decide int8 / fp32 kernels, in the order reports list them.
 CPU_FLAGS = (
@@ -136,16 +136,16 @@ def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def check_threads(threads: int | None, option: str = "--threads") -> None:
+def check_threads(threads: int | None, field: str = "threads") -> None:
     """Refuse a thread count below 1 or above this machine's logical cores (oversubscription makes one
     prediction take tens of seconds and a bench hang)."""
     if threads is None:
         return
     cores = os.cpu_count() or 1
     if threads <= 0:
-        raise EdgefnError(f"{option} must be a positive integer, got {threads}")
+        raise ConfigError(field, f"must be a positive integer, got {threads}")
     if threads > cores:
-        raise EdgefnError(f"{option} {threads} is more than this machine's {cores} logical cores")
+        raise ConfigError(field, f"{threads} is more than this machine's {cores} logical cores")
 
 
 def record_versions_of(*names: str) -> None:

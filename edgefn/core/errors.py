@@ -21,6 +21,18 @@ class EdgefnError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 
 
+class ConfigError(EdgefnError):
+    """A refused config value, named by its field ("optimize: unknown level 'O9'"); the CLI names the flag.
+
+    `related` lists the fields the detail mentions by name (the CLI names their flags there too)."""
+
+    def __init__(self, field: str, detail: str, related: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+        self.related = related
+
+
 def os_error_line(e: OSError, what: str) -> str:
     """One line for an OS fault: what failed (the file it names, else `what`), the reason and the errno."""
     where = e.filename if e.filename is not None else what

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from edgefn.data.dataprep import HANDLE, HANDLE_PLACEHOLDER, HASHTAG, URL, URL_PLACEHOLDER
+from edgefn.data.cleaning import HANDLE, HANDLE_PLACEHOLDER, HASHTAG, URL, URL_PLACEHOLDER
 from edgefn.data.dataset import SPLITS, DatasetBundle
 
 STRONG_CUE = 0.60  # balanced accuracy on test of a classifier that sees only the cue

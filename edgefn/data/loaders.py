@@ -8,13 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgefn.core.errors import EdgefnError
+from edgefn.data.cleaning import FEATURED_IMAGE, REUTERS_DATELINE, apply_rules, describe_rules
 from edgefn.data.dataprep import (
-    FEATURED_IMAGE,
-    REUTERS_DATELINE,
-    apply_rules,
     bundle_from_frame,
     bundle_from_splits,
-    describe_rules,
     join_text_columns,
     load_generic,
     make_info,
@@ -31,7 +28,7 @@ WELFAKE_HUB, ISOT_HUB = "davanstrien/WELFake", "GonzaloA/fake_news"
 LIAR_FAKE = ("pants-fire", "false", "barely-true")
 LIAR_REAL = ("half-true", "mostly-true", "true")
 LIAR_MAP = f"fake = {{{', '.join(LIAR_FAKE)}}}, real = {{{', '.join(LIAR_REAL)}}}"
-# ISOT shortcut cues (../shared/data/README.md): REUTERS_DATELINE and FEATURED_IMAGE in dataprep.
+# ISOT shortcut cues (../shared/data/README.md): REUTERS_DATELINE and FEATURED_IMAGE in cleaning.
 ISOT_RULES = (
     "strip leading/trailing spaces of titles",
     "remove the '... (Reuters) - ' dateline at the start",
@@ -60,7 +57,7 @@ def _hub_frames(hub_id: str) -> dict[str, pd.DataFrame] | None:
     """Splits of a hub dataset as DataFrames; None when offline and not cached."""
     import datasets
 
-    from edgefn.core.presets import hub_reachable
+    from edgefn.core.weights import hub_reachable
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if not offline and not hub_reachable():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgefn.core.environment import check_threads
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError
 from edgefn.export import quantize as q
 from edgefn.export import schemes
 
@@ -37,25 +37,25 @@ class ExportConfig:
             self.schemes = tuple(s for s in self.schemes.split(",") if s.strip())
         self.schemes = schemes.resolve_schemes(tuple(self.schemes) or ("none",))
         if self.optimize is not None and self.optimize not in OPTIMIZE_LEVELS:
-            raise EdgefnError(
-                f"unknown --optimize {self.optimize!r}; choose one of {', '.join(OPTIMIZE_LEVELS)}"
+            raise ConfigError(
+                "optimize", f"unknown level {self.optimize!r}; choose one of {', '.join(OPTIMIZE_LEVELS)}"
             )
         if self.target is not None:
             q.get_target(self.target)
         if self.calibration_method not in q.CALIBRATION_METHODS:
-            raise EdgefnError(
-                f"unknown --calibration-method {self.calibration_method!r}; "
-                f"choose one of {', '.join(q.CALIBRATION_METHODS)}"
+            raise ConfigError(
+                "calibration_method",
+                f"unknown method {self.calibration_method!r}; choose one of {', '.join(q.CALIBRATION_METHODS)}",
             )
         check_threads(self.threads)
         if self.opset is not None and not MIN_OPSET <= self.opset <= max_opset():
-            raise EdgefnError(
-                f"--opset must be between {MIN_OPSET} and {max_opset()} (this onnx), got {self.opset}"
+            raise ConfigError(
+                "opset", f"must be between {MIN_OPSET} and {max_opset()} (this onnx), got {self.opset}"
             )
         for name in ("calibration_samples", "parity_samples", "eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise EdgefnError(f"{name.replace('_', '-')} must be a positive integer, got {value}")
+                raise ConfigError(name, f"must be a positive integer, got {value}")
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 

@@ -106,18 +106,19 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> ExportJob:
     _check_checkpoint(run.checkpoint)
     run.verify_checkpoint()
     ft = run.read_finetune_config()
-    if "preset" not in ft:
+    if ft.preset is None:
         raise EdgefnError(f'{run.finetune_config} has no "preset"; re-run `edgefn finetune`')
+    init = ft.init or "pretrained"
     target = cfg.target or q.detect_target()
-    step(f"run {run.path} (preset {ft['preset']}, {ft.get('init', 'pretrained')}); int8 target {target}")
-    max_length = int(ft.get("max_length", 128))
+    step(f"run {run.path} (preset {ft.preset}, {init}); int8 target {target}")
+    max_length = ft.max_length or 128
     checkpoint_config = runs.read_optional_json(run.checkpoint / runs.MODEL_CONFIG)
     return ExportJob(
         cfg,
         run,
-        str(ft["preset"]),
-        str(ft.get("init", "pretrained")),
-        quirks_for(str(ft["preset"]), checkpoint_config.get("model_type")),
+        ft.preset,
+        init,
+        quirks_for(ft.preset, checkpoint_config.get("model_type")),
         max_length,
         runs.sha256_dir(run.checkpoint),
         target,
@@ -286,7 +287,7 @@ def _export_scheme(job: ExportJob, scheme: schemes.QuantScheme) -> VariantResult
         )
         runs.write_json(tmp / runs.EXPORT_MANIFEST, manifest)
     job.step(
-        f"{scheme.name}: {manifest['size_mb']:.2f} MB ({manifest['size_ratio_to_fp32']:.0%} of fp32), "
+        f"{scheme.name}: {manifest.size_mb:.2f} MB ({manifest.size_ratio_to_fp32:.0%} of fp32), "
         f"agreement with fp32 {parity['agreement']:.1%}"
     )
     return variant_result(folder, manifest)
@@ -355,40 +356,40 @@ def _manifest(
     parity: dict[str, Any],
     accuracy: float | None,
     **extra: Any,
-) -> dict[str, Any]:
+) -> runs.VariantManifest:
     record = runs.model_record(folder, tuple(extra.pop("model_files", (runs.ONNX_FILE,))))
     size = record["size_mb"]
     opset = extra.pop("opset", None)
     if opset is None:
-        opset = runs.read_variant_manifest(job.variant_dir(FP32)).get("opset")
-    return {
-        "variant": variant,
-        "scheme": scheme,
-        "preset": job.preset,
-        "init": job.init,
-        "model_files": record["model_files"],
-        "model_sha256": record["model_sha256"],
-        "files_sha256": record["files_sha256"],
-        "source_checkpoint_sha256": job.source_sha256,
-        "request": request_of(job, variant),
-        "size_mb": size,
-        "size_ratio_to_fp32": size / (job.fp32_size_mb or size),
-        "opset": opset,
-        "target": job.target,
-        "execution_providers": providers,
-        "max_length": job.max_length,
-        "parity": parity,
-        "validation_accuracy": accuracy,
-        "validation_samples": len(job.eval_labels),
-        "accuracy_delta_vs_fp32": None
+        opset = runs.read_variant_manifest(job.variant_dir(FP32)).opset
+    return runs.VariantManifest(
+        variant=variant,
+        scheme=scheme,
+        preset=job.preset,
+        init=job.init,
+        model_files=record["model_files"],
+        model_sha256=record["model_sha256"],
+        files_sha256=record["files_sha256"],
+        source_checkpoint_sha256=job.source_sha256,
+        request=request_of(job, variant),
+        size_mb=size,
+        size_ratio_to_fp32=size / (job.fp32_size_mb or size),
+        opset=opset,
+        target=job.target,
+        execution_providers=providers,
+        max_length=job.max_length,
+        parity=parity,
+        validation_accuracy=accuracy,
+        validation_samples=len(job.eval_labels),
+        accuracy_delta_vs_fp32=None
         if accuracy is None or job.fp32_accuracy is None
         else accuracy - job.fp32_accuracy,
-        "nodes_kept_float": extra.pop("nodes_kept_float", []),
-        "op_counts": op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": engines.library_versions(),
+        nodes_kept_float=extra.pop("nodes_kept_float", []),
+        op_counts=op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        versions=engines.library_versions(),
         **extra,
-    }
+    )
 
 
 def _number(value: Any, spec: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn.core.environment import cpu_flags
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.export.graph import (
     activation_matmuls,
     basic_graph_pass,
@@ -93,7 +93,7 @@ def detect_target(cpuinfo: str | None = None, machine: str | None = None) -> str
 def get_target(name: str) -> TargetSettings:
     """Settings of a registered target, or a one-line error listing them."""
     if name not in TARGETS:
-        raise EdgefnError(f"unknown --target {name!r}; known targets: {', '.join(TARGETS)}")
+        raise ConfigError("target", f"unknown CPU target {name!r}; known targets: {', '.join(TARGETS)}")
     return TARGETS[name]
 
 

@@ -22,15 +22,8 @@ from edgefn.runtime.inference import CPU, Encoder
 FP32 = "fp32"
 _COPIED_SUFFIXES = (".json", ".txt", ".model")  # config and tokenizer files carried into every variant
 Step = Callable[[str], None]
-# The export.json fields an export reports for a variant it keeps, with their JSON types.
-_RESULT_FIELDS: dict[str, runs.JsonType] = {
-    "variant": str,
-    "size_mb": float,
-    "size_ratio_to_fp32": float,
-    "parity": dict,
-    "validation_accuracy": (float, type(None)),
-    "accuracy_delta_vs_fp32": (float, type(None)),
-}
+# The export.json fields an export reports for a variant it keeps.
+_RESULT_FIELDS = ("variant", "size_mb", "size_ratio_to_fp32", "parity")
 
 
 @dataclass
@@ -78,7 +71,7 @@ class ExportJob:
     fp32_logits: Any = None
     fp32_accuracy: float | None = None
     fp32_size_mb: float = 0.0
-    kept: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests of variants made as requested
+    kept: dict[str, runs.VariantManifest] = field(default_factory=dict)  # variants made as requested
     plain: Path | None = None  # the unfused fp32 graph, exported once for the schemes that start from it
 
     @property
@@ -124,11 +117,11 @@ def refuse_existing(job: ExportJob, schemes: list[str]) -> None:
         return
     existing = [n for n in [FP32, *schemes] if job.variant_dir(n).exists()]
     manifests = {n: runs.verify_variant(job.variant_dir(n)) for n in existing}
-    job.kept = {n: m for n, m in manifests.items() if m.get("request") == request_of(job, n)}
+    job.kept = {n: m for n, m in manifests.items() if m.request == request_of(job, n)}
     for name, manifest in job.kept.items():  # their records are reported as this export's results
         where = str(job.variant_dir(name) / runs.EXPORT_MANIFEST)
         fix = runs.reexport_hint(job.variant_dir(name))
-        runs.check_json_object(manifest, where, _RESULT_FIELDS, tuple(_RESULT_FIELDS), fix)
+        manifest.require(_RESULT_FIELDS, where, fix)
     different = [n for n in existing if n not in job.kept]
     if different:
         raise EdgefnError(
@@ -226,15 +219,16 @@ def copy_model_files(src: Path, dst: Path) -> None:
             shutil.copy2(p, dst / p.name)
 
 
-def variant_result(folder: Path, m: dict[str, Any]) -> VariantResult:
+def variant_result(folder: Path, m: runs.VariantManifest) -> VariantResult:
+    parity = m.parity or {}
     return VariantResult(
-        m["variant"],
+        m.variant or folder.name,
         folder,
-        m["size_mb"],
-        m["size_ratio_to_fp32"],
-        m["parity"],
-        m["parity"].get("agreement"),
-        m["validation_accuracy"],
-        m["accuracy_delta_vs_fp32"],
-        list(m.get("notes", [])),
+        m.size_mb or 0.0,
+        m.size_ratio_to_fp32 or 0.0,
+        parity,
+        parity.get("agreement"),
+        m.validation_accuracy,
+        m.accuracy_delta_vs_fp32,
+        list(m.notes or []),
     )

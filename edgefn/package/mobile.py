@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from edgefn import runs
 from edgefn.core.errors import EdgefnError
@@ -15,12 +14,12 @@ from edgefn.runtime import engines
 from edgefn.runtime.inference import CPU
 
 
-def write_mobile(job: PackageJob, tmp: Path) -> dict[str, Any]:
+def write_mobile(job: PackageJob, tmp: Path) -> runs.PackageManifest:
     names = list(job.variants or job.manifests)
     if not job.variants:
-        for n in [n for n in names if CPU not in (job.manifests[n].get("execution_providers") or [CPU])]:
+        for n in [n for n in names if CPU not in (job.manifests[n].execution_providers or [CPU])]:
             job.notes.append(
-                f"{n} left out: it is meant for {', '.join(job.manifests[n]['execution_providers'])}"
+                f"{n} left out: it is meant for {', '.join(job.manifests[n].execution_providers or [])}"
             )
             names.remove(n)
     if not names:
@@ -39,19 +38,19 @@ def write_mobile(job: PackageJob, tmp: Path) -> dict[str, Any]:
         )
         record["file"] = f"{name}/{record['file']}"  # paths inside the package folder
         record["ops_config"] = f"{name}/{record['ops_config']}"
-        record["validation_accuracy"] = job.manifests[name].get("validation_accuracy")
+        record["validation_accuracy"] = job.manifests[name].validation_accuracy
         models.append({"variant": name, **record})
-    return {
-        "edgefn_package": 1,
-        "target": "mobile",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": run_record(job.run),
-        "ort_format": {**ortformat.ORT_FORMAT, "why": ortformat.ORT_FORMAT_WHY},
-        "models": models,
-        "out_of_domain": out_of_domain(job.run),
-        "notes": job.notes,
-        "versions": engines.library_versions(),
-    }
+    return runs.PackageManifest(
+        edgefn_package=1,
+        target="mobile",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        model=run_record(job.run),
+        ort_format={**ortformat.ORT_FORMAT, "why": ortformat.ORT_FORMAT_WHY},
+        models=models,
+        out_of_domain=out_of_domain(job.run),
+        notes=job.notes,
+        versions=engines.library_versions(),
+    )
 
 
 register_target(

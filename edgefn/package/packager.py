@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.environment import check_threads
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.package.targets import PackageJob, Step, get_target, target_names
 from edgefn.runs import RunFolder
 
@@ -34,9 +34,9 @@ class PackageConfig:
         target = get_target(self.target)
         if self.browser_check and not target.browser_check:
             able = [n for n in target_names() if get_target(n).browser_check]
-            raise EdgefnError(f"--browser-check applies to --target {' or '.join(able)} only")
+            raise ConfigError("browser_check", f"applies to target {' or '.join(able)} only", ("target",))
         if self.check_samples < 1:
-            raise EdgefnError(f"--check-samples must be a positive integer, got {self.check_samples}")
+            raise ConfigError("check_samples", f"must be a positive integer, got {self.check_samples}")
         check_threads(self.threads)
         if self.variants is not None:
             self.variants = tuple(dict.fromkeys(v.strip() for v in self.variants if v.strip())) or None
@@ -52,7 +52,7 @@ class PackageResult:
     folder: Path
     run_dir: Path
     picked_automatically: bool
-    manifest: dict[str, Any]
+    manifest: runs.PackageManifest
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,7 +101,8 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
     ):
         manifest = target.write(job, tmp)
         hashes = runs.hash_files(tmp)
-        manifest["files_sha256"] = {k: v for k, v in hashes.items() if k != runs.PACKAGE_MANIFEST}
+        files = {k: v for k, v in hashes.items() if k != runs.PACKAGE_MANIFEST}
+        manifest = dataclasses.replace(manifest, files_sha256=files)
         runs.write_json(tmp / runs.PACKAGE_MANIFEST, manifest)
     return PackageResult(cfg.target, final, run.path, picked, manifest, job.notes)
 
@@ -127,16 +128,16 @@ def format_summary(result: PackageResult) -> str:
     """A few lines: the folder, each packaged model with its size and check, and the notes."""
     m = result.manifest
     lines = [f"{result.target} package: {result.folder}"]
-    for model in m["models"]:
+    for model in m.models or []:
         check = model.get("wasm_check") or model.get("check_against_onnx") or {}
         where = get_target(result.target).checked_against
         lines.append(
             f"  {model['file']}: {model['variant']}, {model['size_mb']:.1f} MB, agreement with {where} "
             f"{check.get('agreement', float('nan')):.1%} on {check.get('samples', 0)} validation texts"
         )
-    for dtype, mb in (m.get("download_mb") or {}).items():
+    for dtype, mb in (m.download_mb or {}).items():
         lines.append(f"  page download with {dtype}: {mb:.1f} MB")
-    for dtype, check in (m.get("browser_check") or {}).items():
+    for dtype, check in (m.browser_check or {}).items():
         if isinstance(check, dict):
             lines.append(
                 f"  in Chromium, {dtype}: agreement {check['agreement']:.1%} on {check['samples']} texts, "

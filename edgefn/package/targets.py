@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgefn import runs
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
 
@@ -24,7 +25,7 @@ class PackageJob:
 
     run: RunFolder
     step: Step
-    manifests: dict[str, dict[str, Any]]  # variant -> export.json (hash-checked)
+    manifests: dict[str, runs.VariantManifest]  # variant -> export.json (hash-checked)
     variants: tuple[str, ...] | None  # the variants asked for (None: the target's default choice)
     threads: int | None = None  # ONNX Runtime threads of the Python side of the checks
     browser_check: bool = False
@@ -50,7 +51,7 @@ class PackageTarget:
 
     name: str
     # fills the folder; returns its manifest (the packager adds the files' hashes)
-    write: Callable[[PackageJob, Path], dict[str, Any]]
+    write: Callable[[PackageJob, Path], runs.PackageManifest]
     checked_against: str  # what each packaged model is checked against, as the summary says it
     usage: Callable[[Path], str]  # the summary's last line: how to use the folder
     prepare: Callable[[bool], None] = _no_tools_needed  # refuses early when a tool it needs is missing
@@ -82,18 +83,18 @@ def target_names() -> list[str]:
 def get_target(name: str) -> PackageTarget:
     """A target by name, or a one-line error listing the known ones."""
     if name not in target_names():
-        raise EdgefnError(f"unknown --target {name!r}; choose one of {', '.join(target_names())}")
+        raise ConfigError("target", f"unknown {name!r}; choose one of {', '.join(target_names())}")
     return _TARGETS[name]
 
 
 def run_record(run: RunFolder) -> dict[str, Any]:
-    ft = runs.read_optional_json(run.finetune_config)
+    ft = run.read_finetune_config(required=False)
     test = run.read_metrics().get("test") or {}
     return {
         "run": run.name,
-        "preset": ft.get("preset"),
-        "init": ft.get("init"),
-        "data": ft.get("data"),
+        "preset": ft.preset,
+        "init": ft.init,
+        "data": ft.data,
         "test_accuracy": test.get("accuracy"),
         "test_rows": test.get("n"),
         "parameters": run.read_metrics().get("parameters"),
@@ -104,16 +105,15 @@ def out_of_domain(run: RunFolder) -> list[dict[str, Any]]:
     """Accuracy on other datasets recorded by `edgefn eval` (RUN/eval/*/), [] when none was measured."""
     if not run.eval_root.is_dir():
         return []
-    trained_on = runs.read_optional_json(run.finetune_config).get("data")
+    trained_on = run.read_finetune_config(required=False).data
     out = []
     for folder in sorted(p for p in run.eval_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        record = runs.read_optional_json(RunFolder.eval_file(folder, "metrics"))
-        data, metrics = record.get("data") or {}, record.get("metrics") or {}
+        path = RunFolder.eval_file(folder, "metrics")
+        record = runs.EvalManifest.read(path) if os.path.lexists(path) else runs.EvalManifest()
+        data, metrics = record.data or {}, record.metrics or {}
         name = data.get("name") or folder.name
         if metrics.get("accuracy") is None or name == trained_on:
             continue
         rows = data.get("rows_scored", metrics.get("n"))
-        out.append(
-            {"data": name, "model": record.get("model"), "accuracy": metrics["accuracy"], "rows": rows}
-        )
+        out.append({"data": name, "model": record.model, "accuracy": metrics["accuracy"], "rows": rows})
     return out

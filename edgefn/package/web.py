@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 import time
@@ -78,7 +79,7 @@ def _check_candidates(
 
 
 def _dtype(job: PackageJob, name: str) -> str:
-    return SCHEME_DTYPE[job.manifests[name].get("scheme", name)]
+    return SCHEME_DTYPE[job.manifests[name].scheme or name]
 
 
 def _reason(check: dict[str, Any]) -> str:
@@ -118,7 +119,7 @@ def _choose_web_models(
 def _web_candidates(job: PackageJob) -> list[str]:
     """The variants to check, fp32 first and int8 in preference order; schemes the web cannot load refused."""
     names = list(job.variants or job.manifests)
-    schemes = {n: job.manifests[n].get("scheme", n) for n in names}
+    schemes = {n: job.manifests[n].scheme or n for n in names}
     bad = [n for n in names if schemes[n] not in SCHEME_DTYPE]
     if bad and job.variants:
         raise EdgefnError(
@@ -145,14 +146,14 @@ def _model_record(
 ) -> dict[str, Any]:
     m = job.manifests[name]
     return {
-        "dtype": SCHEME_DTYPE[m.get("scheme", name)],
+        "dtype": SCHEME_DTYPE[m.scheme or name],
         "file": file,
         "variant": name,
-        "scheme": m.get("scheme"),
-        "int8_target": m.get("target") if m.get("scheme", "").startswith("int8") else None,
+        "scheme": m.scheme,
+        "int8_target": m.target if (m.scheme or "").startswith("int8") else None,
         "size_mb": runs.file_size_mb(folder / file),
-        "validation_accuracy": m.get("validation_accuracy"),
-        "validation_rows": m.get("validation_samples"),
+        "validation_accuracy": m.validation_accuracy,
+        "validation_rows": m.validation_samples,
         "wasm_check": check,
     }
 
@@ -160,7 +161,7 @@ def _model_record(
 def _copy_layout(job: PackageJob, tmp: Path, chosen: list[str], max_length: int) -> list[str]:
     """config.json, tokenizer files and onnx/model*.onnx as Transformers.js reads them; the model files."""
     src = job.run.variant_dir(chosen[0])
-    dtypes = {n: SCHEME_DTYPE[job.manifests[n].get("scheme", n)] for n in chosen}
+    dtypes = {n: SCHEME_DTYPE[job.manifests[n].scheme or n] for n in chosen}
     config = runs.read_json_object(src / runs.MODEL_CONFIG)
     config["transformers.js_config"] = {"dtype": "q8" if "q8" in dtypes.values() else dtypes[chosen[0]]}
     runs.write_json(tmp / runs.MODEL_CONFIG, config)
@@ -190,7 +191,7 @@ def page_download_mb(folder: Path, model_file: str) -> float:
     return (sum(p.stat().st_size for p in fixed) + (folder / model_file).stat().st_size) / 1e6
 
 
-def write_web(job: PackageJob, tmp: Path) -> dict[str, Any]:
+def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
     build = webbuild.ensure_build(step=job.step)
     candidates = _web_candidates(job)
     checks = _check_candidates(job, build, candidates)
@@ -200,29 +201,30 @@ def write_web(job: PackageJob, tmp: Path) -> dict[str, Any]:
     _copy_page(build, tmp)
     models = [_model_record(job, n, f, tmp, checks[n]) for n, f in zip(chosen, files)]
     default = next((m["dtype"] for m in models if m["dtype"] == "q8"), models[0]["dtype"])
-    manifest: dict[str, Any] = {
-        "edgefn_package": 1,
-        "target": "web",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": run_record(job.run),
-        "max_length": max_length,
-        "default_dtype": default,
-        "wasm": WASM_GZ,
-        "models": models,
-        "out_of_domain": out_of_domain(job.run),
-        "notes": job.notes,
-        "build": {"command": "npm ci --omit=dev && npm run build", "source_key": webbuild.source_key()},
-        "versions": {
+    manifest = runs.PackageManifest(
+        edgefn_package=1,
+        target="web",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        model=run_record(job.run),
+        max_length=max_length,
+        default_dtype=default,
+        wasm=WASM_GZ,
+        models=models,
+        out_of_domain=out_of_domain(job.run),
+        notes=job.notes,
+        build={"command": "npm ci --omit=dev && npm run build", "source_key": webbuild.source_key()},
+        versions={
             **engines.library_versions(),
             "onnxruntime-web": build.version("onnxruntime-web"),
             "@huggingface/tokenizers": build.version("@huggingface/tokenizers"),
         },
-    }
+    )
     runs.write_json(tmp / runs.PACKAGE_MANIFEST, manifest)  # the page reads it; rewritten with hashes
-    manifest["download_mb"] = {m["dtype"]: page_download_mb(tmp, m["file"]) for m in models}
-    if job.browser_check:
-        manifest["browser_check"] = _browser_check(job, build, tmp, models)
-    return manifest
+    return dataclasses.replace(
+        manifest,
+        download_mb={m["dtype"]: page_download_mb(tmp, m["file"]) for m in models},
+        browser_check=_browser_check(job, build, tmp, models) if job.browser_check else None,
+    )
 
 
 def _browser_check(

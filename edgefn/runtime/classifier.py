@@ -13,7 +13,7 @@ import numpy as np
 
 from edgefn import runs
 from edgefn.core.environment import check_threads
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.runtime import engines
 from edgefn.runtime.engines import Engine, LoadRequest
 from edgefn.runtime.inference import CPU, Encoder, Runner, batched_logits, softmax
@@ -163,7 +163,7 @@ def write_ood(run_dir: Path, model: str, ood: OodThreshold) -> None:
 
 
 def resolve_max_length(
-    folder: Path, manifest: dict[str, Any], config: dict[str, Any], max_length: int | None
+    folder: Path, manifest: runs.VariantManifest, config: dict[str, Any], max_length: int | None
 ) -> int:
     """Token limit: explicit value, else the export's or the run's fine-tuning max_length, else 512.
 
@@ -176,13 +176,13 @@ def resolve_max_length(
         )
     if max_length is not None:
         if max_length < 2:
-            raise EdgefnError(f"--max-length must be at least 2, got {max_length}")
+            raise ConfigError("max_length", f"must be at least 2, got {max_length}")
         if limit and max_length > limit:
-            raise EdgefnError(
-                f"--max-length {max_length} exceeds the model's max_position_embeddings ({limit})"
+            raise ConfigError(
+                "max_length", f"{max_length} exceeds the model's max_position_embeddings ({limit})"
             )
         return max_length
-    chosen = manifest.get("max_length")
+    chosen = manifest.max_length
     if not chosen and folder.parent.name == runs.ONNX_DIR:  # a variant of a run: the fine-tune's limit
         chosen = runs.RunFolder(folder.parent.parent).max_length(DEFAULT_MAX_LENGTH)
     chosen = chosen or DEFAULT_MAX_LENGTH
@@ -216,15 +216,15 @@ class Classifier:
         encoder: Encoder,
         id2label: dict[int, str],
         batch_size: int = 32,
-        manifest: dict[str, Any] | None = None,
+        manifest: runs.VariantManifest | None = None,
     ) -> None:
         if batch_size < 1:
-            raise EdgefnError(f"--batch-size must be a positive integer, got {batch_size}")
+            raise ConfigError("batch_size", f"must be a positive integer, got {batch_size}")
         self.runner = runner
         self.encoder = encoder
         self.id2label = id2label
         self.batch_size = batch_size
-        self.manifest = manifest or {}
+        self.manifest = manifest or runs.VariantManifest()
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
         self.ood: OodThreshold | None = None  # set by from_folder from the run's ood.json, or by the caller
         self.fingerprint: str | None = None  # `runs.files_fingerprint` of the model's files, where known
@@ -266,7 +266,7 @@ class Classifier:
     def from_verified_folder(
         cls,
         folder: Path,
-        manifest: dict[str, Any],
+        manifest: runs.VariantManifest,
         provider: str = "cpu",
         threads: int | None = None,
         batch_size: int = 32,
@@ -282,27 +282,27 @@ class Classifier:
         cls,
         engine: Engine,
         folder: Path,
-        manifest: dict[str, Any],
+        manifest: runs.VariantManifest,
         threads: int | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
         options: dict[str, Any] | None = None,
     ) -> Classifier:
-        """A checked variant folder (or the run's checkpoint, manifest {}) run by `engine`, in the precision its
+        """A checked variant folder (or the run's checkpoint, an empty manifest) run by `engine`, in the precision its
         manifest records; `options` go to the engine's load (a peer's)."""
         folder = Path(folder)
         check_threads(threads)
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
         limit = resolve_max_length(folder, manifest, config, max_length)
         encoder = engine.encoder_for(folder, limit)
-        precision = str(manifest.get("precision") or "fp32")
+        precision = manifest.precision or "fp32"
         request = LoadRequest(
             engine.model_path(folder), threads, precision, encoder.max_length, options or {}
         )
         id2label = id2label_of(config, str(folder / runs.MODEL_CONFIG))
         clf = cls(engine.load(request), encoder, id2label, batch_size, manifest)
-        if manifest.get("files_sha256"):
-            clf.fingerprint = runs.files_fingerprint(dict(manifest["files_sha256"]))
+        if manifest.files_sha256:
+            clf.fingerprint = runs.files_fingerprint(dict(manifest.files_sha256))
         if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
             clf.ood = read_ood(folder.parent.parent, folder.name, clf.fingerprint)
         return clf
@@ -350,10 +350,10 @@ class Classifier:
     @property
     def provider_note(self) -> str | None:
         """A note when the variant was exported for other execution providers than the one it runs on."""
-        intended = self.manifest.get("execution_providers") or []
+        intended = self.manifest.execution_providers or []
         if not intended or set(intended) & set(self.providers):
             return None
-        name = self.manifest.get("variant", "this variant")
+        name = self.manifest.variant or "this variant"
         return f"{name} is meant for {', '.join(intended)}; running on {self.providers[0]}"
 
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:

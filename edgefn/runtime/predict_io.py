@@ -26,7 +26,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.textfiles import (
     SURROGATE,
     CsvReader,
@@ -228,7 +228,7 @@ def format_rows(rows: Sequence[dict[str, Any]], fmt: str, header: bool = True) -
     """Rows as JSONL (one object per text) or CSV (index, label, label_id, prob_fake, logit_<label>...,
     truncated, ood_score, ood, empty), the CSV header first when `header`."""
     if fmt not in FORMATS:
-        raise EdgefnError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError("fmt", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     buf = io.StringIO()

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgefn import runs
 from edgefn.core import outputs
-from edgefn.core.errors import EdgefnError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.metrics import (
     calibration,
     classification_metrics,
@@ -25,7 +25,7 @@ from edgefn.core.metrics import (
 from edgefn.data.catalog import DataOptions, Split, load_data
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
-from edgefn.runtime.classifier import Classifier, OodThreshold, ood_scores, write_ood
+from edgefn.runtime.classifier import OOD_SCORES, Classifier, OodThreshold, ood_scores, write_ood
 from edgefn.runtime.inference import softmax
 
 EVAL_SPLITS = ("test", "all")
@@ -53,11 +53,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         self.model = Path(self.model)
         if self.split not in EVAL_SPLITS:
-            raise EdgefnError(f"--split must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
+            raise ConfigError("split", f"must be one of {', '.join(EVAL_SPLITS)}, got {self.split!r}")
         if self.samples is not None and self.samples <= 0:
-            raise EdgefnError(f"--samples must be positive, got {self.samples}")
-        if self.ood_score not in ("energy", "msp"):
-            raise EdgefnError(f"unknown OOD score {self.ood_score!r}; use energy or msp")
+            raise ConfigError("samples", f"must be positive, got {self.samples}")
+        if self.ood_score not in OOD_SCORES:
+            raise ConfigError("ood_score", f"unknown score {self.ood_score!r}; use {' or '.join(OOD_SCORES)}")
 
 
 @dataclass
@@ -68,7 +68,8 @@ class EvalResult:
     model: str
     run_dir: Path | None
     data: str
-    metrics: dict[str, Any]  # the whole metrics.json
+    manifest: runs.EvalManifest  # the whole metrics.json
+    misclassified: int = 0  # rows in errors.csv
 
 
 def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
@@ -92,10 +93,11 @@ def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
         clf.fingerprint = runs.files_fingerprint(hashes)
         return clf, PYTORCH, run.path
     if not path.exists():
-        raise EdgefnError(f"--model {path} does not exist")
-    raise EdgefnError(
-        f"--model {path} is neither a run folder (with {runs.CHECKPOINT}/) nor an exported variant "
-        f"(with {runs.ONNX_FILE}); e.g. RUN or RUN/{runs.ONNX_DIR}/int8-dynamic"
+        raise ConfigError("model", f"{path} does not exist")
+    raise ConfigError(
+        "model",
+        f"{path} is neither a run folder (with {runs.CHECKPOINT}/) nor an exported variant "
+        f"(with {runs.ONNX_FILE}); e.g. RUN or RUN/{runs.ONNX_DIR}/int8-dynamic",
     )
 
 
@@ -216,18 +218,19 @@ def _evaluate(cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | Non
     data_name, split, data_info = _rows(cfg)
     output = _output_dir(cfg, data_name, model, run)
     metrics, logits, preds, prob = _score(clf, split)
-    record: dict[str, Any] = {
-        runs.EVAL_SCHEMA_KEY: 1,
-        "model": model,
-        "model_path": str(cfg.model),
-        "run_dir": str(run.path) if run else None,
-        "trained_on": run.read_finetune_config().get("data") if run else None,
-        "data": {**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
-        "max_length": clf.max_length,
-        "metrics": metrics,
-    }
-    if cfg.in_domain and run is not None:
-        record["in_domain"], record["ood"] = _in_domain(cfg, clf, model, run, logits)
+    in_domain, ood = _in_domain(cfg, clf, model, run, logits) if cfg.in_domain and run else (None, None)
+    record = runs.EvalManifest(
+        edgefn_eval=1,
+        model=model,
+        model_path=str(cfg.model),
+        run_dir=str(run.path) if run else None,
+        trained_on=run.read_finetune_config().data if run else None,
+        data={**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
+        max_length=clf.max_length,
+        metrics=metrics,
+        in_domain=in_domain,
+        ood=ood,
+    )
     with outputs.output_dir(output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder") as tmp:
         runs.write_json(RunFolder.eval_file(tmp, "metrics"), record)
         n_errors = write_errors_csv(
@@ -238,8 +241,7 @@ def _evaluate(cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | Non
             metrics["confusion_matrix"], RunFolder.eval_file(tmp, "confusion_matrix"), title
         )
         plot_reliability(calibration(split.labels, prob), RunFolder.eval_file(tmp, "reliability"), title)
-    record["misclassified"] = n_errors
-    return EvalResult(output, model, run.path if run else None, data_name, record)
+    return EvalResult(output, model, run.path if run else None, data_name, record, n_errors)
 
 
 ROWS = (
@@ -260,21 +262,21 @@ def _cell(m: dict[str, Any] | None, key: str, spec: str) -> str:
 
 def format_eval(result: EvalResult) -> str:
     """The in-domain figures beside the new data's, the OOD line and the per-source rows."""
-    r = result.metrics
-    new, home = r["metrics"], r.get("in_domain")
-    trained = r.get("trained_on") or "?"
+    r = result.manifest
+    new, home = r.metrics or {}, r.in_domain
+    trained = r.trained_on or "?"
     head = (
         "",
         f"in-domain ({trained} test)" if home else "in-domain",
-        f"{result.data} ({r['data']['split']})",
+        f"{result.data} ({(r.data or {}).get('split')})",
     )
     rows = [head] + [(label, _cell(home, key, spec), _cell(new, key, spec)) for label, key, spec in ROWS]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [f"model      {result.model} ({r['model_path']})"]
+    lines = [f"model      {result.model} ({r.model_path})"]
     lines += [
         "  ".join([row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2])]) for row in rows
     ]
-    ood = r.get("ood")
+    ood = r.ood
     if ood:
         lines.append(
             f"OOD ({ood['score']}, threshold at the validation {ood['quantile']:.0%} quantile): flags "

@@ -1,0 +1,83 @@
+"""`edgefn predict`: classify texts with an exported variant folder, torch-free, streaming."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from edgefn.cli.configs import given
+from edgefn.cli.errors import silence_stdout, user_errors
+from edgefn.cli.options import INFERENCE, use
+from edgefn.core.errors import os_error_line
+
+
+@click.command()
+@use(
+    ("texts", "--model", "--input", "--column", "--format", "--output"),
+    INFERENCE,
+    ("--provider", "--encoding"),
+)
+@user_errors
+def predict(
+    texts: tuple[str, ...],
+    model: Path,
+    input_path: str | None,
+    column: str,
+    fmt: str,
+    output: Path | None,
+    batch_size: int | None,
+    threads: int | None,
+    max_length: int | None,
+    provider: str,
+    encoding: str,
+) -> None:
+    """Classify TEXTS (or --input FILE, or stdin) with an exported ONNX folder; torch-free.
+
+    One output row per input row, in order, written as the input is read; a blank row is an empty text
+    (`empty` true in its row)."""
+    from edgefn import runs
+    from edgefn.core import outputs
+    from edgefn.runtime.classifier import Classifier
+    from edgefn.runtime.predict_io import iter_texts, predict_stream
+
+    if output is not None:
+        outputs.refuse_input_as_output(output, [input_path], "--output")
+        outputs.refuse_output_inside(output, model, "--output", "the model's folder")
+        runs.refuse_output_in_run(output)
+        outputs.check_output_file(output)
+    inputs = iter_texts(texts, input_path, column, encoding)
+    clf = Classifier.from_folder(
+        model, provider=provider, threads=threads, max_length=max_length, **given(batch_size=batch_size)
+    )
+    if clf.provider_note:
+        click.echo(f"note: {clf.provider_note}", err=True)
+    with _output_faults(output), outputs.open_output(output) as out:
+        summary = predict_stream(clf.predict, inputs, out, fmt)
+    if summary.truncated:
+        click.echo(
+            f"note: {summary.truncated} of {summary.rows} texts truncated to {clf.max_length} tokens",
+            err=True,
+        )
+    if summary.empty:
+        click.echo(
+            f'note: {summary.empty} of {summary.rows} texts are empty ("empty": true in their rows)', err=True
+        )
+    if output is not None:
+        click.echo(f"{summary.rows} predictions ({summary.fake} fake) -> {output}", err=True)
+
+
+@contextlib.contextmanager
+def _output_faults(output: Path | None) -> Iterator[None]:
+    """An OSError while streaming (a full disk, a closed pipe, an I/O error) ends predict with one line, exit 1."""
+    try:
+        yield
+    except OSError as e:
+        if output is None:
+            silence_stdout()
+        where = "standard output" if output is None else str(output)
+        click.echo(f"Error: cannot write the predictions to {os_error_line(e, where)}", err=True)
+        sys.exit(1)
