@@ -155,7 +155,7 @@ def export_slot(run_dir: Path, slot: str, args: argparse.Namespace) -> None:
 
     export(
         ExportConfig(run_dir=run_dir, schemes=INT8, overwrite=True, threads=args.threads),
-        on_step=lambda msg: print(f"[{slot}] export: {msg}", flush=True),
+        progress=lambda msg: print(f"[{slot}] export: {msg}", flush=True),
     )
 
 

@@ -91,7 +91,7 @@ def export_and_score(run_dir: Path, pytorch_test: dict[str, Any]) -> dict[str, A
     start = time.perf_counter()
     result = export(
         ExportConfig(run_dir=run_dir, schemes=("int8-dynamic", "int8-static"), overwrite=True),
-        on_step=lambda msg: print(f"export: {msg}", flush=True),
+        progress=lambda msg: print(f"export: {msg}", flush=True),
     )
     sizes = {v.name: (v.size_mb, v.size_ratio_to_fp32) for v in result.variants}
     scored = score_test_split(run_dir, ONNX_VARIANTS)

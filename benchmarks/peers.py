@@ -71,7 +71,7 @@ def export_all(run: Path, threads: int) -> None:
 
     schemes = ["int8-dynamic", "int8-static", "ov-int8"] + ([] if bf16_unavailable() else ["ov-bf16"])
     # every variant afresh: the numbers are those of this edgefn, not of an export made by an older one
-    export(ExportConfig(run_dir=run, schemes=tuple(schemes), threads=threads, overwrite=True), on_step=print)
+    export(ExportConfig(run_dir=run, schemes=tuple(schemes), threads=threads, overwrite=True), progress=print)
 
 
 def bench_all(run: Path, args: argparse.Namespace) -> BenchReport:

@@ -261,9 +261,9 @@ def main() -> None:
     args = ap.parse_args()
     start, load_before = time.time(), os.getloadavg()
     run = RunFolder(args.run_dir)
-    web = package(PackageConfig(target="web", run_dir=run.path, overwrite=True), step=print)
-    mobile = package(PackageConfig(target="mobile", run_dir=run.path, overwrite=True), step=print)
-    build = webbuild.ensure_build(dev=True, step=print)
+    web = package(PackageConfig(target="web", run_dir=run.path, overwrite=True), progress=print)
+    mobile = package(PackageConfig(target="mobile", run_dir=run.path, overwrite=True), progress=print)
+    build = webbuild.ensure_build(dev=True, progress=print)
     texts = run.read_split("test").texts[: args.texts]
     variants = {m["dtype"]: m["variant"] for m in web.manifest.models or []}
     peers = {

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgefn.bench.benchmark import BenchConfig
+from edgefn.core.progress import Progress
 from edgefn.export.exporter import ExportConfig
 from edgefn.runtime.inference import CPU
 from edgefn.train.finetune import FinetuneConfig
 
-Progress = Callable[[str], None]
 RUN_SCHEMES = ("int8-dynamic", "int8-static")  # what `edgefn run` exports after fp32 unless told otherwise
 
 
@@ -58,6 +57,7 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     say(f"[1/3] fine-tuning {cfg.finetune.preset} on {cfg.finetune.data}")
     ft = finetune(
         cfg.finetune,
+        say,
         resume_hint=False,  # `edgefn run` has no --resume
         # the bench settings are checked against the model before training, not after it
         check_model=lambda config, max_length: check_fits(config.to_dict(), cfg.bench, max_length),
@@ -65,7 +65,7 @@ def run_pipeline(cfg: PipelineConfig, progress: Progress | None = None) -> Pipel
     seconds["finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     say(f"[2/3] exporting {', '.join(cfg.export.schemes)}")
-    ex = export(dataclasses.replace(cfg.export, run_dir=ft.run_dir, overwrite=True), on_step=say)
+    ex = export(dataclasses.replace(cfg.export, run_dir=ft.run_dir, overwrite=True), progress=say)
     seconds["export"] = time.perf_counter() - start
     start = time.perf_counter()
     say(f"[3/3] benchmarking batch sizes {','.join(map(str, cfg.bench.batch_sizes))}")

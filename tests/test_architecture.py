@@ -203,3 +203,5 @@ def test_public_api_is_lazy():
 
     assert edgefn.run_export is export and edgefn.Classifier is Classifier
     assert set(edgefn.__all__) >= {"run_finetune", "run_export", "run_bench", "RunFolder", "BenchReport"}
+    assert set(edgefn.__all__) >= {"run_eval", "run_package", "audit_data", "EvalConfig", "PackageConfig"}
+    assert all(getattr(edgefn, name) is not None for name in edgefn.__all__)

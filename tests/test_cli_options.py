@@ -100,7 +100,9 @@ def test_choices_come_from_the_registries():
 
     choices = {flag: tuple(p.type.choices) for flag, p in PARAMS.items() if isinstance(p.type, click.Choice)}
     assert choices["--optimize"] == OPTIMIZE_LEVELS and choices["--isa"] == tuple(TARGETS)
-    assert choices["--calibration-method"] == CALIBRATION_METHODS and choices["--target"] == tuple(target_names())
+    assert choices["--calibration-method"] == CALIBRATION_METHODS and choices["--target"] == tuple(
+        target_names()
+    )
     assert {"--init", "--split", "--ood-score", "--format"} <= set(choices)
 
 

@@ -405,7 +405,7 @@ def test_existing_variant_is_kept_refused_or_overwritten(exported, tiny_run_fact
     before = runs.sha256_file(RunFolder(run).variant_dir("int8-dynamic") / runs.ONNX_FILE)
     mtime = (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime
     steps: list[str] = []
-    again = export(ExportConfig(run, schemes=("int8",), threads=1), on_step=steps.append)
+    again = export(ExportConfig(run, schemes=("int8",), threads=1), progress=steps.append)
     assert [v.name for v in again.variants] == ["fp32", "int8-dynamic"]
     assert sum(": kept " in s for s in steps) == 2, steps
     with pytest.raises(EdgefnError, match="int8-dynamic already exist.*other settings.*--overwrite"):

@@ -391,7 +391,7 @@ def test_no_variant_in_wasm_names_each_reason(
     reasons = {"fp32": "ENOENT: no such file or directory", "int8-dynamic": "Unsupported op MatMulInteger"}
     monkeypatch.setattr(webbuild, "require_node", lambda: ("node", "npm"))
     monkeypatch.setattr(
-        webbuild, "ensure_build", lambda dev=False, step=None: webbuild.WebBuild(tmp_path, dev)
+        webbuild, "ensure_build", lambda dev=False, progress=None: webbuild.WebBuild(tmp_path, dev)
     )
     monkeypatch.setattr(
         webbuild, "wasm_logits", lambda b, models, i: {n: {"error": reasons[n]} for n in models}

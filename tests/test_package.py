@@ -90,7 +90,9 @@ def fake_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (dist / webbuild.ORT_WASM).write_bytes(FAKE_WASM)
     (dist.parent / "package.json").write_text('{"version": "0.0.0-test"}')
     monkeypatch.setattr(webbuild, "require_node", lambda: ("node", "npm"))
-    monkeypatch.setattr(webbuild, "ensure_build", lambda dev=False, step=None: webbuild.WebBuild(root, dev))
+    monkeypatch.setattr(
+        webbuild, "ensure_build", lambda dev=False, progress=None: webbuild.WebBuild(root, dev)
+    )
     monkeypatch.setattr(webbuild, "wasm_logits", _python_wasm())
     return root
 

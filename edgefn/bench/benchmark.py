@@ -15,7 +15,6 @@ from edgefn.bench.report import Accuracy, BenchReport, TargetResult
 from edgefn.bench.rounds import one_line, result_of, run_rounds
 from edgefn.bench.targets import (
     REFERENCE,
-    Progress,
     Target,
     Variants,
     default_providers,
@@ -30,6 +29,7 @@ from edgefn.core import outputs
 from edgefn.core.environment import check_threads, physical_cores
 from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.metrics import classification_metrics
+from edgefn.core.progress import Progress
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
 from edgefn.runtime.inference import available_providers

@@ -8,8 +8,9 @@ from typing import Any
 from edgefn.bench import noise
 from edgefn.bench.measure import Latency
 from edgefn.bench.report import Measurement, TargetResult
-from edgefn.bench.targets import Progress, Target, device_of
+from edgefn.bench.targets import Target, device_of
 from edgefn.bench.worker import in_fresh_process
+from edgefn.core.progress import Progress
 
 
 def _peak_for(scheme: str, provider: str, peak: dict[str, Any]) -> float | None:

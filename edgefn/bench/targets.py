@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,13 @@ from typing import Any
 from edgefn import runs
 from edgefn.bench.peers import build_peers
 from edgefn.core.errors import EdgefnError
+from edgefn.core.progress import Progress
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
 from edgefn.runtime.engines import Engine
 
 REFERENCE = "pytorch"  # the fine-tuned checkpoint, run as a variant: what every row is compared with
 PEER_CALIBRATION_SAMPLES = 256  # as export's --calibration-samples default
-Progress = Callable[[str], None]
 Variants = dict[
     str, tuple[Path, runs.VariantManifest]
 ]  # name -> (folder, checked export.json); checkpoint: empty

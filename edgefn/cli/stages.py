@@ -37,7 +37,7 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
     from edgefn.train.finetune import finetune as run_finetune
     from edgefn.train.finetune import format_summary
 
-    result = run_finetune(make_finetune_config(preset, opts, resume=resume))
+    result = run_finetune(make_finetune_config(preset, opts, resume=resume), progress=_say)
     if result.finished:
         click.echo(
             f"{result.run_dir} is a finished run: nothing to resume (--overwrite trains it again)", err=True
@@ -53,7 +53,7 @@ def export_cmd(run_dir: Path | None, overwrite: bool, **opts: Any) -> None:
     """Export a run's checkpoint to ONNX (checked against PyTorch) and quantize it."""
     from edgefn.export.exporter import export, format_table
 
-    result = export(make_export_config(opts, run_dir=run_dir, overwrite=overwrite), on_step=_say)
+    result = export(make_export_config(opts, run_dir=run_dir, overwrite=overwrite), progress=_say)
     _picked(result.run_dir, result.picked_automatically)
     click.echo(format_table(result))
     for v in result.variants:
@@ -108,7 +108,7 @@ def eval_cmd(
         output=output,
         **given(batch_size=batch_size),
     )
-    click.echo(format_eval(evaluate(cfg)))
+    click.echo(format_eval(evaluate(cfg, progress=_say)))
 
 
 @click.command("package")
@@ -137,6 +137,6 @@ def package_cmd(
         threads=threads,
         overwrite=overwrite,
     )
-    result = package(cfg, step=_say)
+    result = package(cfg, progress=_say)
     _picked(result.run_dir, result.picked_automatically)
     click.echo(format_summary(result))

@@ -13,6 +13,7 @@ from typing import Any
 from edgefn import runs
 from edgefn.core.errors import EdgefnError, disk_faults
 from edgefn.core.presets import quirks_for
+from edgefn.core.progress import Progress, silent
 from edgefn.export import quantize as q
 from edgefn.export import schemes
 from edgefn.export.config import ExportConfig
@@ -22,7 +23,6 @@ from edgefn.export.variants import (
     FP32,
     ExportJob,
     ExportResult,
-    Step,
     VariantResult,
     accuracy_of,
     calibration_inputs,
@@ -51,12 +51,12 @@ _WEIGHT_FILES = (
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
 
 
-def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
+def export(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Export a run's checkpoint to ONNX fp32 (checked against PyTorch), then each requested scheme.
 
     Args:
         cfg: what to export; `cfg.run_dir=None` picks the most recent run under artifacts/.
-        on_step: called with a one-line description of each step (the CLI prints them).
+        progress: called with a one-line description of each step (the CLI prints them).
 
     Returns:
         The variants written, each with size, parity / agreement and validation accuracy against fp32.
@@ -67,7 +67,7 @@ def export(cfg: ExportConfig, on_step: Step | None = None) -> ExportResult:
     onnx_existed = run.onnx_dir.exists()
     with run.lock("export"), _remove_if_left_empty(run.onnx_dir, onnx_existed):
         _remove_leftovers(run)
-        job = _start_job(cfg, run, on_step or (lambda _msg: None))
+        job = _start_job(cfg, run, progress or silent)
         result = ExportResult(run.path, picked, job.target)
         names = [s for s in cfg.schemes if s != "none"]
         refuse_existing(job, names)
@@ -102,7 +102,7 @@ def _remove_leftovers(run: RunFolder) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def _start_job(cfg: ExportConfig, run: RunFolder, step: Step) -> ExportJob:
+def _start_job(cfg: ExportConfig, run: RunFolder, step: Progress) -> ExportJob:
     _check_checkpoint(run.checkpoint)
     run.verify_checkpoint()
     ft = run.read_finetune_config()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.errors import EdgefnError
 from edgefn.core.presets import ArchQuirks
+from edgefn.core.progress import Progress
 from edgefn.export import quantize as q
 from edgefn.export.config import ExportConfig
 from edgefn.runs import RunFolder
@@ -21,7 +22,6 @@ from edgefn.runtime.inference import CPU, Encoder
 
 FP32 = "fp32"
 _COPIED_SUFFIXES = (".json", ".txt", ".model")  # config and tokenizer files carried into every variant
-Step = Callable[[str], None]
 # The export.json fields an export reports for a variant it keeps.
 _RESULT_FIELDS = ("variant", "size_mb", "size_ratio_to_fp32", "parity")
 
@@ -63,7 +63,7 @@ class ExportJob:
     max_length: int
     source_sha256: str
     target: str
-    step: Step
+    step: Progress
     encoder: Encoder
     id2label: dict[int, str]
     eval_texts: list[str] = field(default_factory=list)

@@ -12,7 +12,8 @@ from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.environment import check_threads
 from edgefn.core.errors import ConfigError, EdgefnError
-from edgefn.package.targets import PackageJob, Step, get_target, target_names
+from edgefn.core.progress import Progress, silent
+from edgefn.package.targets import PackageJob, get_target, target_names
 from edgefn.runs import RunFolder
 
 
@@ -56,13 +57,13 @@ class PackageResult:
     notes: list[str] = field(default_factory=list)
 
 
-def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
+def package(cfg: PackageConfig, progress: Progress | None = None) -> PackageResult:
     """Write RUN/package/<target>/ from the run's exported variants, after checking every packaged model
     (see the target's checks); nothing is left behind when a check or a tool fails.
 
     Args:
         cfg: the target, the run (None: the most recent under artifacts/), the variants, the check size.
-        step: called with a one-line description of each step (the CLI prints them).
+        progress: called with a one-line description of each step (the CLI prints them).
 
     Returns:
         The folder and its manifest. Raises EdgefnError for a run without variants, an unknown variant, a
@@ -88,9 +89,7 @@ def package(cfg: PackageConfig, step: Step | None = None) -> PackageResult:
     target = get_target(cfg.target)
     target.prepare(cfg.browser_check)
     manifests = {n: run.verify_variant(n) for n in (cfg.variants or names)}
-    job = PackageJob(
-        run, step or (lambda _msg: None), manifests, cfg.variants, cfg.threads, cfg.browser_check
-    )
+    job = PackageJob(run, progress or silent, manifests, cfg.variants, cfg.threads, cfg.browser_check)
     job.texts = run.read_split("validation").texts[: cfg.check_samples]
     if not job.texts:
         raise EdgefnError(f"{run.split_file('validation')} is empty: nothing to check the package on")

@@ -11,12 +11,12 @@ from typing import Any
 
 from edgefn import runs
 from edgefn.core.errors import ConfigError
+from edgefn.core.progress import Progress
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
 
 # The built-in target modules, imported by name on the first lookup: one line per target.
 BUILTIN = ("edgefn.package.web", "edgefn.package.mobile")
-Step = Callable[[str], None]
 
 
 @dataclass
@@ -24,7 +24,7 @@ class PackageJob:
     """What a target's writer gets: the run, its hash-checked variants, the check texts, and what was asked."""
 
     run: RunFolder
-    step: Step
+    step: Progress
     manifests: dict[str, runs.VariantManifest]  # variant -> export.json (hash-checked)
     variants: tuple[str, ...] | None  # the variants asked for (None: the target's default choice)
     threads: int | None = None  # ONNX Runtime threads of the Python side of the checks

@@ -192,7 +192,7 @@ def page_download_mb(folder: Path, model_file: str) -> float:
 
 
 def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
-    build = webbuild.ensure_build(step=job.step)
+    build = webbuild.ensure_build(progress=job.step)
     candidates = _web_candidates(job)
     checks = _check_candidates(job, build, candidates)
     chosen = _choose_web_models(job, candidates, checks)

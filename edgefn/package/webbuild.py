@@ -9,12 +9,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgefn.core.errors import EdgefnError
+from edgefn.core.progress import Progress
 
 WEB_SOURCES = Path(__file__).resolve().parents[1] / "web"  # package.json, package-lock.json, src/, tools/
 SOURCE_FILES = ("package.json", "package-lock.json", ".npmrc")
@@ -30,7 +30,6 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no update / account hosts resolve
 )
-Step = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -130,13 +129,13 @@ def _npm(npm: str, args: list[str], cwd: Path, timeout: int = 900) -> None:
         )
 
 
-def ensure_build(dev: bool = False, step: Step | None = None) -> WebBuild:
+def ensure_build(dev: bool = False, progress: Progress | None = None) -> WebBuild:
     """The page built from edgefn/web's locked dependencies: `npm ci` (`--omit=dev` unless `dev`) and
     `npm run build` in a cache folder keyed by the sources, done once; later calls need no network.
 
     Args:
         dev: also install the devDependencies (Transformers.js for the Node check).
-        step: called with a one-line note before a build.
+        progress: called with a one-line note before a build.
 
     Returns:
         The build. Raises EdgefnError when node / npm are missing or npm fails.
@@ -148,8 +147,8 @@ def ensure_build(dev: bool = False, step: Step | None = None) -> WebBuild:
     if marker is not None and (marker.get("dev") or not dev):
         return WebBuild(folder, bool(marker.get("dev")))
     command = "npm ci" + ("" if dev else " --omit=dev")
-    if step:
-        step(f"web: {command} && npm run build in {folder} (once per edgefn/web version)")
+    if progress:
+        progress(f"web: {command} && npm run build in {folder} (once per edgefn/web version)")
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=root))
@@ -251,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     try:
-        build = ensure_build(dev="--dev" in args, step=lambda msg: print(msg, file=sys.stderr))
+        build = ensure_build(dev="--dev" in args, progress=lambda msg: print(msg, file=sys.stderr))
     except EdgefnError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from edgefn.core.metrics import (
     roc_auc,
     write_errors_csv,
 )
+from edgefn.core.progress import Progress, silent
 from edgefn.data.catalog import DataOptions, Split, load_data
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
@@ -167,25 +168,28 @@ def _in_domain(
     return metrics, ood
 
 
-def evaluate(cfg: EvalConfig) -> EvalResult:
+def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
     """Score `cfg.model` on `cfg.data` and write metrics.json, errors.csv and the two plots.
 
     Args:
         cfg: the model (run folder or variant folder), the data and how to read it, the split, a row cap.
+        progress: called with a one-line description of each step (the CLI prints them).
 
     Returns:
         The eval folder and metrics.json's content: `metrics` on the new data, `in_domain` (the run's test
         split, same model, same cap), `ood` (threshold and AUROC), the model and data records.
     """
+    say = progress or silent
+    say(f"model: loading {cfg.model}")
     clf, model, run_dir = _load_model(cfg)
     if cfg.output is None and run_dir is None:
         raise EdgefnError(f"{cfg.model} is not inside a run folder; pass --output DIR for the results")
     if run_dir is None:
-        return _evaluate(cfg, clf, model, None)
+        return _evaluate(cfg, clf, model, None, say)
     run = RunFolder(run_dir)
     run.require_complete()
     with run.lock("eval"):  # eval writes RUN/ood.json (and RUN/eval/ by default)
-        return _evaluate(cfg, clf, model, run)
+        return _evaluate(cfg, clf, model, run, say)
 
 
 def _output_dir(cfg: EvalConfig, data_name: str, model: str, run: RunFolder | None) -> Path:
@@ -214,10 +218,15 @@ def _refuse_output_in_model(output: Path, model: Path) -> None:
     runs.refuse_output_in_run(output, allowed=runs.EVAL_DIR)
 
 
-def _evaluate(cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | None) -> EvalResult:
+def _evaluate(
+    cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | None, say: Progress
+) -> EvalResult:
     data_name, split, data_info = _rows(cfg)
     output = _output_dir(cfg, data_name, model, run)
+    say(f"scoring {len(split)} rows of {data_name} ({cfg.split}) with {model}")
     metrics, logits, preds, prob = _score(clf, split)
+    if cfg.in_domain and run:
+        say("scoring the run's own test split (in-domain twin) and calibrating the OOD threshold")
     in_domain, ood = _in_domain(cfg, clf, model, run, logits) if cfg.in_domain and run else (None, None)
     record = runs.EvalManifest(
         edgefn_eval=1,

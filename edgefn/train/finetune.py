@@ -18,6 +18,7 @@ from edgefn.core.metrics import (
     write_errors_csv,
 )
 from edgefn.core.presets import count_parameters, get_preset
+from edgefn.core.progress import Progress, silent
 from edgefn.core.weights import load_model
 from edgefn.data import catalog as datasets_registry
 from edgefn.data.catalog import DatasetBundle, Split
@@ -161,12 +162,17 @@ def _shortcut_verdicts(data: DatasetBundle) -> list[str]:
 
 
 def finetune(
-    cfg: FinetuneConfig, *, check_model: ModelCheck | None = None, resume_hint: bool = True
+    cfg: FinetuneConfig,
+    progress: Progress | None = None,
+    *,
+    check_model: ModelCheck | None = None,
+    resume_hint: bool = True,
 ) -> FinetuneResult:
     """Fine-tune `cfg.preset` on `cfg.data` and write checkpoint, metrics and reports to the run folder.
 
     Args:
         cfg: the run's settings; unset hyperparameters come from the preset.
+        progress: called with a one-line description of each step (the epoch table prints on its own).
         check_model: called with the model's config and max_length before training; raises to refuse
             (`edgefn run` checks that its bench will fit).
         resume_hint: whether refusing an unfinished run suggests --resume (False for `edgefn run`, which has none).
@@ -180,13 +186,17 @@ def finetune(
     runs.check_writable_dir(cfg.run_dir)
     if cfg.overwrite:  # the replacement is built beside the run and swapped in
         runs.check_writable_dir(cfg.run_dir.parent)
+    say = progress or silent
+    say(f"data: loading {cfg.data}")
     data = datasets_registry.load_data(cfg.data, cfg.data_options)
     if cfg.max_test_samples is not None and cfg.max_test_samples < len(data.test):
         data.test = subsample(data.test, cfg.max_test_samples, cfg.seed)
         data.info["test_subset"] = (
             f"{len(data.test)} seeded random rows of the test split (--max-test-samples)"
         )
+    say(f"model: loading {preset.name} ({cfg.init})")
     loaded = load_model(preset, init=cfg.init, seed=cfg.seed)
+    say(f"training on {len(data.train)} rows into {cfg.run_dir}, then scoring {len(data.test)} test rows")
     _check_model(loaded.model, cfg, check_model)
     if not _is_main_process():  # the main process checked and holds the lock; follow its choice
         replacing = cfg.overwrite and runs.run_status(cfg.run_dir) is not None
