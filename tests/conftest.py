@@ -65,3 +65,47 @@ def run(exported_tiny_run: Path, tmp_path: Path) -> Path:
     path = tmp_path / "run"
     shutil.copytree(exported_tiny_run, path)
     return path
+
+
+# --- tiers ---------------------------------------------------------------------------------------------------
+# `pytest -m "not model"` is the fast tier: tests that need no trained model (parsers, the output policy,
+# options, registries, architecture), runnable alone in well under a minute. A test is in the model tier when
+# it uses a trained-run fixture or its body trains, exports, benchmarks or packages a model itself.
+MODEL_FIXTURES = {"tiny_run_factory", "exported_tiny_run"}
+MODEL_CALLS = (
+    "make_tiny_run",
+    "finetune(",
+    "export(",
+    "bench(",
+    "package(",
+    "run_pipeline(",
+    "evaluate(",
+    "Classifier.from_folder(",
+    '"finetune"',
+    '"export"',
+    '"bench"',
+    '"package"',
+    '"demo"',
+    '"run"',
+    '"eval"',
+    '"predict"',
+)
+
+
+def _trains(item: pytest.Item) -> bool:
+    import inspect
+
+    if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    try:
+        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, TypeError):
+        return False
+    return any(call in source for call in MODEL_CALLS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test of the model tier `model` (see MODEL_CALLS)."""
+    for item in items:
+        if _trains(item):
+            item.add_marker(pytest.mark.model)

@@ -179,8 +179,7 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
         The eval folder and metrics.json's content: `metrics` on the new data, `in_domain` (the run's test
         split, same model, same cap), `ood` (threshold and AUROC), the model and data records.
     """
-    say = progress or silent
-    say(f"model: loading {cfg.model}")
+    say = progress or silent  # called after the checks: a refused input stays one line
     clf, model, run_dir = _load_model(cfg)
     if cfg.output is None and run_dir is None:
         raise EdgefnError(f"{cfg.model} is not inside a run folder; pass --output DIR for the results")

@@ -186,21 +186,20 @@ def finetune(
     runs.check_writable_dir(cfg.run_dir)
     if cfg.overwrite:  # the replacement is built beside the run and swapped in
         runs.check_writable_dir(cfg.run_dir.parent)
-    say = progress or silent
-    say(f"data: loading {cfg.data}")
     data = datasets_registry.load_data(cfg.data, cfg.data_options)
     if cfg.max_test_samples is not None and cfg.max_test_samples < len(data.test):
         data.test = subsample(data.test, cfg.max_test_samples, cfg.seed)
         data.info["test_subset"] = (
             f"{len(data.test)} seeded random rows of the test split (--max-test-samples)"
         )
-    say(f"model: loading {preset.name} ({cfg.init})")
     loaded = load_model(preset, init=cfg.init, seed=cfg.seed)
-    say(f"training on {len(data.train)} rows into {cfg.run_dir}, then scoring {len(data.test)} test rows")
     _check_model(loaded.model, cfg, check_model)
+    say = progress or silent
     if not _is_main_process():  # the main process checked and holds the lock; follow its choice
         replacing = cfg.overwrite and runs.run_status(cfg.run_dir) is not None
-        return _finetune_into(cfg, runs.staging_dir(cfg.run_dir) if replacing else cfg.run_dir, loaded, data)
+        return _finetune_into(
+            cfg, runs.staging_dir(cfg.run_dir) if replacing else cfg.run_dir, loaded, data, say
+        )
     created = not cfg.run_dir.exists()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -210,8 +209,8 @@ def finetune(
                 return FinetuneResult(cfg.run_dir, RunFolder(cfg.run_dir).read_metrics(), cfg, finished=True)
             if mode == "replace":
                 with runs.replacing_run(cfg.run_dir) as staging:
-                    return _finetune_into(cfg, staging, loaded, data)
-            return _finetune_into(cfg, cfg.run_dir, loaded, data)
+                    return _finetune_into(cfg, staging, loaded, data, say)
+            return _finetune_into(cfg, cfg.run_dir, loaded, data, say)
     except EdgefnError:
         if created and not any(cfg.run_dir.iterdir()):  # refused before anything was written
             cfg.run_dir.rmdir()
@@ -222,9 +221,15 @@ def finetune(
         raise
 
 
-def _finetune_into(cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetBundle) -> FinetuneResult:
+def _finetune_into(
+    cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetBundle, say: Progress
+) -> FinetuneResult:
     """Train into `build` (the run folder, or the replacement being built beside it) and write its outputs."""
     assert cfg.run_dir is not None
+    say(  # after every check: a refused input stays one line
+        f"training {cfg.preset} ({loaded.init}) on {len(data.train)} rows of {cfg.data} into {cfg.run_dir}, "
+        f"then scoring {len(data.test)} test rows"
+    )
     run = RunFolder(build)
     if _is_main_process():
         runs.write_run_manifest(

@@ -12,7 +12,7 @@ import pytest
 
 from edgefn.core.environment import cpu_flags, cpu_info, describe_cpu
 
-WITHOUT_AMX = Path(__file__).resolve().parents[1] / "benchmarks" / "without_amx.py"
+WITHOUT_AMX = Path(__file__).resolve().parents[2] / "benchmarks" / "without_amx.py"
 PROBE = """
 import ctypes, json
 from edgefn.core.environment import amx_usable, cpu_info, describe_cpu

@@ -17,7 +17,7 @@ from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
-from tests.test_bad_input import _error_lines, _invoke, _snapshot
+from tests.cli.test_bad_input import _error_lines, _invoke, _snapshot
 
 EVAL = ["--data", "sample", "--max-samples", "40", "--batch-size", "16"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgefn import runs
-from tests.test_bad_input import _error_lines, _invoke, _snapshot
+from tests.cli.test_bad_input import _error_lines, _invoke, _snapshot
 
 VARIANT = "onnx/int8-dynamic"
 EVAL = ["--data", "sample", "--max-samples", "20", "--batch-size", "16"]

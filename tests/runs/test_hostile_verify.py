@@ -21,7 +21,7 @@ from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
-from tests.test_bad_input import _error_lines, _snapshot
+from tests.cli.test_bad_input import _error_lines, _snapshot
 
 DEEP = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on this
 DEEP_OBJECT = '{"a": ' * 100_000 + "1" + "}" * 100_000

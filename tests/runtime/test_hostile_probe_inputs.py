@@ -13,7 +13,7 @@ import pytest
 from edgefn.core import textfiles
 from edgefn.core.errors import EdgefnError
 from edgefn.runtime.predict_io import iter_texts, read_texts
-from tests.test_bad_input import _error_lines, _invoke, _snapshot
+from tests.cli.test_bad_input import _error_lines, _invoke, _snapshot
 
 
 def _refused(argv: list[str], *roots: Path, message: str) -> str:

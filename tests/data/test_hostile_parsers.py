@@ -22,7 +22,7 @@ from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
 from edgefn.runtime.inference import CHARS_PER_TOKEN, cut_text
 from edgefn.runtime.predict_io import iter_texts, predict_stream
-from tests.test_bad_input import _error_lines, _snapshot
+from tests.cli.test_bad_input import _error_lines, _snapshot
 
 
 def _write(tmp: Path, name: str, content: str | bytes) -> str:

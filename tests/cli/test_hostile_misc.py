@@ -23,7 +23,7 @@ from edgefn.core.errors import EdgefnError, disk_faults
 from edgefn.package import webbuild
 from edgefn.runs import RunFolder, read_split_jsonl
 from edgefn.train.trainer import TRAINER_STATE, drop_incomplete_checkpoints
-from tests.test_bad_input import _snapshot
+from tests.cli.test_bad_input import _snapshot
 
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
 PAGE = 4096
@@ -198,7 +198,7 @@ def test_os_faults_are_one_line_exit_1(code: int, words: str, monkeypatch: pytes
 
 def _cli(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "edgefn.cli.commands", *argv]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(cmd, stderr=subprocess.PIPE, text=True, env=env, timeout=300, check=False, **kwargs)
 
 
@@ -220,7 +220,7 @@ def test_stdout_on_a_full_device(command: str, exported_run: Path) -> None:
 def test_a_closed_pipe_is_no_error() -> None:
     """`| head` closing the pipe early ends the command quietly (exit 1 at most), as Unix tools do."""
     cmd = f"{sys.executable} -m edgefn.cli.commands data list | head -c 1"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.run(
         ["bash", "-c", cmd], capture_output=True, text=True, env=env, timeout=120, check=False
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("check_lock", ROOT / ".ci" / "check_lock.py")
 assert _spec is not None and _spec.loader is not None
 check_lock = importlib.util.module_from_spec(_spec)
