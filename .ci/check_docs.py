@@ -12,8 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # this checkout's edgefn, and the generator's modules
-
 import make_docs  # noqa: E402
+
+sys.path.remove(str(ROOT / "benchmarks"))  # benchmark scripts (common, peers, web, ...) must not shadow modules
 
 
 def main() -> int:
