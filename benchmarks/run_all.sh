@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate everything under benchmarks/results/, in order, offline, timing each step.
 #
-#   bash benchmarks/run_all.sh                 # the committed results (a quiet machine; see README.md)
+#   bash benchmarks/run_all.sh                 # the committed results (a quiet machine; see benchmarks/README.md)
 #   THREADS=2 bash benchmarks/run_all.sh       # pin threads for every measuring step
 #
 # Every setting below can be overridden from the environment (smoke tests use tiny presets and a temporary

@@ -1,0 +1,315 @@
+"""docs/results.md and the README's headline table, rendered from the committed files in benchmarks/results/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docs_common import describe_cpu, generated_header, load, md_table, pct, plot_link, pts, result_link
+from docs_runtime import render_runtime_sections
+
+ARCHITECTURES = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
+ENGINES = {
+    "pytorch": "PyTorch fp32",
+    "fp32": "ONNX fp32",
+    "int8-dynamic": "int8-dynamic",
+    "int8-static": "int8-static",
+}
+BATCHES = (1, 8, 32)
+
+
+def _arch_slot(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in data["slots"] if s["slot"] == name)
+
+
+def _init(slot: dict[str, Any]) -> str:
+    return "pretrained" if slot["init"] == "pretrained" else "**random init**"
+
+
+# --- the README's headline ------------------------------------------------------------------------------
+
+
+def _raw_constraint_note(run_dir: str, robustness: str) -> str:
+    """Say so when the CONSTRAINT model behind a table was trained and tested without cue cleaning."""
+    finetune = load("finetune_constraint.json")
+    if finetune["run_dir"] != run_dir or finetune["data"]["cleaning"]["applied"]:
+        return ""
+    return (
+        "This model was trained and tested on CONSTRAINT as published, links and @handles included; edgefn "
+        "now deletes them by default, and such a model scores lower on cleaned text "
+        f"([robustness.md]({robustness}))."
+    )
+
+
+def headline_table() -> str:
+    """minilm fine-tuned on CONSTRAINT: size, test accuracy and real-length latency per engine, one file."""
+    data = load("architectures.json")
+    slot = _arch_slot(data, "minilm")
+    bench = slot["bench"]
+    rows = []
+    for name, label in ENGINES.items():
+        r = bench["rows"][name]
+        lat = r["latency"]
+        rows.append(
+            [
+                label,
+                f"{r['size_mb']:.1f}",
+                f"{r['test_accuracy']:.4f}",
+                "reference" if name == "pytorch" else pts(r["test_delta_vs_pytorch"]),
+                f"{lat['real-b1']['per_sample_p50_ms']:.1f} ({lat['real-b1']['speedup_vs_pytorch']:.2f}x)",
+                f"{lat['real-b32']['per_sample_p50_ms']:.1f} ({lat['real-b32']['speedup_vs_pytorch']:.2f}x)",
+            ]
+        )
+    header = [
+        "minilm on CONSTRAINT",
+        "MB",
+        f"test accuracy ({bench['test_rows']:,} posts)",
+        "vs PyTorch",
+        "ms/text, batch 1 (speed-up)",
+        "ms/text, batch 32 (speed-up)",
+    ]
+    return "\n".join(
+        [
+            md_table(header, rows),
+            "",
+            f"Measured on {describe_cpu(bench['environment'])}, {bench['threads']} threads, real text lengths "
+            f"(tokenisation included); command `{data['command']}`, from "
+            f"{result_link('architectures', prefix='')}. {_raw_constraint_note(slot['run_dir'], 'docs/robustness.md')}",
+        ]
+    )
+
+
+# --- sections of docs/results.md ------------------------------------------------------------------------
+
+
+def _accuracy() -> list[str]:
+    rows, commands = [], []
+    for stem in ("finetune_constraint", "finetune_isot", "finetune_liar"):
+        d = load(f"{stem}.json")
+        onnx = {r["variant"]: r for r in d["onnx"]["rows"]}
+        training, data = d["edgefn"]["training"], d["data"]
+        rows.append(
+            [
+                f"{data['name']} ({'official splits' if data['splits'] == 'official' else 'own 70/15/15 split'})",
+                f"{d['edgefn']['test']['n']:,}",
+                f"{training['train_samples']:,} of {data['rows']['train']:,}, {training['epochs_run']:g} epochs",
+                f"{d['baseline']['accuracy']:.4f}",
+                f"{d['edgefn']['test']['accuracy']:.4f}",
+                f"{onnx['fp32']['test_accuracy']:.4f}",
+                f"{onnx['int8-dynamic']['test_accuracy']:.4f} ({pts(onnx['int8-dynamic']['delta_vs_fp32'])})",
+                f"{onnx['int8-static']['test_accuracy']:.4f} ({pts(onnx['int8-static']['delta_vs_fp32'])})",
+            ]
+        )
+        commands.append(f"- {data['name']}: `{d['command']}`, {result_link(stem)}")
+    header = [
+        "data",
+        "test rows",
+        "minilm training rows",
+        "TF-IDF + LR",
+        "minilm PyTorch",
+        "ONNX fp32",
+        "int8-dynamic",
+        "int8-static",
+    ]
+    return [
+        "## Accuracy: minilm on three datasets, fp32 and int8",
+        "",
+        "minilm (the bundled pretrained all-MiniLM-L6-v2) fine-tuned with the preset's learning rate and batch "
+        "size, for the rows and epochs listed, beside a "
+        "TF-IDF (word 1-2-grams) + logistic-regression baseline trained on the full training split. Test "
+        "accuracy; the int8 differences are against ONNX fp32. "
+        + _raw_constraint_note(load("finetune_constraint.json")["run_dir"], "robustness.md")
+        + " ISOT is scored on titles with its shortcut cues "
+        "removed; its high accuracy reflects how separable ISOT's topics are, not real-world detection.",
+        "",
+        md_table(header, rows),
+        "",
+        *commands,
+        "",
+    ]
+
+
+def _latency_rows(slots: list[dict[str, Any]], mode: str) -> list[list[str]]:
+    rows = []
+    for slot in slots:
+        for name, label in ENGINES.items():
+            lat = slot["bench"]["rows"][name]["latency"]
+            rows.append(
+                [
+                    f"{slot['slot']} ({_init(slot)})",
+                    label,
+                    *(
+                        f"{lat[f'{mode}-b{b}']['per_sample_p50_ms']:.1f} "
+                        f"({lat[f'{mode}-b{b}']['speedup_vs_pytorch']:.2f}x)"
+                        for b in BATCHES
+                    ),
+                ]
+            )
+    return rows
+
+
+def _architectures() -> list[str]:
+    data = load("architectures.json")
+    slots = [_arch_slot(data, n) for n in ARCHITECTURES]
+    sizes = []
+    for s in slots:
+        rows, export = s["bench"]["rows"], s["export"]
+        sizes.append(
+            [
+                f"{s['slot']} ({_init(s)})",
+                f"{s['parameters'] / 1e6:.1f} M",
+                export["fp32"]["optimize_applied"] or "plain",
+                f"{rows['pytorch']['size_mb']:.1f}",
+                f"{rows['fp32']['size_mb']:.1f}",
+                *(
+                    f"{rows[v]['size_mb']:.1f} ({pct(export[v]['size_ratio_to_fp32'], '.1f')})"
+                    for v in ("int8-dynamic", "int8-static")
+                ),
+            ]
+        )
+    env = slots[0]["bench"]["environment"]
+    header_lat = ["preset", "engine", *(f"batch {b}: ms/text (speed-up)" for b in BATCHES)]
+    plots = ", ".join(plot_link(f"{n}-latency.png", n) for n in ARCHITECTURES)
+    return [
+        "## Size and speed: five architectures on one CPU",
+        "",
+        f"{describe_cpu(env)}, {slots[0]['bench']['threads']} threads; command `{data['command']}` (sizes from "
+        f"its finetune and export stages), {result_link('architectures')}. Rows marked **random init** were "
+        "fine-tuned briefly from random weights because their pretrained weights could not be downloaded "
+        "there: their size and speed are the real architecture's, their accuracy means nothing. int8 here "
+        f"is the `{slots[0]['export']['int8-dynamic']['target']}` target's recipe (see "
+        "[quantization.md](quantization.md)).",
+        "",
+        md_table(
+            [
+                "preset",
+                "params",
+                "fp32 graph",
+                "MB PyTorch",
+                "MB ONNX fp32",
+                "MB int8-dynamic",
+                "MB int8-static",
+            ],
+            sizes,
+        ),
+        "",
+        "Per-text latency p50 with real test lengths (tokenisation, dynamic padding and length-sorted "
+        "batches included); speed-up over PyTorch fp32 in the same run:",
+        "",
+        md_table(header_lat, _latency_rows(slots, "real")),
+        "",
+        "The same with fixed inputs of batch x 128 tokens (the model call alone):",
+        "",
+        md_table(header_lat, _latency_rows(slots, "fixed")),
+        "",
+        f"Latency plots: {plots}.",
+        "",
+    ]
+
+
+def _cell_name(verdict: dict[str, Any]) -> str:
+    mode = "fixed 128" if verdict["mode"] == "fixed" else "real"
+    return f"{mode}, b{verdict['batch_size']}"
+
+
+def _winner_name(winner: dict[str, Any]) -> str:
+    return f"peer {winner['variant']}" if winner["peer"] else str(winner["variant"])
+
+
+def _verdict_cell(v: dict[str, Any]) -> str:
+    w = v["winner"]
+    name = _winner_name(w)
+    tie = (
+        " (tie)"
+        if v.get("tie_with_runner_up") or (v.get("peer_wins") and not v.get("peer_wins_every_round"))
+        else ""
+    )
+    return f"{name} {w['p50_ms']:.2f}{tie}"
+
+
+def _peers(stem: str, title: str) -> list[str]:
+    data = load(f"{stem}.json")
+    archs = data["architectures"]
+    names = [n for n in ARCHITECTURES if n in archs]
+    first = archs[names[0]]["verdict"]
+    cells = [(v["mode"], v["batch_size"]) for v in first]
+    rows, ratios, winners = [], [], []
+    for name in names:
+        by_cell = {(v["mode"], v["batch_size"]): v for v in archs[name]["verdict"]}
+        rows.append([f"{name} ({archs[name]['init']})", *(_verdict_cell(by_cell[c]) for c in cells)])
+        winners += [_winner_name(by_cell[c]["winner"]) for c in cells]
+        targets = archs[name]["targets"]
+        for key in ("verdict_fixed_b1", "verdict_fixed_b32", "verdict_real_b1", "verdict_real_b32"):
+            t = targets[key]
+            ratios.append(t["fastest_edgefn_ms"] / t["fastest_distinct_peer_ms"])
+    counts = ", ".join(
+        f"{w} {winners.count(w)}" for w in sorted(set(winners), key=lambda w: -winners.count(w))
+    )
+    s = data["settings"]
+    commands = {}
+    for name in names:
+        commands.setdefault(archs[name]["command"], []).append(name)
+    if len(commands) == 1:
+        made_by = f"command `{next(iter(commands))}`"
+    else:
+        made_by = "; ".join(f"{', '.join(n)}: `{c}`" for c, n in commands.items())
+    return [
+        f"### {title}",
+        "",
+        f"{describe_cpu(data['machine'])}, {s['threads']} threads, {s['rounds']} interleaved rounds, "
+        f"{s['samples']} CONSTRAINT test texts; {made_by}; {result_link(stem)}.",
+        "",
+        "Per cell, what `edgefn bench` says to ship (the fastest row within 0.5 accuracy points of PyTorch "
+        'fp32, peers included) and its ms per text; "tie" where its lead over the runner-up did not hold '
+        "in every interleaved round:",
+        "",
+        md_table(["architecture", *(_cell_name(v) for v in first)], rows),
+        "",
+        f"Cells won: {counts}. edgefn's fastest own row takes {min(ratios):.2f}-{max(ratios):.2f}x the time of "
+        "the fastest peer that is not the same model file (fixed and real lengths, batch 1 and 32).",
+        "",
+    ]
+
+
+def _what_to_ship() -> list[str]:
+    return [
+        "## What to ship: edgefn beside what users would pick instead",
+        "",
+        "Every edgefn variant and every peer (`pytorch-int8`, `ort-default`, `optimum-recipe`, "
+        "`openvino-fp32`, `openvino-bf16`, `openvino-int8`, built from the same checkpoint) measured in one "
+        "`edgefn bench` per architecture. minilm was fine-tuned on CONSTRAINT as published (links and "
+        "@handles kept); the other four are random init. "
+        "How the verdict is reached: [bench.md](bench.md).",
+        "",
+        *_peers("peers", "With AMX"),
+        *_peers(
+            "without-amx/peers", "The same CPU with AMX denied (int8 on AVX-512 VNNI, bf16 on AVX512_BF16)"
+        ),
+    ]
+
+
+def render_results() -> str:
+    """docs/results.md."""
+    ab = load("consolidation_ab.json")
+    return "\n".join(
+        [
+            generated_header("benchmarks/results/*.json"),
+            "# Results",
+            "",
+            "Every number on this page is read from the committed files in `benchmarks/results/` (raw JSON "
+            "beside each Markdown report), each with the command that produced it. The machines were small "
+            "shared 2-core x86 CPUs with no GPU: compare ratios measured in one run rather than absolute "
+            "milliseconds across sections. How to re-measure: [benchmarks/README.md](../benchmarks/README.md). "
+            "Accuracy off the training set: [robustness.md](robustness.md).",
+            "",
+            *_accuracy(),
+            *_architectures(),
+            *_what_to_ship(),
+            *render_runtime_sections(),
+            "## Code changes checked for speed",
+            "",
+            f"Moving every model run onto one inference path was timed before and after, interleaved: median "
+            f"ratio {ab['ratio_median']:.2f} (range {ab['ratio_min']:.2f}-{ab['ratio_max']:.2f}) over "
+            f"{len(ab['rows'])} engine x input cells; {result_link('consolidation_ab')}.",
+            "",
+        ]
+    )
