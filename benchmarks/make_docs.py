@@ -193,8 +193,8 @@ def _presets_table() -> list[str]:
 
 
 def _schemes_table() -> list[str]:
-    from edgefn.export import quantize as q
-    from edgefn.export.exporter import ExportConfig
+    from edgefn.export import schemes as q
+    from edgefn.export.config import ExportConfig
 
     aliases = {}
     for name in q.list_schemes(include_aliases=True):
