@@ -95,11 +95,12 @@ def create_session(
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.enable_profiling = profile
-    # ORT's memory pattern (its default, kept) plans one block per input shape. Length-sorted batches bring up to
-    # max_length shapes, so the arena grows to the longest batch's plan and stays there: predict's peak RSS was
-    # 383 MB at 100k tweets and 386 MB at 214k (int8 minilm, batch 32), against 264 MB without the pattern;
-    # but without it predict ran 6-12% slower (20k tweets, interleaved, 2 cores), slower than the old
-    # whole-input path. benchmarks/predict_stream.py measures both at 10k / 100k / 1M lines.
+    # ORT's memory pattern plans one block per input shape; length-sorted batches bring a new shape per batch,
+    # and the blocks fragment its arena: predict's peak RSS rose to 383-395 MB over 100k tweets (int8 minilm,
+    # batch 32) against 264 MB without it, too close to 400 MB for 1M lines; its throughput gain did not hold
+    # (benchmarks/results/predict-stream-mem-pattern.md). Bench latency without it is within 3% (6 interleaved
+    # rounds on 2 cores: fixed 128 tokens at batch 1 and 8 0.99x and 0.97x, real lengths 1.00x, 1,024 texts 1.02x).
+    opts.enable_mem_pattern = False
     providers = [provider] if provider == CPU else [provider, CPU]
     try:
         session = ort.InferenceSession(str(model), sess_options=opts, providers=providers)
