@@ -27,7 +27,7 @@ from typing import Any
 from common import command_line, now
 
 from edgefn.bench.report import markdown_table
-from edgefn.core.environment import describe_cpu
+from edgefn.core.environment import cpu_info, describe_cpu
 
 COMMON = [
     "--peers",
@@ -118,7 +118,7 @@ def main() -> None:
     record = {
         "command": command_line(),
         "written": now(),
-        "cpu": describe_cpu(),
+        "cpu": describe_cpu(cpu_info()),
         "bench_args": COMMON,
         "order": order,
         "rows": rows,
