@@ -17,9 +17,15 @@ make_docs = check_docs.make_docs
 
 def test_committed_pages_match_the_generator():
     """docs/cli.md, docs/reference.md, docs/results.md, docs/robustness.md and the README's headline table
-    are what benchmarks/make_docs.py writes now (.ci/check_docs.py passes)."""
-    assert make_docs.problems(make_docs.expected_pages(), ROOT) == []
-    assert check_docs.main() == 0
+    are what benchmarks/make_docs.py writes now: .ci/check_docs.py passes, run in a fresh process as CI runs
+    it (the CLI page is rendered from the registries, which a test may have extended with a toy engine)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "check_docs.py")], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_generation_is_deterministic_and_covers_every_command():
