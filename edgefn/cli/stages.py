@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def next_hint(*commands: str, run_dir: Path | str) -> str:
+    """The line that tells what to run next on a run folder: `next: edgefn bench --run-dir RUN`."""
+    folder = shlex.quote(str(run_dir))
+    return "next: " + "  or  ".join(f"edgefn {c} --run-dir {folder}" for c in commands)
+
+
 def _picked(run_dir: Path, picked: bool) -> None:
     if picked:
         click.echo(f"run: {run_dir} (most recent under artifacts/; pass --run-dir to choose)")
@@ -44,6 +51,7 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
         )
     if result.metrics:
         click.echo(format_summary(result))
+        _say(next_hint("export", run_dir=result.run_dir))
 
 
 @click.command("export")
@@ -59,6 +67,7 @@ def export_cmd(run_dir: Path | None, overwrite: bool, **opts: Any) -> None:
     for v in result.variants:
         for note in v.notes:
             click.echo(f"note ({v.name}): {note}")
+    _say(next_hint("bench", run_dir=result.run_dir))
 
 
 @click.command()
@@ -74,6 +83,7 @@ def bench(run_dir: Path | None, **opts: Any) -> None:
     click.echo(format_summary(report))
     for name, path in report.outputs.items():
         click.echo(f"{name}: {path}")
+    _say(next_hint("show", "package", run_dir=report.run_dir))
 
 
 @click.command("eval")

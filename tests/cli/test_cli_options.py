@@ -160,3 +160,21 @@ def test_bench_max_length_is_the_token_limit():
     seeds = resolve_lengths(BenchConfig(seq_len=512), 128)
     assert (seeds.max_length, seeds.seq_len) == (128, 512)
     assert resolve_lengths(BenchConfig(), None).seq_len == 128
+
+
+def test_next_hint_names_the_next_command_for_the_run(run: Path) -> None:
+    """After export the last line says what to run next on that very run (a folder name with a space is
+    quoted so the line can be pasted); stdout keeps the results only."""
+    from click.testing import CliRunner
+
+    from edgefn.cli.stages import next_hint
+
+    spaced = run.parent / "my run"
+    run.rename(spaced)
+    result = CliRunner().invoke(main, ["export", "--run-dir", str(spaced), "--max-val-samples", "32"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().splitlines()[-1] == f"next: edgefn bench --run-dir '{spaced}'"
+    assert "next:" not in result.stdout
+    assert next_hint("show", "package", run_dir="r") == (
+        "next: edgefn show --run-dir r  or  edgefn package --run-dir r"
+    )
