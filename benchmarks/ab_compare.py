@@ -47,28 +47,14 @@ def compare(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, 
     return rows
 
 
-def main() -> None:
-    """Read both sides, compare, write JSON + Markdown."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--slot", default="minilm")
-    p.add_argument("--a", required=True, help="name:results_dir,results_dir,...")
-    p.add_argument("--b", required=True, help="name:results_dir,results_dir,...")
-    p.add_argument("--out", type=Path, required=True, help="output path without suffix")
-    args = p.parse_args()
-    (name_a, a), (name_b, b) = load_side(args.a, args.slot), load_side(args.b, args.slot)
-    rows = compare(a, b)
+def ratio_summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Median, least and greatest B / A ratio over the compared rows."""
     ratios = [r["ratio_b_over_a"] for r in rows]
-    out = {
-        "command": command_line(),
-        "written": now(),
-        "sides": {name_a: [r["started"] for r in a], name_b: [r["started"] for r in b]},
-        "machine": a[0]["machine"],
-        "rows": rows,
-        "ratio_median": statistics.median(ratios),
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
-    }
-    runs.write_json(args.out.with_suffix(".json"), out)
+    return {"ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+
+
+def ratio_table(rows: list[dict[str, Any]], name_a: str, name_b: str) -> str:
+    """The Markdown table of compared rows: every run's p50 per side and the ratio of the medians."""
     header = [
         "engine",
         "measure",
@@ -86,6 +72,28 @@ def main() -> None:
         ]
         for r in rows
     ]
+    return markdown_table(header, table)
+
+
+def main() -> None:
+    """Read both sides, compare, write JSON + Markdown."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--slot", default="minilm")
+    p.add_argument("--a", required=True, help="name:results_dir,results_dir,...")
+    p.add_argument("--b", required=True, help="name:results_dir,results_dir,...")
+    p.add_argument("--out", type=Path, required=True, help="output path without suffix")
+    args = p.parse_args()
+    (name_a, a), (name_b, b) = load_side(args.a, args.slot), load_side(args.b, args.slot)
+    rows = compare(a, b)
+    out = {
+        "command": command_line(),
+        "written": now(),
+        "sides": {name_a: [r["started"] for r in a], name_b: [r["started"] for r in b]},
+        "machine": a[0]["machine"],
+        "rows": rows,
+        **ratio_summary(rows),
+    }
+    runs.write_json(args.out.with_suffix(".json"), out)
     cpu = out["machine"]["cpu"]
     text = [
         f"# {name_b} vs {name_a}: {args.slot} latency, interleaved runs",
@@ -96,7 +104,7 @@ def main() -> None:
         f"- per-sample p50; ratio = median {name_b} / median {name_a}: median {out['ratio_median']:.2f}, "
         f"range {out['ratio_min']:.2f}-{out['ratio_max']:.2f}",
         "",
-        markdown_table(header, table),
+        ratio_table(rows, name_a, name_b),
         "",
         f"Command: `{out['command']}`",
     ]

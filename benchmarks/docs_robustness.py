@@ -43,19 +43,20 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _matrix_cell(state: dict[str, Any], train: str, data: str) -> str:
+    """One cell of a train x test matrix: the clean fp32 model's metrics and fake share, bold in-domain."""
+    s = _score(state, "clean", train, "fp32", data)
+    if s is None:
+        return "-"
+    text = " / ".join(f"{s['metrics'][k]:.3f}" for k, _ in METRICS)
+    text += f" ({pct(s['predicted_fake_share'])} fake)"
+    return f"**{text}**" if _inside(data, train) else text
+
+
 def _matrix(state: dict[str, Any], datasets: list[str]) -> str:
     rows = []
     for train in _train_sets(state):
-        cells = []
-        for data in datasets:
-            s = _score(state, "clean", train, "fp32", data)
-            if s is None:
-                cells.append("-")
-                continue
-            text = " / ".join(f"{s['metrics'][k]:.3f}" for k, _ in METRICS)
-            text += f" ({pct(s['predicted_fake_share'])} fake)"
-            cells.append(f"**{text}**" if _inside(data, train) else text)
-        rows.append([train, *cells])
+        rows.append([train, *(_matrix_cell(state, train, data) for data in datasets)])
     truth = {}
     for data in datasets:
         s = _score(state, "clean", datasets[0], "fp32", data)
@@ -185,16 +186,7 @@ def _larger(state: dict[str, Any], small: dict[str, Any], datasets: list[str]) -
             (f"{small['settings']['rows_per_source']:,} rows per source", small),
             (f"{state['settings']['rows_per_source']:,} rows per source", state),
         ):
-            cells = []
-            for data in datasets:
-                s = _score(src, "clean", train, "fp32", data)
-                if s is None:
-                    cells.append("-")
-                    continue
-                text = " / ".join(f"{s['metrics'][k]:.3f}" for k, _ in METRICS)
-                text += f" ({pct(s['predicted_fake_share'])} fake)"
-                cells.append(f"**{text}**" if _inside(data, train) else text)
-            rows.append([f"{train}, {label}", *cells])
+            rows.append([f"{train}, {label}", *(_matrix_cell(src, train, data) for data in datasets)])
     return [
         "## More rows for one union",
         "",

@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ab_compare import ratio_summary, ratio_table
 from common import command_line, now
 
-from edgefn.bench.report import markdown_table
 from edgefn.core.environment import cpu_info, describe_cpu
 
 COMMON = [
@@ -114,7 +114,6 @@ def main() -> None:
                 order.append(f"{name} {now()}")
     (name_a, _, _), (name_b, _, _) = sides
     rows = compare(reports[name_a], reports[name_b])
-    ratios = [r["ratio_b_over_a"] for r in rows]
     record = {
         "command": command_line(),
         "written": now(),
@@ -122,28 +121,9 @@ def main() -> None:
         "bench_args": COMMON,
         "order": order,
         "rows": rows,
-        "ratio_median": statistics.median(ratios),
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
+        **ratio_summary(rows),
     }
     args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    header = [
-        "engine",
-        "measure",
-        f"{name_a} p50 ms (runs)",
-        f"{name_b} p50 ms (runs)",
-        f"{name_b} / {name_a}",
-    ]
-    table = [
-        [
-            r["variant"],
-            r["measure"],
-            " / ".join(f"{v:.2f}" for v in r["a_ms"]),
-            " / ".join(f"{v:.2f}" for v in r["b_ms"]),
-            f"{r['ratio_b_over_a']:.2f}",
-        ]
-        for r in rows
-    ]
     lines = [
         f"# {name_b} vs {name_a}: latency of one run, alternating benches",
         "",
@@ -153,7 +133,7 @@ def main() -> None:
         f"- per-sample p50; ratio = median {name_b} / median {name_a}: median {record['ratio_median']:.2f}, "
         f"range {record['ratio_min']:.2f}-{record['ratio_max']:.2f}",
         "",
-        markdown_table(header, table),
+        ratio_table(rows, name_a, name_b),
         "",
     ]
     args.out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")

@@ -12,7 +12,6 @@ from edgefn.runs.hashing import (
     files_fault,
     files_fingerprint,
     hash_files,
-    inside,
     model_files_of,
     model_record,
     required_files,
@@ -118,7 +117,7 @@ __all__ = [
     "JsonType", "check_json_object", "json_field", "parse_json", "read_json", "read_json_object",
     "read_optional_json", "read_text", "to_jsonable", "write_json",
     # hashing
-    "dir_size_mb", "file_size_mb", "files_fault", "files_fingerprint", "hash_files", "inside", "model_files_of",
+    "dir_size_mb", "file_size_mb", "files_fault", "files_fingerprint", "hash_files", "model_files_of",
     "model_record", "required_files", "sha256_dir", "sha256_file",
     # manifests
     "EvalManifest", "FinetuneManifest", "Manifest", "PackageManifest", "RunManifest", "VariantManifest",

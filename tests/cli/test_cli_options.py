@@ -165,8 +165,6 @@ def test_bench_max_length_is_the_token_limit():
 def test_next_hint_names_the_next_command_for_the_run(run: Path) -> None:
     """After export the last line says what to run next on that very run (a folder name with a space is
     quoted so the line can be pasted); stdout keeps the results only."""
-    from click.testing import CliRunner
-
     from edgefn.cli.stages import next_hint
 
     spaced = run.parent / "my run"
