@@ -11,6 +11,7 @@ from edgefn.cli.configs import data_files, make_data_options
 from edgefn.cli.errors import user_errors
 from edgefn.cli.options import use
 from edgefn.core import outputs
+from edgefn.data.home import short
 
 COLUMNS = ("--text-col", "--label-col", "--fake-label")
 
@@ -28,15 +29,57 @@ def data_group() -> None:
 
 
 @data_group.command("list")
+@use(("--json",))
 @user_errors
-def data_list() -> None:
-    """List the registered dataset names and what each needs."""
-    from edgefn.data.catalog import get_dataset, list_datasets
+def data_list(as_json: bool) -> None:
+    """List the known datasets: found or missing, the folder each loads from, and where to get it."""
+    import json
 
-    for name in list_datasets():
-        entry = get_dataset(name)
-        hub = f"; hub {entry.hub_id}" if entry.hub_id else ""
-        click.echo(f"{name:12s} {entry.hint}{hub}")
+    from edgefn.data.catalog import data_homes, dataset_status
+
+    homes, datasets = data_homes(), dataset_status()
+    if as_json:
+        places = [{"label": h.label, "folder": str(h.path) if h.path else None} for h in homes]
+        click.echo(json.dumps({"look_up": places, "datasets": [d.to_json() for d in datasets]}, indent=2))
+        return
+    click.echo("A dataset name is looked up in these folders, in this order:")
+    for i, place in enumerate(homes, 1):
+        where = place.unset if place.path is None else short(place.path)
+        absent = " (no such folder)" if place.path is not None and not place.path.is_dir() else ""
+        click.echo(f"  {i}. {place.label:23s} {where}{absent}")
+    click.echo(
+        "  sample is packaged with edgefn; NAME:PATH (constraint:/data/constraint) reads a folder anywhere."
+    )
+    click.echo("")
+    for d in datasets:
+        lines = [
+            ("found", _where(d.found)) if d.found else ("missing", f"put {d.files} in {_where(d.put_in)}")
+        ]
+        lines.append(("source", d.source))
+        if d.hub_id:
+            lines.append(("hub", f"{d.hub_id} (downloaded when not found here and online)"))
+        for i, (label, text) in enumerate(lines):
+            click.echo(_wrapped(f"{d.name if i == 0 else '':11s} {label:8s} ", text))
+
+
+def _where(path: Path | None) -> str:
+    return (
+        "a folder of $EDGEFN_DATA_DIR" if path is None else f"{short(path)}{'/' if path.suffix == '' else ''}"
+    )
+
+
+def _wrapped(head: str, text: str, width: int = 120) -> str:
+    """`head` then `text` wrapped at `width`, continuation lines indented under the text."""
+    import textwrap
+
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=head,
+        subsequent_indent=" " * len(head),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 @data_group.command("inspect")

@@ -7,12 +7,14 @@ importing this module imports the loaders, which fills the registry.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from edgefn.core.errors import EdgefnError
-from edgefn.data import loaders  # noqa: F401  (registers the named datasets)
+from edgefn.data import (
+    home,
+    loaders,  # noqa: F401  (registers the named datasets)
+)
 from edgefn.data.dataprep import load_class_files, load_generic
 from edgefn.data.dataset import (
     FAKE,
@@ -24,6 +26,7 @@ from edgefn.data.dataset import (
     register_dataset,
     registered,
 )
+from edgefn.data.home import DatasetNotFound, DatasetStatus, data_homes, data_roots
 from edgefn.data.unions import union_bundles
 from edgefn.runs import Split, read_split_jsonl, write_split_jsonl
 
@@ -34,7 +37,12 @@ __all__ = [
     "DataOptions",
     "DatasetBundle",
     "DatasetEntry",
+    "DatasetNotFound",
+    "DatasetStatus",
     "Split",
+    "data_homes",
+    "data_roots",
+    "dataset_status",
     "get_dataset",
     "inspect_data",
     "list_datasets",
@@ -64,11 +72,9 @@ def get_dataset(name: str) -> DatasetEntry:
     return registered()[name]
 
 
-def data_roots() -> list[Path]:
-    """Where dataset names look for their folders: $EDGEFN_DATA_DIR, then ../shared/data, then ./data."""
-    env = os.environ.get("EDGEFN_DATA_DIR")
-    roots = [Path(env).expanduser()] if env else []
-    return roots + [Path.cwd().parent / "shared" / "data", Path.cwd() / "data"]
+def dataset_status() -> list[DatasetStatus]:
+    """Per registered dataset: found or missing, the folder it loads from, and how to get it."""
+    return [home.status(get_dataset(name)) for name in list_datasets()]
 
 
 def load_data(spec: str, options: DataOptions | None = None) -> DatasetBundle:
@@ -171,13 +177,7 @@ def _detect(path: Path, options: DataOptions) -> str | None:
 
 
 def _locate(entry: DatasetEntry) -> Path | None:
-    if entry.builtin is not None:
-        return entry.builtin if entry.builtin.is_file() else None
-    for root in data_roots():
-        for folder in entry.folders:
-            if (root / folder).is_dir() and entry.detect(root / folder):
-                return root / folder
-    return None
+    return home.locate(entry)
 
 
 def _load_from_hub(entry: DatasetEntry, options: DataOptions) -> DatasetBundle:
@@ -188,16 +188,7 @@ def _load_from_hub(entry: DatasetEntry, options: DataOptions) -> DatasetBundle:
     bundle = entry.load_hub(options) if entry.load_hub else None
     if bundle is not None:
         return bundle
-    where = ", ".join(str(root / entry.folders[0]) for root in data_roots())
-    hub = (
-        f", or go online (hub unreachable or HF_HUB_OFFLINE set) to download {entry.hub_id}"
-        if entry.hub_id
-        else ""
-    )
-    raise EdgefnError(
-        f"dataset {entry.name!r} not found: put {entry.hint} in one of {where} (or set "
-        f"EDGEFN_DATA_DIR), give the data as {entry.name}:PATH{hub}"
-    )
+    raise home.not_found(entry)
 
 
 # --- inspect ----------------------------------------------------------------------------------------------

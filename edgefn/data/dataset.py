@@ -74,11 +74,12 @@ class DatasetEntry:
     name: str
     load: Loader
     detect: Callable[[Path], bool]
-    folders: tuple[str, ...] = ()  # default folders, relative to each of `data_roots()`
+    folders: tuple[str, ...] = ()  # default folders, relative to each of `home.data_roots()`
     hint: str = ""  # which files the user must provide
     builtin: Path | None = None  # a file shipped inside the package
     hub_id: str | None = None
     load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None
+    source: str = ""  # where to get the files (a public origin)
 
 
 _REGISTRY: dict[str, DatasetEntry] = {}
@@ -93,11 +94,12 @@ def register_dataset(
     builtin: Path | None = None,
     hub_id: str | None = None,
     load_hub: Callable[[DataOptions], DatasetBundle | None] | None = None,
+    source: str = "",
 ) -> Callable[[Loader], Loader]:
     """Decorator registering a loader `fn(path, options) -> DatasetBundle` under `name`."""
 
     def deco(fn: Loader) -> Loader:
-        _REGISTRY[name] = DatasetEntry(name, fn, detect, folders, hint, builtin, hub_id, load_hub)
+        _REGISTRY[name] = DatasetEntry(name, fn, detect, folders, hint, builtin, hub_id, load_hub, source)
         return fn
 
     return deco

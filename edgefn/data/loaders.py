@@ -126,6 +126,7 @@ def _welfake_hub(options: DataOptions) -> DatasetBundle | None:
     hint="WELFake_Dataset.csv",
     hub_id=WELFAKE_HUB,
     load_hub=_welfake_hub,
+    source='Zenodo or Kaggle, "WELFake" (72,134 articles)',
 )
 def load_welfake(path: Path, options: DataOptions) -> DatasetBundle:
     """WELFake (72,134 articles): a CSV `,title,text,label` with label 1 = fake, or a folder holding it."""
@@ -192,6 +193,7 @@ def _isot_hub(options: DataOptions) -> DatasetBundle | None:
     hint="Fake.csv and True.csv",
     hub_id=ISOT_HUB,
     load_hub=_isot_hub,
+    source='University of Victoria, "ISOT Fake News Dataset" (News_dataset.zip)',
 )
 def load_isot(path: Path, options: DataOptions) -> DatasetBundle:
     """ISOT: a folder with Fake.csv + True.csv, full articles or the titles-only variant (detected)."""
@@ -247,6 +249,7 @@ def _is_constraint(path: Path) -> bool:
     detect=_is_constraint,
     folders=("covid19-constraint", "constraint"),
     hint="Constraint_Train.csv, Constraint_Val.csv and english_test_with_labels.csv",
+    source="github.com/diptamath/covid_fake_news, folder data/ (CONSTRAINT@AAAI-2021 shared task)",
 )
 def load_constraint(path: Path, options: DataOptions) -> DatasetBundle:
     """CONSTRAINT@AAAI-2021 COVID-19 posts: official train / val / test (test labels from the labelled file)."""
@@ -303,7 +306,13 @@ def _read_liar(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"text": df[2].str.strip(), "label": labels.isin(LIAR_FAKE).astype(int)})
 
 
-@register_dataset("liar", detect=_is_liar, folders=("liar",), hint="train.tsv, valid.tsv and test.tsv")
+@register_dataset(
+    "liar",
+    detect=_is_liar,
+    folders=("liar",),
+    hint="train.tsv, valid.tsv and test.tsv",
+    source="LIAR v1.0 (Wang, ACL 2017), e.g. github.com/nishitpatel01/Fake_News_Detection, folder liar_dataset/",
+)
 def load_liar(path: Path, options: DataOptions) -> DatasetBundle:
     """LIAR (PolitiFact statements): official splits, six-way labels mapped to binary (map in info)."""
     frames = {split: _read_liar(path / LIAR_FILES[split]) for split in SPLITS}
@@ -314,7 +323,12 @@ def load_liar(path: Path, options: DataOptions) -> DatasetBundle:
 # --- sample -----------------------------------------------------------------------------------------------
 
 
-@register_dataset("sample", builtin=SAMPLE_FILE, hint="edgefn/resources/sample.jsonl")
+@register_dataset(
+    "sample",
+    builtin=SAMPLE_FILE,
+    hint="edgefn/resources/sample.jsonl",
+    source="packaged with edgefn: 400 invented short items, a smoke test, not a benchmark",
+)
 def load_sample(path: Path, options: DataOptions) -> DatasetBundle:
     """The small smoke-test corpus shipped with edgefn (JSON lines {"text", "label": fake|real})."""
     return load_generic(
