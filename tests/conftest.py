@@ -28,6 +28,24 @@ def shared_data() -> Path:
     return require_shared_data()
 
 
+@pytest.fixture()
+def data_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Empty folders as $EDGEFN_DATA_DIR ("env"), the user data folder ("user", via $XDG_DATA_HOME) and the
+    checkout's shared data ("shared", via $EDGEFN_SHARED_DATA), offline: no dataset name is found but sample."""
+    homes = {
+        "env": tmp_path / "env",
+        "user": tmp_path / "xdg" / "edgefn" / "data",
+        "shared": tmp_path / "shared",
+    }
+    for folder in homes.values():
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("EDGEFN_DATA_DIR", str(homes["env"]))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("EDGEFN_SHARED_DATA", str(homes["shared"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return homes
+
+
 @pytest.fixture(scope="session")
 def tiny_run_factory(tmp_path_factory: pytest.TempPathFactory, shared_data: Path):
     """Build (once per preset) a run folder holding a briefly trained tiny model on CONSTRAINT texts."""

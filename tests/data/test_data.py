@@ -161,13 +161,14 @@ def test_default_locations(shared_data: Path, monkeypatch: pytest.MonkeyPatch, t
     assert cached("liar").info["source"] == str(shared_data / "liar")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(
-        EdgefnError, match=r"put WELFake_Dataset.csv in one of .*welfake:PATH.*davanstrien/WELFake"
+        EdgefnError,
+        match=r"put WELFake_Dataset.csv in .*/welfake/ or unset HF_HUB_OFFLINE to download davanstrien/WELFake",
     ):
         load_data("welfake")
 
 
 def test_hub_copies_oriented_by_reuters_dateline(
-    shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_homes: dict[str, Path]
 ) -> None:
     """Hub copies (cards disagree on 0/1) get 1 = fake from the data: Reuters wire copy is the real class."""
     import edgefn.data.loaders
@@ -182,9 +183,7 @@ def test_hub_copies_oriented_by_reuters_dateline(
     monkeypatch.setattr(
         edgefn.data.loaders, "_hub_frames", lambda hub_id: welfake if "WELFake" in hub_id else frames
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EDGEFN_DATA_DIR", str(tmp_path))
-    b = load_data("isot")
+    b = load_data("isot")  # no local copy in the empty data homes
     assert b.info["source"] == "GonzaloA/fake_news" and b.info["splits"] == "official"
     assert b.info["label_map"].startswith("hub label 1 -> real (0)")
     local = cached(f"isot:{folder}")
@@ -399,8 +398,8 @@ def test_cli_data_inspect_and_list(shared_data: Path) -> None:
     assert report["cleaning"]["applied"] is False and report["per_split"]["train"]["rows"] == 1414
     out = runner.invoke(main, ["data", "inspect", "nosuch"])
     assert out.exit_code == 2 and out.output.count("\n") == 1 and "known datasets" in out.output
-    out = runner.invoke(main, ["data", "list"])
-    assert out.exit_code == 0 and [line.split()[0] for line in out.output.splitlines()] == list_datasets()
+    out = runner.invoke(main, ["data", "list", "--json"])
+    assert out.exit_code == 0 and [d["name"] for d in json.loads(out.output)["datasets"]] == list_datasets()
 
 
 # --- messy files, one file per class, unions -----------------------------------------------------------------
