@@ -11,7 +11,6 @@ from edgefn.cli.configs import data_files, make_data_options
 from edgefn.cli.errors import user_errors
 from edgefn.cli.options import use
 from edgefn.core import outputs
-from edgefn.data.home import short
 
 COLUMNS = ("--text-col", "--label-col", "--fake-label")
 
@@ -36,50 +35,10 @@ def data_list(as_json: bool) -> None:
     import json
 
     from edgefn.data.catalog import data_homes, dataset_status
+    from edgefn.data.home import format_list, list_json
 
     homes, datasets = data_homes(), dataset_status()
-    if as_json:
-        places = [{"label": h.label, "folder": str(h.path) if h.path else None} for h in homes]
-        click.echo(json.dumps({"look_up": places, "datasets": [d.to_json() for d in datasets]}, indent=2))
-        return
-    click.echo("A dataset name is looked up in these folders, in this order:")
-    for i, place in enumerate(homes, 1):
-        where = place.unset if place.path is None else short(place.path)
-        absent = " (no such folder)" if place.path is not None and not place.path.is_dir() else ""
-        click.echo(f"  {i}. {place.label:23s} {where}{absent}")
-    click.echo(
-        "  sample is packaged with edgefn; NAME:PATH (constraint:/data/constraint) reads a folder anywhere."
-    )
-    click.echo("")
-    for d in datasets:
-        lines = [
-            ("found", _where(d.found)) if d.found else ("missing", f"put {d.files} in {_where(d.put_in)}")
-        ]
-        lines.append(("source", d.source))
-        if d.hub_id:
-            lines.append(("hub", f"{d.hub_id} (downloaded when not found here and online)"))
-        for i, (label, text) in enumerate(lines):
-            click.echo(_wrapped(f"{d.name if i == 0 else '':11s} {label:8s} ", text))
-
-
-def _where(path: Path | None) -> str:
-    return (
-        "a folder of $EDGEFN_DATA_DIR" if path is None else f"{short(path)}{'/' if path.suffix == '' else ''}"
-    )
-
-
-def _wrapped(head: str, text: str, width: int = 120) -> str:
-    """`head` then `text` wrapped at `width`, continuation lines indented under the text."""
-    import textwrap
-
-    return textwrap.fill(
-        text,
-        width=width,
-        initial_indent=head,
-        subsequent_indent=" " * len(head),
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    click.echo(json.dumps(list_json(homes, datasets), indent=2) if as_json else format_list(homes, datasets))
 
 
 @data_group.command("inspect")

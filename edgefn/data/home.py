@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgefn.core.errors import EdgefnError
 from edgefn.data.dataset import DatasetEntry
@@ -125,6 +127,48 @@ def short(path: Path) -> str:
         return "~/" + str(path.relative_to(Path.home()))
     except (ValueError, RuntimeError):
         return str(path)
+
+
+def list_json(homes: list[DataHome], datasets: list[DatasetStatus]) -> dict[str, Any]:
+    """`edgefn data list --json`: the look-up folders in order and each dataset's status."""
+    places = [{"label": h.label, "folder": str(h.path) if h.path else None} for h in homes]
+    return {"look_up": places, "datasets": [d.to_json() for d in datasets]}
+
+
+def format_list(homes: list[DataHome], datasets: list[DatasetStatus], width: int = 120) -> str:
+    """`edgefn data list`: the look-up folders in order, then per dataset found / missing, the folder, the
+    source and the hub id, wrapped at `width`."""
+    lines = ["A dataset name is looked up in these folders, in this order:"]
+    for i, place in enumerate(homes, 1):
+        where = place.unset if place.path is None else short(place.path)
+        absent = " (no such folder)" if place.path is not None and not place.path.is_dir() else ""
+        lines.append(f"  {i}. {place.label:23s} {where}{absent}")
+    lines += [
+        "  sample is packaged with edgefn; NAME:PATH (constraint:/data/constraint) reads a folder anywhere.",
+        "",
+    ]
+    for d in datasets:
+        if d.found is not None:
+            fields = [("found", short(d.found) + ("" if d.found.is_file() else "/"))]
+        else:
+            target = f"{short(d.put_in)}/" if d.put_in else f"a folder of ${DATA_ENV}"
+            fields = [("missing", f"put {d.files} in {target}")]
+        fields.append(("source", d.source))
+        if d.hub_id:
+            fields.append(("hub", f"{d.hub_id} (downloaded when not found here and online)"))
+        for i, (label, text) in enumerate(fields):
+            head = f"{d.name if i == 0 else '':11s} {label:8s} "
+            lines.append(
+                textwrap.fill(
+                    text,
+                    width=width,
+                    initial_indent=head,
+                    subsequent_indent=" " * len(head),
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                )
+            )
+    return "\n".join(lines)
 
 
 def not_found(entry: DatasetEntry) -> DatasetNotFound:
