@@ -107,7 +107,7 @@ def load_data(spec: str, options: DataOptions | None = None) -> DatasetBundle:
             return load_generic(path, options)
     entry = get_dataset(name)
     if path is None:
-        path = _locate(entry)
+        path = home.locate(entry)
         if path is None:
             return _load_from_hub(entry, options)
     elif not path.exists():
@@ -174,10 +174,6 @@ def _detect(path: Path, options: DataOptions) -> str | None:
     if options.text_cols or options.label_col:
         return None
     return next((e.name for e in entries if e.detect(path)), None)
-
-
-def _locate(entry: DatasetEntry) -> Path | None:
-    return home.locate(entry)
 
 
 def _load_from_hub(entry: DatasetEntry, options: DataOptions) -> DatasetBundle:
