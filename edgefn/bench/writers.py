@@ -433,7 +433,7 @@ def ship_lines(verdict: list[dict[str, Any]]) -> list[str]:
         w = v["winner"]
         name = f"{'peer ' if w['peer'] else ''}{w['variant']} ({runtime_label(w['provider'], w.get('precision'))})"
         wins.setdefault(name, []).append(v)
-    lines = []
+    lines: list[str] = []
     for name, cells in wins.items():
         if len(wins) == 1 and devices == 1:
             batches = ", ".join(dict.fromkeys(str(v["batch_size"]) for v in cells))

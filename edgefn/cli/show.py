@@ -172,6 +172,14 @@ def _bench_targets(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str
                 "flagged": [],
             },
         )
+        for field, value in (
+            ("accuracy", _number(row.get("accuracy"))),
+            ("size_mb", _number(row.get("size_mb"))),
+        ):
+            if target[field] is None:  # a row that did not run has blank figures; its siblings may not
+                target[field] = value
+        if target["accuracy_delta_pts"] is None and delta is not None:
+            target["accuracy_delta_pts"] = 100 * delta
         mode, batch = row.get("input_mode"), row.get("batch_size")
         if mode is None or batch is None:
             continue
@@ -418,7 +426,7 @@ def _format_bench(bench: dict[str, Any] | None, run_dir: str) -> list[str]:
         why = f"; {bench['report_error']}" if bench["report_error"] else ""
         return [f"bench: no result rows found{why} (files: {', '.join(bench['files']) or 'none'})"]
     cases = bench["cases"]
-    header = ["variant", "runtime", "MB", "acc", "Δacc pts", "agree", *cases]
+    header = ["variant", "runtime", "MB", "acc", "Δacc pts", *cases]
     rows = []
     for t in bench["targets"]:
         delta = t["accuracy_delta_pts"]
@@ -433,7 +441,6 @@ def _format_bench(bench: dict[str, Any] | None, run_dir: str) -> list[str]:
                 _fmt(t["size_mb"], ".1f"),
                 _fmt(t["accuracy"], ".3f"),
                 "-" if delta is None else f"{delta + 0.0:+.2f}",
-                _fmt(t["agreement"], ".3f"),
                 *times,
             ]
         )
