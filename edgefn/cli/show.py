@@ -574,8 +574,7 @@ def _fit(line: str) -> list[str]:
 @use(("--run-dir", "--json"))
 @user_errors
 def show(run_dir: Path | None, as_json: bool) -> None:
-    """Print what a run folder holds and what to ship: stages, variants, bench, evals, packages (default: the
-    most recent run)."""
+    """Print what to ship and what a run folder holds, stage by stage (default: the most recent run)."""
     import json
 
     run, picked = runs.resolve_run_dir(run_dir)
