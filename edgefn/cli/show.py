@@ -222,15 +222,15 @@ def _describe_evals(run: RunFolder, trained_on: str | None) -> list[dict[str, An
         if record is None:
             continue
         data, metrics = _obj(record.get("data")), _obj(record.get("metrics"))
-        name = data.get("name") or folder.name
+        name = data.get("name") if isinstance(data.get("name"), str) else folder.name
         out.append(
             {
                 "folder": folder.name,
                 "error": record.get("error"),
                 "data": name,
                 "domain": "in-domain" if trained_on and name == trained_on else "out-of-domain",
-                "model": record.get("model"),
-                "split": data.get("split"),
+                "model": _text(record.get("model")),
+                "split": _text(data.get("split")),
                 "rows": data.get("rows_scored", metrics.get("n")),
                 "accuracy": metrics.get("accuracy"),
                 "f1_macro": metrics.get("f1_macro"),
@@ -242,6 +242,11 @@ def _describe_evals(run: RunFolder, trained_on: str | None) -> list[dict[str, An
     return out
 
 
+def _text(value: Any) -> str | None:
+    """A string field of a file, None when it holds something else (a hand edit, another version)."""
+    return value if isinstance(value, str) else None
+
+
 def _describe_packages(run: RunFolder) -> list[dict[str, Any]]:
     """One record per RUN/package/<target>/ with its manifest's models, checks and page downloads."""
     root = run.path / runs.PACKAGE_DIR
@@ -251,14 +256,15 @@ def _describe_packages(run: RunFolder) -> list[dict[str, Any]]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         manifest = _json_or_none(folder / runs.PACKAGE_MANIFEST) or {"error": f"no {runs.PACKAGE_MANIFEST}"}
         models = []
-        for m in manifest.get("models") or []:
+        listed = manifest.get("models")
+        for m in listed if isinstance(listed, list) else []:
             if not isinstance(m, dict):
                 continue
             check = _obj(m.get("wasm_check") or m.get("check_against_onnx"))
             models.append(
                 {
-                    "file": m.get("file"),
-                    "variant": m.get("variant"),
+                    "file": _text(m.get("file")),
+                    "variant": _text(m.get("variant")),
                     "size_mb": m.get("size_mb"),
                     "agreement": check.get("agreement"),
                     "checked_on": check.get("samples"),
@@ -266,7 +272,7 @@ def _describe_packages(run: RunFolder) -> list[dict[str, Any]]:
             )
         out.append(
             {
-                "target": manifest.get("target") or folder.name,
+                "target": _text(manifest.get("target")) or folder.name,
                 "folder": str(folder),
                 "error": manifest.get("error"),
                 "models": models,

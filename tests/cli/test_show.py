@@ -295,3 +295,31 @@ def test_show_reads_old_or_partial_bench_reports(tmp_path):
     assert [t["variant"] for t in d["bench"]["targets"]] == ["x"]
     text = format_run(d)
     assert "verdict has an unexpected shape" in text
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[]",
+        '{"data": 3, "metrics": [1], "in_domain": "x", "ood": 5}',
+        '{"data": {"name": {"a": 1}}}',
+    ],
+)
+def test_show_survives_odd_eval_and_package_files(content: str, tmp_path: Path) -> None:
+    """An eval metrics.json or a package manifest of another shape shows as what it holds (or as unreadable),
+    never a traceback, and the rest of the run still shows."""
+    run = tmp_path / "run"
+    _finetuned(run)
+    (RunFolder(run).eval_root / "odd").mkdir(parents=True)
+    (RunFolder(run).eval_root / "odd" / runs.METRICS).write_text(content, encoding="utf-8")
+    for target in ("web", "mobile"):
+        (run / runs.PACKAGE_DIR / target).mkdir(parents=True)
+    (run / runs.PACKAGE_DIR / "web" / runs.PACKAGE_MANIFEST).write_text(content, encoding="utf-8")
+    (run / runs.PACKAGE_DIR / "mobile" / runs.PACKAGE_MANIFEST).write_text(
+        '{"models": 7, "download_mb": {"q8": "big"}}', encoding="utf-8"
+    )
+    for extra in ([], ["--json"]):
+        result = run_cli("show", "--run-dir", str(run), *extra)
+        assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+        assert "0.9314" in result.stdout  # the fine-tune still shows

@@ -1,4 +1,4 @@
-"""The torch-free runtime, `edgefn predict` on bad and odd inputs, and `edgefn show`."""
+"""The torch-free runtime and `edgefn predict` on bad and odd inputs."""
 
 from __future__ import annotations
 
