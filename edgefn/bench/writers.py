@@ -422,18 +422,16 @@ def verdict_table(verdict: list[dict[str, Any]]) -> tuple[list[str], list[list[A
     return header, rows, notes
 
 
-def ship_lines(verdict: list[dict[str, Any]]) -> list[str]:
-    """What to ship in a line or a few: each winning row and the cells it wins ("ship: int8-dynamic
-    (onnxruntime cpu) at batch 1, 8, 32, fixed and real lengths")."""
-    if not verdict:
-        return []
+def _ship_entries(verdict: list[dict[str, Any]]) -> list[str]:
+    """Each winning row and the cases it wins: "int8-dynamic (onnxruntime cpu) at batch 1, 8, 32, fixed and
+    real lengths", or "ov-bf16 (openvino cpu bf16) at fixed b8; real b8, b32" when several rows win."""
     devices = len({v["device"] for v in verdict})
     wins: dict[str, list[dict[str, Any]]] = {}
     for v in verdict:
         w = v["winner"]
         name = f"{'peer ' if w['peer'] else ''}{w['variant']} ({runtime_label(w['provider'], w.get('precision'))})"
         wins.setdefault(name, []).append(v)
-    lines: list[str] = []
+    entries = []
     for name, cells in wins.items():
         if len(wins) == 1 and devices == 1:
             batches = ", ".join(dict.fromkeys(str(v["batch_size"]) for v in cells))
@@ -445,8 +443,16 @@ def ship_lines(verdict: list[dict[str, Any]]) -> list[str]:
                 prefix = f"{v['device']} {v['mode']}" if devices > 1 else v["mode"]
                 groups.setdefault(prefix, []).append(f"b{v['batch_size']}")
             where = "; ".join(f"{prefix} {', '.join(batches)}" for prefix, batches in groups.items())
-        lead = "ship: " if not lines else "      "
-        lines += wrap(f"{lead}{name} at {where}", more="      ")
+        entries.append(f"{name} at {where}")
+    return entries
+
+
+def ship_lines(verdict: list[dict[str, Any]]) -> list[str]:
+    """What to ship in a line or a few, within the console width: "ship: " and each winning row with the
+    cases it wins, one per line."""
+    lines: list[str] = []
+    for entry in _ship_entries(verdict):
+        lines += wrap(("ship: " if not lines else "      ") + entry, more="      ")
     return lines
 
 
@@ -481,7 +487,7 @@ def _markdown_verdict(report: BenchReport) -> list[str]:
         return ["No row had both an accuracy and a latency: nothing to rank.", ""]
     header, rows, notes = verdict_table(report.verdict)
     return [
-        *ship_lines(report.verdict),
+        *[f"- **ship** {entry}" for entry in _ship_entries(report.verdict)],
         "",
         markdown_table(header, rows),
         "",
