@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgefn.bench.results import BenchReport, Measurement, TargetResult
 from edgefn.core.environment import describe_cpu
+from edgefn.runtime import engines
+
+CONSOLE_WIDTH = 120  # no line edgefn prints is wider; report.md, .csv and .json keep the full detail
+MAX_CELL = 30  # a console cell longer than this is cut (with "...")
 
 CSV_COLUMNS = (
     "variant",
@@ -145,14 +151,29 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _summary_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
+def _summary_rows(report: BenchReport, console: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """The summary table: one row per target, a p50 column per input mode x batch size. The console form
+    names runtimes briefly, marks peers with "*" and leaves out the status (non-ok rows are listed below it),
+    the parameter count and the agreement; the Markdown form has them all."""
     grid = _grid(report)
-    header = ["variant", "provider", "status", "MB", "params", "acc", "Δacc", "agree"]
-    header += [f"{mode} b{b} ms" for mode, b in grid]
+    if console:
+        header = ["variant", "runtime", "MB", "acc", "Δacc pts", *(f"{mode} b{b}" for mode, b in grid)]
+    else:
+        header = ["variant", "provider", "status", "MB", "params", "acc", "Δacc (pts)", "agree"]
+        header += [f"{mode} b{b} ms" for mode, b in grid]
     rows = []
     for r in report.results:
         acc = r.accuracy
         found = {(m.mode, m.batch_size): _flagged(m) for m in r.measurements}
+        delta = acc.delta.get("accuracy") if acc else None
+        pts = None if delta is None else _pts_cell(100 * delta)
+        times = [found.get(key) for key in grid]
+        accuracy = acc.accuracy if acc else None
+        if console:
+            name = f"{r.variant}*" if r.peer else r.variant
+            mb = None if r.size_mb is None else f"{r.size_mb:.1f}"
+            rows.append([name, runtime_label(r.provider, r.precision), mb, accuracy, pts, *times])
+            continue
         rows.append(
             [
                 f"{r.variant} (peer)" if r.peer else r.variant,
@@ -160,13 +181,98 @@ def _summary_rows(report: BenchReport) -> tuple[list[str], list[list[Any]]]:
                 r.status,
                 r.size_mb,
                 r.params,
-                acc.accuracy if acc else None,
-                acc.delta.get("accuracy") if acc else None,
+                accuracy,
+                pts,
                 acc.agreement if acc else None,
-                *(found.get(key) for key in grid),
+                *times,
             ]
         )
     return header, rows
+
+
+def _pts_cell(pts: float) -> str:
+    """Accuracy points with a sign, two decimals ("-0.00" printed as "+0.00")."""
+    return f"{pts + 0.0:+.2f}" if round(pts, 2) != 0 else "+0.00"
+
+
+def runtime_label(provider: str, precision: str | None = None) -> str:
+    """A provider as a reader names it: "onnxruntime cpu", "openvino cpu bf16" (the provider's own name
+    when no engine here knows it)."""
+    engine = engines.find(provider)
+    name = f"{engine.runtime} {engine.device}" if engine and engine.device else provider
+    return f"{name} {precision}" if precision else name
+
+
+def _cut(cell: str, limit: int = MAX_CELL) -> str:
+    return cell if len(cell) <= limit else cell[: limit - 3] + "..."
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.rstrip("!x%"))
+    except ValueError:
+        return cell == "-"
+    return True
+
+
+def text_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    keep: int = 1,
+    width: int = CONSOLE_WIDTH,
+    indent: str = "",
+) -> list[str]:
+    """Aligned text columns, two spaces apart, numbers to the right, under a dashed rule. Cells are cut at
+    MAX_CELL characters; a table wider than `width` is wrapped: its later columns go into further blocks
+    that repeat the first `keep` columns, so no line is wider than `width`.
+
+    Args:
+        header: the column names.
+        rows: the cells (formatted like the bench report's; None prints as "-").
+        keep: the leading columns every block repeats (the row's name).
+        width: the widest line allowed, indent included.
+        indent: put before every line.
+
+    Returns:
+        The lines, without newlines.
+    """
+    cells = [[_cut(str(h)) for h in header]] + [[_cut(_fmt(v)) for v in row] for row in rows]
+    ncols = len(header)
+    widths = [max(len(row[i]) for row in cells) for i in range(ncols)]
+    right = [all(_is_number(row[i]) for row in cells[1:]) and len(cells) > 1 for i in range(ncols)]
+    blocks: list[list[int]] = []
+    fixed = sum(widths[:keep]) + 2 * keep + len(indent)
+    current: list[int] = []
+    used = fixed
+    for i in range(keep, ncols):
+        if current and used + widths[i] > width:
+            blocks.append(current)
+            current, used = [], fixed
+        current.append(i)
+        used += widths[i] + 2
+    blocks.append(current)
+    lines: list[str] = []
+    for n, block in enumerate(blocks):
+        cols = list(range(keep)) + block
+        if n:
+            lines.append("")
+        for r, row in enumerate(cells):
+            text = "  ".join(row[i].rjust(widths[i]) if right[i] else row[i].ljust(widths[i]) for i in cols)
+            lines.append(indent + text.rstrip())
+            if r == 0:
+                lines.append(indent + "  ".join("-" * widths[i] for i in cols))
+    return lines
+
+
+def wrap(line: str, width: int = CONSOLE_WIDTH, indent: str = "", more: str = "  ") -> list[str]:
+    """One long message as lines of at most `width` characters (continuations indented by `more`)."""
+    return textwrap.wrap(
+        line,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent + more,
+        break_on_hyphens=False,
+    ) or [indent]
 
 
 def _flagged(m: Measurement) -> Any:
@@ -184,7 +290,7 @@ def _trust_lines(report: BenchReport) -> list[str]:
         machine.get("assessment", {}),
     )
     lines = [
-        f"machine: load average {before.get('loadavg')} before, {after.get('loadavg')} after; core clock "
+        f"machine: load average {_loadavg(before)} before, {_loadavg(after)} after; core clock "
         f"{_fmt(before.get('cpu_mhz'), 0)} -> {_fmt(after.get('cpu_mhz'), 0)} MHz; "
         f"{report.config.get('rounds', 1)} interleaved rounds"
     ]
@@ -195,6 +301,14 @@ def _trust_lines(report: BenchReport) -> list[str]:
             + ". Rows marked ! are flagged."
         )
     return lines
+
+
+def _loadavg(state: dict[str, Any]) -> str:
+    """The 1, 5 and 15 minute load averages as "1.74 1.76 1.87"."""
+    load = state.get("loadavg")
+    if not isinstance(load, (list, tuple)):
+        return "-"
+    return " ".join(_fmt(v, 2) for v in load)
 
 
 def _verdict_lines(report: BenchReport) -> list[str]:
@@ -237,6 +351,111 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _short_name(c: dict[str, Any]) -> str:
+    return f"{c['variant']}*" if c["peer"] else str(c["variant"])
+
+
+def _cell(v: dict[str, Any], devices: int = 1) -> str:
+    """A verdict cell as "fixed b1" ("cpu fixed b1" when the verdict covers several devices)."""
+    name = f"{v['mode']} b{v['batch_size']}"
+    return f"{v['device']} {name}" if devices > 1 else name
+
+
+def _verdict_notes(v: dict[str, Any]) -> list[str]:
+    w, r = v["winner"], v["runner_up"]
+    notes = []
+    if v.get("tie_with_runner_up") and v.get("rounds_faster_than_runner_up"):
+        k, n = v["rounds_faster_than_runner_up"]
+        notes.append(f"tie {k}/{n}")
+    if v["peer_wins"] and v.get("peer_wins_every_round") is False:
+        k, n = v["rounds_peer_faster_than_edgefn"]
+        notes.append(f"peer ahead of edgefn {k}/{n}")
+    elif v["peer_wins"]:
+        notes.append("peer wins")
+    same = [name for name in (w.get("same_model") or {}) if name != w["variant"]]
+    if same:
+        notes.append("= " + ", ".join(same))
+    if w["unreliable"] or (r is not None and r["unreliable"]):
+        notes.append("busy!")
+    return notes
+
+
+def verdict_table(verdict: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]], list[str]]:
+    """What to ship as a compact table (one row per device x input mode x batch size) and the lines that
+    explain its marks; the full sentences stay in report.md (`format_verdict`)."""
+    devices = len({v["device"] for v in verdict})
+    header = ["case", "ship", "runtime", "ms", "MB", "acc", "Δacc pts", "runner-up", "notes"]
+    rows: list[list[Any]] = []
+    excluded: dict[str, None] = {}
+    for v in verdict:
+        w, r = v["winner"], v["runner_up"]
+        runner = "-" if r is None else f"{_short_name(r)} {r['p50_ms'] / w['p50_ms']:.2f}x"
+        delta = w.get("accuracy_delta_pts")
+        rows.append(
+            [
+                _cell(v, devices),
+                _short_name(w),
+                runtime_label(w["provider"], w.get("precision")),
+                f"{w['p50_ms']:.3f}",
+                None if w["size_mb"] is None else f"{w['size_mb']:.1f}",
+                None if w["accuracy"] is None else f"{w['accuracy']:.4f}",
+                None if delta is None else _pts_cell(delta),
+                runner,
+                "; ".join(_verdict_notes(v)) or None,
+            ]
+        )
+        excluded.update(dict.fromkeys(v.get("excluded_for_accuracy") or []))
+    if not any(row[-1] for row in rows):  # no notes: no column
+        header, rows = header[:-1], [row[:-1] for row in rows]
+    drop = verdict[0]["max_drop_pts"] if verdict else None
+    notes = [
+        f"case: input mode and batch size; ship: the fastest row within {drop} accuracy points of the reference; "
+        "ms: p50 per text; runner-up: how many times slower; * a peer",
+    ]
+    if header[-1] == "notes":
+        notes.append(
+            "tie k/n: the lead held in k of n interleaved rounds only; = peer X: the same model file ran as peer X, "
+            "timed as the mean of both; busy!: timing flagged"
+        )
+    if excluded:
+        notes.append(f"left out, more than {drop} points below the reference: {', '.join(excluded)}")
+    return header, rows, notes
+
+
+def _ship_entries(verdict: list[dict[str, Any]]) -> list[str]:
+    """Each winning row and the cases it wins: "int8-dynamic (onnxruntime cpu) at batch 1, 8, 32, fixed and
+    real lengths", or "ov-bf16 (openvino cpu bf16) at fixed b8; real b8, b32" when several rows win."""
+    devices = len({v["device"] for v in verdict})
+    wins: dict[str, list[dict[str, Any]]] = {}
+    for v in verdict:
+        w = v["winner"]
+        name = f"{'peer ' if w['peer'] else ''}{w['variant']} ({runtime_label(w['provider'], w.get('precision'))})"
+        wins.setdefault(name, []).append(v)
+    entries = []
+    for name, cells in wins.items():
+        if len(wins) == 1 and devices == 1:
+            batches = ", ".join(dict.fromkeys(str(v["batch_size"]) for v in cells))
+            modes = " and ".join(dict.fromkeys(v["mode"] for v in cells))
+            where = f"batch {batches}, {modes} lengths" if "and" in modes else f"batch {batches} ({modes})"
+        else:
+            groups: dict[str, list[str]] = {}
+            for v in cells:
+                prefix = f"{v['device']} {v['mode']}" if devices > 1 else v["mode"]
+                groups.setdefault(prefix, []).append(f"b{v['batch_size']}")
+            where = "; ".join(f"{prefix} {', '.join(batches)}" for prefix, batches in groups.items())
+        entries.append(f"{name} at {where}")
+    return entries
+
+
+def ship_lines(verdict: list[dict[str, Any]]) -> list[str]:
+    """What to ship in a line or a few, within the console width: "ship: " and each winning row with the
+    cases it wins, one per line."""
+    lines: list[str] = []
+    for entry in _ship_entries(verdict):
+        lines += wrap(("ship: " if not lines else "      ") + entry, more="      ")
+    return lines
+
+
 def _tie(rounds: list[int]) -> str:
     """ ", a tie: faster in k of n rounds", for a lead the verdict found did not hold in every round."""
     return f", a tie: faster in {rounds[0]} of {rounds[1]} interleaved rounds"
@@ -262,6 +481,25 @@ def _pts(c: dict[str, Any]) -> str:
     return f"{c['accuracy']:.4f}, {c['accuracy_delta_pts']:+.2f} pts"
 
 
+def _markdown_verdict(report: BenchReport) -> list[str]:
+    """report.md's verdict: the ship line(s), the compact table, and each cell in full."""
+    if not report.verdict:
+        return ["No row had both an accuracy and a latency: nothing to rank.", ""]
+    header, rows, notes = verdict_table(report.verdict)
+    return [
+        *[f"- **ship** {entry}" for entry in _ship_entries(report.verdict)],
+        "",
+        markdown_table(header, rows),
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+        "In full:",
+        "",
+        *[f"- {line}" for line in _verdict_lines(report)[1:]],
+        "",
+    ]
+
+
 def format_markdown(report: BenchReport) -> str:
     """report.md: setup, a summary table, every measured row, and the notes."""
     env = report.environment
@@ -280,8 +518,7 @@ def format_markdown(report: BenchReport) -> str:
         "",
         "## What to ship",
         "",
-        *[f"- {line}" for line in _verdict_lines(report)[1:]],
-        "",
+        *_markdown_verdict(report),
         "## Summary (per-sample p50 latency in ms)",
         "",
         markdown_table(*_summary_rows(report)),
@@ -314,18 +551,21 @@ def format_markdown(report: BenchReport) -> str:
 
 
 def format_summary(report: BenchReport) -> str:
-    """A plain-text summary table for the terminal."""
-    header, rows = _summary_rows(report)
-    cells = [header] + [[_fmt(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    """The terminal summary: the table (wrapped to the console width), rows that did not run, the machine
+    line, what to ship as a table and the ship line(s). No line is wider than CONSOLE_WIDTH."""
+    lines = text_table(*_summary_rows(report, console=True))
     extra = [
-        f"reference: {report.reference}; per-sample p50 latency in ms; {report.config['threads']} threads"
+        f"p50 ms per text (fixed: batch x {report.config['seq_len']} tokens; real: the test texts); "
+        f"reference {report.reference}; {report.config['threads']} threads; * a peer; ! timing flagged",
     ]
     extra += [
         f"{r.variant} on {r.provider}: {r.status}: {r.reason}" for r in report.results if r.status != "ok"
     ]
     extra += [f"note: {n}" for n in report.notes if "did not run on" in n]
-    extra += _trust_lines(report) + _verdict_lines(report)
-    return "\n".join(lines + extra)
+    extra += _trust_lines(report)
+    if report.verdict:
+        header, rows, notes = verdict_table(report.verdict)
+        extra += ["", "what to ship"]
+        extra += text_table(header, rows) + notes + ["", *ship_lines(report.verdict)]
+    wrapped = [w for line in extra for w in wrap(line)]
+    return "\n".join(lines + wrapped)

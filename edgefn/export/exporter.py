@@ -400,7 +400,7 @@ def _number(value: Any, spec: str) -> str:
 
 def format_table(result: ExportResult) -> str:
     """A short text table: variant, MB, ratio to fp32, parity / agreement, validation accuracy delta."""
-    rows = [("variant", "MB", "x fp32", "parity / agreement", "val acc", "delta (pts)")]
+    rows = [("variant", "MB", "x fp32", "parity / agreement", "val acc", "Δacc pts")]
     for v in result.variants:
         check = (
             f"max diff {_number(v.parity.get('max_abs_logit_diff'), '.1e')}"

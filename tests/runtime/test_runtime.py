@@ -1,4 +1,4 @@
-"""The torch-free runtime, `edgefn predict` on bad and odd inputs, and `edgefn show`."""
+"""The torch-free runtime and `edgefn predict` on bad and odd inputs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from edgefn import runs
 from edgefn.cli.commands import main
-from edgefn.cli.show import describe_run, format_run
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier, softmax
@@ -283,138 +282,6 @@ def test_unavailable_provider_lists_available(variant):
         pytest.skip("CUDA is available here")
     with pytest.raises(EdgefnError, match="CUDAExecutionProvider is not available.*CPUExecutionProvider"):
         Classifier.from_folder(variant, provider="cuda")
-
-
-def _write_variant(folder: Path, manifest: dict, tamper: bool = False) -> None:
-    """A variant folder with a fake model, config and tokenizer whose hashes are recorded (the model then
-    changed when tamper)."""
-    folder.mkdir(parents=True)
-    (folder / runs.ONNX_FILE).write_bytes(b"onnx bytes " + folder.name.encode())
-    (folder / runs.MODEL_CONFIG).write_text("{}", encoding="utf-8")
-    (folder / runs.TOKENIZER_FILE).write_text("{}", encoding="utf-8")
-    runs.write_json(folder / runs.EXPORT_MANIFEST, {**runs.model_record(folder), **manifest})
-    if tamper:
-        (folder / runs.ONNX_FILE).write_bytes(b"changed")
-
-
-def test_show_reports_stages_variants_and_bench(tmp_path):
-    """`edgefn show` prints the finetune, export and bench numbers of a run folder; --json gives the dict."""
-    run = tmp_path / "run1"
-    (run / runs.CHECKPOINT).mkdir(parents=True)
-    runs.write_run_manifest(run, runs.RUN_COMPLETE)
-    runs.write_json(
-        run / runs.FINETUNE_CONFIG,
-        {"preset": "minilm", "init": "pretrained", "max_length": 256, "data": "constraint"},
-    )
-    runs.write_json(
-        run / runs.METRICS,
-        {
-            "test": {"accuracy": 0.93142, "f1_weighted": 0.93011, "n": 2140},
-            "data": {"name": "constraint", "fingerprint": "abc123"},
-        },
-    )
-    onnx = run / runs.ONNX_DIR
-    _write_variant(
-        onnx / "fp32",
-        {
-            "variant": "fp32",
-            "scheme": "none",
-            "size_mb": 90.87,
-            "validation_accuracy": 0.9355,
-            "accuracy_delta_vs_fp32": 0.0,
-        },
-    )
-    _write_variant(
-        onnx / "int8-dynamic",
-        {
-            "variant": "int8-dynamic",
-            "scheme": "int8-dynamic",
-            "size_mb": 23.1,
-            "validation_accuracy": 0.9305,
-            "accuracy_delta_vs_fp32": -0.005,
-        },
-        tamper=True,
-    )
-    (onnx / "fp16").mkdir()
-    measured = [(1, 4.321, 231.4), (8, 20.0, 400.0)]  # batch size, p50 ms, samples/s
-    runs.write_json(  # the shape of edgefn.bench.benchmark's BenchReport
-        RunFolder(run).bench_file("json"),
-        {
-            "results": [
-                {
-                    "variant": "int8-dynamic",
-                    "provider": "CPUExecutionProvider",
-                    "status": "ok",
-                    "peak_rss_mb": 120.5,
-                    "accuracy": {"accuracy": 0.9305, "delta": {"accuracy": -0.005}},
-                    "measurements": [
-                        {
-                            "mode": "real",
-                            "batch_size": b,
-                            "latency": {"p50_ms": ms, "throughput_samples_per_s": t},
-                        }
-                        for b, ms, t in measured
-                    ],
-                }
-            ]
-        },
-    )
-    result = run_cli("show", "--run-dir", str(run))
-    assert result.exit_code == 0, result.output
-    text = result.stdout
-    assert "preset minilm, init pretrained, data constraint, max_length 256" in text
-    assert "test accuracy 0.9314, F1 (weighted) 0.9301 on 2140 rows" in text
-    export_section = text[text.index("\nexport\n") : text.index("\nbench")]
-    lines = {line.split()[0]: line for line in export_section.splitlines() if line.startswith("  ")}
-    assert lines["fp32"].split()[1:] == ["90.87", "none", "0.9355", "+0.0000", "OK"]
-    assert lines["int8-dynamic"].split()[1:] == ["23.10", "int8-dynamic", "0.9305", "-0.0050", "MISMATCH"]
-    assert "fp16" in lines and "incomplete" in lines["fp16"]
-    bench_line = text[text.index("\nbench") :].splitlines()[-1].split()
-    assert bench_line == [
-        "int8-dynamic",
-        "CPUExecutionProvider",
-        "ok",
-        "1",
-        "real",
-        "4.32",
-        "231.40",
-        "0.9305",
-        "-0.0050",
-        "120.50",
-    ]  # batch size 1 only
-    d = json.loads(run_cli("show", "--run-dir", str(run), "--json").stdout)
-    assert d["finetune"]["test_accuracy"] == 0.93142 and d["finetune"]["data_fingerprint"] == "abc123"
-    assert [(v["variant"], v["hash"]) for v in d["variants"]] == [
-        ("fp32", "OK"),
-        ("int8-dynamic", "MISMATCH"),
-    ]
-    assert d["incomplete_variants"] == ["fp16"] and d["bench"]["rows_total"] == 2
-
-
-def test_show_on_missing_run_is_one_line_error(tmp_path):
-    """`edgefn show` on a folder that does not exist exits 2 with one line."""
-    result = run_cli("show", "--run-dir", str(tmp_path / "nope"))
-    assert (
-        result.exit_code == 2 and result.stderr.strip() == f"Error: run folder not found: {tmp_path / 'nope'}"
-    )
-
-
-def test_show_prefers_bench_csv_rows(tmp_path):
-    """When bench wrote report.csv, `show` takes its flat rows (blank cells as missing)."""
-    bench = tmp_path / "run" / runs.BENCH_DIR
-    bench.mkdir(parents=True)
-    (bench / runs.BENCH_FILES["csv"]).write_text(
-        "variant,provider,batch_size,latency_p50_ms,accuracy\n"
-        "fp32,CPUExecutionProvider,1,7.5,\nfp32,CPUExecutionProvider,32,3.1,0.91\n",
-        encoding="utf-8",
-    )
-    d = describe_run(tmp_path / "run")
-    assert d["finetune"] is None and d["variants"] == []
-    assert d["bench"]["rows_total"] == 2
-    assert d["bench"]["headline"] == [
-        {"variant": "fp32", "provider": "CPUExecutionProvider", "batch_size": "1", "latency_p50_ms": "7.5"}
-    ]
-    assert "finetune: not run" in format_run(d) and "7.50" in format_run(d)
 
 
 def test_lines_split_at_newlines_only(variant, clf):
