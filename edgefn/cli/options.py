@@ -317,7 +317,7 @@ _TABLE: tuple[click.Parameter, ...] = (
     ),
     click.Option(
         ["--format", "fmt"],
-        type=RegistryChoice("edgefn.runtime.predict_io:FORMATS"),
+        type=RegistryChoice("edgefn.runtime.predict_rows:FORMATS"),
         default="jsonl",
         show_default=True,
         help="Output rows as JSON lines or CSV.",

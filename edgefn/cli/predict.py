@@ -49,7 +49,8 @@ def predict(
     from edgefn import runs
     from edgefn.core import outputs
     from edgefn.runtime.classifier import Classifier
-    from edgefn.runtime.predict_io import RowFormat, ood_note, open_input, predict_stream
+    from edgefn.runtime.predict_io import open_input, predict_stream
+    from edgefn.runtime.predict_rows import RowFormat, ood_note
 
     if output is not None:
         outputs.refuse_input_as_output(output, [input_path], "--output")
