@@ -191,6 +191,12 @@ def test_ood_note_names_the_eval_that_calibrates_it(run: Path, tmp_path: Path) -
     after = _predict("--model", model, "one", "two")
     assert after.exit_code == 0 and _ood_notes(after.stderr) == []
     assert all(isinstance(r["ood"], bool) for r in _jsonl_rows(after.stdout))
+    record = json.loads((run / runs.OOD_FILE).read_text())
+    record["fp32"]["model_sha256"] = "0" * 64  # calibrated for another model: ignored with one warning
+    runs.write_json(run / runs.OOD_FILE, record)
+    other = _predict("--model", model, "one")
+    assert other.exit_code == 0 and _ood_notes(other.stderr) == []
+    assert "calibrated for another model" in other.stderr and _jsonl_rows(other.stdout)[0]["ood"] is None
 
 
 def test_ood_note_for_a_variant_outside_a_run(run: Path, tmp_path: Path) -> None:
