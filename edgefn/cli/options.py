@@ -53,6 +53,28 @@ class RegistryHelp(click.Option):
         return super().get_help_record(ctx)
 
 
+class Decimals(click.ParamType):
+    """A number of decimals (0-17), or `full` (None: floats written as computed)."""
+
+    name = "decimals"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "N|full"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "full":
+            return None
+        try:
+            decimals = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number of decimals (0-17) or full", param, ctx)
+        if not 0 <= decimals <= 17:
+            self.fail(f"{decimals} is not a number of decimals from 0 to 17 (or full)", param, ctx)
+        return decimals
+
+
 _PATH = click.Path(path_type=Path)
 
 # The one table of options: a flag means the same thing, with the same help and default, in every command.
@@ -295,7 +317,7 @@ _TABLE: tuple[click.Parameter, ...] = (
     ),
     click.Option(
         ["--format", "fmt"],
-        type=RegistryChoice("edgefn.runtime.predict_io:FORMATS"),
+        type=RegistryChoice("edgefn.runtime.predict_rows:FORMATS"),
         default="jsonl",
         show_default=True,
         help="Output rows as JSON lines or CSV.",
@@ -305,6 +327,19 @@ _TABLE: tuple[click.Parameter, ...] = (
     ),
     click.Option(
         ["--encoding"], default="utf-8", show_default=True, help="Encoding of the input file or stdin."
+    ),
+    click.Option(
+        ["--id-column"],
+        help="Column of a CSV/TSV/JSONL input copied to each output row under its own name, to join the "
+        "predictions back. Default: id, where the input has one; '' for none.",
+    ),
+    click.Option(["--echo"], is_flag=True, help="Copy each input text into its output row (field text)."),
+    click.Option(
+        ["--precision"],
+        type=Decimals(),
+        default="4",
+        show_default=True,
+        help="Decimals of prob_fake, logits and ood_score in the output, or full for every digit.",
     ),
     # package
     click.Option(

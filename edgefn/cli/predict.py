@@ -20,6 +20,7 @@ from edgefn.core.errors import os_error_line
     ("texts", "--model", "--input", "--column", "--format", "--output"),
     INFERENCE,
     ("--provider", "--encoding"),
+    ("--id-column", "--echo", "--precision"),
 )
 @user_errors
 def predict(
@@ -34,29 +35,40 @@ def predict(
     max_length: int | None,
     provider: str,
     encoding: str,
+    id_column: str | None,
+    echo: bool,
+    precision: int | None,
 ) -> None:
     """Classify TEXTS (or --input FILE, or stdin) with an exported ONNX folder; torch-free.
 
-    One output row per input row, in order, written as the input is read; a blank row is an empty text
-    (`empty` true in its row)."""
+    One output row per input row, in order, written as the input is read: index (0, 1, ...), the input's id
+    column (--id-column), the text (--echo), label, label_id, prob_fake, logits, truncated, ood_score, ood and
+    empty (true for a blank row, which is classified as an empty text). ood_score is higher the less a text
+    looks like the training data; ood is true above the threshold `edgefn eval` calibrates on the run's
+    validation split (RUN/ood.json), and null until then."""
     from edgefn import runs
     from edgefn.core import outputs
     from edgefn.runtime.classifier import Classifier
-    from edgefn.runtime.predict_io import iter_texts, predict_stream
+    from edgefn.runtime.predict_io import open_input, predict_stream
+    from edgefn.runtime.predict_rows import RowFormat, ood_note
 
     if output is not None:
         outputs.refuse_input_as_output(output, [input_path], "--output")
         outputs.refuse_output_inside(output, model, "--output", "the model's folder")
         runs.refuse_output_in_run(output)
         outputs.check_output_file(output)
-    inputs = iter_texts(texts, input_path, column, encoding)
+    inputs = open_input(texts, input_path, column, encoding, id_column=id_column)
+    fields = RowFormat(inputs.id_name, echo, precision)
     clf = Classifier.from_folder(
         model, provider=provider, threads=threads, max_length=max_length, **given(batch_size=batch_size)
     )
     if clf.provider_note:
         click.echo(f"note: {clf.provider_note}", err=True)
+    note = ood_note(model) if clf.ood is None else None
+    if note:
+        click.echo(f"note: {note}", err=True)
     with _output_faults(output), outputs.open_output(output) as out:
-        summary = predict_stream(clf.predict, inputs, out, fmt)
+        summary = predict_stream(clf.predict, inputs.rows, out, fmt, fields=fields)
     if summary.truncated:
         click.echo(
             f"note: {summary.truncated} of {summary.rows} texts truncated to {clf.max_length} tokens",

@@ -10,13 +10,12 @@ Input with no rows at all is refused. Any malformed row is refused with one line
 file is checked whole before the model loads, so that nothing is written. Standard input cannot be read
 twice: rows before a malformed one have been written to stdout when the error is raised (with --output, the
 file is written only when every row succeeded).
+A CSV / TSV / JSONL row's id column (`--id-column`; by default `id` where the input has one) is copied to its
+output row under its own name, so predictions join back to the input.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import stat
 import sys
@@ -26,18 +25,19 @@ from itertools import chain
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from edgefn.core.errors import ConfigError, EdgefnError
+from edgefn.core.errors import EdgefnError
 from edgefn.core.textfiles import (
     SURROGATE,
     CsvReader,
+    Record,
     jsonl_records,
     missing_column,
     raw_lines,
     strip_newline,
     text_value,
 )
+from edgefn.runtime.predict_rows import PredictSummary, Row, RowFormat, format_rows, prediction_rows
 
-FORMATS = ("jsonl", "csv")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Files whose lines are not texts: read as lines they would give one wrong answer per line (or one in all).
 UNREAD_SUFFIXES = (".json", ".parquet", ".pq", ".xlsx", ".xls", ".gz", ".zip", ".bz2", ".xz", ".zst", ".pdf")
@@ -49,31 +49,61 @@ WINDOW_CHARS = 1 << 24
 WRITE_ROWS = 1024  # rows formatted and written at a time
 
 
-def _csv_texts(lines: Iterable[str], source: str, column: str, delimiter: str) -> Iterator[str]:
+DEFAULT_ID = "id"  # the column kept without --id-column, where the input has one
+NO_COLUMNS = "TEXTS, .txt files and standard input have no columns"
+
+
+def _csv_rows(
+    lines: Iterable[str], source: str, column: str, delimiter: str, id_name: str | None
+) -> Iterator[Row]:
     reader = CsvReader(lines, source, delimiter)
     index = reader.column(column)
+    key = None if id_name is None else _id_index(reader, id_name)
     for record in reader:
-        yield "" if record.fields is None else record.fields[index]
+        if record.fields is None:
+            yield Row("")
+        else:
+            yield Row(record.fields[index], None if key is None else record.fields[key])
 
 
-def _jsonl_texts(lines: Iterable[str], source: str, column: str) -> Iterator[str]:
+def _id_index(reader: CsvReader, name: str) -> int:
+    if name not in reader.header:
+        raise EdgefnError(
+            f"{reader.source} has no column {name!r} for --id-column; columns found: {', '.join(reader.header)}"
+        )
+    return reader.header.index(name)
+
+
+def _jsonl_rows(lines: Iterable[str], source: str, column: str, id_name: str | None) -> Iterator[Row]:
     for record in jsonl_records(lines, source):
         if record.fields is None:
-            yield ""
+            yield Row("")
             continue
         if column not in record.fields:
             raise missing_column(f"{source} line {record.line}", column, list(record.fields))
-        yield text_value(record.fields[column], f"{source} line {record.line}", column)
+        text = text_value(record.fields[column], f"{source} line {record.line}", column)
+        yield Row(text, None if id_name is None else _jsonl_id(record, source, id_name))
 
 
-def parse_texts(lines: Iterable[str], source: str, kind: str, column: str = "text") -> Iterator[str]:
-    """Texts, one per row, from decoded lines (each ending with "\\n") of a kind: `lines`, `csv`, `tsv` or
-    `jsonl`."""
+def _jsonl_id(record: Record, source: str, name: str) -> Any:
+    if name not in record.fields:
+        raise EdgefnError(
+            f"{source} line {record.line} has no {name!r}, the id column copied to each output row "
+            "(--id-column names another; --id-column '' keeps none)"
+        )
+    return record.fields[name]
+
+
+def parse_rows(
+    lines: Iterable[str], source: str, kind: str, column: str = "text", id_name: str | None = None
+) -> Iterator[Row]:
+    """Rows, one per input row, from decoded lines (each ending with "\\n") of a kind: `lines`, `csv`, `tsv` or
+    `jsonl`; `id_name` is the id column of a table (every row must have it)."""
     if kind in ("csv", "tsv"):
-        return _csv_texts(lines, source, column, "," if kind == "csv" else "\t")
+        return _csv_rows(lines, source, column, "," if kind == "csv" else "\t", id_name)
     if kind == "jsonl":
-        return _jsonl_texts(lines, source, column)
-    return (strip_newline(line) for line in lines)
+        return _jsonl_rows(lines, source, column, id_name)
+    return (Row(strip_newline(line)) for line in lines)
 
 
 def _argument_texts(texts: Sequence[str]) -> list[str]:
@@ -116,18 +146,90 @@ def _input_file(input_path: str) -> Path:
     return path
 
 
-def _file_texts(path: Path, column: str, encoding: str) -> Iterator[str]:
-    kind = TABLE_SUFFIXES.get(path.suffix.lower(), "lines")
+def _kind(path: Path) -> str:
+    return TABLE_SUFFIXES.get(path.suffix.lower(), "lines")
+
+
+def _file_rows(path: Path, column: str, encoding: str, id_name: str | None) -> Iterator[Row]:
     with open(path, "rb") as f:
-        yield from parse_texts(raw_lines(f, str(path), encoding), str(path), kind, column)
+        yield from parse_rows(raw_lines(f, str(path), encoding), str(path), _kind(path), column, id_name)
 
 
-def _refuse_empty(texts: Iterator[str], source: str) -> Iterator[str]:
-    """The texts, refused before any work when there are none."""
-    first = next(texts, None)
+def _file_id_name(path: Path, id_column: str | None, encoding: str) -> str | None:
+    """The id column of a table file: `id_column` as given ("": none), else `id` where the CSV header or the
+    first JSONL object has one."""
+    kind = _kind(path)
+    if kind == "lines":
+        if id_column:
+            raise EdgefnError(f"--id-column needs a .csv, .tsv or .jsonl --input; {NO_COLUMNS}")
+        return None
+    if id_column is not None:
+        return id_column or None
+    with open(path, "rb") as f:
+        lines = raw_lines(f, str(path), encoding)
+        if kind == "jsonl":
+            first = next((r for r in jsonl_records(lines, str(path)) if r.fields is not None), None)
+            found = list(first.fields) if first is not None else []
+        else:
+            found = CsvReader(lines, str(path), "," if kind == "csv" else "\t").header
+    return DEFAULT_ID if DEFAULT_ID in found else None
+
+
+def _refuse_empty(rows: Iterator[Row], source: str) -> Iterator[Row]:
+    """The rows, refused before any work when there are none."""
+    first = next(rows, None)
     if first is None:
         raise EdgefnError(f"no texts: {source} has no rows")
-    return chain([first], texts)
+    return chain([first], rows)
+
+
+@dataclass
+class PredictInput:
+    """The rows `edgefn predict` reads, streamed, and the id column each output row copies (None: none)."""
+
+    rows: Iterator[Row]
+    id_name: str | None = None
+
+
+def open_input(
+    texts: Sequence[str],
+    input_path: str | None,
+    column: str = "text",
+    encoding: str = "utf-8",
+    stdin: BinaryIO | None = None,
+    id_column: str | None = None,
+) -> PredictInput:
+    """The input rows of `edgefn predict`, read as they are consumed.
+
+    Args:
+        texts: texts given as arguments (used when no input file is given).
+        input_path: a .txt (one text per line), .csv / .tsv / .jsonl (`column`) file, or "-" for stdin.
+        column: the text column of a CSV/TSV/JSONL input.
+        encoding: how the input file or stdin is decoded.
+        stdin: the binary stream to read when no texts and no file are given.
+        id_column: the column of a CSV/TSV/JSONL file copied to each output row (None: `id` where the file
+            has one; "": none).
+
+    Returns:
+        The rows in input order and the id column. A regular file is read through once here, so that a
+        malformed row, an undecodable byte or an empty file is refused before the caller starts work.
+    """
+    if list(texts) == ["-"] and input_path is None:  # `edgefn predict --model M -` reads stdin
+        texts, input_path = (), "-"
+    if input_path is not None and texts:
+        raise EdgefnError("give texts as arguments or --input FILE, not both")
+    if id_column and (input_path is None or input_path == "-"):
+        raise EdgefnError(f"--id-column needs a .csv, .tsv or .jsonl --input; {NO_COLUMNS}")
+    if texts:
+        return PredictInput(iter([Row(text) for text in _argument_texts(texts)]))
+    if input_path is None or input_path == "-":
+        lines = raw_lines(_stdin(stdin, named=input_path == "-"), "stdin", encoding)
+        return PredictInput(_refuse_empty((Row(strip_newline(line)) for line in lines), "standard input"))
+    path = _input_file(input_path)
+    id_name = _file_id_name(path, id_column, encoding)
+    if sum(1 for _ in _file_rows(path, column, encoding, id_name)) == 0:
+        raise EdgefnError(f"no texts: {path} has no rows")
+    return PredictInput(_file_rows(path, column, encoding, id_name), id_name)
 
 
 def iter_texts(
@@ -137,32 +239,8 @@ def iter_texts(
     encoding: str = "utf-8",
     stdin: BinaryIO | None = None,
 ) -> Iterator[str]:
-    """The texts of `edgefn predict`, one per input row, read as they are consumed.
-
-    Args:
-        texts: texts given as arguments (used when no input file is given).
-        input_path: a .txt (one text per line), .csv / .tsv / .jsonl (`column`) file, or "-" for stdin.
-        column: the text column of a CSV/TSV/JSONL input.
-        encoding: how the input file or stdin is decoded.
-        stdin: the binary stream to read when no texts and no file are given.
-
-    Returns:
-        An iterator over the texts in input order. A regular file is read through once here, so that a
-        malformed row, an undecodable byte or an empty file is refused before the caller starts work.
-    """
-    if list(texts) == ["-"] and input_path is None:  # `edgefn predict --model M -` reads stdin
-        texts, input_path = (), "-"
-    if input_path is not None and texts:
-        raise EdgefnError("give texts as arguments or --input FILE, not both")
-    if texts:
-        return iter(_argument_texts(texts))
-    if input_path is None or input_path == "-":
-        lines = raw_lines(_stdin(stdin, named=input_path == "-"), "stdin", encoding)
-        return _refuse_empty((strip_newline(line) for line in lines), "standard input")
-    path = _input_file(input_path)
-    if sum(1 for _ in _file_texts(path, column, encoding)) == 0:
-        raise EdgefnError(f"no texts: {path} has no rows")
-    return _file_texts(path, column, encoding)
+    """The texts of `open_input`'s rows, in input order, read as they are consumed."""
+    return (row.text for row in open_input(texts, input_path, column, encoding, stdin, id_column="").rows)
 
 
 def read_texts(
@@ -177,14 +255,14 @@ def read_texts(
 
 
 def windows(
-    texts: Iterable[str], size: int = WINDOW_TEXTS, max_chars: int = WINDOW_CHARS
-) -> Iterator[list[str]]:
-    """Consecutive texts in lists of `size`, a list ending early once it holds `max_chars` characters."""
-    window: list[str] = []
+    rows: Iterable[Row], size: int = WINDOW_TEXTS, max_chars: int = WINDOW_CHARS
+) -> Iterator[list[Row]]:
+    """Consecutive rows in lists of `size`, a list ending early once its texts hold `max_chars` characters."""
+    window: list[Row] = []
     chars = 0
-    for text in texts:
-        window.append(text)
-        chars += len(text)
+    for row in rows:
+        window.append(row)
+        chars += len(row.text)
         if len(window) >= size or chars >= max_chars:
             yield window
             window, chars = [], 0
@@ -192,93 +270,33 @@ def windows(
         yield window
 
 
-# --- output -----------------------------------------------------------------------------------------------
-
-
-def _csv_header(n_logits: int) -> list[str]:
-    names = ["real", "fake"] if n_logits == 2 else [str(k) for k in range(n_logits)]
-    logits = [f"logit_{n}" for n in names]
-    return ["index", "label", "label_id", "prob_fake", *logits, "truncated", "ood_score", "ood", "empty"]
-
-
-def _csv_row(r: dict[str, Any]) -> list[Any]:
-    ood = r.get("ood")
-    return [
-        r["index"],
-        r["label"],
-        r["label_id"],
-        repr(r["prob_fake"]),
-        *[repr(v) for v in r["logits"]],
-        str(r["truncated"]).lower(),
-        "" if r.get("ood_score") is None else repr(r["ood_score"]),
-        "" if ood is None else str(ood).lower(),  # empty: no threshold calibrated (run `edgefn eval`)
-        str(r["empty"]).lower(),
-    ]
-
-
-def prediction_rows(predictions: Sequence[Any], texts: Sequence[str], start: int = 0) -> list[dict[str, Any]]:
-    """One dict per prediction: its index in the whole input, the prediction, and whether its text is empty."""
-    return [
-        {"index": start + i, **p.to_dict(), "empty": not text.strip()}
-        for i, (p, text) in enumerate(zip(predictions, texts, strict=True))
-    ]
-
-
-def format_rows(rows: Sequence[dict[str, Any]], fmt: str, header: bool = True) -> str:
-    """Rows as JSONL (one object per text) or CSV (index, label, label_id, prob_fake, logit_<label>...,
-    truncated, ood_score, ood, empty), the CSV header first when `header`."""
-    if fmt not in FORMATS:
-        raise ConfigError("fmt", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(_csv_header(max((len(r["logits"]) for r in rows), default=2)))
-    writer.writerows(_csv_row(r) for r in rows)
-    return buf.getvalue()
-
-
-@dataclass
-class PredictSummary:
-    """What a streamed prediction wrote: rows, and how many were fake, truncated and empty."""
-
-    rows: int = 0
-    fake: int = 0
-    truncated: int = 0
-    empty: int = 0
-
-    def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        self.rows += len(rows)
-        self.fake += sum(r["label"] == "fake" for r in rows)
-        self.truncated += sum(bool(r["truncated"]) for r in rows)
-        self.empty += sum(bool(r["empty"]) for r in rows)
-
-
 def predict_stream(
     classify: Callable[[list[str]], Sequence[Any]],
-    texts: Iterable[str],
+    rows: Iterable[Row],
     out: IO[str],
     fmt: str = "jsonl",
     window: int = WINDOW_TEXTS,
+    fields: RowFormat | None = None,
 ) -> PredictSummary:
-    """Classify `texts` a window at a time and write each window's rows to `out` as it is done, so memory stays
-    flat whatever the input's length.
+    """Classify `rows` a window at a time and write each window's output rows to `out` as it is done, so memory
+    stays flat whatever the input's length.
 
     Args:
         classify: texts -> one prediction each, in order (`Classifier.predict`).
-        texts: the input texts, e.g. from `iter_texts`.
+        rows: the input rows, e.g. `open_input(...).rows`.
         out: a text stream, e.g. from `edgefn.core.outputs.open_output`.
         fmt: `jsonl` or `csv`.
         window: texts per `classify` call.
+        fields: the id column, echo and decimals of each output row (default: no id, no text, 4 decimals).
     """
+    fields = fields or RowFormat()
     summary = PredictSummary()
-    for part in windows(texts, window):
-        predictions = classify(part)
+    for part in windows(rows, window):
+        predictions = classify([row.text for row in part])
         for start in range(0, len(part), WRITE_ROWS):
             chunk = part[start : start + WRITE_ROWS]
-            rows = prediction_rows(predictions[start : start + WRITE_ROWS], chunk, summary.rows)
-            out.write(format_rows(rows, fmt, header=summary.rows == 0))
-            summary.add(rows)
+            done = prediction_rows(predictions[start : start + WRITE_ROWS], chunk, summary.rows, fields)
+            out.write(format_rows(done, fmt, header=summary.rows == 0, fields=fields))
+            summary.add(done)
         out.flush()
     return summary

@@ -21,7 +21,7 @@ from edgefn.data.catalog import DataOptions, load_data
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
 from edgefn.runtime.inference import CHARS_PER_TOKEN, cut_text
-from edgefn.runtime.predict_io import iter_texts, predict_stream
+from edgefn.runtime.predict_io import open_input, predict_stream
 from tests.cli.test_bad_input import _error_lines, _snapshot
 
 
@@ -424,7 +424,7 @@ def test_predict_streams_in_windows(model) -> None:
         calls.append((len(texts), stdin.consumed, len(out.getvalue().splitlines())))
         return clf.predict(texts)
 
-    summary = predict_stream(classify, iter_texts((), "-", stdin=stdin), out, window=window)
+    summary = predict_stream(classify, open_input((), "-", stdin=stdin).rows, out, window=window)
     assert [c[0] for c in calls] == [window] * 5 + [300] and summary.rows == n
     assert calls[0][1] < len(stdin.getvalue()) // 2  # the first window ran before the input was read
     assert [c[2] for c in calls] == [k * window for k in range(6)]  # each window written before the next
