@@ -1,4 +1,4 @@
-"""Classification metrics, misclassified-row tables and confusion-matrix plots (label 1 = fake)."""
+"""Classification metrics, misclassified-row tables, confusion-matrix and reliability plots (label 1 = fake)."""
 
 from __future__ import annotations
 
@@ -133,53 +133,115 @@ def write_errors_csv(
     return n
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], path: Path, title: str) -> None:
-    """Save a 2x2 confusion-matrix heat map with counts."""
+def confusion_figure(matrix: Sequence[Sequence[int]], title: str) -> Any:
+    """A 2x2 confusion matrix (rows: true class, columns: predicted) shaded by each row's share, every cell
+    with its count and that share in %, in black or white, whichever contrasts more with the cell."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
-    ax.imshow(matrix, cmap="Blues")
-    for i in range(2):
-        for j in range(2):
-            ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=12)
+    counts = [[int(c) for c in row] for row in matrix]
+    shares = [[c / max(sum(row), 1) for c in row] for row in counts]
+    fig, ax = plt.subplots(figsize=(4.8, 4.0), dpi=120, layout="constrained")
+    cmap = plt.get_cmap("Blues")
+    image = ax.imshow(shares, cmap=cmap, vmin=0.0, vmax=1.0)
+    for i, row in enumerate(counts):
+        for j, count in enumerate(row):
+            colour = text_colour([float(c) for c in cmap(shares[i][j])])
+            ax.text(
+                j,
+                i,
+                f"{count}\n{100 * shares[i][j]:.1f}%",
+                ha="center",
+                va="center",
+                color=colour,
+                fontsize=11,
+                linespacing=1.4,
+            )
     ax.set_xticks([0, 1], LABEL_NAMES)
     ax.set_yticks([0, 1], LABEL_NAMES)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
     ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true label's rows")
+    return fig
+
+
+def text_colour(rgba: Sequence[float]) -> str:
+    """Black or white, whichever contrasts more with the background `rgba` (WCAG ratio >= 4.58 either way)."""
+    lum = luminance(rgba) + 0.05
+    return "white" if 1.05 / lum > lum / 0.05 else "black"
+
+
+def luminance(rgba: Sequence[float]) -> float:
+    """Relative luminance (WCAG) of an RGB(A) colour with channels in [0, 1]."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], path: Path, title: str) -> None:
+    """Save `confusion_figure` as a PNG."""
+    _save(confusion_figure(matrix, title), path)
+
+
+def reliability_figure(cal: dict[str, Any], title: str) -> Any:
+    """From `calibration`'s dict: accuracy against confidence for the bins with rows (bars over each bin,
+    the mean confidence marked, the diagonal for perfect calibration), the ECE in the legend, and below it
+    the rows per bin (their counts on the bars; they sum to the rows scored)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = cal["bins"]
+    n = sum(b["n"] for b in bins)
+    fig, (top, hist) = plt.subplots(
+        2, 1, figsize=(4.8, 5.2), dpi=120, sharex=True, gridspec_kw={"height_ratios": (3, 1.2)}
+    )
+    left = min([0.5] + [b["low"] for b in bins])
+    top.plot([left, 1.0], [left, 1.0], ls="--", color="grey", lw=1, label="perfectly calibrated")
+    lows, widths = [b["low"] for b in bins], [b["high"] - b["low"] for b in bins]
+    top.bar(
+        lows,
+        [b["accuracy"] for b in bins],
+        width=widths,
+        align="edge",
+        color="tab:blue",
+        alpha=0.35,
+        edgecolor="tab:blue",
+        label="accuracy per bin",
+    )
+    top.plot(
+        [b["confidence"] for b in bins],
+        [b["accuracy"] for b in bins],
+        "o",
+        color="tab:blue",
+        label="at the bin's mean confidence",
+    )
+    top.set_ylim(0.0, 1.05)
+    top.set_ylabel("accuracy")
+    top.legend(fontsize=7, loc="upper left")
+    top.set_title(f"{title}\nECE {cal['ece']:.3f} over {n} rows", fontsize=9)
+    counts = hist.bar(lows, [b["n"] for b in bins], width=widths, align="edge", color="0.6", edgecolor="0.3")
+    hist.bar_label(counts, fontsize=7, padding=1)
+    hist.set_ylim(0, max([b["n"] for b in bins] + [1]) * 1.3)
+    hist.set_ylabel("rows")
+    hist.set_xlabel("confidence of the predicted label")
+    hist.set_xlim(left, 1.0)
+    for ax in (top, hist):
+        ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def plot_reliability(cal: dict[str, Any], path: Path, title: str) -> None:
-    """Save a reliability diagram (accuracy against confidence per bin) from `calibration`'s dict."""
-    import matplotlib
+    """Save `reliability_figure` as a PNG."""
+    _save(reliability_figure(cal, title), path)
 
-    matplotlib.use("Agg")
+
+def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.2, 3.8))
-    ax.plot([0.5, 1.0], [0.5, 1.0], ls="--", color="grey", lw=1, label="calibrated")
-    bins = cal["bins"]
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label="model")
-    for b in bins:
-        ax.annotate(
-            str(b["n"]),
-            (b["confidence"], b["accuracy"]),
-            fontsize=7,
-            xytext=(3, -9),
-            textcoords="offset points",
-        )
-    ax.set_xlim(0.45, 1.02)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("confidence of the predicted label")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{title}\nECE {cal['ece']:.3f}", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path)
     plt.close(fig)

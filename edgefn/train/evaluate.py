@@ -244,7 +244,7 @@ def _evaluate(
         n_errors = write_errors_csv(
             RunFolder.eval_file(tmp, "errors"), split.texts, split.labels, preds, prob
         )
-        title = f"{model} on {data_name} ({cfg.split})"
+        title = f"{run.path.name + ': ' if run else ''}{model} on {data_name} ({cfg.split})"
         plot_confusion_matrix(
             metrics["confusion_matrix"], RunFolder.eval_file(tmp, "confusion_matrix"), title
         )

@@ -50,11 +50,24 @@ def test_classification_metrics_imbalance_and_calibration():
     assert constant["accuracy"] == 0.9 and constant["balanced_accuracy"] == 0.5 and "roc_auc" not in constant
 
 
-def test_eval_checkpoint_on_liar(run: Path, shared_data: Path):
+def test_eval_checkpoint_on_liar(run: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch):
     """The checkpoint scored on LIAR: metrics.json equals metrics recomputed from independent predictions,
-    errors.csv holds the misclassified rows, and the OOD threshold is the validation scores' 95% quantile."""
+    errors.csv holds the misclassified rows, the OOD threshold is the validation scores' 95% quantile, and
+    both plots' titles name the run."""
     from edgefn.engines.pytorch import load_reference
+    from edgefn.train import evaluate as evaluate_module
 
+    titles = []
+
+    def recording(plot):
+        def draw(data, path, title):
+            titles.append(title)
+            plot(data, path, title)
+
+        return draw
+
+    for name in ("plot_confusion_matrix", "plot_reliability"):
+        monkeypatch.setattr(evaluate_module, name, recording(getattr(evaluate_module, name)))
     result = evaluate(EvalConfig(model=run, data=f"liar:{shared_data / 'liar'}", samples=SAMPLES, threads=1))
     out = RunFolder(run).eval_dir("liar")
     assert result.output_dir == out and result.model == "pytorch"
@@ -78,6 +91,7 @@ def test_eval_checkpoint_on_liar(run: Path, shared_data: Path):
     cm = expected["confusion_matrix"]
     assert n_errors == cm[0][1] + cm[1][0] == result.misclassified
     assert RunFolder.eval_file(out, "reliability").stat().st_size > 1000
+    assert titles == [f"{run.name}: pytorch on liar (test)"] * 2
 
     validation = RunFolder(run).read_split("validation")
     scores = ood_scores(clf.predict_logits(validation.texts), "energy")
