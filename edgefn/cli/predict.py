@@ -19,7 +19,7 @@ from edgefn.core.errors import os_error_line
 @use(
     ("texts", "--model", "--input", "--column", "--format", "--output"),
     INFERENCE,
-    ("--provider", "--encoding"),
+    ("--provider", "--encoding", "--no-clean"),
 )
 @user_errors
 def predict(
@@ -34,6 +34,7 @@ def predict(
     max_length: int | None,
     provider: str,
     encoding: str,
+    no_clean: bool,
 ) -> None:
     """Classify TEXTS (or --input FILE, or stdin) with an exported ONNX folder; torch-free.
 
@@ -51,7 +52,12 @@ def predict(
         outputs.check_output_file(output)
     inputs = iter_texts(texts, input_path, column, encoding)
     clf = Classifier.from_folder(
-        model, provider=provider, threads=threads, max_length=max_length, **given(batch_size=batch_size)
+        model,
+        provider=provider,
+        threads=threads,
+        max_length=max_length,
+        clean=not no_clean,
+        **given(batch_size=batch_size),
     )
     if clf.provider_note:
         click.echo(f"note: {clf.provider_note}", err=True)

@@ -191,6 +191,18 @@ def page_download_mb(folder: Path, model_file: str) -> float:
     return (sum(p.stat().st_size for p in fixed) + (folder / model_file).stat().st_size) / 1e6
 
 
+def _cleaning(job: PackageJob, chosen: list[str]) -> list[str]:
+    """The cleaning rules the page applies: the ones the packaged variants' export.json records (none for an
+    export.json of older edgefn); variants that record different ones are refused."""
+    recorded = {n: job.manifests[n].cleaning or [] for n in chosen}
+    if len({tuple(r) for r in recorded.values()}) > 1:
+        each = "; ".join(f"{n}: {', '.join(r) or 'none'}" for n, r in recorded.items())
+        raise EdgefnError(
+            f"the variants record different cleaning ({each}); export them again with `edgefn export`"
+        )
+    return recorded[chosen[0]]
+
+
 def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
     build = webbuild.ensure_build(progress=job.step)
     candidates = _web_candidates(job)
@@ -207,6 +219,7 @@ def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         model=run_record(job.run),
         max_length=max_length,
+        cleaning=_cleaning(job, chosen),
         default_dtype=default,
         wasm=WASM_GZ,
         models=models,
