@@ -37,16 +37,17 @@ def _wasm_checks(
     job.step(
         f"web: checking {', '.join(candidates)} in onnxruntime-web WASM on {len(job.texts)} validation texts"
     )
-    reference, checks, encoder = {}, {}, None
+    reference, checks, clf = {}, {}, None
     for name in candidates:
         try:
-            clf = job.classifier(name)
-            reference[name], encoder = clf.predict_logits(job.texts), clf.encoder
+            one = job.classifier(name)
+            reference[name], clf = one.predict_logits(job.texts), one
         except EdgefnError as e:  # e.g. fp16, made for CUDA, without CPU kernels
             checks[name] = {"runs": False, "error": f"Python ONNX Runtime cannot run it: {e}"}
-    if encoder is None:
+    if clf is None:
         return checks
-    inputs = [{"ids": list(e.ids), "types": list(e.type_ids)} for e in encoder.encode(job.texts)]
+    tokens = clf.encoder.encode(clf.clean(job.texts))  # what the page feeds the model
+    inputs = [{"ids": list(e.ids), "types": list(e.type_ids)} for e in tokens]
     models = {n: job.run.variant_dir(n) / runs.ONNX_FILE for n in reference}
     got = webbuild.wasm_logits(build, models, inputs)
     for name in reference:
@@ -191,18 +192,6 @@ def page_download_mb(folder: Path, model_file: str) -> float:
     return (sum(p.stat().st_size for p in fixed) + (folder / model_file).stat().st_size) / 1e6
 
 
-def _cleaning(job: PackageJob, chosen: list[str]) -> list[str]:
-    """The cleaning rules the page applies: the ones the packaged variants' export.json records (none for an
-    export.json of older edgefn); variants that record different ones are refused."""
-    recorded = {n: job.manifests[n].cleaning or [] for n in chosen}
-    if len({tuple(r) for r in recorded.values()}) > 1:
-        each = "; ".join(f"{n}: {', '.join(r) or 'none'}" for n, r in recorded.items())
-        raise EdgefnError(
-            f"the variants record different cleaning ({each}); export them again with `edgefn export`"
-        )
-    return recorded[chosen[0]]
-
-
 def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
     build = webbuild.ensure_build(progress=job.step)
     candidates = _web_candidates(job)
@@ -219,7 +208,7 @@ def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         model=run_record(job.run),
         max_length=max_length,
-        cleaning=_cleaning(job, chosen),
+        cleaning=job.cleaning(chosen),  # the page applies them before tokenizing
         default_dtype=default,
         wasm=WASM_GZ,
         models=models,

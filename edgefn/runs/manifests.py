@@ -248,7 +248,7 @@ class PackageManifest(Manifest):
     created: str | None = None
     model: dict[str, Any] | None = None  # the run: preset, init, data, test accuracy
     max_length: int | None = None  # web: the token limit the page truncates at
-    cleaning: list[str] | None = None  # web: the cleaning rules the page applies before tokenizing
+    cleaning: list[str] | None = None  # the rules the page (or the app) applies before tokenizing
     default_dtype: str | None = None  # web: the dtype the page loads first
     wasm: str | None = None  # web: the gzipped ONNX Runtime WASM file
     ort_format: dict[str, Any] | None = None  # mobile: the .ort conversion settings and why
