@@ -52,3 +52,13 @@ def make_tiny_run(preset: str, run_dir: Path, shared_data: Path, steps: int = 60
     runs.write_run_manifest(run.path, runs.RUN_TRAINING, preset=preset, data="constraint (test helper)")
     run.mark_complete()  # as `edgefn finetune` ends: the checkpoint's hashes recorded in run.json
     return run_dir
+
+
+def record_training_cleaning(run_dir: Path, names: tuple[str, ...] = ("drop-urls", "drop-handles")) -> None:
+    """Record in the run's metrics.json that its training texts were cleaned by `names`, as a fine-tune on
+    CONSTRAINT records it (the tiny runs train on raw texts and record no data)."""
+    run = RunFolder(run_dir)
+    metrics = run.read_metrics()
+    cleaning = {"applied": True, "rules": list(names), "available": list(names), "names": list(names)}
+    metrics["data"] = {**metrics.get("data", {}), "name": "constraint", "cleaning": cleaning}
+    runs.write_json(run.metrics, metrics)

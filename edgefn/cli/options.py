@@ -100,7 +100,8 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(
         ["--no-clean"],
         is_flag=True,
-        help="Keep dataset shortcut cues (ISOT datelines etc.). Default: a named dataset's own cleaning.",
+        help="Keep the texts raw: no dataset cleaning (ISOT datelines etc.) and, in eval and predict, not the "
+        "model's training cleaning either. Default: a named dataset's own cleaning; the model's in eval and predict.",
     ),
     click.Option(
         ["--clean", "clean_rules"],

@@ -19,7 +19,7 @@ from edgefn.core.errors import os_error_line
 @use(
     ("texts", "--model", "--input", "--column", "--format", "--output"),
     INFERENCE,
-    ("--provider", "--encoding"),
+    ("--provider", "--encoding", "--no-clean"),
     ("--id-column", "--echo", "--precision"),
 )
 @user_errors
@@ -38,6 +38,7 @@ def predict(
     id_column: str | None,
     echo: bool,
     precision: int | None,
+    no_clean: bool,
 ) -> None:
     """Classify TEXTS (or --input FILE, or stdin) with an exported ONNX folder; torch-free.
 
@@ -60,7 +61,12 @@ def predict(
     inputs = open_input(texts, input_path, column, encoding, id_column=id_column)
     fields = RowFormat(inputs.id_name, echo, precision)
     clf = Classifier.from_folder(
-        model, provider=provider, threads=threads, max_length=max_length, **given(batch_size=batch_size)
+        model,
+        provider=provider,
+        threads=threads,
+        max_length=max_length,
+        clean=not no_clean,
+        **given(batch_size=batch_size),
     )
     if clf.provider_note:
         click.echo(f"note: {clf.provider_note}", err=True)

@@ -116,6 +116,7 @@ def eval_cmd(
         threads=threads,
         max_length=max_length,
         output=output,
+        clean=not opts["no_clean"],
         **given(batch_size=batch_size),
     )
     click.echo(format_eval(evaluate(cfg, progress=_say)))

@@ -113,7 +113,12 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Progress) -> ExportJob:
     step(f"run {run.path} (preset {ft.preset}, {init}); int8 target {target}")
     max_length = ft.max_length or 128
     checkpoint_config = runs.read_optional_json(run.checkpoint / runs.MODEL_CONFIG)
-    return ExportJob(
+    cleaning, note = run.serving_cleaning()
+    if cleaning or note:
+        step(
+            f"serving cleaning, as in training: {', '.join(cleaning) or 'none'}{f' ({note})' if note else ''}"
+        )
+    job = ExportJob(
         cfg,
         run,
         ft.preset,
@@ -126,6 +131,8 @@ def _start_job(cfg: ExportConfig, run: RunFolder, step: Progress) -> ExportJob:
         engines.for_model(run.checkpoint, CPU).encoder_for(run.checkpoint, max_length),
         id2label_of(checkpoint_config, str(run.checkpoint / runs.MODEL_CONFIG)),
     )
+    job.cleaning, job.cleaning_note = cleaning, note
+    return job
 
 
 def _check_checkpoint(checkpoint: Path) -> None:
@@ -360,6 +367,8 @@ def _manifest(
     record = runs.model_record(folder, tuple(extra.pop("model_files", (runs.ONNX_FILE,))))
     size = record["size_mb"]
     opset = extra.pop("opset", None)
+    if job.cleaning_note:
+        extra["notes"] = [*extra.get("notes", []), job.cleaning_note]
     if opset is None:
         opset = runs.read_variant_manifest(job.variant_dir(FP32)).opset
     return runs.VariantManifest(
@@ -388,6 +397,7 @@ def _manifest(
         op_counts=op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         versions=engines.library_versions(),
+        cleaning=list(job.cleaning),
         **extra,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class ExportJob:
     fp32_size_mb: float = 0.0
     kept: dict[str, runs.VariantManifest] = field(default_factory=dict)  # variants made as requested
     plain: Path | None = None  # the unfused fp32 graph, exported once for the schemes that start from it
+    cleaning: tuple[str, ...] = ()  # the run's training cleaning, recorded in each variant for serving
+    cleaning_note: str | None = None  # why the rules are these (a union's sources cleaned differently)
 
     @property
     def checkpoint(self) -> Path:
@@ -136,7 +139,13 @@ def kept_result(job: ExportJob, name: str) -> VariantResult | None:
         return None
     folder = job.variant_dir(name)
     job.step(f"{name}: kept {folder} (same checkpoint and settings; --overwrite re-exports it)")
-    return variant_result(folder, job.kept[name])
+    manifest = job.kept[name]
+    if manifest.cleaning != list(
+        job.cleaning
+    ):  # exported before edgefn recorded it: export.json is not hashed
+        manifest = dataclasses.replace(manifest, cleaning=list(job.cleaning))
+        runs.write_json(folder / runs.EXPORT_MANIFEST, manifest)
+    return variant_result(folder, manifest)
 
 
 @contextlib.contextmanager

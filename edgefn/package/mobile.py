@@ -47,6 +47,7 @@ def write_mobile(job: PackageJob, tmp: Path) -> runs.PackageManifest:
         model=run_record(job.run),
         ort_format={**ortformat.ORT_FORMAT, "why": ortformat.ORT_FORMAT_WHY},
         models=models,
+        cleaning=job.cleaning(names),  # the app applies them before tokenizing (edgefn.core.cleaning)
         out_of_domain=out_of_domain(job.run),
         notes=job.notes,
         versions=engines.library_versions(),

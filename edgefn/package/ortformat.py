@@ -84,7 +84,7 @@ def convert_and_check(
     """
     ort_file, config = convert_to_ort(model, out_dir)
     ort_clf = Classifier.for_model_file(ort_file, onnx_clf.encoder, onnx_clf.id2label, threads=threads)
-    check = compare_logits(ort_clf.predict_logits(texts), onnx_clf.predict_logits(texts))
+    check = compare_logits(ort_clf.predict_logits(onnx_clf.clean(texts)), onnx_clf.predict_logits(texts))
     if check["agreement"] < MIN_ORT_AGREEMENT:
         raise EdgefnError(
             f"{ort_file} agrees {check['agreement']:.1%} with {model} on {check['samples']} texts "

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import runs
-from edgefn.core.errors import ConfigError
+from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.progress import Progress
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
@@ -33,12 +33,25 @@ class PackageJob:
     notes: list[str] = field(default_factory=list)
 
     def classifier(self, variant: str, batch_size: int = 1) -> Classifier:
+        """The variant as `edgefn predict` serves it: its training cleaning applied to each text."""
         return Classifier.from_verified_folder(
             self.run.variant_dir(variant),
             self.manifests[variant],
             threads=self.threads,
             batch_size=batch_size,
+            clean=True,
         )
+
+    def cleaning(self, variants: list[str]) -> list[str]:
+        """The cleaning rules the packaged `variants` record in export.json (none for an export.json of older
+        edgefn), for the page or the app to apply; variants that record different ones are refused."""
+        recorded = {n: self.manifests[n].cleaning or [] for n in variants}
+        if len({tuple(r) for r in recorded.values()}) > 1:
+            each = "; ".join(f"{n}: {', '.join(r) or 'none'}" for n, r in recorded.items())
+            raise EdgefnError(
+                f"the variants record different cleaning ({each}); export them again with `edgefn export`"
+            )
+        return recorded[variants[0]] if variants else []
 
 
 def _no_tools_needed(browser_check: bool) -> None:

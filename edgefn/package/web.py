@@ -37,16 +37,17 @@ def _wasm_checks(
     job.step(
         f"web: checking {', '.join(candidates)} in onnxruntime-web WASM on {len(job.texts)} validation texts"
     )
-    reference, checks, encoder = {}, {}, None
+    reference, checks, clf = {}, {}, None
     for name in candidates:
         try:
-            clf = job.classifier(name)
-            reference[name], encoder = clf.predict_logits(job.texts), clf.encoder
+            one = job.classifier(name)
+            reference[name], clf = one.predict_logits(job.texts), one
         except EdgefnError as e:  # e.g. fp16, made for CUDA, without CPU kernels
             checks[name] = {"runs": False, "error": f"Python ONNX Runtime cannot run it: {e}"}
-    if encoder is None:
+    if clf is None:
         return checks
-    inputs = [{"ids": list(e.ids), "types": list(e.type_ids)} for e in encoder.encode(job.texts)]
+    tokens = clf.encoder.encode(clf.clean(job.texts))  # what the page feeds the model
+    inputs = [{"ids": list(e.ids), "types": list(e.type_ids)} for e in tokens]
     models = {n: job.run.variant_dir(n) / runs.ONNX_FILE for n in reference}
     got = webbuild.wasm_logits(build, models, inputs)
     for name in reference:
@@ -207,6 +208,7 @@ def write_web(job: PackageJob, tmp: Path) -> runs.PackageManifest:
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         model=run_record(job.run),
         max_length=max_length,
+        cleaning=job.cleaning(chosen),  # the page applies them before tokenizing
         default_dtype=default,
         wasm=WASM_GZ,
         models=models,

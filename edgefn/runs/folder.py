@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn.core import outputs
+from edgefn.core.cleaning import serving_rules
 from edgefn.core.errors import EdgefnError
 from edgefn.runs.hashing import files_fault, hash_files, valid_hashes
 from edgefn.runs.jsonio import json_field, read_optional_json
@@ -249,6 +250,12 @@ class RunFolder:
     def read_metrics(self) -> dict[str, Any]:
         """metrics.json, or {} before the fine-tune finished."""
         return read_optional_json(self.metrics)
+
+    def serving_cleaning(self) -> tuple[tuple[str, ...], str | None]:
+        """The cleaning rules the fine-tune applied to its texts (metrics.json's data record), to apply at serving,
+        and a note where a union's sources differed (`core.cleaning.serving_rules`); none before the fine-tune."""
+        data = self.read_metrics().get("data")
+        return serving_rules(data) if isinstance(data, dict) else ((), None)
 
     def max_length(self, default: int) -> int:
         """The fine-tuning token limit recorded in finetune_config.json, else `default`."""

@@ -87,6 +87,7 @@ class VariantManifest(Manifest):
     op_counts: dict[str, int] | None = None
     notes: list[str] | None = None
     measured_on: list[str] | None = None  # the providers the validation accuracy was measured on
+    cleaning: list[str] | None = None  # the run's training cleaning, applied at serving (absent: none)
     created: str | None = None
     versions: dict[str, Any] | None = None
 
@@ -123,18 +124,21 @@ class VariantManifest(Manifest):
         "op_counts": dict,
         "notes": list,
         "measured_on": list,
+        "cleaning": list,
         "created": str,
         "versions": dict,
     }
 
     @classmethod
     def from_dict(cls, value: Any, where: str | Path, fix: str = "") -> VariantManifest:
-        """As `Manifest.from_dict`, and a token limit under 2 or an execution provider that is no name refused."""
+        """As `Manifest.from_dict`, and a token limit under 2, or an execution provider or cleaning rule that is no
+        name, refused."""
         manifest = super().from_dict(value, where, fix)
         if manifest.max_length is not None and manifest.max_length < 2:
             raise EdgefnError(f"{where}: 'max_length' holds an invalid value; {fix}")
-        if not all(isinstance(p, str) for p in manifest.execution_providers or []):
-            raise EdgefnError(f"{where}: 'execution_providers' holds an invalid value; {fix}")
+        for name in ("execution_providers", "cleaning"):
+            if not all(isinstance(p, str) for p in getattr(manifest, name) or []):
+                raise EdgefnError(f"{where}: {name!r} holds an invalid value; {fix}")
         return manifest
 
     def require(self, names: tuple[str, ...], where: str | Path, fix: str = "") -> None:
@@ -213,6 +217,7 @@ class EvalManifest(Manifest):
     trained_on: str | None = None
     data: dict[str, Any] | None = None  # the dataset record, split, rows scored, seed
     max_length: int | None = None
+    cleaning: dict[str, Any] | None = None  # the model's serving cleaning applied to the texts: rules, source
     metrics: dict[str, Any] | None = None  # on the new data
     in_domain: dict[str, Any] | None = None  # the run's own test split, same model
     ood: dict[str, Any] | None = None  # threshold and AUROC
@@ -226,6 +231,7 @@ class EvalManifest(Manifest):
         "trained_on": (str, _NULL),
         "data": dict,
         "max_length": int,
+        "cleaning": dict,
         "metrics": dict,
         "in_domain": dict,
         "ood": dict,
@@ -242,6 +248,7 @@ class PackageManifest(Manifest):
     created: str | None = None
     model: dict[str, Any] | None = None  # the run: preset, init, data, test accuracy
     max_length: int | None = None  # web: the token limit the page truncates at
+    cleaning: list[str] | None = None  # the rules the page (or the app) applies before tokenizing
     default_dtype: str | None = None  # web: the dtype the page loads first
     wasm: str | None = None  # web: the gzipped ONNX Runtime WASM file
     ort_format: dict[str, Any] | None = None  # mobile: the .ort conversion settings and why
@@ -260,6 +267,7 @@ class PackageManifest(Manifest):
         "created": str,
         "model": dict,
         "max_length": int,
+        "cleaning": list,
         "default_dtype": str,
         "wasm": str,
         "ort_format": dict,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgefn import runs
+from edgefn.core.cleaning import check_rules, clean_texts
 from edgefn.core.environment import check_threads
 from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.runtime import engines
@@ -206,9 +207,12 @@ def id2label_of(config: dict[str, Any], where: str = runs.MODEL_CONFIG) -> dict[
 
 
 class Classifier:
-    """Texts in, predictions out: one `Encoder`, length-sorted batches and a runner (the engine's: an ONNX Runtime
-    session, another runtime's compiled model, the PyTorch checkpoint). What bench times and export scores is this
-    class."""
+    """Texts in, predictions out: the cleaning rules, one `Encoder`, length-sorted batches and a runner (the engine's:
+    an ONNX Runtime session, another runtime's compiled model, the PyTorch checkpoint). What bench times and export
+    scores is this class.
+
+    `cleaning` names the rules (`core.cleaning.RULES`) applied to each text before tokenizing: `from_folder` sets
+    the ones the variant's export.json records (the run's training cleaning) unless `clean=False`."""
 
     def __init__(
         self,
@@ -217,9 +221,12 @@ class Classifier:
         id2label: dict[int, str],
         batch_size: int = 32,
         manifest: runs.VariantManifest | None = None,
+        cleaning: Sequence[str] = (),
     ) -> None:
         if batch_size < 1:
             raise ConfigError("batch_size", f"must be a positive integer, got {batch_size}")
+        check_rules(cleaning)
+        self.cleaning: tuple[str, ...] = tuple(cleaning)
         self.runner = runner
         self.encoder = encoder
         self.id2label = id2label
@@ -237,6 +244,7 @@ class Classifier:
         threads: int | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
+        clean: bool = True,
     ) -> Classifier:
         """Load a variant folder (model.onnx, config.json, tokenizer.json, export.json), after checking every
         file against the hashes in its export.json: a folder without one is refused, never served unchecked.
@@ -247,6 +255,9 @@ class Classifier:
             threads: intra-op threads (None: ONNX Runtime's default).
             batch_size: texts per inference call; texts are grouped by token length.
             max_length: token limit (default: the run's fine-tuning max_length, else 512).
+            clean: apply the cleaning the run's training applied (export.json's `cleaning`, e.g. URLs and
+                @handles deleted for CONSTRAINT) to each text; False feeds texts as given. An export.json from
+                before edgefn recorded it has none.
 
         Returns:
             A ready classifier. Raises EdgefnError when the folder is incomplete, has no export.json, a file
@@ -260,7 +271,7 @@ class Classifier:
         if engines.variant_runtime(folder) is None and not os.path.lexists(folder / runs.EXPORT_MANIFEST):
             raise EdgefnError(f"{folder} holds no exported model: {_variant_hint(folder)}")
         manifest = runs.verify_variant(folder)
-        return cls.from_verified_folder(folder, manifest, provider, threads, batch_size, max_length)
+        return cls.from_verified_folder(folder, manifest, provider, threads, batch_size, max_length, clean)
 
     @classmethod
     def from_verified_folder(
@@ -271,11 +282,13 @@ class Classifier:
         threads: int | None = None,
         batch_size: int = 32,
         max_length: int | None = None,
+        clean: bool = False,
     ) -> Classifier:
         """A variant folder whose files the caller has checked against `manifest` with `runs.verify_variant`
-        (bench and package check once, before timing and packaging); `from_folder` is the checked path."""
+        (bench and package check once, before timing and packaging); `from_folder` is the checked path. `clean`
+        as in `from_folder`, off by default: these callers score the run's stored splits, cleaned already."""
         engine = engines.for_model(folder, provider)
-        return cls.from_engine(engine, folder, manifest, threads, batch_size, max_length)
+        return cls.from_engine(engine, folder, manifest, threads, batch_size, max_length, clean=clean)
 
     @classmethod
     def from_engine(
@@ -287,9 +300,10 @@ class Classifier:
         batch_size: int = 32,
         max_length: int | None = None,
         options: dict[str, Any] | None = None,
+        clean: bool = False,
     ) -> Classifier:
         """A checked variant folder (or the run's checkpoint, an empty manifest) run by `engine`, in the precision its
-        manifest records; `options` go to the engine's load (a peer's)."""
+        manifest records; `options` go to the engine's load (a peer's); `clean` as in `from_verified_folder`."""
         folder = Path(folder)
         check_threads(threads)
         config = runs.read_optional_json(folder / runs.MODEL_CONFIG)
@@ -300,7 +314,9 @@ class Classifier:
             engine.model_path(folder), threads, precision, encoder.max_length, options or {}
         )
         id2label = id2label_of(config, str(folder / runs.MODEL_CONFIG))
-        clf = cls(engine.load(request), encoder, id2label, batch_size, manifest)
+        cleaning = (manifest.cleaning or []) if clean else []
+        check_rules(cleaning, str(folder / runs.EXPORT_MANIFEST))  # a rule of a newer edgefn is not skipped
+        clf = cls(engine.load(request), encoder, id2label, batch_size, manifest, cleaning)
         if manifest.files_sha256:
             clf.fingerprint = runs.files_fingerprint(dict(manifest.files_sha256))
         if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
@@ -365,13 +381,18 @@ class Classifier:
             self.runner, self.encoder, encodings, batch_size or self.batch_size, len(self.id2label)
         )
 
+    def clean(self, texts: Sequence[str]) -> Sequence[str]:
+        """The texts as the model gets them: `cleaning` applied (the same sequence without rules)."""
+        return clean_texts(texts, self.cleaning) if self.cleaning else texts
+
     def predict_logits(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
-        """Raw logits, shape (len(texts), num_labels), in input order."""
-        return self._logits(self.encoder.encode_compact(texts), batch_size)
+        """Raw logits, shape (len(texts), num_labels), in input order (texts cleaned first)."""
+        return self._logits(self.encoder.encode_compact(self.clean(texts)), batch_size)
 
     def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]:
-        """Label, probability of fake, logits and truncation flag for each text, in input order."""
-        tokens = self.encoder.encode_compact(texts)
+        """Label, probability of fake, logits and truncation flag for each text, in input order (texts cleaned
+        first)."""
+        tokens = self.encoder.encode_compact(self.clean(texts))
         logits = self._logits(tokens, batch_size)
         probs = softmax(logits)
         label_ids = logits.argmax(axis=-1)

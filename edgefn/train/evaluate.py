@@ -50,6 +50,7 @@ class EvalConfig:
     max_length: int | None = None
     output: Path | None = None
     seed: int = 42
+    clean: bool = True  # the model's training cleaning applied to the texts (export.json's, or the run's)
 
     def __post_init__(self) -> None:
         self.model = Path(self.model)
@@ -73,16 +74,21 @@ class EvalResult:
     misclassified: int = 0  # rows in errors.csv
 
 
-def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
-    """The classifier, its name (variant or "pytorch") and its run folder (None for a lone variant)."""
+def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None, str]:
+    """The classifier, its name (variant or "pytorch"), its run folder (None for a lone variant) and where its
+    cleaning rules come from."""
     path = cfg.model
     if engines.variant_runtime(path) or os.path.lexists(path / runs.EXPORT_MANIFEST):  # a variant
         clf = Classifier.from_folder(
-            path, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
+            path, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length, clean=cfg.clean
         )
         run_dir = path.parent.parent
         in_run = path.parent.name == runs.ONNX_DIR and RunFolder(run_dir).finetune_config.is_file()
-        return clf, path.name, run_dir if in_run else None
+        recorded = clf.manifest.cleaning is not None
+        source = (
+            str(path / runs.EXPORT_MANIFEST) if recorded else "none recorded (an export.json of older edgefn)"
+        )
+        return clf, path.name, run_dir if in_run else None, source
     run = RunFolder(path)
     if run.checkpoint.is_dir():
         from edgefn.engines.pytorch import load_reference
@@ -92,7 +98,9 @@ def _load_model(cfg: EvalConfig) -> tuple[Classifier, str, Path | None]:
             run.checkpoint, threads=cfg.threads, batch_size=cfg.batch_size, max_length=cfg.max_length
         )
         clf.fingerprint = runs.files_fingerprint(hashes)
-        return clf, PYTORCH, run.path
+        if cfg.clean:
+            clf.cleaning = run.serving_cleaning()[0]
+        return clf, PYTORCH, run.path, f"{run.metrics} (the fine-tune's data record)"
     if not path.exists():
         raise ConfigError("model", f"{path} does not exist")
     raise ConfigError(
@@ -180,15 +188,20 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalResult:
         split, same model, same cap), `ood` (threshold and AUROC), the model and data records.
     """
     say = progress or silent  # called after the checks: a refused input stays one line
-    clf, model, run_dir = _load_model(cfg)
+    clf, model, run_dir, source = _load_model(cfg)
+    cleaning = {
+        "applied": bool(clf.cleaning),
+        "rules": list(clf.cleaning),
+        "from": source if cfg.clean else "off",
+    }
     if cfg.output is None and run_dir is None:
         raise EdgefnError(f"{cfg.model} is not inside a run folder; pass --output DIR for the results")
     if run_dir is None:
-        return _evaluate(cfg, clf, model, None, say)
+        return _evaluate(cfg, clf, model, None, say, cleaning)
     run = RunFolder(run_dir)
     run.require_complete()
     with run.lock("eval"):  # eval writes RUN/ood.json (and RUN/eval/ by default)
-        return _evaluate(cfg, clf, model, run, say)
+        return _evaluate(cfg, clf, model, run, say, cleaning)
 
 
 def _output_dir(cfg: EvalConfig, data_name: str, model: str, run: RunFolder | None) -> Path:
@@ -218,7 +231,12 @@ def _refuse_output_in_model(output: Path, model: Path) -> None:
 
 
 def _evaluate(
-    cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder | None, say: Progress
+    cfg: EvalConfig,
+    clf: Classifier,
+    model: str,
+    run: RunFolder | None,
+    say: Progress,
+    cleaning: dict[str, Any],
 ) -> EvalResult:
     data_name, split, data_info = _rows(cfg)
     output = _output_dir(cfg, data_name, model, run)
@@ -235,6 +253,7 @@ def _evaluate(
         trained_on=run.read_finetune_config().data if run else None,
         data={**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
         max_length=clf.max_length,
+        cleaning=cleaning,
         metrics=metrics,
         in_domain=in_domain,
         ood=ood,
@@ -281,6 +300,12 @@ def format_eval(result: EvalResult) -> str:
     rows = [head] + [(label, _cell(home, key, spec), _cell(new, key, spec)) for label, key, spec in ROWS]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [f"model      {result.model} ({r.model_path})"]
+    if r.cleaning is not None:
+        rules = ", ".join(r.cleaning.get("rules") or [])
+        off = r.cleaning.get("from") == "off"
+        lines.append(
+            f"cleaning   {'off (texts as loaded)' if off else (rules or 'none') + ' (as in training)'}"
+        )
     lines += [
         "  ".join([row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2])]) for row in rows
     ]

@@ -21,6 +21,7 @@ from edgefn.export import schemes
 from edgefn.export.exporter import ExportConfig, export
 from edgefn.runs import RunFolder
 from edgefn.runtime.inference import CPU
+from tests.helpers import record_training_cleaning
 
 PRESETS = ["test-tiny-bert", "test-tiny-mobilebert", "test-tiny-albert", "test-tiny-distilbert"]
 SCHEMES = ("int8", "int8-static", "fp16")
@@ -401,13 +402,22 @@ def test_existing_variant_is_kept_refused_or_overwritten(exported, tiny_run_fact
     """An existing variant made with the same settings is kept (the same command re-run carries on); one made
     with other settings is refused (untouched) unless overwrite; the fp32 folder is reused for new schemes."""
     run = copy_run(tiny_run_factory, tmp_path)
+    record_training_cleaning(run)
     export(ExportConfig(run, schemes=("int8",), threads=1))
     before = runs.sha256_file(RunFolder(run).variant_dir("int8-dynamic") / runs.ONNX_FILE)
-    mtime = (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime
+    manifest = RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST
+    assert runs.read_json(manifest)["cleaning"] == ["drop-urls", "drop-handles"]  # the CONSTRAINT run's
+    runs.write_json(manifest, {k: v for k, v in runs.read_json(manifest).items() if k != "cleaning"})
     steps: list[str] = []
     again = export(ExportConfig(run, schemes=("int8",), threads=1), progress=steps.append)
     assert [v.name for v in again.variants] == ["fp32", "int8-dynamic"]
     assert sum(": kept " in s for s in steps) == 2, steps
+    assert "serving cleaning, as in training: drop-urls, drop-handles" in steps
+    assert runs.verify_variant(manifest.parent).cleaning == [
+        "drop-urls",
+        "drop-handles",
+    ]  # an old one gets it
+    mtime = (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime
     with pytest.raises(EdgefnError, match="int8-dynamic already exist.*other settings.*--overwrite"):
         export(ExportConfig(run, schemes=("int8",), eval_samples=16, threads=1))
     assert (RunFolder(run).variant_dir("int8-dynamic")).stat().st_mtime == mtime

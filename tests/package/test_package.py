@@ -15,23 +15,27 @@ from click.testing import CliRunner
 
 from edgefn import runs
 from edgefn.cli.commands import main
+from edgefn.core.cleaning import clean_texts
 from edgefn.core.errors import EdgefnError
 from edgefn.package import webbuild
 from edgefn.package.ortformat import MIN_ORT_AGREEMENT
 from edgefn.package.packager import PackageConfig, package
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier
+from tests.helpers import record_training_cleaning
 
 FAKE_WASM = b"\0asm fake runtime " * 1000
 
 
 @pytest.fixture(scope="module")
 def exported_run(tiny_run_factory, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny BERT run with fp32 (O2-fused), int8-dynamic and int8-static variants."""
+    """A tiny BERT run with fp32 (O2-fused), int8-dynamic and int8-static variants, whose training recorded
+    CONSTRAINT's cleaning (URLs and @handles deleted)."""
     from edgefn.export.exporter import ExportConfig, export
 
     run = tmp_path_factory.mktemp("package") / "run"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), run)
+    record_training_cleaning(run)
     export(
         ExportConfig(
             run_dir=run,
@@ -124,6 +128,7 @@ def test_web_layout_is_what_transformers_js_reads(run_copy: Path, fake_build: Pa
     m = json.loads((web / runs.PACKAGE_MANIFEST).read_text())
     assert [(x["dtype"], x["variant"]) for x in m["models"]] == [("fp32", "fp32"), ("q8", "int8-dynamic")]
     assert m["default_dtype"] == "q8" and m["max_length"] == 128
+    assert m["cleaning"] == ["drop-urls", "drop-handles"]  # the page applies the training cleaning
     assert all(x["wasm_check"]["agreement"] == 1.0 and x["wasm_check"]["samples"] == 24 for x in m["models"])
     int8 = run.verify_variant("int8-dynamic")
     assert m["models"][1]["validation_accuracy"] == int8.validation_accuracy
@@ -241,13 +246,14 @@ def test_mobile_ort_files_load_and_agree(run_copy: Path) -> None:
     ort_format, models = m.ort_format or {}, m.models or []
     assert ort_format["target_platform"] == "arm" and ort_format["optimization_style"] == "Fixed"
     assert [x["variant"] for x in models] == ["fp32", "int8-dynamic", "int8-static"]
+    assert m.cleaning == ["drop-urls", "drop-handles"]  # for the app to apply
     test = run.read_split("test").texts[:100]
     for model in models:
         onnx_clf = Classifier.from_folder(run.variant_dir(model["variant"]))
         ort_clf = Classifier.for_model_file(
             result.folder / model["file"], onnx_clf.encoder, onnx_clf.id2label
         )
-        a, b = ort_clf.predict_logits(test), onnx_clf.predict_logits(test)
+        a, b = ort_clf.predict_logits(onnx_clf.clean(test)), onnx_clf.predict_logits(test)
         assert (a.argmax(1) == b.argmax(1)).mean() >= MIN_ORT_AGREEMENT
         config = (result.folder / model["ops_config"]).read_text()
         assert str(result.folder) not in config and ".tmp-" not in config
@@ -317,13 +323,17 @@ def test_wasm_check_ran_in_onnxruntime_web(web_package: Path) -> None:
 
 @pytest.mark.browser
 def test_page_in_chromium_agrees_with_predict(web_package: Path, tmp_path: Path) -> None:
-    """200 CONSTRAINT test texts pasted into the page in headless Chromium: >= 99.5% agreement with `edgefn
-    predict` on the same variant (int8 and fp32), truncated long texts too, and no request leaves 127.0.0.1."""
+    """200 raw CONSTRAINT test texts pasted into the page in headless Chromium: >= 99.5% agreement with `edgefn
+    predict` on the same variant (int8 and fp32), truncated long texts too, and no request leaves 127.0.0.1.
+    Both delete URLs and @handles first, as the run's training did: a text with them gets the page's answer
+    for the text without."""
     _chromium()
     run = RunFolder(web_package)
     test = run.read_split("test").texts[:200]
+    assert sum("http" in t for t in test) > 20  # the page's cleaning is exercised
     long = [" ".join(test[i : i + 12]) for i in range(0, 36, 12)]  # > 128 tokens: the page must truncate
-    texts = test + long
+    pair = ["Masks work, @WHO says https://t.co/x1 www.who.int", "Masks work, says"]
+    texts = test + long + pair
     got = webbuild.browser_runs(
         _build(),
         run.package_dir("web"),
@@ -335,9 +345,10 @@ def test_page_in_chromium_agrees_with_predict(web_package: Path, tmp_path: Path)
         assert all(r["status"] == 200 for r in page["requests"])
         assert len(page["results"]) == len(texts)
         expected = _predict(run.variant_dir(variant), texts, tmp_path)
-        assert sum(e["truncated"] for e in expected[-3:]) == 3
+        assert sum(e["truncated"] for e in expected[200:203]) == 3
         labels = [r["label"] == e["label"] for r, e in zip(page["results"], expected)]
-        assert np.mean(labels[:200]) >= 0.995 and all(labels[200:])
+        assert np.mean(labels[:200]) >= 0.995 and all(labels[200:203])
+        assert page["results"][-2]["logits"] == page["results"][-1]["logits"]
         diff = max(abs(r["prob_fake"] - e["prob_fake"]) for r, e in zip(page["results"], expected))
         assert diff < (1e-4 if variant == "fp32" else 0.05)
         assert all(r["ms"] > 0 for r in page["results"])
@@ -346,12 +357,17 @@ def test_page_in_chromium_agrees_with_predict(web_package: Path, tmp_path: Path)
 @pytest.mark.browser
 def test_transformers_js_loads_the_folder_offline(web_package: Path) -> None:
     """@huggingface/transformers in Node (allowRemoteModels = false) reads the layout: q8 and fp32 labels
-    agree >= 99.5% with the runtime on 200 test texts, P(fake) within float error."""
+    agree >= 99.5% with the runtime on 200 test texts, P(fake) within float error. Transformers.js does not
+    clean: its texts go in cleaned by the rules edgefn_package.json records, as a user of the folder does."""
     run = RunFolder(web_package)
     texts = run.read_split("test").texts[:200]
     for dtype, variant in (("q8", "int8-dynamic"), ("fp32", "fp32")):
-        got = webbuild.transformers_js_predictions(_build(dev=True), run.package_dir("web"), dtype, texts)
-        expected = Classifier.from_folder(run.variant_dir(variant), batch_size=1).predict(texts)
+        clf = Classifier.from_folder(run.variant_dir(variant), batch_size=1)
+        cleaned = clean_texts(
+            texts, runs.read_json(run.package_dir("web") / runs.PACKAGE_MANIFEST)["cleaning"]
+        )
+        got = webbuild.transformers_js_predictions(_build(dev=True), run.package_dir("web"), dtype, cleaned)
+        expected = clf.predict(texts)
         agree = np.mean([g["label"] == e.label for g, e in zip(got["results"], expected)])
         assert agree >= 0.995
         assert max(abs(g["prob_fake"] - e.prob_fake) for g, e in zip(got["results"], expected)) < 1e-3

@@ -166,6 +166,43 @@ def test_odd_texts_through_cli(variant, clf):
     assert clf.tokenizer.encode(ODD_TEXTS[0]).ids == [101, 102]
 
 
+def test_training_cleaning_is_applied_at_serving(variant, tmp_path):
+    """A variant whose export.json records that training deleted URLs and @handles (CONSTRAINT): a text with
+    them gets the same answer as without from Classifier and predict; clean=False / --no-clean feed the raw text
+    (other tokens, other logits); an export.json of older edgefn, without the field, loads uncleaned."""
+    assert runs.read_variant_manifest(variant).cleaning == []  # the tiny run records no training cleaning
+    folder = tmp_path / "fp32"
+    shutil.copytree(variant, folder)
+    record = runs.read_json(folder / runs.EXPORT_MANIFEST)
+    runs.write_json(folder / runs.EXPORT_MANIFEST, {**record, "cleaning": ["drop-urls", "drop-handles"]})
+    plain = "Vaccines are safe, the health ministry says."
+    noisy = "Vaccines are safe, @MoHFW_INDIA the health ministry says. https://t.co/Ab12cD www.mohfw.gov.in"
+    clf = Classifier.from_folder(folder, threads=1)
+    assert clf.cleaning == ("drop-urls", "drop-handles") and clf.clean([noisy]) == [plain]
+    with_url, without = clf.predict([noisy, plain])
+    assert with_url.logits == without.logits and with_url.prob_fake == without.prob_fake
+    raw = Classifier.from_folder(folder, threads=1, clean=False)
+    assert raw.cleaning == () and raw.clean([noisy]) == [noisy]
+    assert raw.predict([noisy])[0].logits != with_url.logits
+    np.testing.assert_allclose(raw.predict([plain])[0].logits, without.logits, atol=1e-6)
+
+    rows = parse_jsonl(run_cli("predict", "--model", str(folder), "--threads", "1", noisy, plain).stdout)
+    assert rows[0]["prob_fake"] == rows[1]["prob_fake"] == pytest.approx(without.prob_fake, abs=1e-6)
+    result = run_cli("predict", "--model", str(folder), "--threads", "1", "--no-clean", noisy)
+    assert result.exit_code == 0, result.output
+    expected = list(raw.predict([noisy])[0].logits)
+    assert parse_jsonl(result.stdout)[0]["logits"] == pytest.approx(expected, abs=1e-6)
+
+    del record["cleaning"]  # as export.json of older edgefn
+    runs.write_json(folder / runs.EXPORT_MANIFEST, record)
+    assert runs.verify_variant(folder).cleaning is None  # export.json is not among the hashed files
+    assert Classifier.from_folder(folder, threads=1).cleaning == ()
+    record["cleaning"] = ["drop-urls", "rot13"]  # a rule of a newer edgefn is refused, never skipped
+    runs.write_json(folder / runs.EXPORT_MANIFEST, record)
+    with pytest.raises(EdgefnError, match=r"export.json: unknown cleaning rule\(s\) 'rot13'"):
+        Classifier.from_folder(folder, threads=1)
+
+
 def test_text_file_stdin_and_csv_output(variant, clf, tmp_path):
     """A .txt file (blank line kept), stdin and "-" give the same predictions; CSV output parses back."""
     texts = ["covid vaccine causes magnetism", "", "WHO publishes new guidance on masks"]

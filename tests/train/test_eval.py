@@ -16,11 +16,13 @@ from click.testing import CliRunner
 
 from edgefn import runs
 from edgefn.cli.commands import main
+from edgefn.core.cleaning import clean_texts
 from edgefn.core.metrics import calibration, classification_metrics
 from edgefn.data.catalog import load_data
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier, ood_scores, read_ood
 from edgefn.train.evaluate import EvalConfig, evaluate, format_eval
+from tests.helpers import record_training_cleaning
 
 SAMPLES = 120
 
@@ -32,6 +34,7 @@ def run(tiny_run_factory, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("eval") / "tiny"
     shutil.copytree(tiny_run_factory("test-tiny-bert"), path)
+    record_training_cleaning(path)  # as a fine-tune on CONSTRAINT: URLs and @handles deleted
     export(ExportConfig(run_dir=path, schemes=("none",), threads=1))
     return path
 
@@ -79,6 +82,13 @@ def test_eval_checkpoint_on_liar(run: Path, shared_data: Path, monkeypatch: pyte
     liar = load_data(f"liar:{shared_data / 'liar'}").test
     rows = sorted(random.Random(42).sample(range(len(liar)), SAMPLES))
     texts, labels = [liar.texts[i] for i in rows], [liar.labels[i] for i in rows]
+    # the run's training cleaning (CONSTRAINT: URLs and @handles deleted) is applied and recorded
+    assert saved["cleaning"] == {
+        "applied": True,
+        "rules": ["drop-urls", "drop-handles"],
+        "from": f"{run / runs.METRICS} (the fine-tune's data record)",
+    }
+    texts = clean_texts(texts, saved["cleaning"]["rules"])
     clf = load_reference(run / runs.CHECKPOINT, threads=1)
     logits = clf.predict_logits(texts)
     prob = (np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)).tolist()
@@ -94,7 +104,9 @@ def test_eval_checkpoint_on_liar(run: Path, shared_data: Path, monkeypatch: pyte
     assert titles == [f"{run.name}: pytorch on liar (test)"] * 2
 
     validation = RunFolder(run).read_split("validation")
-    scores = ood_scores(clf.predict_logits(validation.texts), "energy")
+    scores = ood_scores(
+        clf.predict_logits(clean_texts(validation.texts, saved["cleaning"]["rules"])), "energy"
+    )
     ood = read_ood(run, "pytorch", runs.files_fingerprint(RunFolder(run).verify_checkpoint()))
     assert ood is not None and ood.threshold == pytest.approx(float(np.quantile(scores, 0.95)), abs=1e-4)
     assert 0.0 <= saved["ood"]["auroc"] <= 1.0 and saved["ood"]["flagged_in_domain_test"] < 0.3
@@ -132,6 +144,17 @@ def test_cli_eval_and_bad_model(run: Path, shared_data: Path, tmp_path: Path):
     assert "isot (test)" in res.output and "balanced accuracy" in res.output
     saved = json.loads((run / "eval" / "isot" / "metrics.json").read_text())
     assert saved["metrics"]["n"] == 60 and saved["data"]["cleaning"]["applied"] is True
+    assert (
+        saved["cleaning"]["rules"] == ["drop-urls", "drop-handles"] and "cleaning   drop-urls" in res.output
+    )
+    res = CliRunner().invoke(
+        main,
+        ["eval", "--model", str(run), "--data", str(shared_data / "isot" / "titles"), "--max-samples", "20"]
+        + ["--no-clean"],
+    )
+    saved = json.loads((run / "eval" / "isot" / "metrics.json").read_text())
+    assert res.exit_code == 0 and saved["cleaning"] == {"applied": False, "rules": [], "from": "off"}
+    assert saved["data"]["cleaning"]["applied"] is False and "cleaning   off" in res.output
     res = CliRunner().invoke(main, ["eval", "--model", str(tmp_path), "--data", "liar"])
     assert res.exit_code == 2 and "neither a run folder" in res.output and res.output.count("\n") == 1
 

@@ -2,10 +2,11 @@
 // onnxruntime-web's WASM backend. Every file comes from this folder (edgefn_package.json lists them).
 import * as ort from './ort.wasm.min.mjs';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { cleanText } from './cleaning.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const state = { session: null, seq: 0 };
+const state = { session: null, seq: 0, cleaning: [] };
 
 async function fetchOk(url) {
   const res = await fetch(url);
@@ -48,7 +49,7 @@ function softmax(values) {
 async function classify(text) {
   const { session, tokenizer, maxLength, id2label, fakeId } = state;
   const t0 = performance.now();
-  const enc = encode(tokenizer, text, maxLength);
+  const enc = encode(tokenizer, cleanText(text, state.cleaning), maxLength);
   const n = enc.ids.length;
   const tensor = (a) => new ort.Tensor('int64', BigInt64Array.from(a, (v) => BigInt(v)), [1, n]);
   const inputs = { input_ids: enc.ids, attention_mask: enc.ids.map(() => 1), token_type_ids: enc.types };
@@ -70,6 +71,9 @@ function describe(pkg, model) {
   const inDomain = m.test_accuracy == null ? 'not measured' : `${pct(m.test_accuracy)} on ${m.test_rows} ${m.data} test texts (PyTorch checkpoint)`;
   $('acc-in').textContent = `${inDomain}; this variant ${pct(model.validation_accuracy)} on ${model.validation_rows} validation texts`;
   const ood = pkg.out_of_domain ?? [];
+  $('cleaning').textContent = state.cleaning.length
+    ? `${state.cleaning.join(', ')} (as in training; ?clean=0 turns it off)`
+    : 'none';
   $('acc-out').textContent = ood.length
     ? ood.map((o) => `${pct(o.accuracy)} on ${o.rows} ${o.data} texts (${o.model})`).join('; ')
     : 'not measured (run `edgefn eval` on another dataset, then package again)';
@@ -93,6 +97,9 @@ async function load() {
   state.session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
   state.tokenizer = new Tokenizer(tokJson, tokConfig);
   state.maxLength = pkg.max_length;
+  // The run's training cleaning (URLs, @handles ...) applied to each text, as `edgefn predict` does.
+  state.cleaning = params.get('clean') === '0' ? [] : (pkg.cleaning ?? []);
+  cleanText('', state.cleaning); // a rule this page does not know stops it here, before any answer
   state.id2label = Object.fromEntries(Object.entries(config.id2label ?? { 0: 'real', 1: 'fake' }).map(([k, v]) => [Number(k), v]));
   state.fakeId = Number(Object.keys(state.id2label).find((k) => state.id2label[k] === 'fake') ?? 1);
   describe(pkg, model);
