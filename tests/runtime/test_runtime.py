@@ -186,9 +186,12 @@ def test_training_cleaning_is_applied_at_serving(variant, tmp_path):
     assert raw.predict([noisy])[0].logits != with_url.logits
     np.testing.assert_allclose(raw.predict([plain])[0].logits, without.logits, atol=1e-6)
 
-    rows = parse_jsonl(run_cli("predict", "--model", str(folder), "--threads", "1", noisy, plain).stdout)
+    full = ("--precision", "full")
+    rows = parse_jsonl(
+        run_cli("predict", "--model", str(folder), "--threads", "1", *full, noisy, plain).stdout
+    )
     assert rows[0]["prob_fake"] == rows[1]["prob_fake"] == pytest.approx(without.prob_fake, abs=1e-6)
-    result = run_cli("predict", "--model", str(folder), "--threads", "1", "--no-clean", noisy)
+    result = run_cli("predict", "--model", str(folder), "--threads", "1", *full, "--no-clean", noisy)
     assert result.exit_code == 0, result.output
     expected = list(raw.predict([noisy])[0].logits)
     assert parse_jsonl(result.stdout)[0]["logits"] == pytest.approx(expected, abs=1e-6)
