@@ -68,8 +68,9 @@ def predict(
         clean=not no_clean,
         **given(batch_size=batch_size),
     )
-    if clf.provider_note:
-        click.echo(f"note: {clf.provider_note}", err=True)
+    for line in (clf.provider_note, clf.cleaning_note):
+        if line:
+            click.echo(f"note: {line}", err=True)
     note = ood_note(model) if clf.ood is None else None
     if note:
         click.echo(f"note: {note}", err=True)

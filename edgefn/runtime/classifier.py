@@ -206,6 +206,18 @@ def id2label_of(config: dict[str, Any], where: str = runs.MODEL_CONFIG) -> dict[
     return {int(k): str(v) for k, v in raw.items()}
 
 
+def _unrecorded_cleaning(variant: Path) -> str | None:
+    """A note for a run's variant exported before export.json recorded the serving cleaning, when the run's
+    training cleaned its texts: the variant is served raw until it is exported again."""
+    rules, _ = runs.RunFolder(variant.parent.parent).serving_cleaning()
+    if not rules:
+        return None
+    return (
+        f"{variant.name} predates serving cleaning: its training applied {', '.join(rules)}, these texts are not "
+        f"cleaned; re-export to apply them (edgefn export --run-dir {variant.parent.parent})"
+    )
+
+
 class Classifier:
     """Texts in, predictions out: the cleaning rules, one `Encoder`, length-sorted batches and a runner (the engine's:
     an ONNX Runtime session, another runtime's compiled model, the PyTorch checkpoint). What bench times and export
@@ -234,6 +246,9 @@ class Classifier:
         self.manifest = manifest or runs.VariantManifest()
         self.fake_id = next((i for i, name in id2label.items() if name == "fake"), 1)
         self.ood: OodThreshold | None = None  # set by from_folder from the run's ood.json, or by the caller
+        self.cleaning_note: str | None = (
+            None  # set by from_folder for a variant older than its run's cleaning
+        )
         self.fingerprint: str | None = None  # `runs.files_fingerprint` of the model's files, where known
 
     @classmethod
@@ -321,6 +336,8 @@ class Classifier:
             clf.fingerprint = runs.files_fingerprint(dict(manifest.files_sha256))
         if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
             clf.ood = read_ood(folder.parent.parent, folder.name, clf.fingerprint)
+            if clean and manifest.cleaning is None:
+                clf.cleaning_note = _unrecorded_cleaning(folder)
         return clf
 
     @classmethod

@@ -20,6 +20,7 @@ from edgefn.cli.commands import main
 from edgefn.core.errors import EdgefnError
 from edgefn.runs import RunFolder
 from edgefn.runtime.classifier import Classifier, softmax
+from tests.helpers import record_training_cleaning
 
 LONG_TEXT = "breaking news " * 7143  # 100,002 characters
 ODD_TEXTS = ["", "   \t  ", LONG_TEXT[:100_000], "Vaccine 💉😷 works? مرحبا 你好 Привет — ça va!"]
@@ -164,6 +165,31 @@ def test_odd_texts_through_cli(variant, clf):
         np.testing.assert_allclose(row["logits"], pred.logits, atol=5e-5)  # written to 4 decimals
         assert row["prob_fake"] == pytest.approx(float(softmax(np.array([row["logits"]]))[0, 1]), abs=1e-4)
     assert clf.tokenizer.encode(ODD_TEXTS[0]).ids == [101, 102]
+
+
+def test_variant_older_than_its_runs_cleaning_is_named(variant, tmp_path):
+    """A run's variant exported before export.json recorded the serving cleaning, from a run whose training
+    cleaned its texts: served raw (nothing guessed), with one note naming the rules and the re-export command;
+    none when cleaning is turned off or the training cleaned nothing."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(variant.parent.parent, run_dir)
+    folder = run_dir / runs.ONNX_DIR / variant.name
+    record = runs.read_json(folder / runs.EXPORT_MANIFEST)
+    runs.write_json(folder / runs.EXPORT_MANIFEST, {k: v for k, v in record.items() if k != "cleaning"})
+    assert (
+        Classifier.from_folder(folder, threads=1).cleaning_note is None
+    )  # the run's training cleaned nothing
+    record_training_cleaning(run_dir)
+    clf = Classifier.from_folder(folder, threads=1)
+    assert clf.cleaning == ()
+    assert (
+        "drop-urls, drop-handles" in clf.cleaning_note
+        and f"edgefn export --run-dir {run_dir}" in clf.cleaning_note
+    )
+    assert Classifier.from_folder(folder, threads=1, clean=False).cleaning_note is None
+    result = run_cli("predict", "--model", str(folder), "--threads", "1", "a text https://t.co/x")
+    assert result.exit_code == 0 and result.stderr.count("predates serving cleaning") == 1
+    assert "predates" not in result.stdout
 
 
 def test_training_cleaning_is_applied_at_serving(variant, tmp_path):
