@@ -68,6 +68,7 @@ def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False
         epochs=opts["epochs"],
         batch_size=opts["batch_size"],
         lr=opts["lr"],
+        warmup_steps=opts["warmup_steps"],
         max_length=opts["max_length"],
         max_train_samples=opts["max_train_samples"],
         max_eval_samples=opts["max_val_samples"],

@@ -113,6 +113,11 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(["--epochs"], type=int, help="Maximum epochs. Default: the preset's, 5 for real presets."),
     click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's."),
     click.Option(
+        ["--warmup-steps"],
+        type=click.IntRange(min=0),
+        help="Steps of linear learning-rate warm-up. Default: the preset's.",
+    ),
+    click.Option(
         ["--batch-size"],
         type=int,
         help="Texts per model call. Default: the preset's when fine-tuning, 32 for eval and predict.",
@@ -381,6 +386,7 @@ FINETUNE = (
     "--epochs",
     "--batch-size",
     "--lr",
+    "--warmup-steps",
     "--max-length",
     "--max-train-samples",
     "--max-val-samples",
