@@ -137,10 +137,10 @@ def _epoch_table(say: Progress, bars: bool) -> Any:
             if bars:
                 super().on_evaluate(args, state, control, **kwargs)
 
-        def on_predict(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
             self.scoring = None
             if bars:
-                super().on_predict(args, state, control, **kwargs)
+                super().on_predict(args, state, control, metrics=metrics, **kwargs)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if bars:
