@@ -105,7 +105,8 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
     """A BenchConfig from the BENCH group's values."""
     from edgefn.bench.benchmark import BenchConfig
 
-    return BenchConfig(
+    make = BenchConfig.quick if opts.get("quick") else BenchConfig
+    return make(
         batch_sizes=parse_int_list(opts["batch_sizes"], "--batch-sizes"),
         providers=split_list(opts["providers"]),
         variants=name_list(opts["variants"], "--variants"),

@@ -251,6 +251,12 @@ _TABLE: tuple[click.Parameter, ...] = (
         help="Interleaved rounds (A B C, A B C, ...): the spread across them flags a noisy machine.",
     ),
     click.Option(
+        ["--quick"],
+        is_flag=True,
+        help="A first look: the run's variants and PyTorch only (--peers none), one round (--rounds 1), no "
+        "MatMul peak probe; replaces --peers and --rounds.",
+    ),
+    click.Option(
         ["--max-drop"],
         type=float,
         default=0.5,
@@ -418,6 +424,7 @@ BENCH = (
     "--threads",
     "--peers",
     "--rounds",
+    "--quick",
     "--max-drop",
 )
 INFERENCE = ("--batch-size", "--threads", "--max-length")  # eval and predict: how the model runs
