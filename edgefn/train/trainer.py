@@ -199,7 +199,7 @@ def chance_warning(accuracy: float | None, labels: list[int]) -> str | None:
     if accuracy > majority + max(margin, 1 / n):
         return None
     return (
-        f"best validation accuracy {accuracy:.3f} is within noise of the majority class's share "
+        f"validation accuracy {accuracy:.3f} is within noise of the majority share "
         f"({majority:.3f} of {n} rows): the model may be at chance"
     )
 
