@@ -24,7 +24,10 @@ def warn(progress: Progress, message: str) -> str:
 
 
 def on_terminal() -> bool:
-    """Whether progress bars may draw: stderr, where they go, is a terminal (not a file or a pipe)."""
+    """Whether progress bars may draw: stderr, where they go, is a terminal (not a file or a pipe), or this is
+    a notebook (whose bars are widgets)."""
+    if "ipykernel" in sys.modules:
+        return True
     isatty = getattr(sys.stderr, "isatty", None)
     try:
         return bool(isatty and isatty())
