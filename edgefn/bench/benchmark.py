@@ -269,8 +269,8 @@ def sample_warning(samples: int, max_drop: float) -> str | None:
         return None
     need = math.ceil(100 / max_drop)
     return (
-        f"one text of {samples} is {100 / samples:.2f} accuracy points > --max-drop {max_drop:g}: "
-        f"it alone can decide the verdict; score >= {need} texts"
+        f"one text of {samples} is {100 / samples:.4g} accuracy points > --max-drop {max_drop:g}: "
+        f"it can decide the verdict; score >= {need} texts"
     )
 
 
