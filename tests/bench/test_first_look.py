@@ -42,7 +42,11 @@ def test_sample_warning_when_one_text_outweighs_max_drop() -> None:
     """64 texts make one text 1.5625 points, over the 0.5 default: warned, naming the 200 texts needed; 200
     texts (0.5 points each) and a --max-drop of 0 are not; the line fits the console."""
     message = sample_warning(64, 0.5)
-    assert message is not None and "one text of 64 is 1.562 accuracy points" in message and ">= 200 texts" in message
+    assert (
+        message is not None
+        and "one text of 64 is 1.562 accuracy points" in message
+        and ">= 200 texts" in message
+    )
     assert len("warning: " + message) <= 120
     assert len("warning: " + (sample_warning(1999, 0.05) or "")) <= 120
     assert sample_warning(200, 0.5) is None
