@@ -22,7 +22,7 @@ from edgefn.core.metrics import (
     roc_auc,
     write_errors_csv,
 )
-from edgefn.core.progress import Progress, Ticker, silent
+from edgefn.core.progress import Progress, Ticker, silent, wrap_line
 from edgefn.data.catalog import DataOptions, Split, load_data
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
@@ -313,4 +313,4 @@ def format_eval(result: EvalResult) -> str:
             f"  {source}: {m['n']} rows, balanced accuracy {m['balanced_accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}"
         )
     lines.append(f"written to {result.output_dir}")
-    return "\n".join(lines)
+    return "\n".join(wrap_line(line) for line in lines)
