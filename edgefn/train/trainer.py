@@ -6,6 +6,7 @@ import math
 import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -230,15 +231,17 @@ def train(
     trainer.remove_callback(PrinterCallback)  # without bars the Trainer prints its raw log dicts
     table = _epoch_table(say, bars=not trainer.args.disable_tqdm)
     trainer.add_callback(table)
-    warnings = []
+    said: list[str] = []
     warmup = warmup_warning(cfg, len(train), trainer.args.world_size)
     if warmup and trainer.is_world_process_zero():
-        warnings.append(warn(say, warmup))
+        said.append(warn(say, warmup))
     drop_incomplete_checkpoints(build / TRAINER_DIR)
     resume = cfg.resume and any((build / TRAINER_DIR).glob("checkpoint-*"))
     start = time.perf_counter()
     try:
-        with disk_faults(build):
+        with disk_faults(build), warnings.catch_warnings():
+            # checkpoint rotation on a coarse-mtime filesystem: the Trainer then orders by step, which is right
+            warnings.filterwarnings("ignore", message="mtime may not be reliable", category=UserWarning)
             out = trainer.train(resume_from_checkpoint=True if resume else None)
     except BaseException:  # a checkpoint cut short (full disk, Ctrl-C while saving) must not be resumed from
         drop_incomplete_checkpoints(build / TRAINER_DIR)
@@ -250,7 +253,7 @@ def train(
     accuracies = [e["eval_accuracy"] for e in trainer.state.log_history if "eval_accuracy" in e]
     chance = chance_warning(max(accuracies, default=None), list(val["label"]))
     if chance and trainer.is_world_process_zero():
-        warnings.append(warn(say, chance))
+        said.append(warn(say, chance))
     stats = {
         "train_seconds": seconds,
         "train_samples": len(train),
@@ -261,7 +264,7 @@ def train(
         "resumed": bool(resume),
         "world_size": trainer.args.world_size,
         "log_history": trainer.state.log_history,
-        "warnings": warnings,
+        "warnings": said,
     }
     return trainer, stats
 
