@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from edgefn.core import outputs
 from edgefn.core.environment import check_threads, physical_cores
 from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.core.metrics import classification_metrics
-from edgefn.core.progress import Progress
+from edgefn.core.progress import Progress, warn
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
 from edgefn.runtime.inference import available_providers
@@ -62,6 +63,7 @@ class BenchConfig:
     peers: tuple[str, ...] | None = None  # None: every peer (pytorch-int8, ort-default, ...); (): none
     rounds: int = 3  # interleaved rounds: every target once per round, in a fresh process
     max_drop: float = DEFAULT_MAX_DROP  # accuracy points a shippable row may lose against the reference
+    peak_probe: bool = True  # measure this machine's MatMul peak first (for peak_fraction)
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -99,6 +101,11 @@ class BenchConfig:
             raise ConfigError("rounds", f"must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
         if not 0 <= self.max_drop <= 100:
             raise ConfigError("max_drop", f"must be between 0 and 100 accuracy points, got {self.max_drop}")
+
+    @classmethod
+    def quick(cls, **fields: Any) -> BenchConfig:
+        """A first look: the run's own variants and the reference only (no peers), one round, no peak probe."""
+        return cls(**{**fields, "peers": (), "rounds": 1, "peak_probe": False})
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -255,9 +262,27 @@ def _describe(r: TargetResult) -> str:
     return f"ok ({r.session_ms:.0f} ms to load{lat}, peak RSS {r.peak_rss_mb:.0f} MB)"
 
 
+def sample_warning(samples: int, max_drop: float) -> str | None:
+    """A warning when one text of the accuracy sample is worth more than `max_drop` points: the verdict
+    could then drop a row for a single text."""
+    if samples <= 0 or max_drop <= 0 or 100 / samples <= max_drop:
+        return None
+    need = math.ceil(100 / max_drop)
+    return (
+        f"one text of {samples} is {100 / samples:.4g} accuracy points > --max-drop {max_drop:g}: "
+        f"it can decide the verdict; score >= {need} texts"
+    )
+
+
 def _notes(cfg: BenchConfig, max_length: int, results: list[TargetResult]) -> list[str]:
     from edgefn.bench.measure import RSS_METHOD
 
+    peak = (
+        "peak_fraction divides achieved GFLOP/s by this machine's MatMul peak (int8 rows: the int8 peak) "
+        "measured in this run with the same threads"
+        if cfg.peak_probe
+        else "peak_fraction is empty: the MatMul peak was not measured (--quick)"
+    )
     notes = [
         f"fixed: inputs pre-tokenised to (batch, {cfg.seq_len}); the timed call is the model alone",
         f"real: the test texts sorted by length, padded to each batch's longest (truncated at {max_length}); "
@@ -265,8 +290,7 @@ def _notes(cfg: BenchConfig, max_length: int, results: list[TargetResult]) -> li
         "latency figures are per sample (call time / samples in the call); throughput is samples / total time",
         f"peak_rss_mb: {RSS_METHOD}",
         "FLOPs: 2*M*K*N of every MatMul/Gemm/MatMulInteger in the ONNX graph at the padded shape (PyTorch "
-        "rows use the fp32 graph); peak_fraction divides achieved GFLOP/s by this machine's MatMul peak "
-        "(int8 rows: the int8 peak) measured in this run with the same threads",
+        f"rows use the fp32 graph); {peak}",
     ]
     notes += [
         f"{r.variant} on {r.provider}: {r.placement.warning}"
@@ -310,6 +334,9 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     max_length = check_fits(config, cfg, None)
     test = run.read_split("test")
     texts, labels = test.texts[: cfg.samples], test.labels[: cfg.samples]
+    small = sample_warning(len(texts), cfg.max_drop)
+    if small:
+        warn(say, small)
     providers = cfg.providers or default_providers()
     targets = plan_targets(variants, providers)
     if not any(t.status == "pending" for t in targets):
@@ -319,13 +346,15 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     threads = cfg.threads or physical_cores()
     assert cfg.peers is not None
     targets += peer_targets(run, cfg.peers, providers, quantize.detect_target(), say)
-    say(f"measuring this machine's MatMul peak ({threads} threads) ...")
-    peak = in_fresh_process(
-        measure.measure_matmul_peak,
-        threads,
-        1024,
-        any(t.status == "pending" and device_of(t.provider) == "cuda" for t in targets),
-    )
+    peak: dict[str, Any] = {}
+    if cfg.peak_probe:
+        say(f"measuring this machine's MatMul peak ({threads} threads) ...")
+        peak = in_fresh_process(
+            measure.measure_matmul_peak,
+            threads,
+            1024,
+            any(t.status == "pending" and device_of(t.provider) == "cuda" for t in targets),
+        )
     flops = _flops_models(variants, say)
     before = noise.machine_state()
     measured = run_rounds(
@@ -365,7 +394,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         collect_environment(threads, available_providers(), engines.cuda_device_present()),
         peak,
         results,
-        _notes(cfg, max_length, results),
+        _notes(cfg, max_length, results) + ([f"warning: {small}"] if small else []),
         machine={
             "before": before,
             "after": after,

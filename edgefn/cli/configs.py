@@ -68,6 +68,7 @@ def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False
         epochs=opts["epochs"],
         batch_size=opts["batch_size"],
         lr=opts["lr"],
+        warmup_steps=opts["warmup_steps"],
         max_length=opts["max_length"],
         max_train_samples=opts["max_train_samples"],
         max_eval_samples=opts["max_val_samples"],
@@ -104,7 +105,8 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
     """A BenchConfig from the BENCH group's values."""
     from edgefn.bench.benchmark import BenchConfig
 
-    return BenchConfig(
+    make = BenchConfig.quick if opts.get("quick") else BenchConfig
+    return make(
         batch_sizes=parse_int_list(opts["batch_sizes"], "--batch-sizes"),
         providers=split_list(opts["providers"]),
         variants=name_list(opts["variants"], "--variants"),

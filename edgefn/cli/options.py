@@ -136,6 +136,11 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(["--epochs"], type=int, help="Maximum epochs. Default: the preset's, 5 for real presets."),
     click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's."),
     click.Option(
+        ["--warmup-steps"],
+        type=click.IntRange(min=0),
+        help="Steps of linear learning-rate warm-up. Default: the preset's.",
+    ),
+    click.Option(
         ["--batch-size"],
         type=int,
         help="Texts per model call. Default: the preset's when fine-tuning, 32 for eval and predict.",
@@ -267,6 +272,12 @@ _TABLE: tuple[click.Parameter, ...] = (
         default=3,
         show_default=True,
         help="Interleaved rounds (A B C, A B C, ...): the spread across them flags a noisy machine.",
+    ),
+    click.Option(
+        ["--quick"],
+        is_flag=True,
+        help="A first look: the run's variants and PyTorch only (--peers none), one round (--rounds 1), no "
+        "MatMul peak probe; replaces --peers and --rounds.",
     ),
     click.Option(
         ["--max-drop"],
@@ -417,6 +428,7 @@ FINETUNE = (
     "--epochs",
     "--batch-size",
     "--lr",
+    "--warmup-steps",
     "--max-length",
     "--max-train-samples",
     "--max-val-samples",
@@ -448,6 +460,7 @@ BENCH = (
     "--threads",
     "--peers",
     "--rounds",
+    "--quick",
     "--max-drop",
 )
 INFERENCE = ("--batch-size", "--threads", "--max-length")  # eval and predict: how the model runs

@@ -21,8 +21,10 @@ from edgefn.cli.options import BENCH, DATA, EXPORT, FINETUNE, INFERENCE, use
 
 
 def _say(msg: str) -> None:
-    """Progress lines go to stderr, results to stdout."""
-    click.echo(msg, err=True)
+    """Progress lines go to stderr, results to stdout; a long one is folded to fit the console."""
+    from edgefn.core.progress import wrap_line
+
+    click.echo(wrap_line(msg), err=True)
 
 
 def next_hint(*commands: str, run_dir: Path | str) -> str:

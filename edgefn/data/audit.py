@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from edgefn.core.progress import wrap_line
 from edgefn.data.cleaning import HANDLE, HANDLE_PLACEHOLDER, HASHTAG, URL, URL_PLACEHOLDER
 from edgefn.data.dataset import SPLITS, DatasetBundle
 
@@ -251,10 +252,22 @@ def audit_data(
     return report
 
 
-def _rate(v: Any) -> str:
+CELL = 13  # characters of one class's shares in the cue table
+
+
+def _rate(v: Any, width: int = CELL) -> str:
+    """A binary cue's rate, or a bucketed cue's most common buckets (as many whole ones as fit `width`)."""
     if isinstance(v, float):
         return f"{v:.1%}"
-    return ", ".join(f"{k} {share:.0%}" for k, share in list(v.items())[:3])
+    if not v:
+        return "-"
+    parts = [f"{k} {share:.0%}" for k, share in sorted(v.items(), key=lambda kv: -kv[1])]
+    cell = parts[0]
+    for part in parts[1:]:
+        if len(cell) + 2 + len(part) > width:
+            break
+        cell += ", " + part
+    return cell
 
 
 def format_audit(report: dict[str, Any]) -> str:
@@ -262,23 +275,26 @@ def format_audit(report: dict[str, Any]) -> str:
     near-duplicates and the verdict lines."""
     cleaning = report.get("cleaning") or {}
     lines = [
-        f"dataset    {report['name']}  rows {report['rows']}",
+        f"dataset    {report['name']}  rows "
+        + ", ".join(f"{split} {n:,}" for split, n in report["rows"].items()),
         f"cleaning   {'; '.join(cleaning.get('rules') or []) or 'none applied'}",
         "",
-        "cue               train fake / real            test fake / real             alone: acc  bal.acc",
+        f"{'cue':17s} {'train fake':>{CELL}s} / {'real':<{CELL}s}  {'test fake':>{CELL}s} / {'real':<{CELL}s}  "
+        "alone: acc  bal.acc",
     ]
     for name, c in report["cues"].items():
         tr, te = c["per_split"]["train"], c["per_split"]["test"]
         lines.append(
-            f"{name:17s} {_rate(tr['fake'])[:13]:>13s} / {_rate(tr['real'])[:13]:<13s}"
-            f"{_rate(te['fake'])[:13]:>13s} / {_rate(te['real'])[:13]:<13s} "
+            f"{name:17s} {_rate(tr['fake']):>{CELL}s} / {_rate(tr['real']):<{CELL}s}  "
+            f"{_rate(te['fake']):>{CELL}s} / {_rate(te['real']):<{CELL}s}  "
             f"{c['test_accuracy']:10.1%} {c['test_balanced_accuracy']:8.1%}"
         )
     if "ngrams" in report:
         g = report["ngrams"]
         lines += [
             "",
-            f"linear model ({g['model']}): test accuracy {g['test_accuracy']:.1%}, balanced {g['test_balanced_accuracy']:.1%}",
+            f"linear model ({g['model']}): test accuracy {g['test_accuracy']:.1%}, "
+            f"balanced {g['test_balanced_accuracy']:.1%}",
             "  fake: " + ", ".join(t for t, _ in g["fake"]),
             "  real: " + ", ".join(t for t, _ in g["real"]),
         ]
@@ -289,4 +305,4 @@ def format_audit(report: dict[str, Any]) -> str:
     lines += [""] + (
         report["verdicts"] or ["no strong cue (none alone reaches balanced accuracy 60% on test)"]
     )
-    return "\n".join(lines)
+    return "\n".join(wrap_line(line) for line in lines)

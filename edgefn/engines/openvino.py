@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import numpy as np
 
 from edgefn.core.environment import cpu_flags
 from edgefn.core.errors import EdgefnError
+from edgefn.core.progress import on_terminal
 from edgefn.runtime import engines
 from edgefn.runtime.engines import Calibration, Engine, Exported, ExportRequest, LoadRequest, Peer
 from edgefn.runtime.inference import MODEL_INPUTS
@@ -147,6 +152,25 @@ def convert_to_ir(onnx_model: Path, out_dir: Path) -> Path:
     return out_dir / IR_XML
 
 
+@contextlib.contextmanager
+def _nncf_quiet() -> Iterator[None]:
+    """NNCF logs INFO lines to stdout and draws rich progress bars there, inside edgefn's results: for the
+    duration its log shows warnings only, on stderr, and its bars draw on stderr at a terminal, else nowhere."""
+    import logging
+
+    from nncf.common.logging.logger import nncf_logger
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("nncf %(levelname)s: %(message)s"))
+    saved = nncf_logger.handlers, nncf_logger.level
+    nncf_logger.handlers, nncf_logger.level = [handler], logging.WARNING
+    try:
+        with contextlib.redirect_stdout(sys.stderr if on_terminal() else io.StringIO()):
+            yield
+    finally:
+        nncf_logger.handlers, nncf_logger.level = saved
+
+
 def quantize_nncf(
     onnx_model: Path, out_dir: Path, calibration: dict[str, list[list[int]]], subset: int = NNCF_SUBSET
 ) -> Path:
@@ -168,9 +192,10 @@ def quantize_nncf(
     model = ov.Core().read_model(str(onnx_model))
     names = [i.get_any_name() for i in model.inputs]
     items = [{n: np.asarray([calibration[n][i]], dtype=np.int64) for n in names} for i in range(rows)]
-    quantized = nncf.quantize(
-        model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=min(subset, rows)
-    )
+    with _nncf_quiet():
+        quantized = nncf.quantize(
+            model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=min(subset, rows)
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_dir / IR_XML), compress_to_fp16=False)
     return out_dir / IR_XML

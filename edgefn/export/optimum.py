@@ -10,6 +10,14 @@ from typing import Any
 from edgefn import runs
 from edgefn.core.errors import EdgefnError, disk_faults
 from edgefn.core.presets import ArchQuirks
+from edgefn.core.progress import dropping_log_messages
+
+# Optimum's main_export loads the checkpoint with `torch_dtype=`, which this transformers deprecates in favour
+# of `dtype`; the load is Optimum's own, so its one message is dropped, nothing else.
+_OPTIMUM_NOISE = (
+    ("transformers.modeling_utils", "transformers.configuration_utils"),
+    ("`torch_dtype` is deprecated",),
+)
 
 
 def export_plain_onnx(checkpoint: Path, out: Path, opset: int | None = None) -> int:
@@ -25,7 +33,7 @@ def export_plain_onnx(checkpoint: Path, out: Path, opset: int | None = None) -> 
 
     check_weights(checkpoint)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), dropping_log_messages(*_OPTIMUM_NOISE):
             # torch.jit's tracer warns about constants it records; the parity check is what tells
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             main_export(

@@ -30,7 +30,8 @@ def write_mobile(job: PackageJob, tmp: Path) -> runs.PackageManifest:
             shutil.copy2(src / file, tmp / file)
     models = []
     for name in names:
-        job.step(f"mobile: {name}: converting to ORT format ({ortformat.ORT_FORMAT})")
+        settings = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ortformat.ORT_FORMAT.items())
+        job.step(f"mobile: {name}: converting to ORT format ({settings})")
         model, onnx_clf = job.run.variant_dir(name) / runs.ONNX_FILE, job.classifier(name, batch_size=32)
         record = ortformat.convert_and_check(model, onnx_clf, tmp / name, job.texts, job.threads)
         job.step(

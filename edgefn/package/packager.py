@@ -12,7 +12,7 @@ from edgefn import runs
 from edgefn.core import outputs
 from edgefn.core.environment import check_threads
 from edgefn.core.errors import ConfigError, EdgefnError
-from edgefn.core.progress import Progress, silent
+from edgefn.core.progress import Progress, silent, wrap_line
 from edgefn.package.targets import PackageJob, get_target, target_names
 from edgefn.runs import RunFolder
 
@@ -144,4 +144,5 @@ def format_summary(result: PackageResult) -> str:
             )
     lines.append(f"  {get_target(result.target).usage(result.folder)}")
     lines += [f"note: {n}" for n in result.notes]
-    return "\n".join(lines)
+    lines += [f"warning (finetune): {w}" for w in (m.model or {}).get("warnings") or []]
+    return "\n".join(wrap_line(line) for line in lines)

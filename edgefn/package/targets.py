@@ -102,7 +102,8 @@ def get_target(name: str) -> PackageTarget:
 
 def run_record(run: RunFolder) -> dict[str, Any]:
     ft = run.read_finetune_config(required=False)
-    test = run.read_metrics().get("test") or {}
+    metrics = run.read_metrics()
+    test = metrics.get("test") or {}
     return {
         "run": run.name,
         "preset": ft.preset,
@@ -110,7 +111,8 @@ def run_record(run: RunFolder) -> dict[str, Any]:
         "data": ft.data,
         "test_accuracy": test.get("accuracy"),
         "test_rows": test.get("n"),
-        "parameters": run.read_metrics().get("parameters"),
+        "parameters": metrics.get("parameters"),
+        "warnings": metrics.get("warnings") or [],  # finetune's: a model that may not have learned
     }
 
 

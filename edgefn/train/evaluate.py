@@ -22,7 +22,7 @@ from edgefn.core.metrics import (
     roc_auc,
     write_errors_csv,
 )
-from edgefn.core.progress import Progress, silent
+from edgefn.core.progress import Progress, Ticker, silent, wrap_line
 from edgefn.data.catalog import DataOptions, Split, load_data
 from edgefn.runs import RunFolder
 from edgefn.runtime import engines
@@ -127,9 +127,26 @@ def _rows(cfg: EvalConfig) -> tuple[str, Split, dict[str, Any]]:
     return bundle.name, _sample(split, cfg.samples, cfg.seed), bundle.info
 
 
-def _score(clf: Classifier, split: Split) -> tuple[dict[str, Any], np.ndarray, list[int], list[float]]:
+SCORE_CHUNK = 1024  # texts per predict call, so that a long scoring can say how far it got
+
+
+def _logits(clf: Classifier, texts: list[str], say: Progress) -> np.ndarray:
+    """The model's logits for `texts`, in chunks, with a `scored rows: n/total` line every few seconds."""
+    if len(texts) <= SCORE_CHUNK:
+        return clf.predict_logits(texts)
+    ticker = Ticker(say, "scored rows", len(texts))
+    parts = []
+    for start in range(0, len(texts), SCORE_CHUNK):
+        parts.append(clf.predict_logits(texts[start : start + SCORE_CHUNK]))
+        ticker.update(start + len(parts[-1]))
+    return np.concatenate(parts)
+
+
+def _score(
+    clf: Classifier, split: Split, say: Progress = silent
+) -> tuple[dict[str, Any], np.ndarray, list[int], list[float]]:
     """Metrics (with the reliability bins and per-source metrics), logits, predictions (1 = fake), P(fake)."""
-    logits = clf.predict_logits(split.texts)
+    logits = _logits(clf, split.texts, say)
     prob = softmax(logits)[:, clf.fake_id].tolist() if len(split) else []
     preds = [int(k == clf.fake_id) for k in logits.argmax(axis=-1)]
     m = classification_metrics(split.labels, preds, prob)
@@ -146,15 +163,15 @@ def folder_name(data: str, split: str) -> str:
 
 
 def _in_domain(
-    cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder, new_logits: np.ndarray
+    cfg: EvalConfig, clf: Classifier, model: str, run: RunFolder, new_logits: np.ndarray, say: Progress
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's own test split scored by the same model, and the OOD threshold (calibrated on the run's
     validation split, recorded in RUN/ood.json) with its AUROC at telling that test split from the new data."""
     test = _sample(run.read_split("test"), cfg.samples, cfg.seed)
-    metrics, test_logits, _, _ = _score(clf, test)
+    metrics, test_logits, _, _ = _score(clf, test, say)
     validation = _sample(run.read_split("validation"), OOD_CALIBRATION_ROWS, cfg.seed)
     threshold = OodThreshold.calibrate(
-        clf.predict_logits(validation.texts),
+        _logits(clf, validation.texts, say),
         f"{run.path.name} validation",
         cfg.ood_score,
         model_sha256=clf.fingerprint,
@@ -241,10 +258,10 @@ def _evaluate(
     data_name, split, data_info = _rows(cfg)
     output = _output_dir(cfg, data_name, model, run)
     say(f"scoring {len(split)} rows of {data_name} ({cfg.split}) with {model}")
-    metrics, logits, preds, prob = _score(clf, split)
+    metrics, logits, preds, prob = _score(clf, split, say)
     if cfg.in_domain and run:
         say("scoring the run's own test split (in-domain twin) and calibrating the OOD threshold")
-    in_domain, ood = _in_domain(cfg, clf, model, run, logits) if cfg.in_domain and run else (None, None)
+    in_domain, ood = _in_domain(cfg, clf, model, run, logits, say) if cfg.in_domain and run else (None, None)
     record = runs.EvalManifest(
         edgefn_eval=1,
         model=model,
@@ -321,4 +338,4 @@ def format_eval(result: EvalResult) -> str:
             f"  {source}: {m['n']} rows, balanced accuracy {m['balanced_accuracy']:.4f}, macro F1 {m['f1_macro']:.4f}"
         )
     lines.append(f"written to {result.output_dir}")
-    return "\n".join(lines)
+    return "\n".join(wrap_line(line) for line in lines)

@@ -18,7 +18,7 @@ from edgefn.core.metrics import (
     write_errors_csv,
 )
 from edgefn.core.presets import count_parameters, get_preset
-from edgefn.core.progress import Progress, silent
+from edgefn.core.progress import Progress, silent, wrap_line
 from edgefn.core.weights import load_model
 from edgefn.data import catalog as datasets_registry
 from edgefn.data.catalog import DatasetBundle, Split
@@ -138,6 +138,7 @@ def _write_outputs(
         "parameters": count_parameters(trainer.model),
         "checkpoint_mb": runs.dir_size_mb(run.checkpoint, "model.safetensors"),
         "training": stats,
+        "warnings": stats.get("warnings", []),  # the run may not have learned: show and package repeat them
         "data": {**data.info, "fingerprint": data.fingerprint()},
         "versions": engines.library_versions(),
     }
@@ -244,7 +245,8 @@ def _finetune_into(
             settings=cfg.identity(),
         )
         runs.write_json(run.finetune_config, config)
-    trainer, stats = train(cfg, loaded, data, build)
+    trainer, stats = train(cfg, loaded, data, build, say)
+    say(f"scoring {len(data.test)} test rows with the best checkpoint")
     preds, prob_fake = predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
     metrics = {}
     if trainer.is_world_process_zero():
@@ -276,4 +278,5 @@ def format_summary(result: FinetuneResult) -> str:
     for source, s in (m.get("test_by_source") or {}).items():
         lines.append(f"test on {source}: {s['n']} rows, balanced accuracy {s['balanced_accuracy']:.4f}")
     lines += [f"shortcut: {v}" for v in m.get("shortcut_verdicts") or []]
-    return "\n".join(lines)
+    lines += [f"warning: {w}" for w in m.get("warnings") or []]
+    return "\n".join(wrap_line(line) for line in lines)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from edgefn import runs
 from edgefn.core.errors import disk_faults
 from edgefn.core.metrics import classification_metrics
+from edgefn.core.progress import Progress, Ticker, library_bars_off, on_terminal, silent
 from edgefn.data.catalog import DatasetBundle, Split
 from edgefn.runtime.inference import softmax
 from edgefn.train.config import FinetuneConfig
@@ -30,6 +33,7 @@ def subsample(split: Split, n: int | None, seed: int) -> Split:
 def tokenize_split(split: Split, tokenizer: Any, cfg: FinetuneConfig) -> Any:
     from datasets import Dataset
 
+    library_bars_off()
     ds = Dataset.from_dict({"text": split.texts, "label": split.labels})
     padding = "max_length" if cfg.pad_to_max_length else False
 
@@ -70,7 +74,7 @@ def training_arguments(cfg: FinetuneConfig, trainer_dir: Path) -> Any:
         report_to=[],
         dataloader_num_workers=0,
         save_safetensors=True,
-        disable_tqdm=False,
+        disable_tqdm=not on_terminal(),  # a redirected bar is carriage returns and escape codes
         dataloader_pin_memory=_cuda_available(),
         use_cpu=not _cuda_available(),  # also makes torchrun on CPU use DDP with gloo
         ddp_find_unused_parameters=False,
@@ -88,9 +92,11 @@ EPOCH_TABLE_HEADER = (
 )
 
 
-def _epoch_table() -> Any:
-    """The Trainer's progress bars, with one table row per epoch in place of its raw log dicts."""
+def _epoch_table(say: Progress, bars: bool) -> Any:
+    """The Trainer's progress bars on a terminal (elsewhere a `training steps: n/total` line every few
+    seconds), with one table row per epoch in place of its raw log dicts."""
     from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_utils import has_length
 
     class EpochTable(ProgressCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -98,6 +104,48 @@ def _epoch_table() -> Any:
             self.train_loss: float | None = None
             self.rows = 0
             self.start = time.perf_counter()
+            self.ticker: Ticker | None = None
+            self.scoring: tuple[Ticker, list[int]] | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if bars:
+                super().on_train_begin(args, state, control, **kwargs)
+            elif state.is_world_process_zero:
+                self.ticker = Ticker(say, "training steps", state.max_steps)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if bars:
+                super().on_step_end(args, state, control, **kwargs)
+            elif self.ticker is not None:
+                self.ticker.update(state.global_step)
+
+        def on_prediction_step(
+            self, args: Any, state: Any, control: Any, eval_dataloader: Any = None, **kwargs: Any
+        ) -> None:
+            if bars:
+                super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+                return
+            if not state.is_world_process_zero or not has_length(eval_dataloader):
+                return
+            if self.scoring is None:
+                self.scoring = (Ticker(say, "scoring batches", len(eval_dataloader)), [0])
+            ticker, done = self.scoring
+            done[0] += 1
+            ticker.update(done[0])
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.scoring = None
+            if bars:
+                super().on_evaluate(args, state, control, **kwargs)
+
+        def on_predict(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> None:
+            self.scoring = None
+            if bars:
+                super().on_predict(args, state, control, metrics=metrics, **kwargs)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if bars:
+                super().on_train_end(args, state, control, **kwargs)
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if not state.is_world_process_zero or not logs:
@@ -113,14 +161,58 @@ def _epoch_table() -> Any:
                 f"{time.perf_counter() - self.start:>7.0f}s"
             )
             for line in ([] if self.rows else [EPOCH_TABLE_HEADER]) + [row]:
-                self.training_bar.write(line) if self.training_bar is not None else print(line)
+                self.training_bar.write(line) if self.training_bar is not None else print(line, flush=True)
             self.rows += 1
 
     return EpochTable()
 
 
-def train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) -> tuple[Any, dict[str, Any]]:
+def training_steps(cfg: FinetuneConfig, train_rows: int, world_size: int = 1) -> int:
+    """The optimizer steps the Trainer will take: --max-steps, else epochs x batches per epoch."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    batches = math.ceil(train_rows / ((cfg.batch_size or 16) * max(world_size, 1)))
+    return math.ceil((cfg.epochs or 1) * batches)
+
+
+def warmup_warning(cfg: FinetuneConfig, train_rows: int, world_size: int = 1) -> str | None:
+    """A warning when warm-up lasts the whole training: the learning rate never reaches its set value."""
+    steps = training_steps(cfg, train_rows, world_size)
+    warmup = cfg.warmup_steps or 0
+    if warmup < steps:
+        return None
+    if cfg.max_steps:
+        how = f"--max-steps {steps}"
+    else:
+        epochs = cfg.epochs or 1
+        how = f"{train_rows} rows / batch {cfg.batch_size or 16} x {epochs:g} epoch{'s' * (epochs != 1)}"
+    return f"warm-up {warmup} steps >= training {steps} steps ({how}): lower --warmup-steps or train longer"
+
+
+def chance_warning(accuracy: float | None, labels: list[int]) -> str | None:
+    """A warning when the best validation accuracy is within two standard errors of always answering the
+    majority class: the model may have learned nothing."""
+    if accuracy is None or not labels:
+        return None
+    n = len(labels)
+    majority = max(sum(labels), n - sum(labels)) / n
+    margin = 2 * math.sqrt(majority * (1 - majority) / n)
+    if accuracy > majority + max(margin, 1 / n):
+        return None
+    return (
+        f"validation accuracy {accuracy:.3f} is within noise of the majority share "
+        f"({majority:.3f} of {n} rows): the model may be at chance"
+    )
+
+
+def train(
+    cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path, say: Progress = silent
+) -> tuple[Any, dict[str, Any]]:
+    """Train with the Hugging Face Trainer; returns it and the training stats (with `warnings`, each also said)."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from edgefn.core.progress import warn
 
     tok = loaded.tokenizer
     train = tokenize_split(subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
@@ -135,16 +227,21 @@ def train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) ->
         compute_metrics=_compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience or 2)],
     )
-    from transformers.trainer_callback import ProgressCallback
-
     trainer.remove_callback(ProgressCallback)
-    table = _epoch_table()
+    trainer.remove_callback(PrinterCallback)  # without bars the Trainer prints its raw log dicts
+    table = _epoch_table(say, bars=not trainer.args.disable_tqdm)
     trainer.add_callback(table)
+    said: list[str] = []
+    warmup = warmup_warning(cfg, len(train), trainer.args.world_size)
+    if warmup and trainer.is_world_process_zero():
+        said.append(warn(say, warmup))
     drop_incomplete_checkpoints(build / TRAINER_DIR)
     resume = cfg.resume and any((build / TRAINER_DIR).glob("checkpoint-*"))
     start = time.perf_counter()
     try:
-        with disk_faults(build):
+        with disk_faults(build), warnings.catch_warnings():
+            # checkpoint rotation on a coarse-mtime filesystem: the Trainer then orders by step, which is right
+            warnings.filterwarnings("ignore", message="mtime may not be reliable", category=UserWarning)
             out = trainer.train(resume_from_checkpoint=True if resume else None)
     except BaseException:  # a checkpoint cut short (full disk, Ctrl-C while saving) must not be resumed from
         drop_incomplete_checkpoints(build / TRAINER_DIR)
@@ -153,6 +250,10 @@ def train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) ->
                 bar.close()
         raise
     seconds = time.perf_counter() - start
+    accuracies = [e["eval_accuracy"] for e in trainer.state.log_history if "eval_accuracy" in e]
+    chance = chance_warning(max(accuracies, default=None), list(val["label"]))
+    if chance and trainer.is_world_process_zero():
+        said.append(warn(say, chance))
     stats = {
         "train_seconds": seconds,
         "train_samples": len(train),
@@ -163,6 +264,7 @@ def train(cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path) ->
         "resumed": bool(resume),
         "world_size": trainer.args.world_size,
         "log_history": trainer.state.log_history,
+        "warnings": said,
     }
     return trainer, stats
 

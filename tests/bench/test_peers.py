@@ -319,3 +319,23 @@ def test_full_length_batches_run_a_static_shape_model(ov_run: Path) -> None:
     assert sorted(runner.static) == [2, 6]
     dynamic = runner.request.infer({k: full[k] for k in runner.input_names}).to_tuple()[0]
     np.testing.assert_allclose(static, dynamic, atol=1e-4)
+
+
+def test_nncf_writes_nothing_on_stdout(
+    ov_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """NNCF's INFO log and rich progress bars stay off stdout (bench's result stream): with stderr not a
+    terminal the bars draw nowhere; the quantized IR is still written."""
+    import onnx
+
+    from edgefn.engines.openvino import quantize_nncf
+
+    model = RunFolder(ov_run).variant_dir("fp32") / runs.ONNX_FILE
+    names = [i.name for i in onnx.load(str(model), load_external_data=False).graph.input]
+    row = {"input_ids": [2, 5, 7, 9, 3], "attention_mask": [1] * 5, "token_type_ids": [0] * 5}
+    capfd.readouterr()
+    xml = quantize_nncf(model, tmp_path / "ov", {n: [row[n]] * 8 for n in names}, subset=8)
+    out, err = capfd.readouterr()
+    assert xml.is_file()
+    assert out == ""
+    assert "\x1b" not in err and "INFO" not in err

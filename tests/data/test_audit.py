@@ -112,3 +112,17 @@ def test_cli_data_audit(tmp_path: Path):
     assert report == json.loads(out.read_text())
     assert report["cues"]["url"]["test_accuracy"] == 1.0 and len(report["ngrams"]["fake"]) == 3
     assert report["near_duplicates"]["train/test"]["pairs"] == 0
+
+
+def test_audit_table_cells_are_whole_buckets_and_lines_fit():
+    """The bucketed cues (caps_ratio, length, exclamations) show whole `bucket share` items, most common
+    first, never a bucket cut mid-string; rows are `split n`, not a dict; every line fits 120 columns."""
+    report = audit_data(synthetic(600, url=True), ngrams=5, duplicates=False)
+    report["cues"]["length"]["per_split"]["train"]["fake"] = {"<=200": 0.45, "<=500": 0.35, "<=1000": 0.2}
+    text = format_audit(report)
+    assert "{" not in text and f"rows train {len(synthetic(600, url=True).train)}," in text
+    length_row = next(line for line in text.splitlines() if line.startswith("length "))
+    assert "<=200 45%" in length_row and "<=500" not in length_row  # the second does not fit whole
+    cells = [c.strip() for part in length_row[17:].split("  ") for c in part.split(" / ") if c.strip()]
+    assert all(cell.endswith("%") for cell in cells), length_row
+    assert all(len(line) <= 120 for line in text.splitlines())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,40 @@ def test_max_test_samples_scores_a_recorded_subset(tmp_path: Path) -> None:
     assert "20 seeded random rows" in result.metrics["data"]["test_subset"]
     full = set(load_data("sample").test.texts)
     assert set(RunFolder(result.run_dir).read_split("test").texts) <= full
+
+
+def test_redirected_finetune_and_export_print_no_escape_codes_or_library_warnings(tmp_path: Path) -> None:
+    """With stdout and stderr going to files (pipes here), finetune and export print no terminal escape code
+    or carriage return (no progress bars), no library warning (Optimum's `torch_dtype`), no line over 120
+    characters; a warm-up longer than training warns on stderr, the model then stays at the majority share
+    and that warns too, and both land in metrics.json."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    edgefn = [sys.executable, "-m", "edgefn.cli.commands"]
+    train = ["finetune", "test-tiny-bert", "--data", "sample", "--epochs", "1", "--max-length", "64"]
+    procs = [
+        subprocess.run(
+            [*edgefn, *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        for args in (
+            [*train, "--warmup-steps", "1000", "--run-dir", str(run)],
+            ["export", "--run-dir", str(run), "--max-val-samples", "32", "--parity-samples", "8"],
+        )
+    ]
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        text = proc.stdout + proc.stderr
+        assert "\x1b" not in text and "\r" not in text, text[-2000:]
+        assert "torch_dtype" not in text and "Warning" not in text
+        assert max(len(line) for line in text.splitlines()) <= 120
+    warnings = [line for line in procs[0].stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2 and "warm-up 1000 steps >= training" in warnings[0]
+    assert "within noise of the majority share" in warnings[1]
+    recorded = json.loads((run / runs.METRICS).read_text())["warnings"]
+    assert recorded == [w[len("warning: ") :] for w in warnings]

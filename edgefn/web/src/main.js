@@ -69,7 +69,8 @@ function describe(pkg, model) {
   $('model-name').textContent = `${m.preset} fine-tuned on ${m.data ?? 'unknown data'} (run ${m.run})`;
   $('model-variant').textContent = `${model.variant} (${model.dtype}), ${model.size_mb.toFixed(1)} MB`;
   const inDomain = m.test_accuracy == null ? 'not measured' : `${pct(m.test_accuracy)} on ${m.test_rows} ${m.data} test texts (PyTorch checkpoint)`;
-  $('acc-in').textContent = `${inDomain}; this variant ${pct(model.validation_accuracy)} on ${model.validation_rows} validation texts`;
+  const warned = (m.warnings ?? []).map((w) => `; warning from fine-tuning: ${w}`).join('');
+  $('acc-in').textContent = `${inDomain}; this variant ${pct(model.validation_accuracy)} on ${model.validation_rows} validation texts${warned}`;
   const ood = pkg.out_of_domain ?? [];
   $('cleaning').textContent = state.cleaning.length
     ? `${state.cleaning.join(', ')} (as in training; ?clean=0 turns it off)`
