@@ -13,6 +13,7 @@ from edgefn.cli.configs import given
 from edgefn.cli.errors import silence_stdout, user_errors
 from edgefn.cli.options import INFERENCE, use
 from edgefn.core.errors import os_error_line
+from edgefn.core.progress import wrap_line
 
 
 @click.command()
@@ -70,10 +71,10 @@ def predict(
     )
     for line in (clf.provider_note, clf.cleaning_note):
         if line:
-            click.echo(f"note: {line}", err=True)
+            click.echo(wrap_line(f"note: {line}"), err=True)
     note = ood_note(model) if clf.ood is None else None
     if note:
-        click.echo(f"note: {note}", err=True)
+        click.echo(wrap_line(f"note: {note}"), err=True)
     with _output_faults(output), outputs.open_output(output) as out:
         summary = predict_stream(clf.predict, inputs.rows, out, fmt, fields=fields)
     if summary.truncated:

@@ -14,6 +14,7 @@ from edgefn.bench.writers import CONSOLE_WIDTH, runtime_label, ship_lines, text_
 from edgefn.cli.errors import user_errors
 from edgefn.cli.options import use
 from edgefn.core.errors import EdgefnError
+from edgefn.core.progress import wrap_line
 from edgefn.runs import RunFolder
 
 
@@ -70,6 +71,7 @@ def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
         "parameters": metrics.get("parameters"),
         "checkpoint_mb": metrics.get("checkpoint_mb"),
         "complete": run.status() == "complete",
+        "warnings": [str(w) for w in metrics.get("warnings") or []],
     }
 
 
@@ -400,6 +402,7 @@ def _format_finetune(ft: dict[str, Any] | None) -> list[str]:
         setup,
         f"  test accuracy {_fmt(ft['test_accuracy'], '.4f')}, F1 (weighted) {_fmt(ft['test_f1_weighted'], '.4f')}"
         f" on {_fmt(ft['test_rows'])} rows",
+        *(wrap_line(f"  warning: {w}") for w in ft["warnings"]),
     ]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn.core.errors import EdgefnError
+from edgefn.core.progress import wrap_line
 from edgefn.data import (
     home,
     loaders,  # noqa: F401  (registers the named datasets)
@@ -339,4 +340,4 @@ def format_inspect(report: dict[str, Any]) -> str:
         lines.append("  ".join([str(r[0]).ljust(widths[0]), *cells[1:]]))
     overlap = ", ".join(f"{k} {v}" for k, v in report["cross_split_overlap"].items())
     lines += ["", f"cross-split overlap (texts in two splits): {overlap}"]
-    return "\n".join(lines)
+    return "\n".join(wrap_line(line) for line in lines)

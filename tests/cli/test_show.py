@@ -31,6 +31,9 @@ def _write_variant(folder: Path, manifest: dict, tamper: bool = False) -> None:
         (folder / runs.ONNX_FILE).write_bytes(b"changed")
 
 
+WARMUP_WARNING = "warm-up 100 steps >= training 94 steps (1500 rows / batch 16 x 1 epoch): lower --warmup-steps or train longer"
+
+
 def _finetuned(run: Path) -> None:
     (run / runs.CHECKPOINT).mkdir(parents=True)
     runs.write_run_manifest(run, runs.RUN_COMPLETE)
@@ -43,6 +46,7 @@ def _finetuned(run: Path) -> None:
         {
             "test": {"accuracy": 0.93142, "f1_weighted": 0.93011, "n": 2140},
             "data": {"name": "constraint", "fingerprint": "abc123"},
+            "warnings": [WARMUP_WARNING],
         },
     )
 
@@ -151,6 +155,8 @@ def test_show_answers_what_to_ship(full_run):
     lines = text.splitlines()
     assert lines[0] == f"run {full_run}"
     assert max(len(line) for line in lines[1:]) <= 120, max(lines[1:], key=len)
+    warned = " ".join(line.strip() for line in text.split("warning: ", 1)[1].splitlines()[:2])
+    assert warned.startswith(WARMUP_WARNING)  # the run's finetune warnings, folded at 120 columns
     assert (
         lines[1]
         == "stages: finetune done; export 2 variants; bench 78 rows; eval 2 results; package mobile, web"
