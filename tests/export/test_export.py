@@ -485,8 +485,8 @@ def test_cli_export_prints_table(tiny_run_factory, tmp_path):
         "agreement",
         "val",
         "acc",
-        "delta",
-        "(pts)",
+        "Δacc",
+        "pts",
     ]
     assert lines[1].startswith("fp32") and lines[2].startswith("int8-dynamic")
     manifest = runs.read_json(RunFolder(run).variant_dir("int8-dynamic") / runs.EXPORT_MANIFEST)
