@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgefn.bench.results import BenchReport, Measurement, TargetResult
 from edgefn.core.environment import describe_cpu
+from edgefn.core.progress import LINE_WIDTH, wrap
 from edgefn.runtime import engines
 
-CONSOLE_WIDTH = 120  # no line edgefn prints is wider; report.md, .csv and .json keep the full detail
+CONSOLE_WIDTH = LINE_WIDTH  # no line edgefn prints is wider; report.md, .csv and .json keep the full detail
 MAX_CELL = 30  # a console cell longer than this is cut (with "...")
 
 CSV_COLUMNS = (
@@ -262,17 +262,6 @@ def text_table(
             if r == 0:
                 lines.append(indent + "  ".join("-" * widths[i] for i in cols))
     return lines
-
-
-def wrap(line: str, width: int = CONSOLE_WIDTH, indent: str = "", more: str = "  ") -> list[str]:
-    """One long message as lines of at most `width` characters (continuations indented by `more`)."""
-    return textwrap.wrap(
-        line,
-        width=width,
-        initial_indent=indent,
-        subsequent_indent=indent + more,
-        break_on_hyphens=False,
-    ) or [indent]
 
 
 def _flagged(m: Measurement) -> Any:

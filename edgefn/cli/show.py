@@ -10,11 +10,11 @@ from typing import Any
 import click
 
 from edgefn import runs
-from edgefn.bench.writers import CONSOLE_WIDTH, runtime_label, ship_lines, text_table, verdict_table, wrap
+from edgefn.bench.writers import CONSOLE_WIDTH, runtime_label, ship_lines, text_table, verdict_table
 from edgefn.cli.errors import user_errors
 from edgefn.cli.options import use
 from edgefn.core.errors import EdgefnError
-from edgefn.core.progress import wrap_line
+from edgefn.core.progress import wrap, wrap_line
 from edgefn.runs import RunFolder
 
 

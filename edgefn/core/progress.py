@@ -91,12 +91,24 @@ def library_bars_off() -> None:
 LINE_WIDTH = 120  # console lines fit a terminal of this many columns
 
 
-def wrap_line(line: str, width: int = LINE_WIDTH) -> str:
-    """`line` folded at spaces into lines of at most `width` characters, continuations indented two spaces."""
-    if len(line) <= width:
-        return line
+def wrap(
+    line: str, width: int = LINE_WIDTH, indent: str = "", more: str = "  ", break_long_words: bool = True
+) -> list[str]:
+    """One long message as lines of at most `width` characters, folded at spaces (continuations indented by
+    `more`); a word longer than a line is cut unless `break_long_words` is false."""
     import textwrap
 
-    return "\n".join(
-        textwrap.wrap(line, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
-    )
+    return textwrap.wrap(
+        line,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent + more,
+        break_long_words=break_long_words,
+        break_on_hyphens=False,
+    ) or [indent]
+
+
+def wrap_line(line: str, width: int = LINE_WIDTH) -> str:
+    """`line` folded at spaces into lines of at most `width` characters, continuations indented two spaces;
+    long words (paths) are kept whole."""
+    return line if len(line) <= width else "\n".join(wrap(line, width, break_long_words=False))
