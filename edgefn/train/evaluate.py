@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass, field
@@ -257,35 +258,43 @@ def _evaluate(
 ) -> EvalResult:
     data_name, split, data_info = _rows(cfg)
     output = _output_dir(cfg, data_name, model, run)
-    say(f"scoring {len(split)} rows of {data_name} ({cfg.split}) with {model}")
-    metrics, logits, preds, prob = _score(clf, split, say)
-    if cfg.in_domain and run:
-        say("scoring the run's own test split (in-domain twin) and calibrating the OOD threshold")
-    in_domain, ood = _in_domain(cfg, clf, model, run, logits, say) if cfg.in_domain and run else (None, None)
-    record = runs.EvalManifest(
-        edgefn_eval=1,
-        model=model,
-        model_path=str(cfg.model),
-        run_dir=str(run.path) if run else None,
-        trained_on=run.read_finetune_config().data if run else None,
-        data={**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
-        max_length=clf.max_length,
-        cleaning=cleaning,
-        metrics=metrics,
-        in_domain=in_domain,
-        ood=ood,
-    )
-    with outputs.output_dir(output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder") as tmp:
-        runs.write_json(RunFolder.eval_file(tmp, "metrics"), record)
-        n_errors = write_errors_csv(
-            RunFolder.eval_file(tmp, "errors"), split.texts, split.labels, preds, prob
+    with contextlib.ExitStack() as stack:
+        host = runs.enclosing_run(output)  # an --output under another run's RUN/eval/ writes to that run too
+        if host is not None and (run is None or not outputs.same_file(host, run.path)):
+            stack.enter_context(RunFolder(host).lock("eval"))
+        say(f"scoring {len(split)} rows of {data_name} ({cfg.split}) with {model}")
+        metrics, logits, preds, prob = _score(clf, split, say)
+        if cfg.in_domain and run:
+            say("scoring the run's own test split (in-domain twin) and calibrating the OOD threshold")
+        in_domain, ood = (
+            _in_domain(cfg, clf, model, run, logits, say) if cfg.in_domain and run else (None, None)
         )
-        title = f"{run.path.name + ': ' if run else ''}{model} on {data_name} ({cfg.split})"
-        plot_confusion_matrix(
-            metrics["confusion_matrix"], RunFolder.eval_file(tmp, "confusion_matrix"), title
+        record = runs.EvalManifest(
+            edgefn_eval=1,
+            model=model,
+            model_path=str(cfg.model),
+            run_dir=str(run.path) if run else None,
+            trained_on=run.read_finetune_config().data if run else None,
+            data={**data_info, "split": cfg.split, "rows_scored": len(split), "seed": cfg.seed},
+            max_length=clf.max_length,
+            cleaning=cleaning,
+            metrics=metrics,
+            in_domain=in_domain,
+            ood=ood,
         )
-        plot_reliability(calibration(split.labels, prob), RunFolder.eval_file(tmp, "reliability"), title)
-    return EvalResult(output, model, run.path if run else None, data_name, record, n_errors)
+        with outputs.output_dir(
+            output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder"
+        ) as tmp:
+            runs.write_json(RunFolder.eval_file(tmp, "metrics"), record)
+            n_errors = write_errors_csv(
+                RunFolder.eval_file(tmp, "errors"), split.texts, split.labels, preds, prob
+            )
+            title = f"{run.path.name + ': ' if run else ''}{model} on {data_name} ({cfg.split})"
+            plot_confusion_matrix(
+                metrics["confusion_matrix"], RunFolder.eval_file(tmp, "confusion_matrix"), title
+            )
+            plot_reliability(calibration(split.labels, prob), RunFolder.eval_file(tmp, "reliability"), title)
+        return EvalResult(output, model, run.path if run else None, data_name, record, n_errors)
 
 
 ROWS = (

@@ -113,6 +113,18 @@ def test_eval_refuses_an_unfinished_or_busy_run(run: Path, tmp_path: Path) -> No
         _refused(argv, tmp_path, "did not finish")
 
 
+def test_eval_output_in_another_run_takes_that_runs_lock(run: Path, tmp_path: Path) -> None:
+    """eval --output under another run's RUN/eval/ is refused while that run is busy, and written when free."""
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    target = other / runs.EVAL_DIR / "from-first"
+    with RunFolder(other).lock("export"):
+        _refused(["eval", "--model", str(run), *EVAL, "--output", str(target)], tmp_path, "is in use")
+    code, out = _invoke(["eval", "--model", str(run), *EVAL, "--output", str(target)])
+    assert code == 0, out
+    assert json.loads((target / "metrics.json").read_text(encoding="utf-8"))["run_dir"] == str(run)
+
+
 # --- output files ------------------------------------------------------------------------------------------
 
 AUDIT = ["data", "audit", "sample", "--ngrams", "0", "--no-duplicates"]
