@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edgefn.core import outputs
 from edgefn.core.errors import EdgefnError
-from edgefn.runs.hashing import unrecorded_file
+from edgefn.runs.hashing import sha256_file, unrecorded_file
 from edgefn.runs.layout import (
     BENCH_DIR,
     BENCH_FILES,
@@ -47,8 +47,8 @@ def atomic_dir(
 
 def is_manifested_dir(folder: Path, manifest: str = EXPORT_MANIFEST) -> bool:
     """Whether `folder` is a variant, peer or package folder edgefn wrote: its manifest a JSON object with
-    `files_sha256`, and no file in it but the manifest and the files recorded there (replacing it deletes
-    nothing of the user's)."""
+    `files_sha256`, no file in it but the manifest and the files recorded there, each with its recorded hash
+    (replacing it deletes nothing of the user's)."""
     folder = Path(folder)
     if folder.is_symlink() or not folder.is_dir() or not (folder / manifest).is_file():
         return False
@@ -60,8 +60,14 @@ def is_manifested_dir(folder: Path, manifest: str = EXPORT_MANIFEST) -> bool:
     if not isinstance(files, dict):
         return False
     known = {*files, manifest}
+    present = [p for p in folder.rglob("*") if not p.is_dir() or p.is_symlink()]
+    if not all(str(p.relative_to(folder)) in known for p in present):
+        return False
+    # a hand-written manifest listing a user's file does not make it edgefn's: every listed file holds its bytes
     return all(
-        str(p.relative_to(folder)) in known for p in folder.rglob("*") if not p.is_dir() or p.is_symlink()
+        p.name == manifest
+        or (p.is_file() and not p.is_symlink() and sha256_file(p) == files[str(p.relative_to(folder))])
+        for p in present
     )
 
 

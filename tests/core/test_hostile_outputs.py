@@ -252,6 +252,19 @@ def test_user_folders_named_like_a_replacement_are_kept(leftover: str, run: Path
     _refused(argv, tmp_path, "not a leftover of edgefn's")
 
 
+def test_a_forged_variant_manifest_does_not_make_a_users_file_edgefns(run: Path, tmp_path: Path) -> None:
+    """A user's folder under RUN/onnx/ with a hand-written export.json listing its file (any hash) is not a
+    variant of edgefn's: export --overwrite and finetune --overwrite refuse, and the file stays."""
+    folder = _user_folder(run / runs.ONNX_DIR / "int8-static")
+    record = {"files_sha256": {"keep.txt": "0" * 64}}
+    (folder / runs.EXPORT_MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    for argv in (
+        ["export", "--run-dir", str(run), "--quantize", "int8-static", "--overwrite"],
+        ["finetune", "test-tiny-bert", "--data", "sample", "--run-dir", str(run), "--overwrite"],
+    ):
+        _refused(argv, tmp_path, "int8-static")
+
+
 def test_bench_out_dir_of_the_user_is_refused(run: Path, tmp_path: Path) -> None:
     """bench --out-dir naming a user's folder (even one holding a report.json) is refused before measuring."""
     folder = _user_folder(tmp_path / "results")
