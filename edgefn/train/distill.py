@@ -102,7 +102,7 @@ def _layers(cfg: DistillConfig, stack: LayerStack, teacher_layers: int) -> tuple
     """The teacher layers the student starts from."""
     if cfg.layer_map is not None:
         if stack.path is None:
-            raise ConfigError("layer_map", f"{stack.shared_note}; give layers alone", ("layers",))
+            raise ConfigError("layer_map", f"{stack.shared_note}; give the layer count alone")
         if cfg.layer_map[-1] >= teacher_layers:
             raise ConfigError(
                 "layer_map",
