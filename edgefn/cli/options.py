@@ -133,17 +133,22 @@ _TABLE: tuple[click.Parameter, ...] = (
         help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
         "scratch: random init of the preset's architecture.",
     ),
-    click.Option(["--epochs"], type=int, help="Maximum epochs. Default: the preset's, 5 for real presets."),
-    click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's."),
+    click.Option(
+        ["--epochs"],
+        type=int,
+        help="Maximum epochs. Default: the preset's, 5 for real presets; distill: the teacher's.",
+    ),
+    click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's; distill: the teacher's."),
     click.Option(
         ["--warmup-steps"],
         type=click.IntRange(min=0),
-        help="Steps of linear learning-rate warm-up. Default: the preset's.",
+        help="Steps of linear learning-rate warm-up. Default: the preset's; distill: the teacher's.",
     ),
     click.Option(
         ["--batch-size"],
         type=int,
-        help="Texts per model call. Default: the preset's when fine-tuning, 32 for eval and predict.",
+        help="Texts per model call. Default: the preset's when fine-tuning, the teacher's in distill, 32 for eval "
+        "and predict.",
     ),
     click.Option(
         ["--max-length"],
@@ -154,13 +159,13 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(
         ["--max-train-samples"],
         type=int,
-        help="Train on a seeded random subset of this many training rows. Default: all.",
+        help="Train on a seeded random subset of this many training rows. Default: all; distill: the teacher's.",
     ),
     click.Option(
         ["--max-val-samples"],
         type=int,
         help="Use at most this many validation rows: finetune keeps a seeded random subset, export scores "
-        "each variant on the first ones. Default: all.",
+        "each variant on the first ones. Default: all; distill: the teacher's.",
     ),
     click.Option(
         ["--max-test-samples"],
