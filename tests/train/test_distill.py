@@ -18,7 +18,7 @@ from edgefn.core.errors import ConfigError
 from edgefn.runs import RunFolder
 from edgefn.train.config import DistillSettings
 from edgefn.train.distill import DistillConfig
-from edgefn.train.student import kd_loss, load_student, spread_layers
+from edgefn.train.student import hidden_loss, kd_loss, load_student, spread_layers
 
 
 def _cli(args: list[str]) -> tuple[int, str]:
@@ -58,6 +58,20 @@ def test_kd_loss_t_squared_keeps_the_soft_gradient_scale():
     s = torch.tensor([[0.5, 0.0], [1.0, -0.5]])
     limit = (centred(s) - centred(t)) / (2 * 2)
     assert norms[1] == pytest.approx(limit.norm().item(), rel=0.05)
+
+
+def test_hidden_loss_matches_copied_layers_over_real_tokens():
+    """Student layer j is compared with the teacher layer it came from (hidden_states[i + 1]); padding is
+    left out and the error is averaged over real tokens, width and layers."""
+    torch.manual_seed(0)
+    teacher = [torch.randn(2, 3, 4) for _ in range(5)]  # embeddings + 4 layers
+    student = [teacher[0], teacher[2].clone(), teacher[4].clone()]  # layers 1 and 3 kept
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert hidden_loss(student, teacher, (1, 3), mask).item() == pytest.approx(0.0)
+    student[1][0, 2] += 100.0  # a padding position: ignored
+    assert hidden_loss(student, teacher, (1, 3), mask).item() == pytest.approx(0.0)
+    student[2][1, 0, 0] += 2.0  # one real value of the second layer off by 2: 4 / (5 tokens x 4) / 2 layers
+    assert hidden_loss(student, teacher, (1, 3), mask).item() == pytest.approx(4 / 20 / 2)
 
 
 def test_layers_are_evenly_spaced_from_the_first():
@@ -327,6 +341,21 @@ def test_no_kd_student_with_teacher_labelled_texts(teacher: Path, tmp_path: Path
     assert d["unlabelled"]["sha256"] == runs.sha256_file(unlabelled)
     assert RunFolder(path).read_metrics()["training"]["train_samples"] == 66
     assert "no KD (labels only)" in out and math.isfinite(RunFolder(path).read_metrics()["test"]["accuracy"])
+
+
+@pytest.mark.model
+def test_hidden_state_transfer_trains(teacher: Path, tmp_path: Path):
+    """--hidden-weight adds the hidden-state loss to KD: the student trains and records the weight."""
+    from edgefn.train.distill import distill
+
+    cfg = DistillConfig(
+        teacher, layers=1, hidden_weight=1.0, epochs=1, max_train_samples=32, run_dir=tmp_path / "h"
+    )
+    metrics = distill(cfg).metrics
+    losses = [e["loss"] for e in metrics["training"]["log_history"] if "loss" in e]
+    assert (
+        metrics["distillation"]["hidden_weight"] == 1.0 and losses and all(math.isfinite(v) for v in losses)
+    )
 
 
 @pytest.mark.model
