@@ -157,6 +157,7 @@ def student_entry(
     return {
         "layers": d["student_layers"],
         "teacher_layers_kept": d["layers"],
+        "teacher_layers": d["teacher_layers"],
         "kd": kd,
         "run": str(student),
         "test_accuracy": metrics["test"]["accuracy"],
@@ -210,7 +211,9 @@ def format_markdown(record: dict[str, Any]) -> str:
     header += [f"{d.upper()} bal. acc" for d in OOD] + ["train s (x teacher)"]
     rows = [
         [
-            "teacher (6 layers)",
+            f"teacher ({record['students'][0]['teacher_layers']} layers)"
+            if record["students"]
+            else "teacher",
             _fmt(t["test_accuracy"], ".4f"),
             "-",
             _fmt(t["int8_test_accuracy"], ".4f"),
@@ -256,7 +259,7 @@ def format_markdown(record: dict[str, Any]) -> str:
         "",
     ]
     if unreliable:
-        lines += [f"Timings flagged by bench (busy machine): {', '.join(unreliable)}.", ""]
+        lines += [f"Timings flagged by bench (busy machine): {'; '.join(unreliable)}.", ""]
     if record["targets"]:
         lines += ["Targets (3-layer KD student): `" + _json(record["targets"]) + "`", ""]
     return "\n".join(lines)
