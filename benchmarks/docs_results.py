@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from docs_common import describe_cpu, generated_header, load, md_table, pct, plot_link, pts, result_link
+from docs_distill import render_distill_section
 from docs_runtime import render_runtime_sections
 
 ARCHITECTURES = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
@@ -304,6 +305,7 @@ def render_results() -> str:
             *_accuracy(),
             *_architectures(),
             *_what_to_ship(),
+            *render_distill_section(),
             *render_runtime_sections(),
             "## Code changes checked for speed",
             "",

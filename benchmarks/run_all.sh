@@ -23,6 +23,7 @@ LIAR_TRAIN=${LIAR_TRAIN:-}          # empty: all 10,248 LIAR training statements
 ARCH_ARGS=${ARCH_ARGS:-}            # e.g. "--min-time 2" or "--presets minilm,albert"
 SEEDS_ARGS=${SEEDS_ARGS:-}          # e.g. "--samples 512 --repeats 3"
 RUNTIME_ARGS=${RUNTIME_ARGS:---repeats 7}
+DISTILL_ARGS=${DISTILL_ARGS:-}      # e.g. "--layers 3" or "--samples 500"
 THREADS=${THREADS:-}
 threads_arg=()
 if [[ -n "$THREADS" ]]; then threads_arg=(--threads "$THREADS"); fi
@@ -58,6 +59,8 @@ step seeds-protocol "$PY" benchmarks/seeds_protocol.py --run-dir "$minilm_run" -
     "${threads_arg[@]}" $SEEDS_ARGS
 step runtime "$PY" benchmarks/bench_runtime.py --run-dir "$minilm_run" --variant int8-dynamic \
     --name "bench-$PRESET-constraint" --out "$RESULTS_DIR" ${THREADS:+--threads "$THREADS"} $RUNTIME_ARGS
+step distill "$PY" benchmarks/distill.py --teacher-run "$minilm_run" --root "$ARTIFACTS/distill" \
+    --results-dir "$RESULTS_DIR" "${threads_arg[@]}" $DISTILL_ARGS
 }
 
 "$PY" - "$log" "$timings" "$started" "$((SECONDS - run_start))" <<'EOF'

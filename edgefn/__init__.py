@@ -5,6 +5,7 @@ stay instant). The stage functions are re-exported as run_* because their module
 takes `progress`, a callable given one line per step:
 
     run_finetune(FinetuneConfig(...)) -> FinetuneResult    edgefn.train.finetune.finetune
+    run_distill(DistillConfig(...)) -> FinetuneResult      edgefn.train.distill.distill (a student of a run)
     run_export(ExportConfig(...)) -> ExportResult          edgefn.export.exporter.export
     run_bench(BenchConfig(...)) -> BenchReport             edgefn.bench.benchmark.bench
     run_eval(EvalConfig(...)) -> EvalResult                edgefn.train.evaluate.evaluate
@@ -28,6 +29,8 @@ _API: dict[str, tuple[str, str]] = {
     "run_finetune": ("edgefn.train.finetune", "finetune"),
     "FinetuneConfig": ("edgefn.train.config", "FinetuneConfig"),
     "FinetuneResult": ("edgefn.train.finetune", "FinetuneResult"),
+    "run_distill": ("edgefn.train.distill", "distill"),
+    "DistillConfig": ("edgefn.train.distill", "DistillConfig"),
     "run_export": ("edgefn.export.exporter", "export"),
     "ExportConfig": ("edgefn.export.config", "ExportConfig"),
     "ExportResult": ("edgefn.export.exporter", "ExportResult"),
@@ -57,6 +60,8 @@ __all__ = [
     "run_finetune",
     "FinetuneConfig",
     "FinetuneResult",
+    "run_distill",
+    "DistillConfig",
     "run_export",
     "ExportConfig",
     "ExportResult",
@@ -96,6 +101,8 @@ if TYPE_CHECKING:
     from edgefn.pipeline import PipelineConfig, PipelineResult, run_pipeline
     from edgefn.runs import RunFolder
     from edgefn.runtime.classifier import Classifier, Prediction
+    from edgefn.train.distill import DistillConfig
+    from edgefn.train.distill import distill as run_distill
     from edgefn.train.evaluate import EvalConfig, EvalResult
     from edgefn.train.evaluate import evaluate as run_eval
     from edgefn.train.finetune import FinetuneConfig, FinetuneResult

@@ -93,6 +93,7 @@ MODEL_FIXTURES = {"tiny_run_factory", "exported_tiny_run"}
 MODEL_CALLS = (
     "make_tiny_run",
     "finetune(",
+    "distill(",
     "export(",
     "bench(",
     "package(",

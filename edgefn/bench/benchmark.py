@@ -18,6 +18,7 @@ from edgefn.bench.targets import (
     REFERENCE,
     Target,
     Variants,
+    compared_variants,
     default_providers,
     device_of,
     peer_targets,
@@ -64,6 +65,7 @@ class BenchConfig:
     rounds: int = 3  # interleaved rounds: every target once per round, in a fresh process
     max_drop: float = DEFAULT_MAX_DROP  # accuracy points a shippable row may lose against the reference
     peak_probe: bool = True  # measure this machine's MatMul peak first (for peak_fraction)
+    compare: Path | None = None  # another run whose variants join the rounds (rows named <run>/<variant>)
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -99,6 +101,8 @@ class BenchConfig:
         self.peers = resolve_peers(None if self.peers is None else tuple(self.peers) or ("none",))
         if not 1 <= self.rounds <= MAX_ROUNDS:
             raise ConfigError("rounds", f"must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
+        if self.compare is not None:
+            self.compare = Path(self.compare)
         if not 0 <= self.max_drop <= 100:
             raise ConfigError("max_drop", f"must be between 0 and 100 accuracy points, got {self.max_drop}")
 
@@ -315,6 +319,8 @@ def bench(cfg: BenchConfig, progress: Progress | None = None) -> BenchReport:
     if picked:
         say(f"run folder: {run.path} (the most recent)")
     run.require_complete()
+    if cfg.compare is not None:
+        _check_compared(run, RunFolder(cfg.compare))
     out_dir = Path(cfg.out_dir) if cfg.out_dir else run.bench_dir
     outputs.check_output_dir(out_dir, overwrite=True, owned=runs.is_bench_dir, kind="bench folder")
     with run.lock("bench"):
@@ -339,6 +345,10 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         warn(say, small)
     providers = cfg.providers or default_providers()
     targets = plan_targets(variants, providers)
+    compared = (
+        compared_variants(RunFolder(cfg.compare), cfg.variants, cfg.include_pytorch) if cfg.compare else {}
+    )
+    targets += plan_targets(compared, providers, run=str(cfg.compare) if cfg.compare else None)
     if not any(t.status == "pending" for t in targets):
         raise EdgefnError(
             "nothing to measure: " + "; ".join(f"{t.variant} on {t.provider}: {t.reason}" for t in targets)
@@ -356,6 +366,10 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
             any(t.status == "pending" and device_of(t.provider) == "cuda" for t in targets),
         )
     flops = _flops_models(variants, say)
+    if compared:  # its own model: another layer count or width
+        other = RunFolder(Path(str(cfg.compare))).name  # the prefix of its rows' names
+        plain = {name.removeprefix(f"{other}/"): found for name, found in compared.items()}
+        flops.update({f"{other}/{k}": v for k, v in _flops_models(plain, say).items()})
     before = noise.machine_state()
     measured = run_rounds(
         targets, lambda t, rnd: _job(t, cfg, texts, max_length, threads, rnd), cfg.rounds, say
@@ -365,7 +379,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     for i, t in enumerate(targets):
         if t.status == "unavailable":
             r = TargetResult(t.variant, t.provider, t.scheme, "unavailable", t.reason, peer=t.peer)
-            r.description = t.description
+            r.description, r.run = t.description, t.run
         else:
             flops_model = flops.get(t.variant, flops.get("fp32"))
             r = result_of(t, *measured[i], flops_model, peak)
@@ -394,7 +408,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         collect_environment(threads, available_providers(), engines.cuda_device_present()),
         peak,
         results,
-        _notes(cfg, max_length, results) + ([f"warning: {small}"] if small else []),
+        _notes(cfg, max_length, results) + ([f"warning: {small}"] if small else []) + _compare_note(cfg),
         machine={
             "before": before,
             "after": after,
@@ -404,6 +418,28 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
     report.verdict = compute_verdict(report, cfg.max_drop)
     write_report(report, Path(cfg.out_dir) if cfg.out_dir else run.bench_dir)
     return report
+
+
+def _check_compared(run: RunFolder, other: RunFolder) -> None:
+    """Refuse a --compare run that is this run, not a complete run, or one whose checkpoint changed."""
+    if not other.path.is_dir():
+        raise ConfigError("compare", f"{other.path} is not a folder; give another run folder")
+    if other.path.resolve() == run.path.resolve():
+        raise ConfigError("compare", f"{other.path} is the run being benchmarked; give another run")
+    try:
+        other.require_complete()
+    except EdgefnError as e:
+        raise ConfigError("compare", str(e)) from None
+
+
+def _compare_note(cfg: BenchConfig) -> list[str]:
+    if cfg.compare is None:
+        return []
+    name = RunFolder(cfg.compare).name
+    return [
+        f"{name}/<variant> rows are the variants of {cfg.compare} (--compare), measured in the same interleaved "
+        "rounds and scored on this run's test split"
+    ]
 
 
 def _config_dict(cfg: BenchConfig) -> dict[str, Any]:

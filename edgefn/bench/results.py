@@ -91,6 +91,7 @@ class TargetResult:
     description: str | None = None  # a peer's recipe
     other_cores: float | None = None  # most cores other processes used while a round of it was timed
     model_fingerprint: str | None = None  # runs.model_fingerprint of its model files (None for PyTorch rows)
+    run: str | None = None  # the --compare run this row's model comes from (None: the run benchmarked)
 
 
 @dataclass

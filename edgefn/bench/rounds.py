@@ -104,7 +104,7 @@ def result_of(
     from edgefn.bench import measure
 
     result = TargetResult(target.variant, target.provider, target.scheme, "ok", peer=target.peer)
-    result.description = target.description
+    result.description, result.run = target.description, target.run
     engine = target.engine
     result.size_mb, result.params = measure.size_and_params(
         target.model_dir, engine.model_files(target.model_dir)

@@ -35,6 +35,7 @@ class Target:
     description: str | None = None
     manifest: runs.VariantManifest = field(default_factory=runs.VariantManifest)  # checked export.json
     options: dict[str, Any] = field(default_factory=dict)  # a peer's options for its engine's load
+    run: str | None = None  # the --compare run it belongs to (None: the run benchmarked)
 
     @property
     def engine(self) -> Engine:
@@ -61,7 +62,7 @@ def _meant_elsewhere(manifest: runs.VariantManifest, engine: Engine, scheme: str
     return f"{scheme} needs {' or '.join(meant)}"
 
 
-def plan_targets(variants: Variants, providers: tuple[str, ...]) -> list[Target]:
+def plan_targets(variants: Variants, providers: tuple[str, ...], run: str | None = None) -> list[Target]:
     """Every variant on every engine asked for that runs its model (an engine that stands for its device, as
     CPUExecutionProvider does, runs every runtime's models there on their default engine), marked unavailable
     (with a reason) where it cannot run here.
@@ -69,6 +70,7 @@ def plan_targets(variants: Variants, providers: tuple[str, ...]) -> list[Target]
     Args:
         variants: name -> (folder, manifest); "pytorch" -> (checkpoint folder, an empty manifest).
         providers: the engines asked for, by name (see `engines.get`).
+        run: the --compare run the variants belong to (None: the run benchmarked).
     """
     requested = [engines.get(p) for p in providers]
     targets, planned = [], set()
@@ -81,7 +83,9 @@ def plan_targets(variants: Variants, providers: tuple[str, ...]) -> list[Target]
             planned.add((name, engine.name))
             reason = engine.available() or _meant_elsewhere(manifest, engine, scheme)
             status = "unavailable" if reason else "pending"
-            targets.append(Target(name, engine.name, folder, scheme, status, reason, manifest=manifest))
+            targets.append(
+                Target(name, engine.name, folder, scheme, status, reason, manifest=manifest, run=run)
+            )
     return targets
 
 
@@ -118,6 +122,24 @@ def select_variants(run: RunFolder, names: tuple[str, ...] | None, include_pytor
         else:
             out[name] = (folders[name], runs.verify_variant(folders[name]))
     return out
+
+
+def compared_variants(other: RunFolder, names: tuple[str, ...] | None, include_pytorch: bool) -> Variants:
+    """The variants of a --compare run, named `<run>/<variant>`: the names asked for that it has (None: all of
+    them, plus its checkpoint as `<run>/pytorch`), each checked against its recorded hash."""
+    if not other.variants():
+        raise EdgefnError(
+            f"--compare {other.path} has no ONNX variants: run `edgefn export --run-dir {other.path}`"
+        )
+    have = [REFERENCE, *other.variant_names()]
+    wanted = None if names is None else tuple(n for n in names if n in have)
+    if wanted == ():
+        raise EdgefnError(
+            f"--compare {other.path} has none of the variants {', '.join(names or ())}; "
+            f"it has {', '.join(have)} (export them there first)"
+        )
+    found = select_variants(other, wanted, include_pytorch)
+    return {f"{other.name}/{name}": folder for name, folder in found.items()}
 
 
 def _asked_for(engine: Engine, requested: list[Engine]) -> bool:

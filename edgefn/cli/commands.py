@@ -16,10 +16,22 @@ from edgefn.cli.errors import exit_on_os_error
 from edgefn.cli.predict import predict
 from edgefn.cli.run import demo, run_cmd
 from edgefn.cli.show import show
-from edgefn.cli.stages import bench, eval_cmd, export_cmd, finetune, package_cmd
+from edgefn.cli.stages import bench, distill, eval_cmd, export_cmd, finetune, package_cmd
 
 # `edgefn --help` lists the commands in this order: the pipeline's, then the commands that span it.
-PIPELINE = (data_group, finetune, export_cmd, bench, eval_cmd, predict, package_cmd, show, run_cmd, demo)
+PIPELINE = (
+    data_group,
+    finetune,
+    distill,
+    export_cmd,
+    bench,
+    eval_cmd,
+    predict,
+    package_cmd,
+    show,
+    run_cmd,
+    demo,
+)
 
 
 class _PipelineGroup(click.Group):

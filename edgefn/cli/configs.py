@@ -13,14 +13,15 @@ def given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def parse_int_list(value: str, option: str) -> tuple[int, ...]:
-    """Parse `1,8,32` into positive integers, with a one-line error otherwise."""
+def parse_int_list(value: str, option: str, minimum: int = 1) -> tuple[int, ...]:
+    """Parse `1,8,32` into integers of at least `minimum` (positive by default), with a one-line error otherwise."""
+    kind = "positive integers" if minimum == 1 else f"integers from {minimum}"
     try:
         out = tuple(int(v) for v in value.split(",") if v.strip() != "")
     except ValueError:
-        raise EdgefnError(f"{option} takes a comma list of positive integers, got {value!r}") from None
-    if not out or any(v <= 0 for v in out):
-        raise EdgefnError(f"{option} takes a comma list of positive integers, got {value!r}")
+        raise EdgefnError(f"{option} takes a comma list of {kind}, got {value!r}") from None
+    if not out or any(v < minimum for v in out):
+        raise EdgefnError(f"{option} takes a comma list of {kind}, got {value!r}")
     return out
 
 
@@ -80,6 +81,33 @@ def make_finetune_config(preset: str, opts: dict[str, Any], resume: bool = False
     )
 
 
+def make_distill_config(opts: dict[str, Any]) -> Any:
+    """A DistillConfig from the DISTILL group's values."""
+    from edgefn.train.distill import DistillConfig
+
+    layer_map = opts["layer_map"]
+    return DistillConfig(
+        teacher=opts["teacher"],
+        layers=opts["layers"],
+        layer_map=None if layer_map is None else parse_int_list(layer_map, "--layer-map", minimum=0),
+        kd=not opts["no_kd"],
+        temperature=opts["temperature"],
+        alpha=opts["alpha"],
+        hidden_weight=opts["hidden_weight"],
+        unlabelled=opts["unlabelled"],
+        column=opts["column"],
+        epochs=opts["epochs"],
+        batch_size=opts["batch_size"],
+        lr=opts["lr"],
+        warmup_steps=opts["warmup_steps"],
+        max_train_samples=opts["max_train_samples"],
+        max_eval_samples=opts["max_val_samples"],
+        run_dir=opts["run_dir"],
+        overwrite=opts["overwrite"],
+        resume=opts["resume"],
+    )
+
+
 def make_export_config(
     opts: dict[str, Any], default_schemes: tuple[str, ...] | None = None, **fixed: Any
 ) -> Any:
@@ -119,6 +147,7 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
         peers=split_list(opts["peers"]) or ("none",),
         rounds=opts["rounds"],
         max_drop=opts["max_drop"],
+        compare=opts["compare"],
         **fixed,
     )
 

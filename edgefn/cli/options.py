@@ -133,17 +133,22 @@ _TABLE: tuple[click.Parameter, ...] = (
         help="pretrained: local folder, HF cache, hub or bundled weights (never a silent fallback); "
         "scratch: random init of the preset's architecture.",
     ),
-    click.Option(["--epochs"], type=int, help="Maximum epochs. Default: the preset's, 5 for real presets."),
-    click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's."),
+    click.Option(
+        ["--epochs"],
+        type=int,
+        help="Maximum epochs. Default: the preset's, 5 for real presets; distill: the teacher's.",
+    ),
+    click.Option(["--lr"], type=float, help="Learning rate. Default: the preset's; distill: the teacher's."),
     click.Option(
         ["--warmup-steps"],
         type=click.IntRange(min=0),
-        help="Steps of linear learning-rate warm-up. Default: the preset's.",
+        help="Steps of linear learning-rate warm-up. Default: the preset's; distill: the teacher's.",
     ),
     click.Option(
         ["--batch-size"],
         type=int,
-        help="Texts per model call. Default: the preset's when fine-tuning, 32 for eval and predict.",
+        help="Texts per model call. Default: the preset's when fine-tuning, the teacher's in distill, 32 for eval "
+        "and predict.",
     ),
     click.Option(
         ["--max-length"],
@@ -154,13 +159,13 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(
         ["--max-train-samples"],
         type=int,
-        help="Train on a seeded random subset of this many training rows. Default: all.",
+        help="Train on a seeded random subset of this many training rows. Default: all; distill: the teacher's.",
     ),
     click.Option(
         ["--max-val-samples"],
         type=int,
         help="Use at most this many validation rows: finetune keeps a seeded random subset, export scores "
-        "each variant on the first ones. Default: all.",
+        "each variant on the first ones. Default: all; distill: the teacher's.",
     ),
     click.Option(
         ["--max-test-samples"],
@@ -171,17 +176,67 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(
         ["--run-dir"],
         type=_PATH,
-        help="The run folder. finetune, run and demo write it (default: artifacts/<preset>-<data>; demo: "
-        "artifacts/demo-minilm-sample, replaced); export, bench, package and show read it (default: the "
-        "most recent under artifacts/).",
+        help="The run folder. finetune, distill, run and demo write it (default: artifacts/<preset>-<data>; "
+        "distill: artifacts/<teacher>-student<N>; demo: artifacts/demo-minilm-sample, replaced); export, bench, "
+        "package and show read it (default: the most recent under artifacts/).",
     ),
     click.Option(
         ["--overwrite"],
         is_flag=True,
-        help="Replace what the command wrote before: finetune the run folder, export the variant folders, "
-        "package RUN/package/<target>/.",
+        help="Replace what the command wrote before: finetune and distill the run folder, export the variant "
+        "folders, package RUN/package/<target>/.",
     ),
     click.Option(["--resume"], is_flag=True, help="Continue an interrupted run from its last checkpoint."),
+    # distill
+    click.Option(
+        ["--teacher"],
+        required=True,
+        type=_PATH,
+        help="The fine-tuned run folder the student learns from (its data, splits, token limit and settings).",
+    ),
+    click.Option(
+        ["--layers"],
+        type=click.IntRange(min=1),
+        help="The student's number of layers, copied from evenly spaced teacher layers from the first (every "
+        "k-th: 6 -> 3 keeps 0, 2, 4). No default: required unless --layer-map.",
+    ),
+    click.Option(
+        ["--layer-map"],
+        help="Comma list of the teacher layers the student starts from, in order (e.g. 0,2,4). "
+        "Default: evenly spaced (--layers).",
+    ),
+    click.Option(
+        ["--no-kd"],
+        is_flag=True,
+        help="Train the student on the labels only: plain layer dropping + fine-tuning, to compare with.",
+    ),
+    click.Option(
+        ["--temperature"],
+        type=float,
+        default=2.0,
+        show_default=True,
+        help="Softmax temperature of the distillation loss (the soft term is scaled by its square).",
+    ),
+    click.Option(
+        ["--alpha"],
+        type=float,
+        default=0.5,
+        show_default=True,
+        help="Weight of the soft loss on the teacher's logits; 1 - alpha weighs the hard labels.",
+    ),
+    click.Option(
+        ["--hidden-weight"],
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Weight of a hidden-state loss: MSE of each student layer's output to its teacher layer's (0: off).",
+    ),
+    click.Option(
+        ["--unlabelled"],
+        type=_PATH,
+        help="Texts without labels (.txt one per line, or .csv/.tsv/.jsonl with --column), labelled by the "
+        "teacher and added to the training rows. Default: none.",
+    ),
     # export
     RegistryHelp(
         ["--quantize", "schemes"],
@@ -278,6 +333,13 @@ _TABLE: tuple[click.Parameter, ...] = (
         is_flag=True,
         help="A first look: the run's variants and PyTorch only (--peers none), one round (--rounds 1), no "
         "MatMul peak probe; replaces --peers and --rounds.",
+    ),
+    click.Option(
+        ["--compare"],
+        type=_PATH,
+        help="Another run (e.g. a student's teacher) whose variants join the table, measured in the same "
+        "interleaved rounds and scored on this run's test split, so the verdict chooses between both. "
+        "Default: none.",
     ),
     click.Option(
         ["--max-drop"],
@@ -397,6 +459,7 @@ FLAG_FIELDS: dict[str, tuple[str, ...]] = {
     "--min-time": ("min_time_s",),
     "--real-lengths": ("real_lengths",),
     "--fixed-shape": ("fixed_shape",),
+    "--no-kd": ("kd",),
 }
 
 
@@ -461,7 +524,29 @@ BENCH = (
     "--peers",
     "--rounds",
     "--quick",
+    "--compare",
     "--max-drop",
+)
+# `distill`: the student's layers and loss, then the training settings it may change (the rest are the teacher's).
+DISTILL = (
+    "--teacher",
+    "--layers",
+    "--layer-map",
+    "--no-kd",
+    "--temperature",
+    "--alpha",
+    "--hidden-weight",
+    "--unlabelled",
+    "--column",
+    "--epochs",
+    "--batch-size",
+    "--lr",
+    "--warmup-steps",
+    "--max-train-samples",
+    "--max-val-samples",
+    "--run-dir",
+    "--overwrite",
+    "--resume",
 )
 INFERENCE = ("--batch-size", "--threads", "--max-length")  # eval and predict: how the model runs
 

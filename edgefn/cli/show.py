@@ -72,6 +72,7 @@ def _describe_finetune(run: RunFolder) -> dict[str, Any] | None:
         "checkpoint_mb": metrics.get("checkpoint_mb"),
         "complete": run.status() == "complete",
         "warnings": [str(w) for w in metrics.get("warnings") or []],
+        "distillation": _obj(metrics.get("distillation") or config.distillation) or None,
     }
 
 
@@ -214,8 +215,9 @@ def _describe_bench(run: RunFolder) -> dict[str, Any] | None:
     }
 
 
-def _describe_evals(run: RunFolder, trained_on: str | None) -> list[dict[str, Any]]:
-    """One record per RUN/eval/<folder>/metrics.json: the data, the model, its figures, in- or out-of-domain."""
+def _describe_evals(run: RunFolder, trained_on: str | None, teacher: Any = None) -> list[dict[str, Any]]:
+    """One record per RUN/eval/<folder>/metrics.json: the data, the model, its figures, in- or out-of-domain;
+    for a student, the teacher's accuracy in its eval folder of the same name (same data, same kind of model)."""
     if not run.eval_root.is_dir():
         return []
     out = []
@@ -223,6 +225,11 @@ def _describe_evals(run: RunFolder, trained_on: str | None) -> list[dict[str, An
         record = _json_or_none(RunFolder.eval_file(folder, "metrics"))
         if record is None:
             continue
+        taught = None
+        if isinstance(teacher, str):
+            taught = _json_or_none(
+                RunFolder.eval_file(RunFolder(Path(teacher)).eval_root / folder.name, "metrics")
+            )
         data, metrics = _obj(record.get("data")), _obj(record.get("metrics"))
         name = data.get("name") if isinstance(data.get("name"), str) else folder.name
         out.append(
@@ -239,6 +246,7 @@ def _describe_evals(run: RunFolder, trained_on: str | None) -> list[dict[str, An
                 "roc_auc": metrics.get("roc_auc"),
                 "in_domain_accuracy": _obj(record.get("in_domain")).get("accuracy"),
                 "ood_auroc": _obj(record.get("ood")).get("auroc"),
+                "teacher_accuracy": _obj(_obj(taught).get("metrics")).get("accuracy"),
             }
         )
     return out
@@ -344,7 +352,11 @@ def describe_run(run_dir: Path) -> dict[str, Any]:
         "variants": [_describe_variant(p) for p in run.variants()],
         "incomplete_variants": run.incomplete_variants(),
         "bench": _describe_bench(run),
-        "evals": _describe_evals(run, (finetune or {}).get("data") or (config.data if config else None)),
+        "evals": _describe_evals(
+            run,
+            (finetune or {}).get("data") or (config.data if config else None),
+            _obj((finetune or {}).get("distillation")).get("teacher"),
+        ),
         "packages": _describe_packages(run),
     }
     status = run.status()
@@ -402,7 +414,25 @@ def _format_finetune(ft: dict[str, Any] | None) -> list[str]:
         setup,
         f"  test accuracy {_fmt(ft['test_accuracy'], '.4f')}, F1 (weighted) {_fmt(ft['test_f1_weighted'], '.4f')}"
         f" on {_fmt(ft['test_rows'])} rows",
+        *_format_teacher(ft),
         *(wrap_line(f"  warning: {w}") for w in ft["warnings"]),
+    ]
+
+
+def _format_teacher(ft: dict[str, Any]) -> list[str]:
+    """A student's teacher, its layers and loss, and the teacher's test accuracy beside the student's."""
+    d = _obj(ft.get("distillation"))
+    if not d:
+        return []
+    layers = ", ".join(str(i) for i in d.get("layers") or [])
+    loss = f"KD T={_fmt(d.get('temperature'))} alpha={_fmt(d.get('alpha'))}" if d.get("kd") else "no KD"
+    teacher_acc, acc = _number(d.get("teacher_test_accuracy")), _number(ft.get("test_accuracy"))
+    versus = f" ({100 * (acc - teacher_acc):+.2f} pts)" if acc is not None and teacher_acc is not None else ""
+    return [
+        wrap_line(
+            f"  student of {_fmt(d.get('teacher'))}: layers {layers} of {_fmt(d.get('teacher_layers'))}, {loss}; "
+            f"teacher test accuracy {_fmt(teacher_acc, '.4f')}{versus}"
+        )
     ]
 
 
@@ -501,6 +531,7 @@ def _format_evals(evals: list[dict[str, Any]], run_dir: str) -> list[str]:
         "run test acc",
         "OOD AUROC",
     ]
+    student = any(e.get("teacher_accuracy") is not None for e in evals)
     rows = [
         [
             e["data"],
@@ -513,11 +544,14 @@ def _format_evals(evals: list[dict[str, Any]], run_dir: str) -> list[str]:
             _fmt(e["roc_auc"], ".4f"),
             _fmt(e["in_domain_accuracy"], ".4f"),
             _fmt(e["ood_auroc"], ".3f"),
+            *([_fmt(e.get("teacher_accuracy"), ".4f")] if student else []),
         ]
         for e in evals
     ]
+    header += ["teacher acc"] if student else []
     lines = [
-        "eval: RUN/eval/*; run test acc: the same model on the run's own test split",
+        "eval: RUN/eval/*; run test acc: the same model on the run's own test split"
+        + ("; teacher acc: the teacher's eval folder of the same name" if student else ""),
         *text_table(header, rows, keep=2, indent="  "),
     ]
     lines += [f"  {e['folder']}: {e['error']}" for e in evals if e["error"]]

@@ -12,12 +12,13 @@ from edgefn.cli.configs import (
     given,
     make_bench_config,
     make_data_options,
+    make_distill_config,
     make_export_config,
     make_finetune_config,
     name_list,
 )
 from edgefn.cli.errors import user_errors
-from edgefn.cli.options import BENCH, DATA, EXPORT, FINETUNE, INFERENCE, use
+from edgefn.cli.options import BENCH, DATA, DISTILL, EXPORT, FINETUNE, INFERENCE, use
 
 
 def _say(msg: str) -> None:
@@ -47,6 +48,26 @@ def finetune(preset: str, resume: bool, **opts: Any) -> None:
     from edgefn.train.finetune import format_summary
 
     result = run_finetune(make_finetune_config(preset, opts, resume=resume), progress=_say)
+    if result.finished:
+        click.echo(
+            f"{result.run_dir} is a finished run: nothing to resume (--overwrite trains it again)", err=True
+        )
+    if result.metrics:
+        click.echo(format_summary(result))
+        _say(next_hint("export", run_dir=result.run_dir))
+
+
+@click.command()
+@use(DISTILL)
+@user_errors
+def distill(**opts: Any) -> None:
+    """Train a student with fewer layers from a fine-tuned run (the teacher): its layers copied, knowledge
+    distillation on the teacher's logits plus the labels, on the teacher's data. Training settings not given
+    are the teacher's. The student is an ordinary run folder: export, bench, eval, package and predict take it."""
+    from edgefn.train.distill import distill as run_distill
+    from edgefn.train.finetune import format_summary
+
+    result = run_distill(make_distill_config(opts), progress=_say)
     if result.finished:
         click.echo(
             f"{result.run_dir} is a finished run: nothing to resume (--overwrite trains it again)", err=True

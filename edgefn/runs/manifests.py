@@ -186,6 +186,7 @@ class FinetuneManifest(Manifest):
     data: str | None = None
     weights_source: str | None = None
     settings: dict[str, Any] | None = None  # `FinetuneConfig.identity()`
+    distillation: dict[str, Any] | None = None  # a student's teacher, layers and loss (`edgefn distill`)
 
     JSON_TYPES: ClassVar[Mapping[str, JsonType]] = {
         "preset": str,
@@ -194,6 +195,7 @@ class FinetuneManifest(Manifest):
         "data": str,
         "weights_source": str,
         "settings": dict,
+        "distillation": dict,
     }
 
     @classmethod

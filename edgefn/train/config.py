@@ -16,6 +16,26 @@ from edgefn.data.catalog import DataOptions
 MIN_MAX_LENGTH = 8  # [CLS] ... [SEP] and a few word pieces
 
 
+@dataclass(frozen=True)
+class DistillSettings:
+    """What makes a fine-tune a distillation: the teacher run, the layers its student keeps, the loss mix.
+
+    Resolved by `train.distill` (which checks the user's values); part of the student's identity, so a
+    changed teacher checkpoint or setting refuses `--resume`."""
+
+    teacher: str  # the teacher's run folder
+    teacher_sha256: str  # the fingerprint of its checkpoint's files
+    teacher_layers: int
+    layers: tuple[int, ...]  # the teacher layers the student starts from (ALBERT: the passes matched)
+    kd: bool = True  # False: plain layer dropping + fine-tuning on the labels
+    temperature: float = 2.0
+    alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha weighs the hard labels
+    hidden_weight: float = 0.0  # weight of the hidden-state MSE to the teacher's matched layers (0: off)
+    unlabelled: str | None = None  # extra texts, labelled by the teacher
+    unlabelled_sha256: str | None = None
+    column: str = "text"  # the text column of a CSV / TSV / JSONL unlabelled file
+
+
 @dataclass
 class FinetuneConfig:
     """Everything that determines a fine-tuning run; saved as finetune_config.json in the run folder."""
@@ -40,6 +60,7 @@ class FinetuneConfig:
     run_dir: Path | None = None
     resume: bool = False
     overwrite: bool = False
+    distill: DistillSettings | None = None  # a student of a teacher run (`edgefn distill`)
 
     def __post_init__(self) -> None:
         if self.init not in INIT_CHOICES:
@@ -92,6 +113,8 @@ class FinetuneConfig:
     def identity(self) -> dict[str, Any]:
         """The settings that must match for a run folder to be resumed or reused."""
         d = runs.to_jsonable({k: v for k, v in vars(self).items() if k not in _NOT_IDENTITY})
+        if self.distill is None:  # a plain fine-tune's identity is as before distill existed
+            del d["distill"]
         return dict(d)
 
 

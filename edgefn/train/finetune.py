@@ -111,6 +111,7 @@ def _write_outputs(
     stats: dict[str, Any],
     preds: list[int],
     prob_fake: list[float],
+    distillation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     assert cfg.run_dir is not None
     with runs.atomic_dir(run.checkpoint, overwrite=True) as tmp, disk_faults(run.checkpoint):
@@ -142,6 +143,8 @@ def _write_outputs(
         "data": {**data.info, "fingerprint": data.fingerprint()},
         "versions": engines.library_versions(),
     }
+    if distillation is not None:  # a student: its teacher, layers and loss, and the teacher's test figures
+        metrics["distillation"] = distillation
     runs.write_json(run.metrics, metrics)
     shutil.rmtree(run.path / TRAINER_DIR, ignore_errors=True)  # optimizer states are only needed to resume
     run.mark_complete()  # the last write: the checkpoint's hashes, and the run is whole
@@ -193,14 +196,18 @@ def finetune(
         data.info["test_subset"] = (
             f"{len(data.test)} seeded random rows of the test split (--max-test-samples)"
         )
-    loaded = load_model(preset, init=cfg.init, seed=cfg.seed)
+    if cfg.distill is None:
+        loaded, teacher = load_model(preset, init=cfg.init, seed=cfg.seed), None
+    else:  # `edgefn distill`: the teacher's layers, and the teacher for the loss
+        from edgefn.train.student import load_student
+
+        loaded, teacher = load_student(cfg.distill)
     _check_model(loaded.model, cfg, check_model)
     say = progress or silent
     if not _is_main_process():  # the main process checked and holds the lock; follow its choice
         replacing = cfg.overwrite and runs.run_status(cfg.run_dir) is not None
-        return _finetune_into(
-            cfg, runs.staging_dir(cfg.run_dir) if replacing else cfg.run_dir, loaded, data, say
-        )
+        build = runs.staging_dir(cfg.run_dir) if replacing else cfg.run_dir
+        return _finetune_into(cfg, build, loaded, data, say, teacher)
     created = not cfg.run_dir.exists()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -210,8 +217,8 @@ def finetune(
                 return FinetuneResult(cfg.run_dir, RunFolder(cfg.run_dir).read_metrics(), cfg, finished=True)
             if mode == "replace":
                 with runs.replacing_run(cfg.run_dir) as staging:
-                    return _finetune_into(cfg, staging, loaded, data, say)
-            return _finetune_into(cfg, cfg.run_dir, loaded, data, say)
+                    return _finetune_into(cfg, staging, loaded, data, say, teacher)
+            return _finetune_into(cfg, cfg.run_dir, loaded, data, say, teacher)
     except EdgefnError:
         if created and not any(cfg.run_dir.iterdir()):  # refused before anything was written
             cfg.run_dir.rmdir()
@@ -223,14 +230,23 @@ def finetune(
 
 
 def _finetune_into(
-    cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetBundle, say: Progress
+    cfg: FinetuneConfig, build: Path, loaded: Any, data: DatasetBundle, say: Progress, teacher: Any = None
 ) -> FinetuneResult:
-    """Train into `build` (the run folder, or the replacement being built beside it) and write its outputs."""
-    assert cfg.run_dir is not None
+    """Train into `build` (the run folder, or the replacement being built beside it) and write its outputs;
+    a student (`cfg.distill`) learns from `teacher` (None: from the labels only)."""
+    assert cfg.run_dir is not None and cfg.max_length is not None
+    what = cfg.preset if cfg.distill is None else f"a {len(cfg.distill.layers)}-layer student of {cfg.preset}"
     say(  # after every check: a refused input stays one line
-        f"training {cfg.preset} ({loaded.init}) on {len(data.train)} rows of {cfg.data} into {cfg.run_dir}, "
+        f"training {what} ({loaded.init}) on {len(data.train)} rows of {cfg.data} into {cfg.run_dir}, "
         f"then scoring {len(data.test)} test rows"
     )
+    distillation, extra = None, None
+    if cfg.distill is not None:
+        from edgefn.train.student import distillation_record, teacher_labelled
+
+        distillation = distillation_record(cfg.distill)
+        if cfg.distill.unlabelled is not None:
+            extra, distillation["unlabelled"] = teacher_labelled(cfg.distill, data, cfg.max_length, say)
     run = RunFolder(build)
     if _is_main_process():
         runs.write_run_manifest(
@@ -243,15 +259,16 @@ def _finetune_into(
             data=cfg.data,
             weights_source=loaded.source,
             settings=cfg.identity(),
+            distillation=distillation,
         )
         runs.write_json(run.finetune_config, config)
-    trainer, stats = train(cfg, loaded, data, build, say)
+    trainer, stats = train(cfg, loaded, data, build, say, teacher=teacher, extra=extra)
     say(f"scoring {len(data.test)} test rows with the best checkpoint")
     preds, prob_fake = predict(trainer, data.test, cfg)  # a collective call under DDP: every process runs it
     metrics = {}
     if trainer.is_world_process_zero():
         with disk_faults(run.path):
-            metrics = _write_outputs(cfg, run, trainer, loaded, data, stats, preds, prob_fake)
+            metrics = _write_outputs(cfg, run, trainer, loaded, data, stats, preds, prob_fake, distillation)
     return FinetuneResult(run_dir=cfg.run_dir, metrics=metrics, config=cfg)
 
 
@@ -271,6 +288,7 @@ def format_summary(result: FinetuneResult) -> str:
         ("checkpoint MB", f"{m['checkpoint_mb']:.1f}"),
         ("train time", f"{m['training']['train_seconds']:.1f} s"),
     ]
+    rows += _teacher_rows(m.get("distillation"), t["accuracy"])
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     if m["init"] != "pretrained":
@@ -280,3 +298,25 @@ def format_summary(result: FinetuneResult) -> str:
     lines += [f"shortcut: {v}" for v in m.get("shortcut_verdicts") or []]
     lines += [f"warning: {w}" for w in m.get("warnings") or []]
     return "\n".join(wrap_line(line) for line in lines)
+
+
+def _teacher_rows(d: dict[str, Any] | None, accuracy: float) -> list[tuple[str, str]]:
+    """A student's teacher and the teacher's test accuracy beside the student's (none for a plain fine-tune)."""
+    if not d:
+        return []
+    loss = f"KD T={d['temperature']:g} alpha={d['alpha']:g}" if d["kd"] else "no KD (labels only)"
+    if d["kd"] and d.get("hidden_weight"):
+        loss += f" + hidden {d['hidden_weight']:g}"
+    rows = [
+        ("teacher", str(d["teacher"])),
+        (
+            "student layers",
+            f"{d['student_layers']} of {d['teacher_layers']} ({', '.join(map(str, d['layers']))}); {loss}",
+        ),
+    ]
+    teacher = d.get("teacher_test_accuracy")
+    if teacher is not None:
+        rows.append(
+            ("teacher test accuracy", f"{teacher:.4f} (student {100 * (accuracy - teacher):+.2f} pts)")
+        )
+    return rows

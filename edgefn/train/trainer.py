@@ -206,18 +206,38 @@ def chance_warning(accuracy: float | None, labels: list[int]) -> str | None:
 
 
 def train(
-    cfg: FinetuneConfig, loaded: Any, data: DatasetBundle, build: Path, say: Progress = silent
+    cfg: FinetuneConfig,
+    loaded: Any,
+    data: DatasetBundle,
+    build: Path,
+    say: Progress = silent,
+    *,
+    teacher: Any = None,
+    extra: Split | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train with the Hugging Face Trainer; returns it and the training stats (with `warnings`, each also said)."""
+    """Train with the Hugging Face Trainer; returns it and the training stats (with `warnings`, each also said).
+
+    A student (`cfg.distill`) learns from `teacher`'s logits when one is given, and `extra` rows (texts the
+    teacher labelled) join the training rows after their --max-train-samples subset is drawn."""
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from edgefn.core.progress import warn
 
     tok = loaded.tokenizer
-    train = tokenize_split(subsample(data.train, cfg.max_train_samples, cfg.seed), tok, cfg)
+    rows = subsample(data.train, cfg.max_train_samples, cfg.seed)
+    if extra is not None and len(extra):
+        sources = None if rows.sources is None else rows.sources + (extra.sources or [])
+        rows = Split(rows.texts + extra.texts, rows.labels + extra.labels, sources)
+    train = tokenize_split(rows, tok, cfg)
     val = tokenize_split(subsample(data.validation, cfg.max_eval_samples, cfg.seed), tok, cfg)
-    trainer = Trainer(
+    trainer_class = Trainer
+    if teacher is not None:
+        from edgefn.train.student import distillation_trainer
+
+        assert cfg.distill is not None
+        trainer_class = distillation_trainer(teacher, cfg.distill)
+    trainer = trainer_class(
         model=loaded.model,
         args=training_arguments(cfg, build / TRAINER_DIR),
         train_dataset=train,

@@ -34,9 +34,10 @@ def _options(cmd: click.Command) -> list[click.Option]:
 
 
 def test_declarations_are_few():
-    """Every click option or argument is declared once: at most 70 declarations in the whole package
+    """Every click option or argument is declared once: at most 79 declarations in the whole package
     (62 after round 3 added predict's --id-column, --echo, --precision, bench --quick, --warmup-steps and data list
-    --json)."""
+    --json; the limit rose from 70 by the 9 that distill added: --teacher, --layers, --layer-map, --no-kd,
+    --temperature, --alpha, --hidden-weight, --unlabelled and bench --compare)."""
     count = 0
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -45,7 +46,7 @@ def test_declarations_are_few():
                 count += isinstance(func.value, ast.Name) and func.value.id == "click"
             elif isinstance(func, ast.Name) and func.id in DECLARATIONS:  # an Option subclass
                 count += 1
-    assert 0 < count <= 70
+    assert 0 < count <= 79
 
 
 def test_one_flag_one_option_object():
@@ -77,12 +78,13 @@ def test_run_composes_its_stages():
 
 
 def test_help_lists_commands_in_pipeline_order():
-    """`edgefn --help` reads as the pipeline: data, finetune, export, bench, ... then run and demo."""
+    """`edgefn --help` reads as the pipeline: data, finetune, distill, export, bench, ... then run and demo."""
     out = CliRunner().invoke(main, ["--help"]).output
     listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == [
         "data",
         "finetune",
+        "distill",
         "export",
         "bench",
         "eval",
