@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,8 @@ from edgefn import runs
 from edgefn.bench import noise
 from edgefn.bench.peers import resolve_peers
 from edgefn.bench.report import Accuracy, BenchReport, TargetResult
-from edgefn.bench.rounds import one_line, result_of, run_rounds
+from edgefn.bench.rounds import Measured, one_line, result_of, run_rounds
+from edgefn.bench.stats import round_groups
 from edgefn.bench.targets import (
     REFERENCE,
     Target,
@@ -24,7 +27,7 @@ from edgefn.bench.targets import (
     plan_targets,
     select_variants,
 )
-from edgefn.bench.verdict import DEFAULT_MAX_DROP, compute_verdict
+from edgefn.bench.verdict import DEFAULT_MAX_DROP, LEGACY_RULE, PAIRED_RULE, compute_verdict
 from edgefn.bench.worker import in_fresh_process
 from edgefn.core import outputs
 from edgefn.core.environment import check_threads, physical_cores
@@ -36,9 +39,16 @@ from edgefn.runtime import engines
 from edgefn.runtime.inference import available_providers
 
 MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
-MAX_ROUNDS = 20
+MAX_ROUNDS = 400
+MAX_PROCESSES = 20
 MAX_SEQ_LEN = 8192
 MODES = ("fixed", "real")
+# "paired": the targets' processes stay up for a block of short interleaved rounds (edgefn.bench.paired); "legacy":
+# one fresh process per target and round, each cell measured in one go, the round-count tie rule (issue 25's
+# "before", kept reachable for benchmarks/aa_test.py)
+PROTOCOLS = ("paired", "legacy")
+LEGACY_ROUNDS = 3  # the legacy protocol's default
+QUICK_ROUNDS = 8
 
 
 @dataclass
@@ -61,9 +71,18 @@ class BenchConfig:
     include_pytorch: bool = True
     out_dir: Path | None = None  # None: RUN/bench
     peers: tuple[str, ...] | None = None  # None: every peer (pytorch-int8, ort-default, ...); (): none
-    rounds: int = 3  # interleaved rounds: every target once per round, in a fresh process
+    rounds: int = (
+        24  # short interleaved rounds: every cell of every target once per round (min_time_s / rounds)
+    )
+    processes: int = (
+        4  # fresh measuring processes per target, the rounds split evenly (at most one per round)
+    )
     max_drop: float = DEFAULT_MAX_DROP  # accuracy points a shippable row may lose against the reference
     peak_probe: bool = True  # measure this machine's MatMul peak first (for peak_fraction)
+    spin: bool = (
+        True  # idle worker threads spin between parallel sections (every engine that has the setting)
+    )
+    protocol: str = "paired"  # or "legacy" (see PROTOCOLS)
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -99,13 +118,19 @@ class BenchConfig:
         self.peers = resolve_peers(None if self.peers is None else tuple(self.peers) or ("none",))
         if not 1 <= self.rounds <= MAX_ROUNDS:
             raise ConfigError("rounds", f"must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError("protocol", f"must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError("processes", f"must be between 1 and {MAX_PROCESSES}, got {self.processes}")
+        self.processes = min(self.processes, self.rounds)  # at most one process per round
         if not 0 <= self.max_drop <= 100:
             raise ConfigError("max_drop", f"must be between 0 and 100 accuracy points, got {self.max_drop}")
 
     @classmethod
     def quick(cls, **fields: Any) -> BenchConfig:
-        """A first look: the run's own variants and the reference only (no peers), one round, no peak probe."""
-        return cls(**{**fields, "peers": (), "rounds": 1, "peak_probe": False})
+        """A first look: the run's own variants and the reference only (no peers), one process per target (its
+        rounds' intervals leave the between-process part out), no peak probe."""
+        return cls(**{**fields, "peers": (), "processes": 1, "rounds": QUICK_ROUNDS, "peak_probe": False})
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -228,8 +253,15 @@ def _flops_models(variants: Variants, say: Progress) -> dict[str, Any]:
     return {name: out.get(name, same_model) for name in variants}
 
 
+def engine_options(cfg: BenchConfig) -> dict[str, Any]:
+    """The threading settings every engine gets under the paired protocol (explicit, and equal across engines:
+    spinning as asked, no thread pinned); the legacy protocol leaves each library's defaults."""
+    return {} if cfg.protocol == "legacy" else {engines.SPIN: cfg.spin, engines.CPU_PINNING: False}
+
+
 def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int, rnd: int) -> Any:
-    """One round of one target: 1/rounds of the measuring time; the first round also predicts and profiles."""
+    """One round (legacy) or one process (paired) of one target: the legacy protocol times 1/rounds of the
+    measuring time per cell; the first round or process also predicts and profiles."""
     from edgefn.bench.worker import Job
 
     assert cfg.seq_len is not None  # decided by resolve_lengths before measuring
@@ -239,7 +271,7 @@ def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads
         engine_module=t.engine.module,
         model_dir=str(t.model_dir),
         manifest=t.manifest,
-        options=t.options,
+        options={**t.options, **engine_options(cfg)},
         texts=texts,
         batch_sizes=cfg.batch_sizes,
         seq_len=cfg.seq_len,
@@ -252,6 +284,61 @@ def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads
         profile=t.engine.profile is not None and rnd == 0,
         predict=rnd == 0,
     )
+
+
+def measure_targets(
+    targets: list[Target], cfg: BenchConfig, texts: list[str], max_length: int, threads: int, say: Progress
+) -> tuple[dict[int, Measured], dict[str, Any]]:
+    """Time the pending targets by `cfg.protocol`.
+
+    Returns:
+        target index -> what its rounds measured; and the protocol's record for the report (its settings, the
+        engines' threading, calls per slice, seconds).
+    """
+    from edgefn.bench.paired import ORDER, Plan, run_paired
+
+    def make_job(t: Target, rnd: int) -> Any:
+        return _job(t, cfg, texts, max_length, threads, rnd)
+
+    start = time.monotonic()
+    settings = engine_options(cfg)
+    used = {t.engine.name: t.engine for t in targets if t.status == "pending"}
+    threading = {
+        name: e.threading(engines.LoadRequest(Path(), threads, options=settings))
+        for name, e in used.items()
+        if e.threading is not None
+    }
+    record: dict[str, Any] = {
+        "name": cfg.protocol,
+        "rounds": cfg.rounds,
+        "threads": threads,
+        "engines": threading,
+    }
+    if cfg.protocol == "legacy":
+        measured = run_rounds(targets, make_job, cfg.rounds, say)
+        record.update(processes=cfg.rounds, rule=LEGACY_RULE)
+    else:
+        plan = Plan(
+            cfg.processes,
+            cfg.rounds,
+            cfg.min_time_s / cfg.rounds,
+            cfg.min_iters,
+            env={} if cfg.spin else {"OMP_WAIT_POLICY": "PASSIVE"},
+        )
+        measured, extra = run_paired(targets, make_job, plan, say)
+        record.update(
+            processes=cfg.processes,
+            rounds_per_process=[
+                round_groups(cfg.rounds, cfg.processes).count(g) for g in range(cfg.processes)
+            ],
+            slice_s=plan.slice_s,
+            order=ORDER,
+            warmup_calls_per_process=cfg.warmup,
+            rule=PAIRED_RULE,
+            **extra,
+        )
+    record["wall_s"] = time.monotonic() - start
+    return measured, record
 
 
 def _describe(r: TargetResult) -> str:
@@ -357,9 +444,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         )
     flops = _flops_models(variants, say)
     before = noise.machine_state()
-    measured = run_rounds(
-        targets, lambda t, rnd: _job(t, cfg, texts, max_length, threads, rnd), cfg.rounds, say
-    )
+    measured, protocol = measure_targets(targets, cfg, texts, max_length, threads, say)
     after = noise.machine_state()
     results = []
     for i, t in enumerate(targets):
@@ -368,7 +453,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
             r.description = t.description
         else:
             flops_model = flops.get(t.variant, flops.get("fp32"))
-            r = result_of(t, *measured[i], flops_model, peak)
+            r = result_of(t, measured[i], flops_model, peak)
         results.append(r)
         say(f"{t.variant} on {t.provider}: {_describe(r)}")
     if not any(r.status == "ok" for r in results):
@@ -377,15 +462,6 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
             + "; ".join(f"{r.variant} on {r.provider}: {r.reason}" for r in results)
         )
     ref = add_comparisons(results, labels)
-    rows = [
-        {
-            "label": f"{r.variant} on {r.provider} {m.mode} b{m.batch_size}",
-            "spread": m.spread,
-            "other_cores": r.other_cores,
-        }
-        for r in results
-        for m in r.measurements
-    ]
     report = BenchReport(
         str(run.path),
         {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
@@ -395,15 +471,46 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         peak,
         results,
         _notes(cfg, max_length, results) + ([f"warning: {small}"] if small else []),
-        machine={
-            "before": before,
-            "after": after,
-            "assessment": noise.assess(before, after, os.cpu_count() or 1, rows),
-        },
+        machine=assess_timings(results, protocol, before, after),
+        protocol=protocol,
     )
     report.verdict = compute_verdict(report, cfg.max_drop)
     write_report(report, Path(cfg.out_dir) if cfg.out_dir else run.bench_dir)
     return report
+
+
+def assess_timings(
+    results: list[TargetResult], protocol: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """Flag each measured row by its protocol's rule and judge the whole run: the report's machine block."""
+    measured = [(r, m) for r in results for m in r.measurements]
+    label = "{r.variant} on {r.provider} {m.mode} b{m.batch_size}".format
+    if protocol.get("name") == "legacy":
+        for r, m in measured:
+            m.flags = noise.legacy_row_flags({"other_cores": r.other_cores, "spread": m.spread})
+        legacy = [
+            {"label": label(r=r, m=m), "spread": m.spread, "other_cores": r.other_cores} for r, m in measured
+        ]
+        assessment = noise.assess_legacy(before, after, os.cpu_count() or 1, legacy)
+        return {"before": before, "after": after, "assessment": assessment}
+    groups = round_groups(protocol["rounds"], protocol["processes"])
+    others = protocol.get("round_other_cores") or []
+    steal = protocol.get("round_steal") or []
+    mean_others = statistics.fmean(others) if others else None
+    stolen = noise.steal_fraction(before.get("cpu_times"), after.get("cpu_times"))
+    for r, m in measured:
+        beside = [
+            n.round_p50_ms
+            for q, n in measured
+            if q is not r and (n.mode, n.batch_size) == (m.mode, m.batch_size)
+        ]
+        m.noise = noise.row_noise(m.round_p50_ms, beside, groups)
+        m.flags = noise.row_flags(m.noise, mean_others, stolen)
+    rows: list[dict[str, Any]] = [
+        {"label": label(r=r, m=m), "noise": m.noise, "flags": m.flags} for r, m in measured
+    ]
+    assessment = noise.assess(before, after, rows, others, steal)
+    return {"before": before, "after": after, "assessment": assessment}
 
 
 def _config_dict(cfg: BenchConfig) -> dict[str, Any]:

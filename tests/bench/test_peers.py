@@ -70,12 +70,14 @@ def test_every_peer_is_a_row(peer_report: BenchReport, ov_run: Path) -> None:
 
 
 def test_rounds_are_pooled_and_their_spread_kept(peer_report: BenchReport) -> None:
-    """With 2 rounds every measured row has two round p50s, the pooled calls, and spread = max/min - 1."""
+    """With 2 rounds every measured row has two round p50s, the pooled calls (at least min_iters, and each
+    round's slice at least --min-time / rounds of timed calls), and spread = max/min - 1."""
     for r in peer_report.results:
         for m in r.measurements:
             assert len(m.round_p50_ms) == 2
             assert m.spread == pytest.approx(max(m.round_p50_ms) / min(m.round_p50_ms) - 1)
-            assert m.latency.count >= 2 * 3  # min_iters split over rounds, at least 3 each
+            assert m.latency.count >= FAST["min_iters"]
+            assert sum(m.latency.call_ms) / 1000 >= FAST["min_time_s"]
     assert peer_report.machine["before"]["loadavg"] and "assessment" in peer_report.machine
 
 
