@@ -261,3 +261,49 @@ def test_report_json_verdict_cells_carry_intervals(exported_tiny_run: Path, tmp_
             assert len(m["round_p50_ms"]) == 6 and m["noise"] is None or math.isfinite(m["noise"])
     md = (run / "bench" / "report.md").read_text()
     assert "99% interval" in md and "threading:" in md and "steal" in md
+
+
+AA_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "aa_test.py"
+CELL_KEYS = {"variant", "shape", "batch", "ratio_p50", "ci_low", "ci_high", "called_tie"}
+
+
+@pytest.mark.slow
+def test_aa_script_quick_writes_the_schema(exported_tiny_run: Path, tmp_path: Path) -> None:
+    """benchmarks/aa_test.py --quick on the tiny run (ov-int8 exported into its own copy, the source left
+    alone): aa.json holds before (legacy) and after (paired) cells of both variants, fixed and real, with the
+    promised keys, each protocol's wall seconds, the CPU and its flags, steal time, the decomposition (between
+    vs within processes, spinning, round length) and the targets; aa.md its tables."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino", reason="the dev extra installs openvino")
+    before = sorted(p.name for p in (exported_tiny_run / "onnx").iterdir())
+    root = str(AA_SCRIPT.parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+    argv = [sys.executable, str(AA_SCRIPT), "--run", str(exported_tiny_run), "--work", str(tmp_path / "work")]
+    argv += ["--quick", "--samples", "16", "--seq-len", "16", "--threads", "1"]
+    argv += ["--results-dir", str(tmp_path / "results")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (exported_tiny_run / "onnx").iterdir()) == before
+    record = json.loads((tmp_path / "results" / "aa.json").read_text())
+    for key in ("before", "after"):
+        cells = record[key]["cells"]
+        assert {(c["variant"], c["shape"], c["batch"]) for c in cells} == {
+            (v, s, b) for v in ("int8-dynamic", "ov-int8") for s in ("fixed", "real") for b in (1, 8)
+        }
+        for c in cells:
+            assert set(c) >= CELL_KEYS and isinstance(c["called_tie"], bool)
+            assert c["ratio_p50"] == pytest.approx(c["p50_a_ms"] / c["p50_b_ms"])
+        assert record[key]["wall_s"] > 0
+    assert (
+        record["before"]["protocol"]["name"] == "legacy" and record["after"]["protocol"]["name"] == "paired"
+    )
+    assert record["cpu"]["flags"] and "steal_fraction" in record["machine"]
+    d = record["decomposition"]
+    assert {"paired_within_process", "paired_between_processes"} <= set(d["median"])
+    assert d["spin"]["cells"] and d["round_length"]["cells"]
+    assert {"agree_within_5pct", "aa_ties", "wall_after_over_before"} <= set(record["criteria"])
+    md = (tmp_path / "results" / "aa.md").read_text()
+    assert "## Before: the legacy protocol" in md and "## Where the spread comes from" in md
