@@ -202,15 +202,16 @@ def test_a_lead_that_does_not_hold_in_every_round_is_a_tie() -> None:
 
 
 def test_noise_assessment_flags_load_spread_and_clock() -> None:
-    """The busy-machine verdict: load above the cores, other processes' CPU, spread or a moving clock."""
+    """The legacy protocol's busy-machine verdict: load above the cores, other processes' CPU, spread or a
+    moving clock (the paired protocol's: tests/bench/test_precision.py)."""
     quiet = {"loadavg": [0.3, 0.3, 0.3], "cpu_mhz": 2600.0}
     rows = [{"label": "a", "spread": 0.02, "other_cores": 0.05}]
-    assert noise.assess(quiet, quiet, 2, rows) == {"unreliable": False, "reasons": [], "flagged": []}
+    assert noise.assess_legacy(quiet, quiet, 2, rows) == {"unreliable": False, "reasons": [], "flagged": []}
     busy = {"loadavg": [5.0, 3.0, 1.0], "cpu_mhz": 2600.0}
-    assert "load average 5.0 above the 2 cores" in noise.assess(quiet, busy, 2, rows)["reasons"][0]
-    spread = noise.assess(quiet, quiet, 2, [{"label": "a", "spread": 0.2, "other_cores": 0.0}])
+    assert "load average 5.0 above the 2 cores" in noise.assess_legacy(quiet, busy, 2, rows)["reasons"][0]
+    spread = noise.assess_legacy(quiet, quiet, 2, [{"label": "a", "spread": 0.2, "other_cores": 0.0}])
     assert spread["unreliable"] and spread["flagged"] == ["a"]
-    slow = noise.assess(quiet, {**quiet, "cpu_mhz": 1800.0}, 2, rows)
+    slow = noise.assess_legacy(quiet, {**quiet, "cpu_mhz": 1800.0}, 2, rows)
     assert slow["unreliable"] and "clock" in slow["reasons"][0]
 
 
