@@ -186,6 +186,8 @@ def _run_block(
         if state["inputs"] is None and any(w is not None for w in warm.values()):
             state["inputs"] = inputs_per_slice([w for w in warm.values() if w is not None], plan)
         state["setup_s"] += time.monotonic() - t0
+        if state["inputs"] is None:  # no target loaded and warmed up: nothing to time
+            return
         t1 = time.monotonic()
         for _ in range(size):
             _one_round(procs, plan, measured, state, rng, keys, attempt)

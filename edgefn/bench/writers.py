@@ -57,6 +57,7 @@ CSV_COLUMNS = (
     "threads",
     "cuda_fallback_nodes",
     "round_spread",
+    "round_noise",
     "other_cores",
     "flags",
 )
@@ -122,6 +123,7 @@ def _row(
             achieved_gflops=m.achieved_gflops,
             peak_fraction=m.peak_fraction,
             round_spread=m.spread,
+            round_noise=m.noise,
             flags="; ".join(m.flags) or None,
         )
     return {c: row.get(c) for c in CSV_COLUMNS}

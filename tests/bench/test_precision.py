@@ -14,7 +14,23 @@ from edgefn.bench.measure import Latency
 from edgefn.bench.report import Accuracy, BenchReport, Measurement, TargetResult, format_verdict
 from edgefn.bench.stats import RatioInterval, dispersion, ratio_interval, round_groups
 from edgefn.bench.verdict import compute_verdict
+from edgefn.runs import ONNX_FILE
+from edgefn.runtime import engines
+from edgefn.runtime.engines import Engine, LoadRequest
 from edgefn.runtime.inference import CPU
+
+FAILING = "ort-failing"
+
+
+def load_failing(request: LoadRequest) -> None:
+    """An engine whose load always fails, as a missing kernel or library would."""
+    raise RuntimeError("no kernel for this model here")
+
+
+# registered when this module is imported: bench's measuring processes import it by the record's `module`
+engines.register(
+    Engine(FAILING, "cpu", "onnxruntime", __name__, load_failing, files=(ONNX_FILE,), default=False)
+)
 
 GROUPS = round_groups(24, 4)  # the default: 24 rounds over 4 processes
 
@@ -307,3 +323,35 @@ def test_aa_script_quick_writes_the_schema(exported_tiny_run: Path, tmp_path: Pa
     assert {"agree_within_5pct", "aa_ties", "wall_after_over_before"} <= set(record["criteria"])
     md = (tmp_path / "results" / "aa.md").read_text()
     assert "## Before: the legacy protocol" in md and "## Where the spread comes from" in md
+
+
+def test_a_target_that_fails_to_load_is_a_failed_row(exported_tiny_run: Path, tmp_path: Path) -> None:
+    """Under the paired protocol a target whose model does not load is a failed row naming the process and
+    the reason; the other targets are measured in every round."""
+    import shutil
+
+    from edgefn.bench.benchmark import BenchConfig, bench
+
+    run = tmp_path / "run"
+    shutil.copytree(exported_tiny_run, run)
+    report = bench(
+        BenchConfig(
+            run_dir=run,
+            providers=("cpu", FAILING),
+            variants=("fp32",),
+            include_pytorch=False,
+            batch_sizes=(2,),
+            seq_len=16,
+            samples=16,
+            min_time_s=0.02,
+            warmup=1,
+            threads=1,
+            peers=(),
+            rounds=4,
+            processes=2,
+            peak_probe=False,
+        )
+    )
+    failed, ok = report.result("fp32", FAILING), report.result("fp32", CPU)
+    assert failed.status == "failed" and "process 1" in failed.reason and "no kernel" in failed.reason
+    assert ok.status == "ok" and all(len(m.round_p50_ms) == 4 for m in ok.measurements)
