@@ -70,7 +70,8 @@ def measure(run: Path, targets: list[Any], cfg: Any, say: Any) -> dict[str, Any]
     """Bench's own measuring of the targets by `cfg.protocol`: the rows (flags set as bench sets them), the
     protocol's record, the machine block and the wall seconds."""
     from edgefn.bench import noise
-    from edgefn.bench.benchmark import assess_timings, measure_targets, resolve_lengths
+    from edgefn.bench.benchmark import resolve_lengths
+    from edgefn.bench.protocol import assess_timings, measure_targets
     from edgefn.bench.rounds import result_of
 
     folder = RunFolder(run)
