@@ -219,11 +219,10 @@ def _winner_name(winner: dict[str, Any]) -> str:
 def _verdict_cell(v: dict[str, Any]) -> str:
     w = v["winner"]
     name = _winner_name(w)
-    tie = (
-        " (tie)"
-        if v.get("tie_with_runner_up") or (v.get("peer_wins") and not v.get("peer_wins_every_round"))
-        else ""
-    )
+    peer_tie = v.get("peer_tie")  # None in verdicts of the legacy protocol: decided by rounds
+    if peer_tie is None:
+        peer_tie = not v.get("peer_wins_every_round")
+    tie = " (tie)" if v.get("tie_with_runner_up") or (v.get("peer_wins") and peer_tie) else ""
     return f"{name} {w['p50_ms']:.2f}{tie}"
 
 

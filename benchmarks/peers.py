@@ -85,8 +85,8 @@ def bench_all(run: Path, args: argparse.Namespace) -> BenchReport:
             samples=args.samples,
             min_time_s=args.min_time,
             threads=args.threads,
-            rounds=args.rounds,
             peers=None,
+            **{k: v for k, v in (("rounds", args.rounds), ("processes", args.processes)) if v is not None},
         ),
         progress=print,
     )
@@ -193,6 +193,9 @@ def targets(preset: str, report: BenchReport) -> dict[str, Any]:
                 # where a peer wins by p50: in how many interleaved rounds it beat edgefn's fastest own row
                 "rounds_peer_faster_than_edgefn": cell.get("rounds_peer_faster_than_edgefn"),
                 "peer_wins_every_round": cell.get("peer_wins_every_round"),
+                # the peer's time over edgefn's fastest own row, its interval and whether that is a tie
+                "peer_vs_edgefn": cell.get("peer_vs_edgefn"),
+                "peer_tie": cell.get("peer_tie"),
             }
     mine, default = _p50(report, "int8-dynamic", "real", 32), _p50(report, "ort-default", "real", 32)
     out["int8_dynamic_vs_ort_default_real_b32"] = default / mine if mine and default else None
@@ -245,7 +248,8 @@ def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) 
             "batches": BATCHES,
             "seq_len": SEQ_LEN,
             "samples": args.samples,
-            "rounds": args.rounds,
+            "rounds": args.rounds or _default("rounds"),
+            "processes": args.processes or _default("processes"),
             "min_time_s": args.min_time,
             "threads": args.threads,
         },
@@ -255,6 +259,13 @@ def write_results(entries: dict[str, dict[str, Any]], args: argparse.Namespace) 
         json.dumps(runs.to_jsonable(record), indent=2) + "\n", encoding="utf-8"
     )
     (args.results / "peers.md").write_text(format_markdown(record), encoding="utf-8")
+
+
+def _default(name: str) -> Any:
+    """A BenchConfig field's default (what bench used when the option was not given)."""
+    from edgefn.bench.benchmark import BenchConfig
+
+    return BenchConfig.__dataclass_fields__[name].default
 
 
 def format_markdown(record: dict[str, Any]) -> str:
@@ -284,7 +295,9 @@ def format_markdown(record: dict[str, Any]) -> str:
         "",
         "Verdict cells: `edgefn` where an edgefn variant is fastest; `peer X (k/n, r)` where peer X is fastest "
         "by p50 and beat edgefn's fastest own row in k of n interleaved rounds (a tie unless k = n), r being "
-        "that row's p50 / the peer's (a file that a peer also ran is timed at the mean of its rows). "
+        "that row's p50 / the peer's (a file that a peer also ran is timed at the mean of its rows); under the "
+        "paired protocol `peer X (r, lo-hi)`, r being edgefn's row's time over the peer's (the median of the "
+        "per-round ratios) and lo-hi its 99% interval, `tie` where that holds 1. "
         "int8 vs ort-default: ort-default's p50 / int8-dynamic's at batch 32, real lengths (1.00 where they "
         "are one file). Peak: the best int8 row's share of the int8 MatMul peak at batch 32 x 128.",
         "",
@@ -332,6 +345,12 @@ def target_row(preset: str, t: dict[str, Any]) -> list[Any]:
             cells.append("-")
         elif not v["peer_wins"]:
             cells.append("edgefn")
+        elif v.get("peer_vs_edgefn"):  # the paired protocol: the lead with its interval
+            pv = v["peer_vs_edgefn"]
+            tie = ", tie" if v.get("peer_tie") else ""
+            cells.append(
+                f"peer {v['ship']} ({1 / pv['ratio']:.3f}x, {1 / pv['ci_high']:.2f}-{1 / pv['ci_low']:.2f}{tie})"
+            )
         else:
             rounds = v.get("rounds_peer_faster_than_edgefn")
             lead = f"{v['fastest_edgefn_ms'] / v['p50_ms']:.3f}x"
@@ -384,7 +403,8 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("artifacts/peers"))
     parser.add_argument("--samples", type=int, default=None, help="test texts (default: all)")
     parser.add_argument("--min-time", type=float, default=1.5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None, help="bench's --rounds (default: bench's)")
+    parser.add_argument("--processes", type=int, default=None, help="bench's --processes (default: bench's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train", type=int, default=256, help="training rows of the random-init presets")
     parser.add_argument(

@@ -96,7 +96,8 @@ def demo_config(run_dir: Path | None = None, threads: int | None = None) -> Pipe
             min_time_s=0.5,
             threads=threads,
             peers=("pytorch-int8", "ort-default"),  # the two peers one line away; `edgefn bench` runs all
-            rounds=2,
+            rounds=12,
+            processes=3,  # two would leave one degree of freedom to the processes' spread: every lead a tie
         ),
     )
 

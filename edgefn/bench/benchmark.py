@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,11 @@ from typing import Any
 from edgefn import runs
 from edgefn.bench import noise
 from edgefn.bench.peers import resolve_peers
+from edgefn.bench.protocol import assess_timings, measure_targets
 from edgefn.bench.report import Accuracy, BenchReport, TargetResult
-from edgefn.bench.rounds import one_line, result_of, run_rounds
+from edgefn.bench.rounds import one_line, result_of
 from edgefn.bench.targets import (
     REFERENCE,
-    Target,
     Variants,
     compared_variants,
     default_providers,
@@ -37,9 +36,16 @@ from edgefn.runtime import engines
 from edgefn.runtime.inference import available_providers
 
 MAX_MIN_TIME_S = 600.0  # per batch size and input mode: longer is a typo (or inf), not a measurement
-MAX_ROUNDS = 20
+MAX_ROUNDS = 400
+MAX_PROCESSES = 20
 MAX_SEQ_LEN = 8192
 MODES = ("fixed", "real")
+# "paired": the targets' processes stay up for a block of short interleaved rounds (edgefn.bench.paired); "legacy":
+# one fresh process per target and round, each cell measured in one go, the round-count tie rule (issue 25's
+# "before", kept reachable for benchmarks/aa_test.py)
+PROTOCOLS = ("paired", "legacy")
+LEGACY_ROUNDS = 3  # the legacy protocol's default
+QUICK_ROUNDS = 8
 
 
 @dataclass
@@ -62,10 +68,19 @@ class BenchConfig:
     include_pytorch: bool = True
     out_dir: Path | None = None  # None: RUN/bench
     peers: tuple[str, ...] | None = None  # None: every peer (pytorch-int8, ort-default, ...); (): none
-    rounds: int = 3  # interleaved rounds: every target once per round, in a fresh process
+    rounds: int = (
+        24  # short interleaved rounds: every cell of every target once per round (min_time_s / rounds)
+    )
+    processes: int = (
+        4  # fresh measuring processes per target, the rounds split evenly (at most one per round)
+    )
     max_drop: float = DEFAULT_MAX_DROP  # accuracy points a shippable row may lose against the reference
     peak_probe: bool = True  # measure this machine's MatMul peak first (for peak_fraction)
     compare: Path | None = None  # another run whose variants join the rounds (rows named <run>/<variant>)
+    spin: bool = (
+        True  # idle worker threads spin between parallel sections (every engine that has the setting)
+    )
+    protocol: str = "paired"  # or "legacy" (see PROTOCOLS)
 
     def __post_init__(self) -> None:
         self.batch_sizes = tuple(self.batch_sizes)
@@ -103,13 +118,19 @@ class BenchConfig:
             raise ConfigError("rounds", f"must be between 1 and {MAX_ROUNDS}, got {self.rounds}")
         if self.compare is not None:
             self.compare = Path(self.compare)
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError("protocol", f"must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ConfigError("processes", f"must be between 1 and {MAX_PROCESSES}, got {self.processes}")
+        self.processes = min(self.processes, self.rounds)  # at most one process per round
         if not 0 <= self.max_drop <= 100:
             raise ConfigError("max_drop", f"must be between 0 and 100 accuracy points, got {self.max_drop}")
 
     @classmethod
     def quick(cls, **fields: Any) -> BenchConfig:
-        """A first look: the run's own variants and the reference only (no peers), one round, no peak probe."""
-        return cls(**{**fields, "peers": (), "rounds": 1, "peak_probe": False})
+        """A first look: the run's own variants and the reference only (no peers), one process per target (its
+        rounds' intervals leave the between-process part out), no peak probe."""
+        return cls(**{**fields, "peers": (), "processes": 1, "rounds": QUICK_ROUNDS, "peak_probe": False})
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -232,32 +253,6 @@ def _flops_models(variants: Variants, say: Progress) -> dict[str, Any]:
     return {name: out.get(name, same_model) for name in variants}
 
 
-def _job(t: Target, cfg: BenchConfig, texts: list[str], max_length: int, threads: int, rnd: int) -> Any:
-    """One round of one target: 1/rounds of the measuring time; the first round also predicts and profiles."""
-    from edgefn.bench.worker import Job
-
-    assert cfg.seq_len is not None  # decided by resolve_lengths before measuring
-    return Job(
-        variant=t.variant,
-        provider=t.provider,
-        engine_module=t.engine.module,
-        model_dir=str(t.model_dir),
-        manifest=t.manifest,
-        options=t.options,
-        texts=texts,
-        batch_sizes=cfg.batch_sizes,
-        seq_len=cfg.seq_len,
-        max_length=max_length,
-        modes=cfg.modes,
-        threads=threads,
-        warmup=cfg.warmup,
-        min_iters=max(3, -(-cfg.min_iters // cfg.rounds)),
-        min_time_s=cfg.min_time_s / cfg.rounds,
-        profile=t.engine.profile is not None and rnd == 0,
-        predict=rnd == 0,
-    )
-
-
 def _describe(r: TargetResult) -> str:
     if r.status != "ok":
         return f"{r.status}: {r.reason}"
@@ -371,9 +366,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         plain = {name.removeprefix(f"{other}/"): found for name, found in compared.items()}
         flops.update({f"{other}/{k}": v for k, v in _flops_models(plain, say).items()})
     before = noise.machine_state()
-    measured = run_rounds(
-        targets, lambda t, rnd: _job(t, cfg, texts, max_length, threads, rnd), cfg.rounds, say
-    )
+    measured, protocol = measure_targets(targets, cfg, texts, max_length, threads, say)
     after = noise.machine_state()
     results = []
     for i, t in enumerate(targets):
@@ -382,7 +375,7 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
             r.description, r.run = t.description, t.run
         else:
             flops_model = flops.get(t.variant, flops.get("fp32"))
-            r = result_of(t, *measured[i], flops_model, peak)
+            r = result_of(t, measured[i], flops_model, peak)
         results.append(r)
         say(f"{t.variant} on {t.provider}: {_describe(r)}")
     if not any(r.status == "ok" for r in results):
@@ -391,15 +384,6 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
             + "; ".join(f"{r.variant} on {r.provider}: {r.reason}" for r in results)
         )
     ref = add_comparisons(results, labels)
-    rows = [
-        {
-            "label": f"{r.variant} on {r.provider} {m.mode} b{m.batch_size}",
-            "spread": m.spread,
-            "other_cores": r.other_cores,
-        }
-        for r in results
-        for m in r.measurements
-    ]
     report = BenchReport(
         str(run.path),
         {**_config_dict(cfg), "threads": threads, "samples_used": len(texts)},
@@ -409,11 +393,8 @@ def _bench(run: RunFolder, cfg: BenchConfig, say: Progress) -> BenchReport:
         peak,
         results,
         _notes(cfg, max_length, results) + ([f"warning: {small}"] if small else []) + _compare_note(cfg),
-        machine={
-            "before": before,
-            "after": after,
-            "assessment": noise.assess(before, after, os.cpu_count() or 1, rows),
-        },
+        machine=assess_timings(results, protocol, before, after),
+        protocol=protocol,
     )
     report.verdict = compute_verdict(report, cfg.max_drop)
     write_report(report, Path(cfg.out_dir) if cfg.out_dir else run.bench_dir)

@@ -62,6 +62,8 @@ class Measurement:
     speedup_vs_reference: float | None = None  # reference per-sample p50 / this per-sample p50
     round_p50_ms: list[float] = field(default_factory=list)  # per-sample p50 of each interleaved round
     spread: float | None = None  # max / min - 1 of round_p50_ms
+    # round-to-round dispersion of its ratio to the other rows of its cell (paired protocol; noise.row_noise)
+    noise: float | None = None
     flags: list[str] = field(default_factory=list)  # why this timing is not to be trusted (empty: it is)
 
 
@@ -109,6 +111,8 @@ class BenchReport:
     outputs: dict[str, str] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)  # state before / after, and whether to trust it
     verdict: list[dict[str, Any]] = field(default_factory=list)  # what to ship (edgefn.bench.verdict)
+    # how the timings were taken: the protocol, its rounds and processes, the engines' threading, seconds
+    protocol: dict[str, Any] = field(default_factory=dict)
 
     def result(self, variant: str, provider: str) -> TargetResult:
         """The result of one variant on one provider."""

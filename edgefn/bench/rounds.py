@@ -1,15 +1,16 @@
-"""Measuring the targets: interleaved rounds in fresh processes, pooled timings, and each target's report row."""
+"""What the rounds measured per target, the legacy protocol's rounds, pooled timings and each target's report row."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgefn.bench import noise
 from edgefn.bench.measure import Latency
 from edgefn.bench.report import Measurement, TargetResult
 from edgefn.bench.targets import Target, device_of
-from edgefn.bench.worker import in_fresh_process
+from edgefn.bench.worker import JobResult, in_fresh_process
 from edgefn.core.progress import Progress
 
 
@@ -45,33 +46,46 @@ def one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"[:300]
 
 
+@dataclass
+class Measured:
+    """What the rounds gave one target: its first process's load, memory and predictions, each round's timings."""
+
+    first: JobResult | None = None
+    rounds: list[list[dict[str, Any]]] = field(default_factory=list)  # per round: a raw measurement per cell
+    peak_rss_mb: float | None = None
+    other_cores: list[float] = field(default_factory=list)  # per round it ran in
+    steal: list[float | None] = field(default_factory=list)
+    failure: str | None = None
+
+
 def run_rounds(
     targets: list[Target], make_job: Callable[[Target, int], Any], rounds: int, say: Progress
-) -> dict[int, tuple[list[Any], list[float], str | None]]:
-    """Measure the pending targets interleaved (A B C, A B C, ...), each round in fresh processes, so that a
-    slow phase of the machine hits every target alike.
+) -> dict[int, Measured]:
+    """The legacy protocol: the pending targets interleaved (A B C, A B C, ...), each round of each target in a
+    fresh process that measures every cell in one go.
 
     Returns:
-        target index -> (the worker results of its rounds, other processes' cores during each, failure).
+        target index -> its rounds (other processes' cores during each; the failure that ended them, if any).
     """
     from edgefn.bench import worker as bench_worker
 
-    done: dict[int, tuple[list[Any], list[float], str | None]] = {
-        i: ([], [], None) for i, t in enumerate(targets) if t.status == "pending"
-    }
+    done = {i: Measured() for i, t in enumerate(targets) if t.status == "pending"}
     for rnd in range(rounds):
-        for i, (outs, others, failure) in done.items():
-            if failure is not None:
+        for i, m in done.items():
+            if m.failure is not None:
                 continue
             t = targets[i]
             say(f"round {rnd + 1}/{rounds}: {t.variant} on {t.provider} ...")
             with noise.CpuWatch() as watch:
                 try:
-                    outs.append(in_fresh_process(bench_worker.run_job, make_job(t, rnd)))
+                    out = in_fresh_process(bench_worker.run_job, make_job(t, rnd))
                 except Exception as e:  # noqa: BLE001 - reported as a failed row, the other targets still run
-                    done[i] = (outs, others, one_line(e))
+                    m.failure = f"round {len(m.rounds) + 1}: {one_line(e)}"
                     continue
-            others.append(watch.other_cores)
+            m.first = m.first or out
+            m.rounds.append(out.measurements)
+            m.peak_rss_mb = max(m.peak_rss_mb or 0.0, out.peak_rss_mb)
+            m.other_cores.append(watch.other_cores)
     return done
 
 
@@ -92,15 +106,9 @@ def merge_rounds(raws: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [{**c, "latency": Latency(c.pop("call_ms"), c.pop("items"))} for c in merged.values()]
 
 
-def result_of(
-    target: Target,
-    outs: list[Any],
-    others: list[float],
-    failure: str | None,
-    flops_model: Any,
-    peak: dict[str, Any],
-) -> TargetResult:
-    """A target's row from its rounds: the first round's load, memory and predictions; pooled timings."""
+def result_of(target: Target, measured: Measured, flops_model: Any, peak: dict[str, Any]) -> TargetResult:
+    """A target's row from its rounds: the first process's load, memory and predictions; pooled timings, each
+    round's p50 kept (flags are set later, against the other rows: `noise`)."""
     from edgefn.bench import measure
 
     result = TargetResult(target.variant, target.provider, target.scheme, "ok", peer=target.peer)
@@ -110,10 +118,10 @@ def result_of(
         target.model_dir, engine.model_files(target.model_dir)
     )
     result.model_fingerprint = engine.fingerprint_of(target.model_dir)
-    if not outs:
-        result.status, result.reason = "failed", failure or "no round ran"
+    first = measured.first
+    if first is None or not measured.rounds:
+        result.status, result.reason = "failed", measured.failure or "no round ran"
         return result
-    first = outs[0]
     for key in (
         "session_ms",
         "first_inference_ms",
@@ -123,20 +131,19 @@ def result_of(
         "prob_fake",
     ):
         setattr(result, key, getattr(first, key))
-    result.peak_rss_mb = max(o.peak_rss_mb for o in outs)
+    result.peak_rss_mb = measured.peak_rss_mb
     result.precision = first.precision
-    result.other_cores = max(others) if others else None
+    result.other_cores = max(measured.other_cores) if measured.other_cores else None
     if first.params is not None:
         result.params = first.params
-    if failure is not None:
-        result.status, result.reason = "failed", f"round {len(outs) + 1}: {failure}"
+    if measured.failure is not None:
+        result.status, result.reason = "failed", measured.failure
     if first.profile_events is not None:  # engines that place nodes on a device, falling back per node
         result.placement = measure.summarize_placement(first.profile_events, target.provider)
     peak_gflops = _peak_for(target.scheme, target.provider, peak)
-    for raw in merge_rounds([o.measurements for o in outs]):
+    for raw in merge_rounds(measured.rounds):
         m = to_measurement(raw, flops_model, peak_gflops)
         m.round_p50_ms = list(raw["round_p50_ms"])
         m.spread = noise.spread(m.round_p50_ms)
-        m.flags = noise.row_flags({"other_cores": result.other_cores, "spread": m.spread})
         result.measurements.append(m)
     return result

@@ -1,18 +1,20 @@
-"""What one spawned bench process does: load one model as a `Classifier`, time it, predict the test texts."""
+"""What a spawned bench process does: load one model as a `Classifier`, time it (whole or in slices), predict."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pickle
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from edgefn import runs
 from edgefn.bench import measure
@@ -86,29 +88,55 @@ def load_classifier(job: Job) -> Classifier:
     )
 
 
-def _measure_fixed(job: Job, clf: Classifier, batch: int) -> dict[str, Any]:
+@dataclass
+class Cell:
+    """One input mode and batch size of a loaded model: `call(i)` runs call number i and returns its samples;
+    `seq_len(i)` is that call's padded length. Call i is the same input in every process and on every model."""
+
+    mode: str
+    batch_size: int
+    call: Callable[[int], int]
+    seq_len: Callable[[int], int]
+
+
+def cell_keys(job: Job) -> list[tuple[str, int]]:
+    """(mode, batch size) of the job's cells in measuring order: each batch size, fixed then real."""
+    return [(mode, batch) for batch in job.batch_sizes for mode in ("fixed", "real") if mode in job.modes]
+
+
+def make_cells(job: Job, clf: Classifier, lengths: list[int]) -> list[Cell]:
+    """The job's cells, in `cell_keys` order."""
+    return [
+        _fixed_cell(job, clf, batch) if mode == "fixed" else _real_cell(job, clf, batch, lengths)
+        for mode, batch in cell_keys(job)
+    ]
+
+
+def _fixed_cell(job: Job, clf: Classifier, batch: int) -> Cell:
     rows = [job.texts[i % len(job.texts)] for i in range(batch)]
     feed = clf.encoder.fixed_feed(rows, job.seq_len)  # tokenised once: fixed shape times the model call only
-    lat = measure.measure_latency(
-        lambda _: (clf.run(feed), batch)[1], job.warmup, job.min_iters, job.min_time_s
-    )
-    return {"mode": "fixed", "batch_size": batch, "latency": lat, "seq_lens": [job.seq_len] * lat.count}
+    return Cell("fixed", batch, lambda _: (clf.run(feed), batch)[1], lambda _: job.seq_len)
 
 
-def _measure_real(job: Job, clf: Classifier, batch: int, lengths: list[int]) -> dict[str, Any]:
-    """End to end: each timed call is `Classifier.predict` on one length-sorted batch of test texts."""
+def _real_cell(job: Job, clf: Classifier, batch: int, lengths: list[int]) -> Cell:
+    """End to end: each call is `Classifier.predict` on one length-sorted batch of test texts."""
     batches = length_sorted_batches(lengths, batch)
     random.Random(0).shuffle(batches)  # a partial pass then samples lengths without bias
-    seq_lens: list[int] = []
 
     def call(i: int) -> int:
         rows = batches[i % len(batches)]
         clf.predict([job.texts[j] for j in rows], batch_size=batch)
-        seq_lens.append(max(lengths[j] for j in rows))  # the batch is padded to its longest text
         return len(rows)
 
-    lat = measure.measure_latency(call, job.warmup, job.min_iters, job.min_time_s)
-    return {"mode": "real", "batch_size": batch, "latency": lat, "seq_lens": seq_lens[job.warmup :]}
+    # the batch is padded to its longest text
+    return Cell("real", batch, call, lambda i: max(lengths[j] for j in batches[i % len(batches)]))
+
+
+def _measure_cell(job: Job, cell: Cell) -> dict[str, Any]:
+    """The legacy protocol's measurement of a cell: warm-up, then calls until min_iters and min_time_s."""
+    lat = measure.measure_latency(cell.call, job.warmup, job.min_iters, job.min_time_s)
+    seq_lens = [cell.seq_len(job.warmup + k) for k in range(lat.count)]
+    return {"mode": cell.mode, "batch_size": cell.batch_size, "latency": lat, "seq_lens": seq_lens}
 
 
 def _profile_placement(job: Job, clf: Classifier) -> list[dict[str, Any]] | None:
@@ -121,38 +149,132 @@ def _profile_placement(job: Job, clf: Classifier) -> list[dict[str, Any]] | None
 
 
 def run_job(job: Job) -> JobResult:
-    """Load, time session creation and first inference, measure every batch size and mode, predict.
+    """Load, time session creation and first inference, measure every batch size and mode, predict (the
+    legacy protocol: one round of one target per process).
 
     Runs in a fresh spawned process so that peak RSS belongs to this model alone. Session creation is timed
     with the tokenizer load (what a user's first `Classifier.from_folder` costs); real-length calls time
     `Classifier.predict` itself.
     """
-    rss_before = measure.current_rss_mb()
-    session_ms, clf = measure.time_call(lambda: load_classifier(job))
-    lengths = clf.encoder.lengths(job.texts)
-    first_feed = clf.encoder.fixed_feed(job.texts[:1], job.seq_len)
-    first_ms, _ = measure.time_call(lambda: clf.run(first_feed))
-    measurements = []
-    for batch in job.batch_sizes:
-        if "fixed" in job.modes:
-            measurements.append(_measure_fixed(job, clf, batch))
-        if "real" in job.modes:
-            measurements.append(_measure_real(job, clf, batch, lengths))
-    predicted = clf.predict(job.texts, batch_size=PREDICT_BATCH) if job.predict else []
-    events = _profile_placement(job, clf) if job.profile else None
-    return JobResult(
-        session_ms=session_ms,
-        first_inference_ms=first_ms,
-        rss_before_load_mb=rss_before,
-        peak_rss_mb=measure.peak_rss_mb(),
-        active_providers=clf.providers,
-        predictions=[p.label_id for p in predicted],
-        prob_fake=[p.prob_fake for p in predicted],
-        measurements=measurements,
-        profile_events=events,
-        params=getattr(clf.runner, "parameters", None),  # a checkpoint's parameter count
-        precision=getattr(clf.runner, "precision", None),
-    )
+    measurer = Measurer(job)
+    measurements = [_measure_cell(job, cell) for cell in measurer.cells]
+    return measurer.finish(measurements)
+
+
+class Measurer:
+    """A model loaded in its own process, timed in short slices on request (the paired protocol's side of one
+    target; the legacy protocol measures each cell in one go)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.rss_before = measure.current_rss_mb()
+        self.session_ms, self.clf = measure.time_call(lambda: load_classifier(job))
+        lengths = self.clf.encoder.lengths(job.texts)
+        first_feed = self.clf.encoder.fixed_feed(job.texts[:1], job.seq_len)
+        self.first_ms, _ = measure.time_call(lambda: self.clf.run(first_feed))
+        self.cells = make_cells(job, self.clf, lengths)
+
+    def warm(self) -> list[float]:
+        """`job.warmup` untimed calls of each cell (at least one); the median call's milliseconds of each."""
+        calls = range(max(1, self.job.warmup))
+        return [
+            statistics.median(measure.time_call(functools.partial(c.call, i))[0] for i in calls)
+            for c in self.cells
+        ]
+
+    def slice(
+        self, index: int, inputs: int, start: int, seconds: float, min_calls: int = 1
+    ) -> tuple[list[float], list[int], list[int]]:
+        """Time cell `index` on calls start .. start + inputs - 1, again and again, until `seconds` of timed calls
+        and `min_calls` calls are reached: every target then runs the same inputs. Real-length passes end whole
+        (a partial pass would favour its first batches); fixed-shape calls are all alike and stop at once.
+
+        Returns:
+            The milliseconds, samples and padded length of every call.
+        """
+        cell = self.cells[index]
+        call_ms: list[float] = []
+        items: list[int] = []
+        seq_lens: list[int] = []
+
+        def done() -> bool:
+            return sum(call_ms) >= 1000 * seconds and len(call_ms) >= min_calls
+
+        while not done():
+            for i in range(start, start + inputs):
+                ms, n = measure.time_call(functools.partial(cell.call, i))
+                call_ms.append(ms)
+                items.append(int(n))
+                seq_lens.append(cell.seq_len(i))
+                if cell.mode == "fixed" and done():
+                    break
+        return call_ms, items, seq_lens
+
+    def finish(self, measurements: list[dict[str, Any]] | None = None) -> JobResult:
+        """Predict the texts and profile where the job asks, then everything but the timings (or with them)."""
+        job, clf = self.job, self.clf
+        predicted = clf.predict(job.texts, batch_size=PREDICT_BATCH) if job.predict else []
+        events = _profile_placement(job, clf) if job.profile else None
+        return JobResult(
+            session_ms=self.session_ms,
+            first_inference_ms=self.first_ms,
+            rss_before_load_mb=self.rss_before,
+            peak_rss_mb=measure.peak_rss_mb(),
+            active_providers=clf.providers,
+            predictions=[p.label_id for p in predicted],
+            prob_fake=[p.prob_fake for p in predicted],
+            measurements=measurements or [],
+            profile_events=events,
+            params=getattr(clf.runner, "parameters", None),  # a checkpoint's parameter count
+            precision=getattr(clf.runner, "precision", None),
+        )
+
+
+def send(stream: IO[bytes], obj: Any) -> None:
+    """One pickled message on a pipe, its length first."""
+    data = pickle.dumps(obj)
+    stream.write(len(data).to_bytes(8, "little") + data)
+    stream.flush()
+
+
+def receive(stream: IO[bytes]) -> Any:
+    """The next message `send` wrote (EOFError when the other end is gone)."""
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError("the pipe closed")
+    size = int.from_bytes(head, "little")
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the pipe closed mid-message")
+    return pickle.loads(data)
+
+
+def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    """A measuring process of the paired protocol: ("load", job), then ("warm",), ("slice", cell, calls, start)
+    and ("finish",) on one `Measurer` until ("exit",); each reply is (True, value) or (False, one-line reason)."""
+    measurer: Measurer | None = None
+    while True:
+        op, *args = receive(requests)
+        if op == "exit":
+            return
+        try:
+            if op == "load":
+                measurer = Measurer(*args)
+                value: Any = None
+            else:
+                assert measurer is not None, "load first"
+                value = getattr(measurer, op)(*args)
+            send(replies, (True, value))
+        except Exception as e:  # noqa: BLE001 - sent back to the parent as a one-line reason
+            lines = str(e).strip().splitlines()
+            send(replies, (False, f"{type(e).__name__}: {lines[0] if lines else ''}"))
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a measuring process: this checkout first on its path, plus `extra`."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
 
 
 def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
@@ -164,14 +286,9 @@ def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     with tempfile.TemporaryDirectory(prefix="edgefn-bench-") as tmp:
         job, out = Path(tmp) / "job.pkl", Path(tmp) / "out.pkl"
         job.write_bytes(pickle.dumps((fn, args)))
-        root = str(Path(__file__).resolve().parents[2])
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))),
-        }
         proc = subprocess.run(
             [sys.executable, "-m", "edgefn.bench.worker", str(job), str(out)],
-            env=env,
+            env=child_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -195,5 +312,16 @@ def _child_main(job_path: str, out_path: str) -> None:
     Path(out_path).write_bytes(pickle.dumps(result))
 
 
+def _serve_main() -> None:
+    """Messages on stdin and a private copy of stdout; the libraries' own prints go to stderr."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    # the module under its own name, not __main__: its results then unpickle in the parent
+    importlib.import_module("edgefn.bench.worker").serve(sys.stdin.buffer, replies)
+
+
 if __name__ == "__main__":
-    _child_main(sys.argv[1], sys.argv[2])
+    if sys.argv[1:] == ["--serve"]:
+        _serve_main()
+    else:
+        _child_main(sys.argv[1], sys.argv[2])

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from edgefn.bench.results import BenchReport, Measurement, TargetResult
+from edgefn.bench.stats import CONFIDENCE
 from edgefn.core.environment import describe_cpu
 from edgefn.core.progress import LINE_WIDTH, wrap
 from edgefn.runtime import engines
 
 CONSOLE_WIDTH = LINE_WIDTH  # no line edgefn prints is wider; report.md, .csv and .json keep the full detail
 MAX_CELL = 30  # a console cell longer than this is cut (with "...")
+LEVEL = f"{CONFIDENCE:.0%}"  # of the verdict's intervals
 
 CSV_COLUMNS = (
     "variant",
@@ -55,6 +57,7 @@ CSV_COLUMNS = (
     "threads",
     "cuda_fallback_nodes",
     "round_spread",
+    "round_noise",
     "other_cores",
     "flags",
 )
@@ -120,6 +123,7 @@ def _row(
             achieved_gflops=m.achieved_gflops,
             peak_fraction=m.peak_fraction,
             round_spread=m.spread,
+            round_noise=m.noise,
             flags="; ".join(m.flags) or None,
         )
     return {c: row.get(c) for c in CSV_COLUMNS}
@@ -278,11 +282,19 @@ def _trust_lines(report: BenchReport) -> list[str]:
         machine.get("after", {}),
         machine.get("assessment", {}),
     )
-    lines = [
-        f"machine: load average {_loadavg(before)} before, {_loadavg(after)} after; core clock "
-        f"{_fmt(before.get('cpu_mhz'), 0)} -> {_fmt(after.get('cpu_mhz'), 0)} MHz; "
-        f"{report.config.get('rounds', 1)} interleaved rounds"
-    ]
+    clock = f"core clock {_fmt(before.get('cpu_mhz'), 0)} -> {_fmt(after.get('cpu_mhz'), 0)} MHz"
+    load = f"load average {_loadavg(before)} before, {_loadavg(after)} after"
+    measured = verdict.get("measured")
+    if measured is None:  # the legacy protocol
+        lines = [f"machine: {load}; {clock}; {report.config.get('rounds', 1)} interleaved rounds"]
+    else:
+        lines = [
+            f"machine: steal {_share(measured.get('steal_fraction'))} of the CPU time, other processes "
+            f"{_fmt(measured.get('other_cores_mean'), 2)} cores on average; {clock}; {load}",
+            f"timings: {protocol_line(report)}; rows move {_share(measured.get('row_noise_median'))} from round "
+            f"to round against the rows beside them (median; widest {_share(measured.get('row_noise_max'))}, "
+            f"flagged beyond {_share(verdict.get('limits', {}).get('row_noise'))})",
+        ]
     if verdict.get("unreliable"):
         lines.append(
             "UNRELIABLE TIMINGS (the machine was busy): "
@@ -290,6 +302,43 @@ def _trust_lines(report: BenchReport) -> list[str]:
             + ". Rows marked ! are flagged."
         )
     return lines
+
+
+def protocol_line(report: BenchReport) -> str:
+    """How the timings were taken, in one phrase: processes, rounds, slices and the threading settings."""
+    p = report.protocol or {}
+    if p.get("name", "legacy") == "legacy":
+        return (
+            f"{report.config.get('rounds', 1)} interleaved rounds, each target in a fresh process per round"
+        )
+    slice_ms = 1000 * (p.get("slice_s") or 0.0)
+    spin = "spinning" if report.config.get("spin", True) else "no spinning"
+    return (
+        f"{p.get('processes')} processes per target x {p.get('rounds')} interleaved rounds of "
+        f"{slice_ms:.0f} ms slices; {p.get('threads')} threads, {spin}, no thread pinned"
+    )
+
+
+def _protocol_markdown(report: BenchReport) -> list[str]:
+    """report.md's protocol lines: the rule that decides a lead, the rounds' cost, each engine's threading."""
+    p = report.protocol or {}
+    if not p:
+        return []
+    lines = []
+    if p.get("rule"):
+        lines.append(f"- verdict rule: {p['rule']}")
+    if p.get("wall_s") is not None:
+        cost = f"- measuring took {p['wall_s']:.0f} s"
+        if p.get("rounds_s") is not None:
+            cost += f" ({p.get('setup_s', 0):.0f} s starting, loading and warming processes, {p['rounds_s']:.0f} s of rounds)"
+        lines.append(cost)
+    for engine, settings in (p.get("engines") or {}).items():
+        lines.append(f"- {engine} threading: " + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    return lines
+
+
+def _share(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _loadavg(state: dict[str, Any]) -> str:
@@ -310,9 +359,36 @@ def _verdict_lines(report: BenchReport) -> list[str]:
     ]
 
 
+def _paired(v: dict[str, Any]) -> bool:
+    """Whether a verdict cell was decided by its interval (the paired protocol) rather than by rounds."""
+    return v.get("decided_by") == "interval"
+
+
+def _peer_tie(v: dict[str, Any]) -> bool:
+    """A peer fastest by p50 whose lead over edgefn's fastest own row is a tie."""
+    if "peer_tie" in v and v["peer_tie"] is not None:
+        return bool(v["peer_tie"])
+    return v.get("peer_wins_every_round") is False
+
+
+def _slower(v: dict[str, Any]) -> float | None:
+    """How many times slower the runner-up is: the inverse of the cell's ratio (else of the p50s)."""
+    if v.get("ratio"):
+        return 1 / float(v["ratio"])
+    r = v["runner_up"]
+    return r["p50_ms"] / v["winner"]["p50_ms"] if r is not None and v["winner"]["p50_ms"] else None
+
+
+def _interval(ratio: dict[str, Any] | None) -> str | None:
+    """The interval of the other's time over the leader's as "1.04-1.10" (the inverse of leader / other)."""
+    if not ratio or not ratio.get("ci_low") or not ratio.get("ci_high"):
+        return None
+    return f"{1 / ratio['ci_high']:.2f}-{1 / ratio['ci_low']:.2f}"
+
+
 def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
-    """One line per cell: what to ship, its MB and accuracy, the runner-up, whether a peer won, and where a
-    lead did not hold in every interleaved round, that it is a tie."""
+    """One line per cell: what to ship, its MB and accuracy, the runner-up, how many times slower with the 99%
+    interval, whether the lead is a tie, and whether a peer won."""
     lines = []
     for v in verdict:
         w, r = v["winner"], v["runner_up"]
@@ -321,23 +397,35 @@ def format_verdict(verdict: list[dict[str, Any]]) -> list[str]:
             f"({w['p50_ms']:.3f} ms/sample, {_mb(w)}, accuracy {_pts(w)})"
         )
         if r is not None:
-            line += f"; runner-up {_name(r)} {r['p50_ms']:.3f} ms ({r['p50_ms'] / w['p50_ms']:.2f}x slower"
-            line += f"{_tie(v['rounds_faster_than_runner_up']) if v.get('tie_with_runner_up') else ''})"
-        if v["peer_wins"] and v.get("peer_wins_every_round") is False:
-            line += (
-                f" -- a peer is fastest by p50, not in every round{_tie(v['rounds_peer_faster_than_edgefn'])}"
-            )
-            own = v.get("fastest_own")
-            if own is None or own == r:
-                line += " against edgefn's fastest own row" + (" (the runner-up)" if own else "")
-            else:
-                line += f" against edgefn's fastest own row, {_name(own)} {own['p50_ms']:.3f} ms"
-        elif v["peer_wins"]:
-            line += " -- a peer wins: edgefn's own variants are slower here"
+            slower, ci = _slower(v), _interval(v)
+            line += f"; runner-up {_name(r)} {r['p50_ms']:.3f} ms ({_fmt(slower, 2)}x slower"
+            line += f", {LEVEL} interval {ci}" if ci else ""
+            if v.get("tie_with_runner_up"):
+                line += ": a tie" if _paired(v) else _tie(v["rounds_faster_than_runner_up"])
+            line += ")"
+        line += _peer_sentence(v)
         if w["unreliable"] or (r is not None and r["unreliable"]):
             line += " [timing flagged: machine busy]"
         lines.append(line)
     return lines
+
+
+def _peer_sentence(v: dict[str, Any]) -> str:
+    if not v["peer_wins"]:
+        return ""
+    pv = v.get("peer_vs_edgefn")
+    ci = _interval(pv)
+    lead = f" ({1 / pv['ratio']:.2f}x, {LEVEL} interval {ci})" if pv and pv.get("ratio") and ci else ""
+    if not _peer_tie(v):
+        return f" -- a peer wins: edgefn's own variants are slower here{lead}"
+    if _paired(v):
+        text = f" -- a peer is fastest by p50, but its lead is a tie{lead}"
+    else:
+        text = f" -- a peer is fastest by p50, not in every round{_tie(v['rounds_peer_faster_than_edgefn'])}"
+    own, r = v.get("fastest_own"), v["runner_up"]
+    if own is None or own == r:
+        return text + " against edgefn's fastest own row" + (" (the runner-up)" if own else "")
+    return text + f" against edgefn's fastest own row, {_name(own)} {own['p50_ms']:.3f} ms"
 
 
 def _short_name(c: dict[str, Any]) -> str:
@@ -353,12 +441,16 @@ def _cell(v: dict[str, Any], devices: int = 1) -> str:
 def _verdict_notes(v: dict[str, Any]) -> list[str]:
     w, r = v["winner"], v["runner_up"]
     notes = []
-    if v.get("tie_with_runner_up") and v.get("rounds_faster_than_runner_up"):
-        k, n = v["rounds_faster_than_runner_up"]
-        notes.append(f"tie {k}/{n}")
-    if v["peer_wins"] and v.get("peer_wins_every_round") is False:
-        k, n = v["rounds_peer_faster_than_edgefn"]
-        notes.append(f"peer ahead of edgefn {k}/{n}")
+    if v.get("tie_with_runner_up"):
+        rounds = v.get("rounds_faster_than_runner_up")
+        notes.append(f"tie {rounds[0]}/{rounds[1]}" if rounds and not _paired(v) else "tie")
+    if v["peer_wins"] and _peer_tie(v):
+        rounds = v.get("rounds_peer_faster_than_edgefn")
+        notes.append(
+            f"peer ahead of edgefn {rounds[0]}/{rounds[1]}"
+            if rounds and not _paired(v)
+            else "peer lead a tie"
+        )
     elif v["peer_wins"]:
         notes.append("peer wins")
     same = [name for name in (w.get("same_model") or {}) if name != w["variant"]]
@@ -373,12 +465,12 @@ def verdict_table(verdict: list[dict[str, Any]]) -> tuple[list[str], list[list[A
     """What to ship as a compact table (one row per device x input mode x batch size) and the lines that
     explain its marks; the full sentences stay in report.md (`format_verdict`)."""
     devices = len({v["device"] for v in verdict})
-    header = ["case", "ship", "runtime", "ms", "MB", "acc", "Δacc pts", "runner-up", "notes"]
+    header = ["case", "ship", "runtime", "ms", "MB", "acc", "Δacc pts", "runner-up", f"{LEVEL} CI", "notes"]
     rows: list[list[Any]] = []
     excluded: dict[str, None] = {}
     for v in verdict:
         w, r = v["winner"], v["runner_up"]
-        runner = "-" if r is None else f"{_short_name(r)} {r['p50_ms'] / w['p50_ms']:.2f}x"
+        runner = "-" if r is None else f"{_short_name(r)} {_fmt(_slower(v), 2)}x"
         delta = w.get("accuracy_delta_pts")
         rows.append(
             [
@@ -390,6 +482,7 @@ def verdict_table(verdict: list[dict[str, Any]]) -> tuple[list[str], list[list[A
                 None if w["accuracy"] is None else f"{w['accuracy']:.4f}",
                 None if delta is None else _pts_cell(delta),
                 runner,
+                _interval(v) if r is not None else None,
                 "; ".join(_verdict_notes(v)) or None,
             ]
         )
@@ -399,12 +492,18 @@ def verdict_table(verdict: list[dict[str, Any]]) -> tuple[list[str], list[list[A
     drop = verdict[0]["max_drop_pts"] if verdict else None
     notes = [
         f"case: input mode and batch size; ship: the fastest row within {drop} accuracy points of the reference; "
-        "ms: p50 per text; runner-up: how many times slower; * a peer",
+        f"ms: p50 per text; runner-up: how many times slower (the median of the per-round ratios); {LEVEL} CI: its "
+        "interval; * a peer",
     ]
     if header[-1] == "notes":
+        paired = any(_paired(v) for v in verdict)
+        tie = (
+            "tie: the interval holds 1, the lead is not shown to be real"
+            if paired
+            else "tie k/n: the lead held in k of n interleaved rounds only"
+        )
         notes.append(
-            "tie k/n: the lead held in k of n interleaved rounds only; = peer X: the same model file ran as peer X, "
-            "timed as the mean of both; busy!: timing flagged"
+            f"{tie}; = peer X: the same model file ran as peer X, timed as the mean of both; busy!: timing flagged"
         )
     if excluded:
         notes.append(f"left out, more than {drop} points below the reference: {', '.join(excluded)}")
@@ -504,6 +603,7 @@ def format_markdown(report: BenchReport) -> str:
         f"{_fmt(report.peak.get('int8_gops'))} GOP/s ({report.peak.get('size')}^3, same threads)",
         "",
         *[f"- {line}" for line in _trust_lines(report)],
+        *_protocol_markdown(report),
         "",
         "## What to ship",
         "",

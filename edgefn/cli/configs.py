@@ -146,6 +146,7 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
         threads=opts["threads"],
         peers=split_list(opts["peers"]) or ("none",),
         rounds=opts["rounds"],
+        processes=opts["processes"],
         max_drop=opts["max_drop"],
         compare=opts["compare"],
         **fixed,

@@ -324,15 +324,24 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(
         ["--rounds"],
         type=int,
-        default=3,
+        default=24,
         show_default=True,
-        help="Interleaved rounds (A B C, A B C, ...): the spread across them flags a noisy machine.",
+        help="Short interleaved rounds, each timing every target's every batch size and input mode in turn; "
+        "--min-time is split between them. More rounds narrow each verdict's interval.",
+    ),
+    click.Option(
+        ["--processes"],
+        type=int,
+        default=4,
+        show_default=True,
+        help="Fresh measuring processes per target, the rounds split between them (at most one per round); "
+        "each process's own offset counts in the intervals.",
     ),
     click.Option(
         ["--quick"],
         is_flag=True,
-        help="A first look: the run's variants and PyTorch only (--peers none), one round (--rounds 1), no "
-        "MatMul peak probe; replaces --peers and --rounds.",
+        help="A first look: the run's variants and PyTorch only (--peers none), one process per target "
+        "(--processes 1), no MatMul peak probe; replaces --peers, --rounds and --processes.",
     ),
     click.Option(
         ["--compare"],
@@ -523,6 +532,7 @@ BENCH = (
     "--threads",
     "--peers",
     "--rounds",
+    "--processes",
     "--quick",
     "--compare",
     "--max-drop",

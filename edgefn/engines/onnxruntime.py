@@ -22,11 +22,26 @@ EXTERNAL_DATA = ("*.onnx_data", "*.onnx.data")  # weights an .onnx file keeps be
 def _loader(provider: str) -> Callable[[LoadRequest], Runner]:
     def load(request: LoadRequest) -> Runner:
         session = inference.create_session(
-            request.model, inference.resolve_provider(provider), request.threads
+            request.model,
+            inference.resolve_provider(provider),
+            request.threads,
+            spin=request.options.get(engines.SPIN),
         )
         return inference.OrtRunner(session)
 
     return load
+
+
+def threading(request: LoadRequest) -> dict[str, Any]:
+    """The session's threading settings: intra-op threads, one inter-op thread, spinning; ONNX Runtime pins no
+    thread when the thread count is given."""
+    spin = request.options.get(engines.SPIN)
+    return {
+        "intra_op_num_threads": request.threads or "default (physical cores)",
+        "inter_op_num_threads": 1 if request.threads else "default",
+        inference.SPIN_CONFIG: "default (1)" if spin is None else ("1" if spin else "0"),
+        "thread pinning": "none" if request.threads else "default (affinitised)",
+    }
 
 
 def _availability(provider: str) -> Callable[[], str | None]:
@@ -125,6 +140,7 @@ def provider_engine(
         versions=("onnxruntime", "onnxruntime-gpu"),
         profile=_profiler(provider) if device == "cuda" else None,
         peers=peers,
+        threading=threading,
         aliases=aliases,
         default=primary,
         primary=primary,

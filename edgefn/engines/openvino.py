@@ -73,6 +73,7 @@ class OvRunner:
         precision: str = "fp32",
         full_length: int | None = None,
         profile: bool = False,
+        cpu_pinning: bool | None = None,
     ) -> None:
         import openvino as ov
 
@@ -86,6 +87,8 @@ class OvRunner:
             self.config["INFERENCE_NUM_THREADS"] = threads
         if profile:  # per-node times of each infer request (`request.profiling_info`)
             self.config["PERF_COUNT"] = True
+        if cpu_pinning is not None:  # OpenVINO pins its threads to cores by default (Linux)
+            self.config["ENABLE_CPU_PINNING"] = cpu_pinning
         try:
             self.ov_model = self.core.read_model(str(model_xml))
             self.compiled = self.core.compile_model(self.ov_model, "CPU", self.config)
@@ -129,7 +132,23 @@ class OvRunner:
 def load(request: LoadRequest) -> OvRunner:
     """An `OvRunner` of an IR file in the variant's precision, static shapes for batches at the token limit."""
     _require_openvino()
-    return OvRunner(request.model, request.threads, request.precision, request.max_length)
+    pinning = request.options.get(engines.CPU_PINNING)
+    return OvRunner(
+        request.model, request.threads, request.precision, request.max_length, cpu_pinning=pinning
+    )
+
+
+def threading(request: LoadRequest) -> dict[str, Any]:
+    """The compiled model's threading properties: one stream of `threads` threads, pinning; its TBB threads
+    have no spinning setting."""
+    pinning = request.options.get(engines.CPU_PINNING)
+    return {
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_NUM_THREADS": request.threads or "default",
+        "ENABLE_CPU_PINNING": "default (True on Linux)" if pinning is None else pinning,
+        "spinning": "TBB's default (no setting)",
+    }
 
 
 def fingerprint(folder: Path) -> str:
@@ -308,6 +327,7 @@ engines.register(
         export=export,
         schemes=SCHEMES,
         peers=PEERS,
+        threading=threading,
         aliases=("openvino",),
     )
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from edgefn.runtime.inference import MODEL_INPUTS, Encoder, pad_id_of
 
 RUNTIME = "pytorch"
 WEIGHTS = ("*.safetensors", "pytorch_model*.bin")  # a checkpoint's weight files (sharded ones too)
+OMP_WAIT = "OMP_WAIT_POLICY"  # how torch's OpenMP threads wait for work: spinning (default, briefly) or not
 
 
 class TorchRunner:
@@ -160,11 +163,24 @@ def quantize_dynamic_int8(model: Any) -> Any:
 
 def _loader(device: str) -> Any:
     def load(request: LoadRequest) -> TorchRunner:
+        if request.options.get(engines.SPIN) is False and "torch" not in sys.modules:
+            os.environ[OMP_WAIT] = "PASSIVE"  # read once, when torch's OpenMP library loads
         return _torch_runner(
             request.model, device, request.threads, bool(request.options.get("dynamic_int8"))
         )
 
     return load
+
+
+def threading(request: LoadRequest) -> dict[str, Any]:
+    """torch's intra-op threads and its OpenMP wait policy (spinning: libgomp's default spins briefly, PASSIVE
+    sleeps at once); OpenMP pins no thread unless told to."""
+    return {
+        "torch.set_num_threads": request.threads or "default (physical cores)",
+        OMP_WAIT: os.environ.get(OMP_WAIT)
+        or ("PASSIVE" if request.options.get(engines.SPIN) is False else "default (spins briefly)"),
+        "thread pinning": "none",
+    }
 
 
 def _cuda_unavailable() -> str | None:
@@ -190,6 +206,7 @@ def _engine(device: str, **extra: Any) -> Engine:
         extra_files=WEIGHTS,
         versions=("torch",),
         encoder=checkpoint_encoder,
+        threading=threading,
         **extra,
     )
 

@@ -23,6 +23,10 @@ BUILTIN = (
     "edgefn.engines.openvino",
 )
 Calibration = Callable[[], dict[str, list[list[int]]]]  # model inputs of the run's calibration texts
+# Threading settings bench passes to every engine in `LoadRequest.options`, so that they are explicit and equal
+# across engines (an engine applies those its library has, and says which in its `threading` record):
+SPIN = "spin"  # bool: idle worker threads spin between parallel sections (True) or sleep (False)
+CPU_PINNING = "cpu_pinning"  # bool: threads pinned to cores (True) or placed by the operating system (False)
 
 
 def _runs_here() -> str | None:
@@ -37,7 +41,9 @@ class LoadRequest:
     threads: int | None = None  # intra-op threads (None: the library's default)
     precision: str = "fp32"  # what the variant computes in (export.json's "precision")
     max_length: int | None = None  # the encoder's token limit: batches that reach it are full-length ones
-    options: Mapping[str, Any] = field(default_factory=dict)  # a peer's engine options
+    options: Mapping[str, Any] = field(
+        default_factory=dict
+    )  # a peer's engine options; bench's SPIN, CPU_PINNING
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class Engine:
     # one profiled call on a feed: the profile file of where each node ran (engines that fall back per node)
     profile: Callable[[LoadRequest, dict[str, np.ndarray]], Path] | None = None
     peers: tuple[Peer, ...] = ()
+    # the threading settings `load` applies for a request, as its library names them (bench records them)
+    threading: Callable[[LoadRequest], dict[str, Any]] | None = None
     aliases: tuple[str, ...] = ()  # lower-case other names (`cpu`, `cuda`)
     default: bool = True  # the engine its runtime's models run on when its device is asked for
     primary: bool = False  # asking for it asks for its device: other runtimes' models run there too

@@ -73,8 +73,15 @@ def resolve_provider(provider: str) -> str:
     return name
 
 
+SPIN_CONFIG = "session.intra_op.allow_spinning"  # ONNX Runtime's session config key of intra-op spinning
+
+
 def create_session(
-    model: Path | str, provider: str = CPU, threads: int | None = None, profile: bool = False
+    model: Path | str,
+    provider: str = CPU,
+    threads: int | None = None,
+    profile: bool = False,
+    spin: bool | None = None,
 ) -> Any:
     """An ONNX Runtime session on `provider` (CPU behind any other, for the nodes it lacks).
 
@@ -83,6 +90,7 @@ def create_session(
         provider: a full provider name (see `resolve_provider`).
         threads: intra-op threads (None: ONNX Runtime's default); inter-op threads are then 1.
         profile: record a profile of every node (`session.end_profiling()` returns its file).
+        spin: whether idle intra-op threads spin between parallel sections (None: ONNX Runtime's default, on).
 
     Raises EdgefnError when the file does not load or the provider could not be initialised (ONNX Runtime
     would otherwise fall back to CPU without a word).
@@ -95,6 +103,8 @@ def create_session(
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.enable_profiling = profile
+    if spin is not None:
+        opts.add_session_config_entry(SPIN_CONFIG, "1" if spin else "0")
     # ORT's memory pattern plans one block per input shape; length-sorted batches bring a new shape per batch,
     # and the blocks fragment its arena: predict's peak RSS rose to 383-395 MB over 100k tweets (int8 minilm,
     # batch 32) against 264 MB without it, too close to 400 MB for 1M lines; its throughput gain did not hold

@@ -418,8 +418,9 @@ def test_accuracy_metrics_recomputed_from_recorded_predictions(report, exported_
 
 
 def test_cli_quick_bench_skips_peers_peak_and_rounds(exported_run, tmp_path):
-    """`bench --quick` measures the run's variants and PyTorch only, in one round, without the MatMul peak
-    probe; with 16 test texts it warns on stderr (one line) that one text outweighs --max-drop."""
+    """`bench --quick` measures the run's variants and PyTorch only, in one measuring process per target,
+    without the MatMul peak probe; with 16 test texts it warns on stderr (one line) that one text outweighs
+    --max-drop."""
     run_dir = tmp_path / "run"
     shutil.copytree(exported_run, run_dir, ignore=shutil.ignore_patterns("bench"))
     argv = ["bench", "--run-dir", str(run_dir), "--quick", "--batch-sizes", "2", "--no-real-lengths"]
@@ -429,8 +430,8 @@ def test_cli_quick_bench_skips_peers_peak_and_rounds(exported_run, tmp_path):
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "one text of 16 is 6.25 accuracy points" in warnings[0]
     assert "warning" not in result.stdout and "MatMul peak" not in result.stderr
-    assert "round 2" not in result.stderr
+    assert "process 1/1" in result.stderr and "process 2" not in result.stderr
     saved = json.loads(RunFolder(run_dir).bench_file("json").read_text())
-    assert saved["peak"] == {} and saved["config"]["rounds"] == 1 and not saved["config"]["peak_probe"]
+    assert saved["peak"] == {} and saved["config"]["processes"] == 1 and not saved["config"]["peak_probe"]
     assert {r["variant"] for r in saved["results"]} == {"pytorch", "fp32", "int8-dynamic"}
     assert not any(r.get("peer") for r in saved["results"])

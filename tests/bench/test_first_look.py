@@ -28,13 +28,18 @@ def _config_of(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> BenchConfig:
     return seen[0]
 
 
-def test_quick_means_no_peers_one_round_no_peak_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`bench --quick` builds a config with no peers, one round and no MatMul peak probe, whatever --peers
-    and --rounds say; without it the defaults (every peer, 3 rounds, the probe) stay."""
-    quick = _config_of(["--quick", "--rounds", "5", "--peers", "all"], monkeypatch)
-    assert (quick.peers, quick.rounds, quick.peak_probe) == ((), 1, False)
+def test_quick_means_no_peers_one_process_no_peak_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench --quick` builds a config with no peers, one measuring process per target (8 short rounds) and no
+    MatMul peak probe, whatever --peers, --rounds and --processes say; without it the defaults (every peer, 4
+    processes x 24 paired rounds, the probe) stay, and --rounds 1 alone means one process."""
+    argv = ["--quick", "--rounds", "5", "--processes", "3", "--peers", "all"]
+    quick = _config_of(argv, monkeypatch)
+    assert (quick.peers, quick.processes, quick.rounds, quick.peak_probe) == ((), 1, 8, False)
     full = _config_of([], monkeypatch)
-    assert full.peers and full.rounds == 3 and full.peak_probe
+    assert (
+        full.peers and (full.processes, full.rounds, full.protocol) == (4, 24, "paired") and full.peak_probe
+    )
+    assert _config_of(["--rounds", "1"], monkeypatch).processes == 1
     assert BenchConfig.quick(batch_sizes=(1,)).batch_sizes == (1,)
 
 

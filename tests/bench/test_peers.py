@@ -70,12 +70,14 @@ def test_every_peer_is_a_row(peer_report: BenchReport, ov_run: Path) -> None:
 
 
 def test_rounds_are_pooled_and_their_spread_kept(peer_report: BenchReport) -> None:
-    """With 2 rounds every measured row has two round p50s, the pooled calls, and spread = max/min - 1."""
+    """With 2 rounds every measured row has two round p50s, the pooled calls (at least min_iters, and each
+    round's slice at least --min-time / rounds of timed calls), and spread = max/min - 1."""
     for r in peer_report.results:
         for m in r.measurements:
             assert len(m.round_p50_ms) == 2
             assert m.spread == pytest.approx(max(m.round_p50_ms) / min(m.round_p50_ms) - 1)
-            assert m.latency.count >= 2 * 3  # min_iters split over rounds, at least 3 each
+            assert m.latency.count >= FAST["min_iters"]
+            assert sum(m.latency.call_ms) / 1000 >= FAST["min_time_s"]
     assert peer_report.machine["before"]["loadavg"] and "assessment" in peer_report.machine
 
 
@@ -200,15 +202,16 @@ def test_a_lead_that_does_not_hold_in_every_round_is_a_tie() -> None:
 
 
 def test_noise_assessment_flags_load_spread_and_clock() -> None:
-    """The busy-machine verdict: load above the cores, other processes' CPU, spread or a moving clock."""
+    """The legacy protocol's busy-machine verdict: load above the cores, other processes' CPU, spread or a
+    moving clock (the paired protocol's: tests/bench/test_precision.py)."""
     quiet = {"loadavg": [0.3, 0.3, 0.3], "cpu_mhz": 2600.0}
     rows = [{"label": "a", "spread": 0.02, "other_cores": 0.05}]
-    assert noise.assess(quiet, quiet, 2, rows) == {"unreliable": False, "reasons": [], "flagged": []}
+    assert noise.assess_legacy(quiet, quiet, 2, rows) == {"unreliable": False, "reasons": [], "flagged": []}
     busy = {"loadavg": [5.0, 3.0, 1.0], "cpu_mhz": 2600.0}
-    assert "load average 5.0 above the 2 cores" in noise.assess(quiet, busy, 2, rows)["reasons"][0]
-    spread = noise.assess(quiet, quiet, 2, [{"label": "a", "spread": 0.2, "other_cores": 0.0}])
+    assert "load average 5.0 above the 2 cores" in noise.assess_legacy(quiet, busy, 2, rows)["reasons"][0]
+    spread = noise.assess_legacy(quiet, quiet, 2, [{"label": "a", "spread": 0.2, "other_cores": 0.0}])
     assert spread["unreliable"] and spread["flagged"] == ["a"]
-    slow = noise.assess(quiet, {**quiet, "cpu_mhz": 1800.0}, 2, rows)
+    slow = noise.assess_legacy(quiet, {**quiet, "cpu_mhz": 1800.0}, 2, rows)
     assert slow["unreliable"] and "clock" in slow["reasons"][0]
 
 

@@ -193,3 +193,48 @@ def test_text_table_wraps_columns_and_cuts_long_cells():
     blocks = [line for line in lines if line.startswith("name")]
     assert len(blocks) > 1 and "column 19" in blocks[-1]
     assert lines[2].startswith("x" * 27 + "...")
+
+
+def test_paired_report_prints_the_interval_beside_every_lead():
+    """A report of the paired protocol: the verdict table has the 99% CI column filled for every case with a
+    runner-up and stays within 120 columns; report.md spells each lead with its interval, the rule, the
+    seconds and each engine's threading; the machine lines name steal time and the rows' round-to-round
+    movement."""
+    report = realistic_report()
+    for r in report.results:
+        for m in r.measurements:
+            m.round_p50_ms = [m.latency.p50_ms * f for f in (1.01, 1.0, 0.99, 1.02, 0.98, 1.0)]
+    report.config.update(rounds=6, processes=2)
+    report.protocol = {
+        "name": "paired",
+        "rounds": 6,
+        "processes": 2,
+        "slice_s": 0.04,
+        "threads": 2,
+        "rule": "a lead is a tie exactly when its interval holds 1",
+        "wall_s": 90.0,
+        "setup_s": 60.0,
+        "rounds_s": 30.0,
+        "engines": {CPU: {"session.intra_op.allow_spinning": "1"}},
+    }
+    report.machine["assessment"] = {
+        "unreliable": False,
+        "reasons": [],
+        "measured": {"steal_fraction": 0.001, "other_cores_mean": 0.02, "row_noise_median": 0.012},
+        "limits": {"row_noise": 0.10},
+    }
+    report.verdict = compute_verdict(report, max_drop=0.5)
+    header, rows, _ = verdict_table(report.verdict)
+    assert "99% CI" in header
+    ci = header.index("99% CI")
+    assert all(row[ci] and "-" in row[ci] for row in rows)
+    assert max(len(line) for line in text_table(header, rows)) <= CONSOLE_WIDTH
+    summary = format_summary(report)
+    assert max(len(line) for line in summary.splitlines()) <= CONSOLE_WIDTH
+    assert (
+        "steal 0.1% of the CPU time" in summary and "2 processes per target x 6 interleaved rounds" in summary
+    )
+    markdown = format_markdown(report)
+    assert markdown.count("99% interval") == len(report.verdict)
+    assert "verdict rule: a lead is a tie" in markdown and "measuring took 90 s" in markdown
+    assert f"{CPU} threading: session.intra_op.allow_spinning 1" in markdown
