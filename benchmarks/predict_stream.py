@@ -211,6 +211,7 @@ def summarize(record: dict[str, Any]) -> dict[str, Any]:
             cell["rss_ratio"] = round(cell["new"]["peak_rss_mb"] / cell["old"]["peak_rss_mb"], 3)
             cell["throughput_ratio"] = round(cell["new"]["texts_per_s"] / cell["old"]["texts_per_s"], 3)
             cell["paired_throughput_ratios"] = _paired_ratios(record["runs"], name)
+            cell["throughput_interval"] = _interval(record["runs"], name)
         if cell:
             out[name] = cell
     out["old_1M_extrapolated_rss_mb"] = _extrapolate_old(out)
@@ -229,6 +230,28 @@ def _paired_ratios(runs: list[dict[str, Any]], name: str) -> list[float]:
         if r["input"] == name:
             by_round.setdefault(r["round"], {})[r["path"]] = _rate(r)
     return [round(p["new"] / p["old"], 3) for _, p in sorted(by_round.items()) if len(p) == 2]
+
+
+def _interval(runs: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """New / old throughput as bench's verdict judges a lead: the median of the per-round ratios with its
+    bootstrap interval (edgefn.bench.stats, each round its own pair of processes); a tie when it holds 1."""
+    from edgefn.bench.stats import CONFIDENCE, ratio_interval
+
+    by_round: dict[int, dict[str, float]] = {}
+    for r in runs:
+        if r["input"] == name:
+            by_round.setdefault(r["round"], {})[r["path"]] = _rate(r)
+    pairs = [p for _, p in sorted(by_round.items()) if len(p) == 2]
+    found = ratio_interval([p["new"] for p in pairs], [p["old"] for p in pairs], groups=range(len(pairs)))
+    if found is None:
+        return None
+    return {
+        "ratio": round(found.ratio, 3),
+        "ci_low": round(found.ci_low, 3),
+        "ci_high": round(found.ci_high, 3),
+        "confidence": CONFIDENCE,
+        "tie": found.tie,
+    }
 
 
 def _extrapolate_old(summary: dict[str, Any]) -> float | None:
@@ -253,7 +276,7 @@ def markdown(record: dict[str, Any]) -> str:
         f"Old path: commit {record['old_commit']} ({record['old_path']}). New path: {record['new_path']}",
         "",
         "| input | lines | rounds old / new | peak RSS old (MB) | peak RSS new (MB) | new / old | texts/s old "
-        "| texts/s new | new / old (per round) | wall s old / new | other cores busy (mean) |",
+        "| texts/s new | new / old (per round, 99% interval) | wall s old / new | other cores busy (mean) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in [*SIZES, HUGE]:
@@ -280,7 +303,9 @@ def markdown(record: dict[str, Any]) -> str:
 
 def _per_round(cell: dict[str, Any]) -> str:
     ratios = cell.get("paired_throughput_ratios") or []
-    return f" ({', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+    found = cell.get("throughput_interval")
+    interval = f", interval {found['ci_low']:.2f}-{found['ci_high']:.2f}" if found else ""
+    return f" ({', '.join(f'{r:.2f}' for r in ratios)}{interval})" if len(ratios) > 1 else ""
 
 
 def save(results: Path, record: dict[str, Any]) -> None:
