@@ -88,6 +88,7 @@ class VariantManifest(Manifest):
     notes: list[str] | None = None
     measured_on: list[str] | None = None  # the providers the validation accuracy was measured on
     cleaning: list[str] | None = None  # the run's training cleaning, applied at serving (absent: none)
+    guard: dict[str, Any] | None = None  # a guarded variant: its float layers, search trace and drops
     created: str | None = None
     versions: dict[str, Any] | None = None
 
@@ -125,6 +126,7 @@ class VariantManifest(Manifest):
         "notes": list,
         "measured_on": list,
         "cleaning": list,
+        "guard": dict,
         "created": str,
         "versions": dict,
     }
