@@ -97,6 +97,9 @@ def make_export_config(
         eval_samples=opts["max_val_samples"],
         opset=opts["opset"],
         threads=opts["threads"],
+        max_drop=opts["max_drop"],
+        guard_data=opts["guard_data"],
+        time_budget_s=opts["time_budget"],
         **fixed,
     )
 
@@ -118,7 +121,7 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
         threads=opts["threads"],
         peers=split_list(opts["peers"]) or ("none",),
         rounds=opts["rounds"],
-        max_drop=opts["max_drop"],
+        **given(max_drop=opts["max_drop"]),
         **fixed,
     )
 
