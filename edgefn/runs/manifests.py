@@ -223,6 +223,7 @@ class EvalManifest(Manifest):
     metrics: dict[str, Any] | None = None  # on the new data
     in_domain: dict[str, Any] | None = None  # the run's own test split, same model
     ood: dict[str, Any] | None = None  # threshold and AUROC
+    guard: dict[str, Any] | None = None  # a guarded variant: fp32 and the full int8 variant on the same rows
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("run_dir", "trained_on")
     JSON_TYPES: ClassVar[Mapping[str, JsonType]] = {
@@ -237,6 +238,7 @@ class EvalManifest(Manifest):
         "metrics": dict,
         "in_domain": dict,
         "ood": dict,
+        "guard": dict,
     }
 
 
