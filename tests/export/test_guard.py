@@ -286,8 +286,8 @@ def test_guard_data_needs_max_drop():
 
 
 def test_agreement_is_the_trigger_when_one_text_outweighs_the_budget():
-    """On 60 texts (1.67 points each) a drop within one text says nothing about a 0.5 budget, so the disagreement
-    with fp32 decides; a larger drop, or a sample of 1,000 texts, is judged by the drop."""
+    """On 60 texts (1.67 points each) accuracy cannot resolve a 0.5 budget: a variant that loses no text (or gains
+    some) is judged by its disagreement with fp32; a lost text, or a sample of 1,000 texts, by the drop."""
     from edgefn.export.guard import Sample, Score
 
     def sample(n: int) -> Sample:
@@ -303,9 +303,14 @@ def test_agreement_is_the_trigger_when_one_text_outweighs_the_budget():
     assert Score.of(wrong(small, 0), small, 0.5).trigger == "agreement"
     assert Score.of(wrong(small, 0), small, 0.5).excess_pts <= 0
     one = Score.of(wrong(small, 1), small, 0.5)
-    assert one.trigger == "agreement" and one.excess_pts > 0  # 1.67 points of disagreement
-    three = Score.of(wrong(small, 3), small, 0.5)
-    assert three.trigger == "accuracy" and three.drop_pts == pytest.approx(5.0)
+    assert one.trigger == "accuracy" and one.excess_pts > 0  # 1.67 points lost
+    fp32_wrong = wrong(small, 4)  # fp32 wrong on 4 texts; the model right on 2 of them and wrong on another
+    mixed = Sample("validation", small.texts, small.labels, fp32_wrong)
+    lucky = fp32_wrong.copy()
+    lucky[[0, 1, 4]] = lucky[[0, 1, 4], ::-1]
+    score = Score.of(lucky, mixed, 0.5)
+    assert score.drop_pts == pytest.approx(-100 / 60)  # a gain of one text...
+    assert score.trigger == "agreement" and score.excess_pts > 0  # ...with 3 of 60 predictions changed
     four = Score.of(wrong(big, 4), big, 0.5)
     assert four.trigger == "accuracy" and four.excess_pts <= 0  # 0.4 points
 
