@@ -63,12 +63,7 @@ class Candidate:
         """Better first: inside, least beyond the budget, most agreement, fewest float layers."""
         excess = max(s.excess_pts for s in self.scores.values())
         agreement = min(s.agreement for s in self.scores.values())
-        return (
-            not self.inside,
-            round(max(excess, 0.0) if self.inside else excess, 9),
-            -agreement,
-            len(self.float_layers),
-        )
+        return (not self.inside, round(max(excess, 0.0), 9), -agreement, len(self.float_layers))
 
     def to_dict(self) -> dict[str, Any]:
         return {
