@@ -58,6 +58,10 @@ class Score:
             )
         return cls(accuracy, drop, agreement, len(sample.labels), drop - max_drop, "accuracy")
 
+    def lost_pts(self, measure: str) -> float:
+        """Points lost by `measure`: the accuracy drop, or the disagreement with fp32 ("agreement")."""
+        return self.drop_pts if measure == "accuracy" else 100 * (1 - self.agreement)
+
     def describe(self) -> str:
         if self.trigger == "agreement":
             return f"{self.agreement:.1%} agreement with fp32 ({-self.drop_pts:+.2f} pts; one text outweighs the budget)"

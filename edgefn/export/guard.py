@@ -296,11 +296,18 @@ def _projections(layers: list[LinearLayer], nodes: tuple[str, ...] | None = None
 
 def guard_record(job: ExportJob, search: _Search) -> dict[str, Any]:
     """What export.json records of the search: float layers, drops before and after, the sensitivity ranking,
-    every step and why the search stopped."""
+    every step and why the search stopped. The points recovered are counted on the sample and measure that put
+    the full variant furthest beyond the budget (the validation drop, or its disagreement with fp32, or the
+    guard data's drop)."""
     best, start = search.best, search.trace[0]
     int8 = _projections(search.int8_layers)
     floats = _projections(search.int8_layers, best.float_layers)
-    full_drop, drop = start.scores["validation"].drop_pts, best.scores["validation"].drop_pts
+    binding = max(start.scores, key=lambda name: start.scores[name].excess_pts)
+    measure = start.scores[binding].trigger
+    lost = {
+        "full": start.scores[binding].lost_pts(measure),
+        "guarded": best.scores[binding].lost_pts(measure),
+    }
     return {
         "full_variant": search.scheme.name,
         "max_drop_pts": search.max_drop,
@@ -316,8 +323,8 @@ def guard_record(job: ExportJob, search: _Search) -> dict[str, Any]:
         "int8_layer_fraction": (int8 - floats) / int8 if int8 else 1.0,
         "full": {name: s.to_dict() for name, s in start.scores.items()},
         "guarded": {name: s.to_dict() for name, s in best.scores.items()},
-        "recovered_pts": full_drop - drop,
-        "recovered_fraction": (full_drop - drop) / full_drop if full_drop > 0 else None,
+        "binding": {"sample": binding, "measure": measure, "lost_pts": lost},
+        "recovered_fraction": (lost["full"] - lost["guarded"]) / lost["full"] if lost["full"] > 0 else None,
         "guard_data": job.cfg.guard_data,
         "sensitivity": {
             "measure": MEASURE,
@@ -385,28 +392,32 @@ def _write(
     return variant_result(folder, manifest)
 
 
+def _change(name: str, before: dict[str, Any], after: dict[str, Any]) -> str:
+    """One sample's line: points against fp32 before -> after, and the agreement (what decides on few texts)."""
+    label = name.removeprefix("guard:")
+    judged = f", {before['samples']} texts: judged by agreement" if before["trigger"] == "agreement" else ""
+    return (
+        f"  {label}: {-before['drop_pts']:+.2f} -> {-after['drop_pts']:+.2f} pts against fp32, agreement "
+        f"{before['agreement']:.1%} -> {after['agreement']:.1%}{judged}"
+    )
+
+
 def format_guard(result: Any) -> str:
-    """For each guarded variant of an export: the drop before and after, its float layers and the sensitivity
-    table (the most sensitive layers, which of them stayed in float)."""
+    """For each guarded variant of an export: each sample's drop and agreement before and after, its float layers
+    and the sensitivity table (the most sensitive layers, which of them stayed in float)."""
     blocks = []
     for v in result.variants:
         record = v.guard
         if not record:
             continue
-        full, guarded = record["full"]["validation"], record["guarded"]["validation"]
         floats = set(record["float_layers"])
+        where = "inside" if record["inside_budget"] else "outside"
         lines = [
-            f"{v.name}: validation {-full['drop_pts']:+.2f} -> {-guarded['drop_pts']:+.2f} pts against fp32 "
-            f"(--max-drop {record['max_drop_pts']:g}: {'inside' if record['inside_budget'] else 'outside'}); "
-            f"{len(floats)} layer(s) in float, {record['int8_layer_fraction']:.0%} of int8 layers kept; "
-            f"{len(record['trace']) - 1} step(s), {record['search_seconds']:.0f} s ({record['stopped']})",
+            f"{v.name}: {len(floats)} layer(s) in float ({record['int8_layer_fraction']:.0%} of int8 layers kept), "
+            f"{len(record['trace']) - 1} step(s), {record['search_seconds']:.0f} s: {where} --max-drop "
+            f"{record['max_drop_pts']:g} ({record['stopped']})",
+            *(_change(name, record["full"][name], after) for name, after in record["guarded"].items()),
         ]
-        for name, score in record["guarded"].items():
-            if name.startswith("guard:"):
-                before = record["full"][name]
-                lines.append(
-                    f"  {name[6:]}: {-before['drop_pts']:+.2f} -> {-score['drop_pts']:+.2f} pts against fp32"
-                )
         ranked = record["sensitivity"]["layers"][:TABLE_ROWS]
         if ranked:
             rows = [("rank", "layer", "rel. error", "float")]

@@ -183,6 +183,14 @@ def test_search_stops_at_the_first_step_inside_the_budget(guarded):
         assert all(not step["inside"] for step in record["trace"][:-1])
         assert record["int8_layers"] == record["int8_layers_full"] - 1
         assert record["int8_layer_fraction"] == pytest.approx(13 / 14)
+        assert record["binding"] == {
+            "sample": "validation",
+            "measure": "accuracy",
+            "lost_pts": {
+                "full": record["full"]["validation"]["drop_pts"],
+                "guarded": record["guarded"]["validation"]["drop_pts"],
+            },
+        }
         assert record["recovered_fraction"] > 0.95
         assert record["sensitivity"]["layers"][0]["node"] == CLASSIFIER
         assert manifest.scheme == scheme and manifest.variant == scheme + runs.GUARDED_SUFFIX
