@@ -411,11 +411,11 @@ def format_guard(result: Any) -> str:
         if not record:
             continue
         floats = set(record["float_layers"])
-        where = "inside" if record["inside_budget"] else "outside"
+        budget = f"--max-drop {record['max_drop_pts']:g}"
+        where = f"inside {budget}" if record["inside_budget"] else f"outside {budget} ({record['stopped']})"
         lines = [
-            f"{v.name}: {len(floats)} layer(s) in float ({record['int8_layer_fraction']:.0%} of int8 layers kept), "
-            f"{len(record['trace']) - 1} step(s), {record['search_seconds']:.0f} s: {where} --max-drop "
-            f"{record['max_drop_pts']:g} ({record['stopped']})",
+            f"{v.name}: {len(floats)} layer(s) in float ({record['int8_layer_fraction']:.0%} of int8 layers kept); "
+            f"{len(record['trace']) - 1} step(s), {record['search_seconds']:.0f} s; {where}",
             *(_change(name, record["full"][name], after) for name, after in record["guarded"].items()),
         ]
         ranked = record["sensitivity"]["layers"][:TABLE_ROWS]
