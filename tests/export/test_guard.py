@@ -454,3 +454,17 @@ def _masked_graph(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def test_eval_reports_guarded_beside_full_int8(guarded, tmp_path):
+    """`edgefn eval` of a guarded variant scores fp32 and the full int8 variant on the same rows too."""
+    from edgefn.train.evaluate import EvalConfig, evaluate, format_eval
+
+    run = _copy(guarded[0], tmp_path)
+    result = evaluate(EvalConfig(model=RunFolder(run).variant_dir("int8-dynamic-guarded"), data="sample"))
+    record = result.manifest.guard
+    assert record is not None and record["full_variant"] == "int8-dynamic"
+    assert record["accuracy"]["guarded"] == pytest.approx((result.manifest.metrics or {})["accuracy"])
+    assert record["drop_pts"]["full_int8"] > record["drop_pts"]["guarded"]
+    assert record["agreement_with_fp32"]["guarded"] > record["agreement_with_fp32"]["full_int8"]
+    assert "guarded vs full int8 on sample: int8-dynamic-guarded" in format_eval(result)
