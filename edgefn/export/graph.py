@@ -192,7 +192,7 @@ class LinearLayer:
         name = self.node.strip("/")
         for suffix in ("/MatMul", "/Gemm"):
             name = name.removesuffix(suffix)
-        return name
+        return f"{name} (query, key, value)" if self.op_type == "Attention" else name
 
 
 def linear_layers(model_path: Path) -> list[LinearLayer]:

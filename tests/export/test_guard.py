@@ -143,6 +143,28 @@ def _calibration(run: Path, fp32: Path) -> dict[str, list[list[int]]]:
     )
 
 
+def test_tuned_recipe_keeps_a_fused_attention_float(outlier_run, tmp_path):
+    """On the fused graph (edgefn's tuned dynamic recipe), a fused Attention named in float_nodes keeps its packed
+    query / key / value weights in float while the other becomes QAttention; it counts as three projections."""
+    fp32 = RunFolder(outlier_run).variant_dir("fp32") / runs.ONNX_FILE
+    layers = {layer.node: layer for layer in linear_layers(fp32)}
+    assert layers["Attention_1"].projections == 3 and layers["Attention_1"].module.endswith(
+        "(query, key, value)"
+    )
+    ctx = SchemeContext(
+        fp32, tmp_path / "out", tmp_path / "work", "avx2", _quirks(), float_nodes=("Attention_1",)
+    )
+    apply = schemes.get_scheme("int8-dynamic").apply
+    assert apply is not None
+    apply(ctx)
+    graph = onnx.load(str(tmp_path / "out" / runs.ONNX_FILE)).graph
+    ops = {n.name: n.op_type for n in graph.node}
+    floats = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    attention = next(n for n in graph.node if n.name == "Attention_1")
+    assert ops["Attention_1"] == "Attention" and attention.input[1] in floats
+    assert list(ops.values()).count("QAttention") == 1
+
+
 def test_a_module_name_is_refused_not_ignored(outlier_run, tmp_path):
     """A name that is no node of the quantized graph (a PyTorch module name) stops the export: ONNX Runtime alone
     would quantize the layer without a word."""
