@@ -19,7 +19,6 @@ from edgefn.export.config import ExportConfig
 from edgefn.export.exporter import export
 from edgefn.export.graph import linear_layers
 from edgefn.export.schemes import Int8Layout, SchemeContext
-from edgefn.export.schemes.static import calibrate
 from edgefn.export.sensitivity import rank_layers
 from edgefn.runs import RunFolder
 from edgefn.runtime.inference import Encoder, length_sorted_batches
@@ -434,6 +433,8 @@ def test_ov_int8_ignored_scope_keeps_the_named_layers_float(outlier_run, tmp_pat
 def test_calibration_methods_run_on_a_constant_activation(tmp_path, method):
     """Each calibration method runs on a graph holding a constant float32-minimum tensor (BERT's attention mask
     fill, which ONNX Runtime's histogram calibrator cannot bin), and gives it its min / max range."""
+    from edgefn.export.schemes.static import calibrate  # here: importing a family first reorders the registry
+
     model = _masked_graph(tmp_path / "masked.onnx")
     rng = np.random.default_rng(0)
     inputs = {"input_ids": rng.integers(0, 5, size=(40, 6)).tolist()}

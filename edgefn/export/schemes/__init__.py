@@ -125,13 +125,20 @@ def register_source(source: Callable[[], list[QuantScheme]]) -> None:
     _SOURCES.append(source)
 
 
+def _family_rank(scheme: QuantScheme) -> int:
+    """Where a scheme's family stands in FAMILIES (-1: `none`), so that the order of the schemes does not depend
+    on which family module some caller imported first."""
+    module = getattr(scheme.apply, "__module__", "")
+    return FAMILIES.index(module) if module in FAMILIES else -1
+
+
 def _schemes() -> dict[str, QuantScheme]:
     global _loaded
     if not _loaded:
         _loaded = True
         for module in FAMILIES:
             importlib.import_module(module)
-    out = dict(_SCHEMES)
+    out = dict(sorted(_SCHEMES.items(), key=lambda item: _family_rank(item[1])))
     for source in _SOURCES:
         for scheme in source():
             out.setdefault(scheme.name, scheme)
