@@ -106,6 +106,7 @@ def format_pipeline_summary(result: PipelineResult) -> str:
     """The final table of a pipeline run plus where its outputs are."""
     from edgefn.bench.report import format_summary as bench_summary
     from edgefn.export.exporter import format_table
+    from edgefn.export.guard import format_guard
     from edgefn.train.finetune import format_summary as finetune_summary
 
     took = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
@@ -115,6 +116,7 @@ def format_pipeline_summary(result: PipelineResult) -> str:
         "",
         "== export ==",
         format_table(result.export),
+        *([format_guard(result.export)] if any(v.guard for v in result.export.variants) else []),
         "",
         "== bench ==",
         bench_summary(result.bench),

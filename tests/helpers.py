@@ -62,3 +62,28 @@ def record_training_cleaning(run_dir: Path, names: tuple[str, ...] = ("drop-urls
     cleaning = {"applied": True, "rules": list(names), "available": list(names), "names": list(names)}
     metrics["data"] = {**metrics.get("data", {}), "name": "constraint", "cleaning": cleaning}
     runs.write_json(run.metrics, metrics)
+
+
+def make_outlier_run(src: Path, dst: Path, factor: float = 1000.0) -> Path:
+    """A copy of a BERT run that int8 breaks in one known layer, the classifier, and keeping it in float mends.
+
+    One pooled feature is made zero for every text (its pooler row and bias zeroed: tanh(0) = 0), and the
+    classifier's weights on it `factor` times their largest: fp32 multiplies them by zero, so its logits stay what
+    the other weights make them; int8 gives the classifier one scale per matrix (or per output, which here holds
+    the outlier too), so every other weight rounds to zero and each text gets the same logits, the biases."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    shutil.copytree(src, dst)
+    run = RunFolder(dst)
+    model = AutoModelForSequenceClassification.from_pretrained(run.checkpoint)
+    with torch.no_grad():
+        model.bert.pooler.dense.weight[0] = 0.0
+        model.bert.pooler.dense.bias[0] = 0.0
+        model.classifier.weight[:, 0] = factor * model.classifier.weight.abs().max()
+    model.save_pretrained(run.checkpoint)
+    shutil.rmtree(run.onnx_dir, ignore_errors=True)
+    run.mark_complete(preset="test-tiny-bert", data="constraint (test helper, an outlier classifier weight)")
+    return dst

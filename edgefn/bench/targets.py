@@ -152,7 +152,7 @@ def peer_targets(
 ) -> list[Target]:
     """The requested peers whose engine is asked for, as targets (built from the run's checkpoint where
     missing); a peer that cannot run here is a target marked unavailable with the reason."""
-    from edgefn.export.exporter import calibration_inputs
+    from edgefn.export.variants import calibration_inputs
 
     requested = [engines.get(p) for p in providers]
     peers = engines.peers()

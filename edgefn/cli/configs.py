@@ -125,6 +125,9 @@ def make_export_config(
         eval_samples=opts["max_val_samples"],
         opset=opts["opset"],
         threads=opts["threads"],
+        max_drop=opts["max_drop"],
+        guard_data=opts["guard_data"],
+        time_budget_s=opts["time_budget"],
         **fixed,
     )
 
@@ -147,7 +150,7 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
         peers=split_list(opts["peers"]) or ("none",),
         rounds=opts["rounds"],
         processes=opts["processes"],
-        max_drop=opts["max_drop"],
+        **given(max_drop=opts["max_drop"]),
         compare=opts["compare"],
         **fixed,
     )

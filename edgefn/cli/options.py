@@ -353,9 +353,21 @@ _TABLE: tuple[click.Parameter, ...] = (
     click.Option(
         ["--max-drop"],
         type=float,
-        default=0.5,
+        help="Accuracy points a model may lose. bench: below PyTorch on test, for a row to be what to ship "
+        "(default 0.5). export and run: below fp32 on validation; each int8 variant that loses more gets a "
+        "<scheme>-guarded twin, its most sensitive layers kept in float (default: no search).",
+    ),
+    click.Option(
+        ["--guard-data"],
+        help="A second dataset (a name or path as for --data) on which a guarded variant must also stay within "
+        "--max-drop of fp32: its validation split, at most 1000 rows (or --max-val-samples). Default: none.",
+    ),
+    click.Option(
+        ["--time-budget"],
+        type=click.FloatRange(min=0),
+        default=600,
         show_default=True,
-        help="Accuracy points below the reference a row may lose and still be what to ship.",
+        help="Seconds the guard search may spend per scheme; the best variant found by then is saved.",
     ),
     # eval and predict
     click.Option(
@@ -466,6 +478,7 @@ FLAG_FIELDS: dict[str, tuple[str, ...]] = {
     "--max-samples": ("samples",),
     "--max-length": ("max_length", "seq_len"),
     "--min-time": ("min_time_s",),
+    "--time-budget": ("time_budget_s",),
     "--real-lengths": ("real_lengths",),
     "--fixed-shape": ("fixed_shape",),
     "--no-kd": ("kd",),
@@ -519,6 +532,9 @@ EXPORT = (
     "--max-val-samples",
     "--opset",
     "--threads",
+    "--max-drop",
+    "--guard-data",
+    "--time-budget",
 )
 BENCH = (
     "--batch-sizes",

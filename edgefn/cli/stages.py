@@ -83,10 +83,13 @@ def distill(**opts: Any) -> None:
 def export_cmd(run_dir: Path | None, overwrite: bool, **opts: Any) -> None:
     """Export a run's checkpoint to ONNX (checked against PyTorch) and quantize it."""
     from edgefn.export.exporter import export, format_table
+    from edgefn.export.guard import format_guard
 
     result = export(make_export_config(opts, run_dir=run_dir, overwrite=overwrite), progress=_say)
     _picked(result.run_dir, result.picked_automatically)
     click.echo(format_table(result))
+    if any(v.guard for v in result.variants):
+        click.echo(format_guard(result))
     for v in result.variants:
         for note in v.notes:
             click.echo(f"note ({v.name}): {note}")

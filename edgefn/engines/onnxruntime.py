@@ -67,9 +67,10 @@ def _profiler(provider: str) -> Callable[[LoadRequest, dict[str, np.ndarray]], P
     return profile
 
 
-def quantize_dynamic_default(model: Path, out_dir: Path) -> Path:
+def quantize_dynamic_default(model: Path, out_dir: Path, nodes_to_exclude: tuple[str, ...] = ()) -> Path:
     """ONNX Runtime's `quantize_dynamic` with default arguments (s8 per-tensor weights, u8 activations; the
-    activation x activation MatMuls stay float); returns out_dir/model.onnx."""
+    activation x activation MatMuls stay float), and the nodes named in `nodes_to_exclude` left in float;
+    returns out_dir/model.onnx."""
     import logging
 
     from onnxruntime.quantization import quantize_dynamic
@@ -78,7 +79,7 @@ def quantize_dynamic_default(model: Path, out_dir: Path) -> Path:
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # its "consider pre-processing" advice: the recipe is as-is
     try:
-        quantize_dynamic(str(model), str(out_dir / ONNX_FILE))
+        quantize_dynamic(str(model), str(out_dir / ONNX_FILE), nodes_to_exclude=list(nodes_to_exclude))
     finally:
         root.level = level
     return out_dir / ONNX_FILE

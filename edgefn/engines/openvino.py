@@ -190,8 +190,62 @@ def _nncf_quiet() -> Iterator[None]:
         nncf_logger.handlers, nncf_logger.level = saved
 
 
+def _ops_of_nodes(model: Any, nodes: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """ONNX node name -> the MatMul op OpenVINO made of it (the node's name; a Gemm's MatMul is
+    `<name>/WithoutBiases`); a name that matches none is refused (NNCF would quantize the layer)."""
+    matmuls = [o.get_friendly_name() for o in model.get_ops() if o.get_type_name() == "MatMul"]
+    found = {}
+    for node in nodes:
+        match = [m for m in matmuls if m == node or m.startswith(node + "/")]
+        if len(match) != 1:
+            raise EdgefnError(
+                f"{node!r} is not one linear layer of the OpenVINO model ({len(match)} MatMul ops match)"
+            )
+        found[node] = match[0]
+    return found
+
+
+_WEIGHT_PATH = ("Convert", "Multiply", "Subtract", "Reshape", "Transpose", "FakeQuantize", "Constant")
+
+
+def _int8_weight(op: Any) -> bool:
+    """Whether a MatMul's weight input (its constant's path: Convert, scale Multiply, zero-point Subtract ...) holds
+    int8 values or passes a FakeQuantize."""
+    seen, todo = 0, [op.input(1).get_source_output().get_node()]
+    while todo and seen < 16:
+        node, seen = todo.pop(), seen + 1
+        kind = node.get_type_name()
+        if kind == "FakeQuantize":
+            return True
+        if kind == "Constant":
+            if node.get_output_element_type(0).is_integral():
+                return True
+            continue
+        if kind in _WEIGHT_PATH:
+            todo.extend(i.get_source_output().get_node() for i in node.inputs())
+    return False
+
+
+def float_layers(folder: Path, nodes: tuple[str, ...]) -> set[str]:
+    """Which of the linear layers `nodes` (ONNX node names) the IR in `folder` runs with float weights."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(folder / IR_XML))
+    ops = {o.get_friendly_name(): o for o in model.get_ops() if o.get_type_name() == "MatMul"}
+    out = set()
+    for node in nodes:
+        named = [op for name, op in ops.items() if name == node or name.startswith(node + "/")]
+        if len(named) == 1 and not _int8_weight(named[0]):
+            out.add(node)
+    return out
+
+
 def quantize_nncf(
-    onnx_model: Path, out_dir: Path, calibration: dict[str, list[list[int]]], subset: int = NNCF_SUBSET
+    onnx_model: Path,
+    out_dir: Path,
+    calibration: dict[str, list[list[int]]],
+    subset: int = NNCF_SUBSET,
+    float_nodes: tuple[str, ...] = (),
 ) -> Path:
     """NNCF post-training int8 (transformer preset) of the ONNX graph, saved as OpenVINO IR.
 
@@ -200,6 +254,7 @@ def quantize_nncf(
         out_dir: where openvino_model.xml / .bin go.
         calibration: model inputs of the calibration texts (rows padded to the longest).
         subset: how many calibration rows NNCF collects statistics on.
+        float_nodes: ONNX node names of linear layers NNCF leaves in float (its ignored scope).
     """
     import nncf
     import openvino as ov
@@ -211,9 +266,14 @@ def quantize_nncf(
     model = ov.Core().read_model(str(onnx_model))
     names = [i.get_any_name() for i in model.inputs]
     items = [{n: np.asarray([calibration[n][i]], dtype=np.int64) for n in names} for i in range(rows)]
+    ignored = nncf.IgnoredScope(names=sorted(_ops_of_nodes(model, float_nodes).values()))
     with _nncf_quiet():
         quantized = nncf.quantize(
-            model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER, subset_size=min(subset, rows)
+            model,
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=min(subset, rows),
+            ignored_scope=ignored,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_dir / IR_XML), compress_to_fp16=False)
@@ -240,17 +300,19 @@ def export(request: ExportRequest) -> Exported:
     import openvino as ov
 
     if request.scheme == "ov-int8":
-        quantize_nncf(request.onnx_model, request.out_dir, request.calibration())
-        precision = "fp32" if bf16_unavailable() else "bf16"
-        return Exported(
-            {
-                "precision": precision,
-                "openvino": ov.__version__,
-                "nncf_preset": "transformer",
-                "nncf_subset": NNCF_SUBSET,
-            },
-            [f"int8 MatMuls by NNCF; the remaining float ops run in {precision}"],
+        quantize_nncf(
+            request.onnx_model, request.out_dir, request.calibration(), float_nodes=request.float_nodes
         )
+        precision = "fp32" if bf16_unavailable() else "bf16"
+        settings = {
+            "precision": precision,
+            "openvino": ov.__version__,
+            "nncf_preset": "transformer",
+            "nncf_subset": NNCF_SUBSET,
+        }
+        if request.float_nodes:
+            settings["float_layers"] = list(request.float_nodes)
+        return Exported(settings, [f"int8 MatMuls by NNCF; the remaining float ops run in {precision}"])
     precision = "bf16" if request.scheme == "ov-bf16" else "fp32"
     reason = bf16_unavailable() if precision == "bf16" else None
     if reason is not None:
@@ -326,6 +388,7 @@ engines.register(
         fingerprint=fingerprint,
         export=export,
         schemes=SCHEMES,
+        float_layers={"ov-int8": float_layers},
         peers=PEERS,
         threading=threading,
         aliases=("openvino",),

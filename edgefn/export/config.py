@@ -11,6 +11,7 @@ from edgefn.export import quantize as q
 from edgefn.export import schemes
 
 MIN_OPSET = 11  # the oldest Optimum exports text classifiers to
+DEFAULT_TIME_BUDGET_S = 600.0  # the guard search of one scheme (minilm on 2 cores: a few steps of a minute)
 OPTIMIZE_LEVELS = ("O1", "O2", "O3", "none")  # none: the plain graph, even where a preset defaults to O2
 
 
@@ -31,6 +32,9 @@ class ExportConfig:
     parity_atol: float = 1e-4
     saturation_check: bool = True  # int8-dynamic on x86 without VNNI: also measure u8/s8 full range
     threads: int | None = None
+    max_drop: float | None = None  # validation points an int8 variant may lose; set: the guard search runs
+    guard_data: str | None = None  # a second dataset the guarded variant must also stay within max_drop on
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S  # seconds the guard search may take per scheme
 
     def __post_init__(self) -> None:
         if isinstance(self.schemes, str):
@@ -52,6 +56,14 @@ class ExportConfig:
             raise ConfigError(
                 "opset", f"must be between {MIN_OPSET} and {max_opset()} (this onnx), got {self.opset}"
             )
+        if self.max_drop is not None and not 0 <= self.max_drop <= 100:
+            raise ConfigError("max_drop", f"must be between 0 and 100 accuracy points, got {self.max_drop}")
+        if self.guard_data is not None and self.max_drop is None:
+            raise ConfigError(
+                "guard_data", "needs max_drop: the budget it holds the guarded variant to", ("max_drop",)
+            )
+        if self.time_budget_s < 0:
+            raise ConfigError("time_budget_s", f"must be zero or more seconds, got {self.time_budget_s}")
         for name in ("calibration_samples", "parity_samples", "eval_samples"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from edgefn.core.progress import Progress, silent
 from edgefn.export import quantize as q
 from edgefn.export import schemes
 from edgefn.export.config import ExportConfig
-from edgefn.export.graph import graph_input_names, op_counts
+from edgefn.export.guard import guard_scheme
 from edgefn.export.optimum import export_plain_onnx, optimize_graph
 from edgefn.export.variants import (
     FP32,
@@ -25,14 +24,14 @@ from edgefn.export.variants import (
     ExportResult,
     VariantResult,
     accuracy_of,
-    calibration_inputs,
+    build_manifest,
     compare_logits,
     copy_model_files,
     kept_result,
     load_eval_texts,
     model_logits,
     refuse_existing,
-    request_of,
+    score_variant,
     torch_threads,
     variant_result,
 )
@@ -70,14 +69,19 @@ def export(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
         job = _start_job(cfg, run, progress or silent)
         result = ExportResult(run.path, picked, job.target)
         names = [s for s in cfg.schemes if s != "none"]
-        refuse_existing(job, names)
+        guarded = [n for n in names if cfg.max_drop is not None and schemes.get_scheme(n).guard is not None]
+        refuse_existing(job, names, [n + runs.GUARDED_SUFFIX for n in guarded])
         try:
             with torch_threads(cfg.threads):
                 load_eval_texts(job)
                 result.variants.append(_export_fp32(job))
                 for name in names:
-                    kept = kept_result(job, name)
-                    result.variants.append(kept or _export_scheme(job, schemes.get_scheme(name)))
+                    scheme = schemes.get_scheme(name)
+                    full = kept_result(job, name) or _export_scheme(job, scheme)
+                    result.variants.append(full)
+                    twin = guard_scheme(job, scheme, full) if name in guarded else None
+                    if twin is not None:
+                        result.variants.append(twin)
         finally:
             if job.plain is not None:
                 shutil.rmtree(job.plain.parent.parent, ignore_errors=True)
@@ -171,7 +175,7 @@ def _export_fp32(job: ExportJob) -> VariantResult:
             optimize = optimize_graph(tmp, job.cfg.optimize, job.preset, job.quirks, job.step)
             parity = _check_parity(job, tmp / runs.ONNX_FILE)
             _score_fp32(job, tmp / runs.ONNX_FILE)
-            manifest = _manifest(
+            manifest = build_manifest(
                 job,
                 tmp,
                 FP32,
@@ -195,17 +199,6 @@ def _score_fp32(job: ExportJob, model: Path) -> None:
     job.fp32_logits = model_logits(job, model)
     job.fp32_accuracy = accuracy_of(job, job.fp32_logits)
     job.fp32_size_mb = runs.file_size_mb(model)
-
-
-def _plain_fp32(job: ExportJob) -> Path:
-    """The fp32 graph as Optimum exports it, before any --optimize fusion: exported on first use into a hidden
-    work folder of the onnx folder (removed when the export ends, or by the next export if killed)."""
-    if job.plain is None:
-        work = Path(tempfile.mkdtemp(prefix=".plain-", dir=job.run.onnx_dir))
-        job.plain = work / "plain" / runs.ONNX_FILE  # set first: export() removes the folder however it ends
-        job.step("fp32: exporting the plain (unfused) graph the quantizers start from")
-        _optimum_export(job, job.plain.parent)
-    return job.plain
 
 
 def _optimum_export(job: ExportJob, out: Path) -> int:
@@ -257,16 +250,17 @@ def _export_scheme(job: ExportJob, scheme: schemes.QuantScheme) -> VariantResult
             Path(work),
             job.target,
             job.quirks,
-            lambda: _calibration_inputs(job, fp32 / runs.ONNX_FILE),
+            job.calibration,
             job.cfg.calibration_method,
-            lambda: _plain_fp32(job),
+            job.plain_fp32,
         )
         out = scheme.apply(ctx)
         copy_model_files(fp32, tmp)
         notes = list(out.notes)
         precision = str(out.settings.get("precision", "fp32"))
         engine = engines.get(scheme.execution_providers[0])  # the engine whose files the scheme wrote
-        logits, providers = _score_variant(job, scheme, tmp, notes, precision)
+        logits, providers = score_variant(job, scheme, tmp, notes, precision)
+        job.logits[scheme.name] = logits
         parity = {
             "reference": "fp32 onnx",
             "samples": len(job.eval_labels),
@@ -275,7 +269,7 @@ def _export_scheme(job: ExportJob, scheme: schemes.QuantScheme) -> VariantResult
         if scheme.name == "int8-dynamic" and job.cfg.saturation_check and job.target in ("avx2", "avx512"):
             out.settings["saturation_check"] = _saturation_check(job, ctx, out, parity)
         accuracy = accuracy_of(job, logits)
-        manifest = _manifest(
+        manifest = build_manifest(
             job,
             tmp,
             scheme.name,
@@ -298,28 +292,6 @@ def _export_scheme(job: ExportJob, scheme: schemes.QuantScheme) -> VariantResult
         f"agreement with fp32 {parity['agreement']:.1%}"
     )
     return variant_result(folder, manifest)
-
-
-def _score_variant(
-    job: ExportJob, scheme: schemes.QuantScheme, folder: Path, notes: list[str], precision: str = "fp32"
-) -> tuple[Any, list[str]]:
-    """Validation logits on the first engine the scheme is made for that runs here (an engine's own format by
-    that engine, in the variant's precision); a variant whose engines do not run here (fp16 without CUDA) is
-    scored on the CPU."""
-    made_for = [engines.get(p) for p in scheme.execution_providers]
-    model = made_for[0].model_path(folder)
-    usable = [e.name for e in made_for if e.available() is None]
-    if usable:
-        return model_logits(job, model, provider=usable[0], precision=precision), usable
-    device = (made_for[0].device or "suitable").upper()
-    notes.append(
-        f"{scheme.name} is meant for {', '.join(scheme.execution_providers)}, which is not available here: "
-        f"accuracy was checked on CPU; benchmark it on a {device} machine"
-    )
-    job.step(
-        f"{scheme.name}: no {device} here: exported and checked on CPU; it can only be benchmarked on {device}"
-    )
-    return model_logits(job, model, provider=CPU, precision=precision), [CPU]
 
 
 def _saturation_check(
@@ -348,58 +320,6 @@ def _saturation_check(
         )
     )
     return record
-
-
-def _calibration_inputs(job: ExportJob, model: Path) -> dict[str, list[list[int]]]:
-    return calibration_inputs(job.run, job.encoder, job.cfg.calibration_samples, graph_input_names(model))
-
-
-def _manifest(
-    job: ExportJob,
-    folder: Path,
-    variant: str,
-    scheme: str,
-    providers: list[str],
-    parity: dict[str, Any],
-    accuracy: float | None,
-    **extra: Any,
-) -> runs.VariantManifest:
-    record = runs.model_record(folder, tuple(extra.pop("model_files", (runs.ONNX_FILE,))))
-    size = record["size_mb"]
-    opset = extra.pop("opset", None)
-    if job.cleaning_note:
-        extra["notes"] = [*extra.get("notes", []), job.cleaning_note]
-    if opset is None:
-        opset = runs.read_variant_manifest(job.variant_dir(FP32)).opset
-    return runs.VariantManifest(
-        variant=variant,
-        scheme=scheme,
-        preset=job.preset,
-        init=job.init,
-        model_files=record["model_files"],
-        model_sha256=record["model_sha256"],
-        files_sha256=record["files_sha256"],
-        source_checkpoint_sha256=job.source_sha256,
-        request=request_of(job, variant),
-        size_mb=size,
-        size_ratio_to_fp32=size / (job.fp32_size_mb or size),
-        opset=opset,
-        target=job.target,
-        execution_providers=providers,
-        max_length=job.max_length,
-        parity=parity,
-        validation_accuracy=accuracy,
-        validation_samples=len(job.eval_labels),
-        accuracy_delta_vs_fp32=None
-        if accuracy is None or job.fp32_accuracy is None
-        else accuracy - job.fp32_accuracy,
-        nodes_kept_float=extra.pop("nodes_kept_float", []),
-        op_counts=op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        versions=engines.library_versions(),
-        cleaning=list(job.cleaning),
-        **extra,
-    )
 
 
 def _number(value: Any, spec: str) -> str:

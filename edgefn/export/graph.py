@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,97 @@ def graph_input_names(model_path: Path) -> list[str]:
     import onnx
 
     return [i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input]
+
+
+# Ops whose second input is a weight matrix when it is a constant: the linear layers int8 quantizes. A fused
+# Attention (ONNX Runtime's O2) holds the query, key and value projections packed in one matrix.
+LINEAR_OPS = ("MatMul", "Gemm", "Attention")
+
+
+@dataclass(frozen=True)
+class LinearLayer:
+    """One linear layer of a graph: its node, op, weight initializer and how many projections it holds."""
+
+    node: str
+    op_type: str
+    weight: str
+    transposed: bool = False  # Gemm with transB: the weight is stored (out, in)
+    projections: int = 1  # a fused Attention packs three
+
+    @property
+    def module(self) -> str:
+        """The layer's readable name: the node name without its leading slash and op suffix."""
+        name = self.node.strip("/")
+        for suffix in ("/MatMul", "/Gemm"):
+            name = name.removesuffix(suffix)
+        return f"{name} (query, key, value)" if self.op_type == "Attention" else name
+
+
+def linear_layers(model_path: Path) -> list[LinearLayer]:
+    """The named MatMul / Gemm / Attention nodes whose weight input is a constant 2-D float matrix, in graph order
+    (attention's activation x activation MatMuls are not layers)."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    weights = {
+        i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2
+    }
+    via_identity = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+    layers = []
+    for n in graph.node:
+        if n.op_type not in LINEAR_OPS or len(n.input) < 2 or not n.name:
+            continue
+        weight = n.input[1]
+        while weight in via_identity:
+            weight = via_identity[weight]
+        if weight not in weights:
+            continue
+        trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+        layers.append(LinearLayer(n.name, n.op_type, weight, trans_b, 3 if n.op_type == "Attention" else 1))
+    return layers
+
+
+def float_linear_nodes(model_path: Path) -> set[str]:
+    """Names of the linear nodes of a (quantized) graph that compute in float: a float weight matrix, and an input
+    not read through DequantizeLinear. A quantized layer is renamed (`..._quant`, QOperator) or reads its weight,
+    or its input, through DequantizeLinear (QDQ)."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    first_input = {n.name: n.input[0] for n in graph.node if n.input}
+    names = {layer.node for layer in linear_layers(model_path) if first_input[layer.node] not in dequantized}
+    return names | {n.removesuffix(GEMM_AS_MATMUL) for n in names if n.endswith(GEMM_AS_MATMUL)}
+
+
+# ONNX Runtime's dynamic quantizer turns each Gemm into `<name>_MatMul` + `<name>_Add` before it reads its
+# exclusions: a Gemm is excluded under that name, and found under it in the result.
+GEMM_AS_MATMUL = "_MatMul"
+
+
+def dynamic_exclusions(model_path: Path, nodes: tuple[str, ...]) -> list[str]:
+    """The names that keep `nodes` in float through ONNX Runtime's dynamic quantizer (a Gemm's MatMul name too)."""
+    gemms = {layer.node for layer in linear_layers(model_path) if layer.op_type == "Gemm"}
+    return [*nodes, *(n + GEMM_AS_MATMUL for n in nodes if n in gemms)]
+
+
+# Ops that only move values: QDQ quantizes their output when their consumer is quantized or when they are.
+DATA_MOVEMENT_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten")
+
+
+def feeding_moves(model_path: Path, nodes: tuple[str, ...]) -> list[str]:
+    """The data-movement nodes whose output reaches only one of `nodes`'s input (through more of them): the static
+    quantizer would put their output through Q/DQ, and the float layer would read int8 values."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    readers = Counter(i for n in graph.node for i in n.input)
+    by_name = {n.name: n for n in graph.node}
+    out: list[str] = []
+    for name in nodes:
+        tensor = by_name[name].input[0]
+        while tensor in producer and producer[tensor].op_type in DATA_MOVEMENT_OPS and readers[tensor] == 1:
+            out.append(producer[tensor].name)
+            tensor = producer[tensor].input[0]
+    return out

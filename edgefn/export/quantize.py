@@ -14,6 +14,7 @@ from edgefn.export.graph import (
     activation_matmuls,
     basic_graph_pass,
     contrib_ops,
+    float_linear_nodes,
     infer_shapes_symbolic,
 )
 from edgefn.export.schemes import SchemeContext
@@ -184,10 +185,30 @@ def move_quantized(save_dir: Path, out_dir: Path) -> None:
         shutil.move(str(save_dir / "ort_config.json"), out_dir / "ort_config.json")
 
 
+def check_float_nodes(model: Path, names: tuple[str, ...] | list[str]) -> None:
+    """Refuse a quantized graph in which a node asked to stay in float was quantized: ONNX Runtime's quantizer
+    ignores, without a word, an exclusion that names no node of the graph it quantizes (a module name, a node
+    of another graph)."""
+    if not names:
+        return
+    left = float_linear_nodes(model)
+    lost = [n for n in names if n not in left]
+    if lost:
+        raise EdgefnError(
+            f"{len(lost)} layer(s) asked to stay in float were quantized in {model} ({', '.join(lost[:3])}"
+            f"{', ...' if len(lost) > 3 else ''}): not linear nodes of the graph quantized"
+        )
+
+
 def quantize_dynamic_file(
-    model: Path, out_dir: Path, target: str, settings: TargetSettings | None = None
+    model: Path,
+    out_dir: Path,
+    target: str,
+    settings: TargetSettings | None = None,
+    float_nodes: tuple[str, ...] = (),
 ) -> tuple[Path, list[str]]:
-    """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer, weight MatMuls only.
+    """Dynamic int8 quantization of one ONNX file with Optimum's ORTQuantizer, weight MatMuls only; the nodes named
+    in `float_nodes` stay in float (as ONNX Runtime names them: see `graph.dynamic_exclusions`).
 
     Returns out_dir/model.onnx and the activation x activation MatMuls kept in float.
     """
@@ -196,7 +217,7 @@ def quantize_dynamic_file(
     save_dir = out_dir.parent / f".{out_dir.name}.optimum"
     qc = quantization_config(target, is_static=False, settings=settings)
     kept = activation_matmuls(model)
-    qc.nodes_to_exclude = sorted(set(qc.nodes_to_exclude) | set(kept))
+    qc.nodes_to_exclude = sorted(set(qc.nodes_to_exclude) | set(kept) | set(float_nodes))
     quantizer = ORTQuantizer(model, config=None)
     quantizer.config = None  # config and tokenizer are copied by the export stage
     quantizer.quantize(qc, save_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,12 @@ from edgefn.core.errors import EdgefnError
 from edgefn.core.presets import ArchQuirks
 from edgefn.core.progress import Progress
 from edgefn.export import quantize as q
+from edgefn.export import schemes
 from edgefn.export.config import ExportConfig
+from edgefn.export.graph import graph_input_names, op_counts
+from edgefn.export.optimum import export_plain_onnx
 from edgefn.runs import RunFolder
+from edgefn.runtime import engines
 from edgefn.runtime.classifier import Classifier
 from edgefn.runtime.inference import CPU, Encoder
 
@@ -40,6 +46,7 @@ class VariantResult:
     validation_accuracy: float | None
     accuracy_delta_vs_fp32: float | None
     notes: list[str] = field(default_factory=list)
+    guard: dict[str, Any] | None = None  # a guarded variant's search record (export.json's "guard")
 
 
 @dataclass
@@ -76,6 +83,8 @@ class ExportJob:
     plain: Path | None = None  # the unfused fp32 graph, exported once for the schemes that start from it
     cleaning: tuple[str, ...] = ()  # the run's training cleaning, recorded in each variant for serving
     cleaning_note: str | None = None  # why the rules are these (a union's sources cleaned differently)
+    logits: dict[str, Any] = field(default_factory=dict)  # validation logits of the variants scored here
+    guard_sample: Any = None  # --guard-data's texts and fp32 logits (guard.Sample), loaded on first use
 
     @property
     def checkpoint(self) -> Path:
@@ -83,6 +92,25 @@ class ExportJob:
 
     def variant_dir(self, name: str) -> Path:
         return self.run.variant_dir(name)
+
+    def calibration(self) -> dict[str, list[list[int]]]:
+        """The calibration texts as the fp32 graph's inputs (what the static schemes calibrate on)."""
+        fp32 = self.variant_dir(FP32) / runs.ONNX_FILE
+        return calibration_inputs(
+            self.run, self.encoder, self.cfg.calibration_samples, graph_input_names(fp32)
+        )
+
+    def plain_fp32(self) -> Path:
+        """The fp32 graph as Optimum exports it, before any --optimize fusion: exported on first use into a
+        hidden work folder of the onnx folder (removed when the export ends, or by the next export if killed)."""
+        if self.plain is None:
+            work = Path(tempfile.mkdtemp(prefix=".plain-", dir=self.run.onnx_dir))
+            self.plain = (
+                work / "plain" / runs.ONNX_FILE
+            )  # set first: export() removes the folder however it ends
+            self.step("fp32: exporting the plain (unfused) graph the quantizers start from")
+            export_plain_onnx(self.checkpoint, self.plain.parent, self.cfg.opset)
+        return self.plain
 
 
 def request_of(job: ExportJob, variant: str) -> dict[str, Any]:
@@ -103,15 +131,27 @@ def request_of(job: ExportJob, variant: str) -> dict[str, Any]:
             eval_samples=cfg.eval_samples,
             saturation_check=cfg.saturation_check,
         )
-    if variant == "int8-dynamic":
+    scheme = variant.removesuffix(runs.GUARDED_SUFFIX)
+    if scheme != variant:
+        request.update(
+            scheme=scheme,
+            guard={
+                "max_drop": cfg.max_drop,
+                "guard_data": cfg.guard_data,
+                "time_budget_s": cfg.time_budget_s,
+            },
+        )
+    if scheme == "int8-dynamic":
         request["recipe"] = q.dynamic_recipe(job.target)
     return request
 
 
-def refuse_existing(job: ExportJob, schemes: list[str]) -> None:
+def refuse_existing(job: ExportJob, schemes: list[str], guarded: list[str] | None = None) -> None:
     """Refuse before any work when a variant exists that was made otherwise (unless overwrite); one made
     with the same request is kept (`job.kept`), so the same command re-run after an interruption carries on.
-    A damaged variant (a file no longer matching its recorded hash) is refused with that reason."""
+    A damaged variant (a file no longer matching its recorded hash) is refused with that reason. `guarded`: the
+    guard search's variants this export may write."""
+    schemes = [*schemes, *(guarded or [])]
     if job.cfg.overwrite:  # every folder to replace is checked now, before the first one is replaced
         for name in [FP32, *schemes]:
             outputs.check_output_dir(
@@ -240,4 +280,75 @@ def variant_result(folder: Path, m: runs.VariantManifest) -> VariantResult:
         m.validation_accuracy,
         m.accuracy_delta_vs_fp32,
         list(m.notes or []),
+        m.guard,
+    )
+
+
+def score_variant(
+    job: ExportJob, scheme: schemes.QuantScheme, folder: Path, notes: list[str], precision: str = "fp32"
+) -> tuple[Any, list[str]]:
+    """Validation logits on the first engine the scheme is made for that runs here (an engine's own format by
+    that engine, in the variant's precision); a variant whose engines do not run here (fp16 without CUDA) is
+    scored on the CPU."""
+    made_for = [engines.get(p) for p in scheme.execution_providers]
+    model = made_for[0].model_path(folder)
+    usable = [e.name for e in made_for if e.available() is None]
+    if usable:
+        return model_logits(job, model, provider=usable[0], precision=precision), usable
+    device = (made_for[0].device or "suitable").upper()
+    notes.append(
+        f"{scheme.name} is meant for {', '.join(scheme.execution_providers)}, which is not available here: "
+        f"accuracy was checked on CPU; benchmark it on a {device} machine"
+    )
+    job.step(
+        f"{scheme.name}: no {device} here: exported and checked on CPU; it can only be benchmarked on {device}"
+    )
+    return model_logits(job, model, provider=CPU, precision=precision), [CPU]
+
+
+def build_manifest(
+    job: ExportJob,
+    folder: Path,
+    variant: str,
+    scheme: str,
+    providers: list[str],
+    parity: dict[str, Any],
+    accuracy: float | None,
+    **extra: Any,
+) -> runs.VariantManifest:
+    record = runs.model_record(folder, tuple(extra.pop("model_files", (runs.ONNX_FILE,))))
+    size = record["size_mb"]
+    opset = extra.pop("opset", None)
+    if job.cleaning_note:
+        extra["notes"] = [*extra.get("notes", []), job.cleaning_note]
+    if opset is None:
+        opset = runs.read_variant_manifest(job.variant_dir(FP32)).opset
+    return runs.VariantManifest(
+        variant=variant,
+        scheme=scheme,
+        preset=job.preset,
+        init=job.init,
+        model_files=record["model_files"],
+        model_sha256=record["model_sha256"],
+        files_sha256=record["files_sha256"],
+        source_checkpoint_sha256=job.source_sha256,
+        request=request_of(job, variant),
+        size_mb=size,
+        size_ratio_to_fp32=size / (job.fp32_size_mb or size),
+        opset=opset,
+        target=job.target,
+        execution_providers=providers,
+        max_length=job.max_length,
+        parity=parity,
+        validation_accuracy=accuracy,
+        validation_samples=len(job.eval_labels),
+        accuracy_delta_vs_fp32=None
+        if accuracy is None or job.fp32_accuracy is None
+        else accuracy - job.fp32_accuracy,
+        nodes_kept_float=extra.pop("nodes_kept_float", []),
+        op_counts=op_counts(folder / runs.ONNX_FILE) if (folder / runs.ONNX_FILE).is_file() else {},
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        versions=engines.library_versions(),
+        cleaning=list(job.cleaning),
+        **extra,
     )

@@ -24,6 +24,9 @@ BENCH_DIR = "bench"
 SPLIT_NAMES = ("validation", "test", "calibration")  # data/<name>.jsonl
 # Names inside a variant folder (onnx/<variant>/) and a checkpoint.
 EXPORT_MANIFEST = "export.json"
+GUARDED_SUFFIX = (
+    "-guarded"  # onnx/<scheme>-guarded/: the scheme's int8 with its most sensitive layers in float
+)
 ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "config.json"
 SAFETENSORS_WEIGHTS = "model.safetensors"  # a checkpoint's weights (transformers' default)

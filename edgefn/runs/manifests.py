@@ -88,6 +88,7 @@ class VariantManifest(Manifest):
     notes: list[str] | None = None
     measured_on: list[str] | None = None  # the providers the validation accuracy was measured on
     cleaning: list[str] | None = None  # the run's training cleaning, applied at serving (absent: none)
+    guard: dict[str, Any] | None = None  # a guarded variant: its float layers, search trace and drops
     created: str | None = None
     versions: dict[str, Any] | None = None
 
@@ -125,6 +126,7 @@ class VariantManifest(Manifest):
         "notes": list,
         "measured_on": list,
         "cleaning": list,
+        "guard": dict,
         "created": str,
         "versions": dict,
     }
@@ -223,6 +225,7 @@ class EvalManifest(Manifest):
     metrics: dict[str, Any] | None = None  # on the new data
     in_domain: dict[str, Any] | None = None  # the run's own test split, same model
     ood: dict[str, Any] | None = None  # threshold and AUROC
+    guard: dict[str, Any] | None = None  # a guarded variant: fp32 and the full int8 variant on the same rows
 
     ALWAYS: ClassVar[tuple[str, ...]] = ("run_dir", "trained_on")
     JSON_TYPES: ClassVar[Mapping[str, JsonType]] = {
@@ -237,6 +240,7 @@ class EvalManifest(Manifest):
         "metrics": dict,
         "in_domain": dict,
         "ood": dict,
+        "guard": dict,
     }
 
 

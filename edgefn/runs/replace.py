@@ -102,7 +102,7 @@ def is_eval_dir(folder: Path) -> bool:
 
 
 # The temporary folders edgefn makes inside a run (`outputs.output_dir`'s, export's and the peers' work folders)
-_TEMPORARY = re.compile(r"\.(plain|work|optimum)-[a-z0-9_]{8}|\.[^/]+\.(tmp|old)-[a-z0-9_]{8}")
+_TEMPORARY = re.compile(r"\.(plain|work|optimum|guard)-[a-z0-9_]{8}|\.[^/]+\.(tmp|old)-[a-z0-9_]{8}")
 
 
 def foreign_entry(run_dir: Path) -> Path | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgefn.core.errors import EdgefnError
 from edgefn.runs.hashing import files_fault, model_files_of, required_files, valid_hashes
-from edgefn.runs.layout import EXPORT_MANIFEST, ONNX_DIR, PEERS_DIR
+from edgefn.runs.layout import EXPORT_MANIFEST, GUARDED_SUFFIX, ONNX_DIR, PEERS_DIR
 from edgefn.runs.manifests import VariantManifest
 
 
@@ -30,8 +30,9 @@ def reexport_hint(folder: Path) -> str:
     if folder.parent.name == PEERS_DIR:
         return f"`edgefn bench --run-dir {run}` builds it again"
     if folder.parent.name == ONNX_DIR:
-        scheme = "" if folder.name == "fp32" else f" --quantize {folder.name}"
-        return f"re-export it with `edgefn export --run-dir {run}{scheme} --overwrite`"
+        scheme = "" if folder.name == "fp32" else f" --quantize {folder.name.removesuffix(GUARDED_SUFFIX)}"
+        guard = " --max-drop PTS" if folder.name.endswith(GUARDED_SUFFIX) else ""
+        return f"re-export it with `edgefn export --run-dir {run}{scheme}{guard} --overwrite`"
     return "re-export it with `edgefn export --run-dir RUN --overwrite` and use RUN/onnx/<variant>"
 
 

@@ -54,6 +54,9 @@ class ExportRequest:
     onnx_model: Path  # the plain (unfused) fp32 ONNX graph
     out_dir: Path
     calibration: Calibration
+    float_nodes: tuple[
+        str, ...
+    ] = ()  # linear nodes of the ONNX graph to leave in float (`Engine.float_layers`)
 
 
 @dataclass
@@ -108,6 +111,9 @@ class Engine:
     encoder: Callable[[Path, int], Encoder] | None = None  # how it tokenises (None: tokenizer.json)
     export: Callable[[ExportRequest], Exported] | None = None  # writes its model files for one of `schemes`
     schemes: tuple[tuple[str, str], ...] = ()  # (name, description) of the export schemes `export` writes
+    # its int8 schemes whose `export` honours `ExportRequest.float_nodes` (export's guard search can use them) ->
+    # which of the given linear layers (ONNX node names) a folder it wrote runs in float
+    float_layers: Mapping[str, Callable[[Path, tuple[str, ...]], set[str]]] = field(default_factory=dict)
     # one profiled call on a feed: the profile file of where each node ran (engines that fall back per node)
     profile: Callable[[LoadRequest, dict[str, np.ndarray]], Path] | None = None
     peers: tuple[Peer, ...] = ()

@@ -269,6 +269,7 @@ def _evaluate(
         in_domain, ood = (
             _in_domain(cfg, clf, model, run, logits, say) if cfg.in_domain and run else (None, None)
         )
+        guard = _guard_twin(cfg, clf, run, split, logits, say) if clf.manifest.guard and run else None
         record = runs.EvalManifest(
             edgefn_eval=1,
             model=model,
@@ -281,6 +282,7 @@ def _evaluate(
             metrics=metrics,
             in_domain=in_domain,
             ood=ood,
+            guard=guard,
         )
         with outputs.output_dir(
             output, overwrite=True, owned=RunFolder.is_eval_dir, kind="eval folder"
@@ -295,6 +297,37 @@ def _evaluate(
             )
             plot_reliability(calibration(split.labels, prob), RunFolder.eval_file(tmp, "reliability"), title)
         return EvalResult(output, model, run.path if run else None, data_name, record, n_errors)
+
+
+def _guard_twin(
+    cfg: EvalConfig, clf: Classifier, run: RunFolder, split: Split, logits: np.ndarray, say: Progress
+) -> dict[str, Any] | None:
+    """A guarded variant beside fp32 and its full int8 variant on the same rows: accuracy and the points each loses
+    against fp32 (None when either variant is not in the run)."""
+    full = str((clf.manifest.guard or {}).get("full_variant") or "")
+    folders = {"fp32": run.variant_dir("fp32"), full: run.variant_dir(full)}
+    if not full or not all((f / runs.EXPORT_MANIFEST).is_file() for f in folders.values()):
+        return None
+    say(f"scoring fp32 and {full} on the same rows (guarded vs full int8)")
+    scored = {"guarded": logits}
+    for name, folder in folders.items():
+        other = Classifier.from_folder(
+            folder, threads=cfg.threads, batch_size=cfg.batch_size, clean=cfg.clean
+        )
+        scored["fp32" if name == "fp32" else "full_int8"] = _logits(other, split.texts, say)
+    labels = np.asarray(split.labels)  # 1 = fake
+    accuracy = {
+        k: float(((v.argmax(1) == clf.fake_id).astype(int) == labels).mean()) for k, v in scored.items()
+    }
+    return {
+        "full_variant": full,
+        "accuracy": accuracy,
+        "drop_pts": {k: 100 * (accuracy["fp32"] - accuracy[k]) for k in ("guarded", "full_int8")},
+        "agreement_with_fp32": {
+            k: float((scored[k].argmax(1) == scored["fp32"].argmax(1)).mean())
+            for k in ("guarded", "full_int8")
+        },
+    }
 
 
 ROWS = (
@@ -341,6 +374,12 @@ def format_eval(result: EvalResult) -> str:
             f"OOD ({ood['score']}, threshold at the validation {ood['quantile']:.0%} quantile): flags "
             f"{ood['flagged_new_data']:.1%} of {result.data} and {ood['flagged_in_domain_test']:.1%} of the "
             f"in-domain test split; AUROC {_cell(ood, 'auroc', '.3f')}"
+        )
+    if r.guard:
+        drops = r.guard["drop_pts"]
+        lines.append(
+            f"guarded vs full int8 on {result.data}: {result.model} {-drops['guarded']:+.2f} pts against fp32, "
+            f"{r.guard['full_variant']} {-drops['full_int8']:+.2f} pts"
         )
     for source, m in (new.get("by_source") or {}).items():
         lines.append(

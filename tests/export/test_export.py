@@ -454,14 +454,14 @@ def test_parity_failure_stops_with_numbers(tiny_run_factory, tmp_path, monkeypat
 def test_interrupted_export_leaves_no_variant(tiny_run_factory, tmp_path, monkeypatch, where):
     """An interruption inside a variant's atomic block leaves no folder for it (and no temp folder)."""
     run = copy_run(tiny_run_factory, tmp_path)
-    real = export_mod._manifest
+    real = export_mod.build_manifest
 
     def interrupted(job, folder, variant, *args, **kwargs):
         if variant == where:
             raise KeyboardInterrupt
         return real(job, folder, variant, *args, **kwargs)
 
-    monkeypatch.setattr(export_mod, "_manifest", interrupted)
+    monkeypatch.setattr(export_mod, "build_manifest", interrupted)
     with pytest.raises(KeyboardInterrupt):
         export(ExportConfig(run, schemes=("int8",), threads=1))
     onnx = run / "onnx"
