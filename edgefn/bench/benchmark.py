@@ -77,9 +77,9 @@ class BenchConfig:
     max_drop: float = DEFAULT_MAX_DROP  # accuracy points a shippable row may lose against the reference
     peak_probe: bool = True  # measure this machine's MatMul peak first (for peak_fraction)
     compare: Path | None = None  # another run whose variants join the rounds (rows named <run>/<variant>)
-    spin: bool = (
-        True  # idle worker threads spin between parallel sections (every engine that has the setting)
-    )
+    # idle worker threads spin between parallel sections (every engine that has the setting); off: with short
+    # interleaved rounds a process's threads still spin while the next one is timed (benchmarks/results/aa.md)
+    spin: bool = False
     protocol: str = "paired"  # or "legacy" (see PROTOCOLS)
 
     def __post_init__(self) -> None:

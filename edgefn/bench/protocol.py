@@ -132,7 +132,7 @@ def assess_timings(
             if q is not r and (n.mode, n.batch_size) == (m.mode, m.batch_size)
         ]
         m.noise = noise.row_noise(m.round_p50_ms, beside, groups)
-        m.flags = noise.row_flags(m.noise, mean_others, stolen)
+        m.flags = noise.row_flags(m.noise, mean_others, stolen, noise.noise_limit(m.mode))
     rows: list[dict[str, Any]] = [
         {"label": label(r=r, m=m), "noise": m.noise, "flags": m.flags} for r, m in measured
     ]

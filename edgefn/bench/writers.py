@@ -312,7 +312,7 @@ def protocol_line(report: BenchReport) -> str:
             f"{report.config.get('rounds', 1)} interleaved rounds, each target in a fresh process per round"
         )
     slice_ms = 1000 * (p.get("slice_s") or 0.0)
-    spin = "spinning" if report.config.get("spin", True) else "no spinning"
+    spin = "spinning" if report.config.get("spin", False) else "no spinning"
     return (
         f"{p.get('processes')} processes per target x {p.get('rounds')} interleaved rounds of "
         f"{slice_ms:.0f} ms slices; {p.get('threads')} threads, {spin}, no thread pinned"
