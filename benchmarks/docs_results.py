@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from docs_common import describe_cpu, generated_header, load, md_table, pct, plot_link, pts, result_link
+from docs_common import (
+    RESULTS,
+    describe_cpu,
+    generated_header,
+    load,
+    md_table,
+    pct,
+    plot_link,
+    pts,
+    result_link,
+)
 from docs_distill import render_distill_section
 from docs_runtime import render_runtime_sections
 
@@ -75,8 +85,28 @@ def headline_table() -> str:
             f"Measured on {describe_cpu(bench['environment'])}, {bench['threads']} threads, real text lengths "
             f"(tokenisation included); command `{data['command']}`, from "
             f"{result_link('architectures', prefix='')}. {_raw_constraint_note(slot['run_dir'], 'docs/robustness.md')}",
+            *_guard_headline(),
         ]
     )
+
+
+def _guard_headline() -> list[str]:
+    """One line on the accuracy guard's default-recipe case, from guard.json."""
+    if not (RESULTS / "guard.json").is_file():
+        return []
+    data = load("guard.json")
+    case = next((c for c in data["cases"] if c["name"] == "constraint-int8-static"), None)
+    if case is None or case.get("guarded_drop_pts") is None:
+        return []
+    return [
+        "",
+        f"When an int8 file loses too much, `edgefn export --quantize int8-static --max-drop "
+        f"{data['budget_pts']}` searches for one that does not: on a minilm trained on cleaned CONSTRAINT, "
+        f"int8-static was {-case['full_int8_drop_pts']:+.2f} validation points against fp32, the guarded file "
+        f"{-case['guarded_drop_pts']:+.2f} ({case['search_seconds']:.0f} s of search, "
+        f"{case['speed_ratio_vs_full_int8']:.2f}x the full int8 file's speed); command `{data['command']}`, "
+        f"from {result_link('guard', prefix='')}.",
+    ]
 
 
 # --- sections of docs/results.md ------------------------------------------------------------------------
@@ -287,6 +317,87 @@ def _what_to_ship() -> list[str]:
     ]
 
 
+def _aa() -> list[str]:
+    """The A/A check of bench's timing protocol (benchmarks/aa_test.py)."""
+    if not (RESULTS / "aa.json").is_file():
+        return []
+    aa = load("aa.json")
+    crit, before, after = aa["criteria"], aa["before"]["summary"], aa["after"]["summary"]
+    rows = [
+        [
+            "legacy (3 fresh processes per target)",
+            f"{before['within_5pct']} of {before['cells']}",
+            f"{before['ties']} of {before['cells']}",
+            f"{aa['before']['wall_s']:.0f}",
+        ],
+        [
+            "paired (bench's default)",
+            f"{after['within_5pct']} of {after['cells']}",
+            f"{after['ties']} of {after['cells']}",
+            f"{aa['after']['wall_s']:.0f}",
+        ],
+    ]
+    return [
+        "## Can two timings of one file be told apart?",
+        "",
+        f"One model file entered twice under two names (minilm int8-dynamic and ov-int8, fixed and real lengths, "
+        f"batch 1 / 8 / 32), timed by the old protocol and by bench's paired one; {aa['cpu_description']}. "
+        f"By the verdict's own estimator (the median of per-round ratios) "
+        f"{pct(crit['agree_within_5pct_median_of_round_ratios'])} of the paired cells agree within 5%. "
+        f"How the protocol works: [bench.md](bench.md); {result_link('aa')}.",
+        "",
+        md_table(["protocol", "p50s within 5%", "called a tie", "wall s"], rows),
+        "",
+    ]
+
+
+def _guard() -> list[str]:
+    """The accuracy guard's real cases (benchmarks/guard.py)."""
+    if not (RESULTS / "guard.json").is_file():
+        return []
+    data = load("guard.json")
+    rows = []
+    for c in data["cases"]:
+        if c.get("guarded_drop_pts") is None:
+            continue
+        ood = c.get("out_of_domain") or {}
+        rows.append(
+            [
+                c["name"],
+                f"{-c['full_int8_drop_pts']:+.2f} -> {-c['guarded_drop_pts']:+.2f}",
+                f"{c['full_int8_agreement']:.1%} -> {c['guarded_agreement']:.1%}",
+                pct(c["int8_layer_fraction"]),
+                f"{c['speed_ratio_vs_full_int8']:.2f}x",
+                f"{c['search_seconds']:.0f}",
+                f"{ood['data']}: {-ood['full_int8_drop_pts']:+.2f} -> {-ood['guarded_drop_pts']:+.2f}"
+                if ood
+                else "-",
+            ]
+        )
+    return [
+        "## Accuracy-guarded int8: `export --max-drop`",
+        "",
+        f"int8 variants that missed a {data['budget_pts']}-point budget on validation (or, on 60 texts, changed "
+        f"predictions), and the variant the guard search saved instead; speed is the guarded file's over the full "
+        f"int8 file's at real lengths, the lower of batch 1 and 32 (interleaved, 3 rounds). "
+        f"How the search works: [guard.md](guard.md); {result_link('guard')}.",
+        "",
+        md_table(
+            [
+                "case",
+                "validation pts: full -> guarded",
+                "agreement with fp32",
+                "linear layers int8",
+                "speed vs full int8",
+                "search s",
+                "out of domain pts",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
 def render_results() -> str:
     """docs/results.md."""
     ab = load("consolidation_ab.json")
@@ -304,6 +415,8 @@ def render_results() -> str:
             *_accuracy(),
             *_architectures(),
             *_what_to_ship(),
+            *_aa(),
+            *_guard(),
             *render_distill_section(),
             *render_runtime_sections(),
             "## Code changes checked for speed",
