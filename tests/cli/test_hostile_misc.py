@@ -254,7 +254,7 @@ def test_bench_refuses_a_test_label_before_measuring(
         raise AssertionError("measured before the test split was checked")
 
     monkeypatch.setattr(bench, "in_fresh_process", no_measuring)
-    monkeypatch.setattr(bench, "run_rounds", no_measuring)
+    monkeypatch.setattr(bench, "measure_targets", no_measuring)
     before, start = _snapshot(tmp_path), time.perf_counter()
     result = _invoke(["bench", "--run-dir", str(run)])
     _assert_one_error(result, 2, f"{split} line 5: label", "is not 0 or 1")
