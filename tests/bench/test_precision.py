@@ -269,7 +269,9 @@ def test_report_json_verdict_cells_carry_intervals(exported_tiny_run: Path, tmp_
         assert cell["tie_with_runner_up"] == (cell["ci_low"] <= 1 <= cell["ci_high"])
     protocol = saved["protocol"]
     assert (protocol["name"], protocol["processes"], protocol["rounds"]) == ("paired", 2, 6)
-    assert protocol["engines"][CPU]["session.intra_op.allow_spinning"] == "0"  # bench times without spinning (aa.md)
+    assert (
+        protocol["engines"][CPU]["session.intra_op.allow_spinning"] == "0"
+    )  # bench times without spinning (aa.md)
     assert len(protocol["round_steal"]) == 6 and protocol["wall_s"] > 0
     assert "steal_fraction" in saved["machine"]["assessment"]["measured"]
     for result in saved["results"]:
