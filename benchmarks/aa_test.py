@@ -22,6 +22,7 @@ import math
 import shutil
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,20 @@ def measure(run: Path, targets: list[Any], cfg: Any, say: Any) -> dict[str, Any]
     return {"results": results, "protocol": protocol, "machine": machine, "wall_s": wall}
 
 
+def _twins(run_out: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """(variant, its /a measurement, its /b measurement) of every cell both names measured."""
+    rows = {r.variant: r for r in run_out["results"] if r.status == "ok"}
+    for variant in VARIANTS:
+        a, b = rows.get(f"{variant}/a"), rows.get(f"{variant}/b")
+        if a is None or b is None:
+            continue
+        found = {(m.mode, m.batch_size): m for m in b.measurements}
+        for m in a.measurements:
+            n = found.get((m.mode, m.batch_size))
+            if n is not None:
+                yield variant, m, n
+
+
 def aa_cells(run_out: dict[str, Any]) -> list[dict[str, Any]]:
     """One cell per variant, input mode and batch size: name a's p50 over name b's, the verdict's ratio and
     interval of the two (paired by round) and whether its rule calls them a tie."""
@@ -96,39 +111,30 @@ def aa_cells(run_out: dict[str, Any]) -> list[dict[str, Any]]:
     protocol = run_out["protocol"]
     legacy = protocol["name"] == "legacy"
     groups = _groups(protocol)
-    rows = {r.variant: r for r in run_out["results"] if r.status == "ok"}
     cells = []
-    for variant in VARIANTS:
-        a, b = rows.get(f"{variant}/a"), rows.get(f"{variant}/b")
-        if a is None or b is None:
-            continue
-        found = {(m.mode, m.batch_size): m for m in b.measurements}
-        for m in a.measurements:
-            n = found.get((m.mode, m.batch_size))
-            if n is None:
-                continue
-            side = [{"p50_ms": x.latency.p50_ms, "round_p50_ms": x.round_p50_ms} for x in (m, n)]
-            c = compare(side[0], side[1], groups, legacy)
-            ratio_p50 = m.latency.p50_ms / n.latency.p50_ms
-            cells.append(
-                {
-                    "variant": variant,
-                    "shape": m.mode,
-                    "batch": m.batch_size,
-                    "p50_a_ms": m.latency.p50_ms,
-                    "p50_b_ms": n.latency.p50_ms,
-                    "ratio_p50": ratio_p50,
-                    "ratio_rounds": c["ratio"],
-                    "ci_low": c["ci_low"],
-                    "ci_high": c["ci_high"],
-                    "called_tie": bool(c["tie"]),
-                    "rounds_a_faster": c["rounds_faster"],
-                    "within_5pct": abs(ratio_p50 - 1) <= AGREE,
-                    "flagged": bool(m.flags or n.flags),
-                    "noise_a": m.noise if not legacy else m.spread,
-                    "noise_b": n.noise if not legacy else n.spread,
-                }
-            )
+    for variant, m, n in _twins(run_out):
+        side = [{"p50_ms": x.latency.p50_ms, "round_p50_ms": x.round_p50_ms} for x in (m, n)]
+        c = compare(side[0], side[1], groups, legacy)
+        ratio_p50 = m.latency.p50_ms / n.latency.p50_ms
+        cells.append(
+            {
+                "variant": variant,
+                "shape": m.mode,
+                "batch": m.batch_size,
+                "p50_a_ms": m.latency.p50_ms,
+                "p50_b_ms": n.latency.p50_ms,
+                "ratio_p50": ratio_p50,
+                "ratio_rounds": c["ratio"],
+                "ci_low": c["ci_low"],
+                "ci_high": c["ci_high"],
+                "called_tie": bool(c["tie"]),
+                "rounds_a_faster": c["rounds_faster"],
+                "within_5pct": abs(ratio_p50 - 1) <= AGREE,
+                "flagged": bool(m.flags or n.flags),
+                "noise_a": m.noise if not legacy else m.spread,
+                "noise_b": n.noise if not legacy else n.spread,
+            }
+        )
     return cells
 
 
@@ -182,30 +188,23 @@ def decomposition(
     from edgefn.bench.stats import between_variance, dispersion
 
     groups = _groups(after["protocol"])
-    rows = {r.variant: r for r in after["results"] if r.status == "ok"}
     per_cell = []
-    for variant in VARIANTS:
-        a, b = rows.get(f"{variant}/a"), rows.get(f"{variant}/b")
-        if a is None or b is None:
+    for variant, m, n in _twins(after):
+        if len(m.round_p50_ms) != len(n.round_p50_ms):
             continue
-        found = {(m.mode, m.batch_size): m for m in b.measurements}
-        for m in a.measurements:
-            n = found.get((m.mode, m.batch_size))
-            if n is None or len(m.round_p50_ms) != len(n.round_p50_ms):
-                continue
-            logs = [math.log(x / y) for x, y in zip(m.round_p50_ms, n.round_p50_ms)]
-            alone = [math.log(x) for x in m.round_p50_ms]
-            per_cell.append(
-                {
-                    "variant": variant,
-                    "shape": m.mode,
-                    "batch": m.batch_size,
-                    "paired_within_process": dispersion(m.round_p50_ms, n.round_p50_ms, groups),
-                    "paired_between_processes": _sd_between(logs, groups, between_variance),
-                    "row_within_process": dispersion(m.round_p50_ms, [1.0] * len(m.round_p50_ms), groups),
-                    "row_between_processes": _sd_between(alone, groups, between_variance),
-                }
-            )
+        logs = [math.log(x / y) for x, y in zip(m.round_p50_ms, n.round_p50_ms)]
+        alone = [math.log(x) for x in m.round_p50_ms]
+        per_cell.append(
+            {
+                "variant": variant,
+                "shape": m.mode,
+                "batch": m.batch_size,
+                "paired_within_process": dispersion(m.round_p50_ms, n.round_p50_ms, groups),
+                "paired_between_processes": _sd_between(logs, groups, between_variance),
+                "row_within_process": dispersion(m.round_p50_ms, [1.0] * len(m.round_p50_ms), groups),
+                "row_between_processes": _sd_between(alone, groups, between_variance),
+            }
+        )
     keys = (
         "paired_within_process",
         "paired_between_processes",
