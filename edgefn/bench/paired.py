@@ -1,13 +1,16 @@
 """The paired protocol: every target loaded in its own measuring process, timed in many short interleaved rounds."""
 
 # Per process block (`processes` of them, each a fresh process per target): start one process per target, load
-# each model in turn, warm each cell up, then run that block's share of the rounds. A round times every cell of
+# each model (in turn in the first block, whose load times are reported; all at once after it), warm each cell
+# up (the first block: `warmup` calls, which also size the slices; after it: one call), then run that block's
+# share of the rounds. A round times every cell of
 # every target for a short slice (at least slice_s of calls, on the same inputs for every target), in a seeded
 # random order that the next round reverses, so a slow moment of the machine falls on all targets alike and the
 # two times of a pair are moments apart. The first block also predicts the texts and profiles.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import subprocess
@@ -39,6 +42,7 @@ class Plan:
     rounds: int  # interleaved rounds in all (split evenly over the processes)
     slice_s: float  # least timed seconds of one target's slice of one cell in one round
     min_calls: int = 1  # calls per cell over all rounds at least (the protocol's min_iters)
+    warmup: int = 3  # untimed calls of each cell in a target's first process (later processes: one)
     seed: int = 0
     env: dict[str, str] = field(default_factory=dict)  # extra environment of the measuring processes
 
@@ -62,9 +66,19 @@ class MeasuringProcess:
 
     def call(self, op: str, *args: Any) -> Any:
         """Send one request and wait for its reply; RuntimeError with the reason, or stderr's end if it died."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        try:
+        self.request(op, *args)
+        return self.reply()
+
+    def request(self, op: str, *args: Any) -> None:
+        """Send one request without waiting (`reply` collects the answer)."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):  # it died: reply() says how
             send(self.proc.stdin, (op, *args))
+
+    def reply(self) -> Any:
+        """The answer to the last request; RuntimeError with the reason, or stderr's end if it died."""
+        assert self.proc.stdout is not None
+        try:
             ok, value = receive(self.proc.stdout)
         except (EOFError, OSError):
             raise RuntimeError(
@@ -169,20 +183,33 @@ def _run_block(
     procs = {i: MeasuringProcess(plan.env) for i in live}
     try:
 
+        def failed(i: int, op: str, e: RuntimeError) -> None:
+            where = f"process {block + 1}" + (f", round {state['round'] + 1}" if op == "slice" else "")
+            measured[i].failure = f"{where}: {str(e)[:300]}"
+
         def attempt(i: int, op: str, *args: Any) -> Any:
             try:
                 return procs[i].call(op, *args)
             except RuntimeError as e:
-                where = f"process {block + 1}" + (f", round {state['round'] + 1}" if op == "slice" else "")
-                measured[i].failure = f"{where}: {str(e)[:300]}"
+                failed(i, op, e)
                 return None
 
+        if block == 0:  # one load at a time: session and first-inference times are the model's alone
+            for i in live:
+                attempt(i, "load", make_job(targets[i], block))
+        else:  # their load times are not reported: all at once
+            for i in live:
+                procs[i].request("load", make_job(targets[i], block))
+            for i in live:
+                try:
+                    procs[i].reply()
+                except RuntimeError as e:
+                    failed(i, "load", e)
         warm = {}
-        for i in live:  # one load at a time: session and first-inference times are the model's alone
-            attempt(i, "load", make_job(targets[i], block))
+        calls = plan.warmup if block == 0 else 1
         for i in live:
             if measured[i].failure is None:
-                warm[i] = attempt(i, "warm")
+                warm[i] = attempt(i, "warm", calls)
         if state["inputs"] is None and any(w is not None for w in warm.values()):
             state["inputs"] = inputs_per_slice([w for w in warm.values() if w is not None], plan)
         state["setup_s"] += time.monotonic() - t0

@@ -88,6 +88,7 @@ def measure_targets(
             cfg.rounds,
             cfg.min_time_s / cfg.rounds,
             cfg.min_iters,
+            warmup=cfg.warmup,
             env={} if cfg.spin else {"OMP_WAIT_POLICY": "PASSIVE"},
         )
         measured, extra = run_paired(targets, make_job, plan, say)
@@ -98,7 +99,7 @@ def measure_targets(
             ],
             slice_s=plan.slice_s,
             order=ORDER,
-            warmup_calls_per_process=cfg.warmup,
+            warmup_calls_per_process=[cfg.warmup] + [1] * (cfg.processes - 1),
             rule=PAIRED_RULE,
             **extra,
         )

@@ -174,11 +174,12 @@ class Measurer:
         self.first_ms, _ = measure.time_call(lambda: self.clf.run(first_feed))
         self.cells = make_cells(job, self.clf, lengths)
 
-    def warm(self) -> list[float]:
-        """`job.warmup` untimed calls of each cell (at least one); the median call's milliseconds of each."""
-        calls = range(max(1, self.job.warmup))
+    def warm(self, calls: int | None = None) -> list[float]:
+        """`calls` (None: `job.warmup`) untimed calls of each cell, at least one; the median call's milliseconds
+        of each."""
+        n = max(1, self.job.warmup if calls is None else calls)
         return [
-            statistics.median(measure.time_call(functools.partial(c.call, i))[0] for i in calls)
+            statistics.median(measure.time_call(functools.partial(c.call, i))[0] for i in range(n))
             for c in self.cells
         ]
 
@@ -250,7 +251,7 @@ def receive(stream: IO[bytes]) -> Any:
 
 
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
-    """A measuring process of the paired protocol: ("load", job), then ("warm",), ("slice", cell, calls, start)
+    """A measuring process of the paired protocol: ("load", job), then ("warm", calls), ("slice", cell, calls, start)
     and ("finish",) on one `Measurer` until ("exit",); each reply is (True, value) or (False, one-line reason)."""
     measurer: Measurer | None = None
     while True:

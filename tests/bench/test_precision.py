@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,10 +29,24 @@ def load_failing(request: LoadRequest) -> None:
     raise RuntimeError("no kernel for this model here")
 
 
+FLAKY, FLAKY_MARKER = "ort-flaky", "EDGEFN_TEST_FLAKY_MARKER"
+
+
+def load_flaky(request: LoadRequest) -> Any:
+    """ONNX Runtime's load the first time (the marker file absent), a failure every time after: a target that
+    loads in the first process block and not in a later one."""
+    marker = Path(os.environ[FLAKY_MARKER])
+    if marker.exists():
+        raise RuntimeError("out of memory on the second load")
+    marker.touch()
+    return engines.get(CPU).load(request)
+
+
 # registered when this module is imported: bench's measuring processes import it by the record's `module`
 engines.register(
     Engine(FAILING, "cpu", "onnxruntime", __name__, load_failing, files=(ONNX_FILE,), default=False)
 )
+engines.register(Engine(FLAKY, "cpu", "onnxruntime", __name__, load_flaky, files=(ONNX_FILE,), default=False))
 
 GROUPS = round_groups(24, 4)  # the default: 24 rounds over 4 processes
 
@@ -357,3 +373,41 @@ def test_a_target_that_fails_to_load_is_a_failed_row(exported_tiny_run: Path, tm
     failed, ok = report.result("fp32", FAILING), report.result("fp32", CPU)
     assert failed.status == "failed" and "process 1" in failed.reason and "no kernel" in failed.reason
     assert ok.status == "ok" and all(len(m.round_p50_ms) == 4 for m in ok.measurements)
+
+
+def test_later_blocks_load_at_once_and_warm_once(
+    exported_tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first process block the models load all at once: a target whose load fails there is a failed
+    row naming that process and the reason, the rounds it was measured in before are not passed off as a row,
+    and the other target is measured in every round. The protocol records 3 warm-up calls for the first block
+    and one for each later block."""
+    import shutil
+
+    from edgefn.bench.benchmark import BenchConfig, bench
+
+    monkeypatch.setenv(FLAKY_MARKER, str(tmp_path / "loaded-once"))
+    run = tmp_path / "run"
+    shutil.copytree(exported_tiny_run, run)
+    report = bench(
+        BenchConfig(
+            run_dir=run,
+            providers=("cpu", FLAKY),
+            variants=("fp32",),
+            include_pytorch=False,
+            batch_sizes=(2,),
+            seq_len=16,
+            samples=16,
+            min_time_s=0.03,
+            warmup=3,
+            threads=1,
+            peers=(),
+            rounds=6,
+            processes=3,
+            peak_probe=False,
+        )
+    )
+    failed, ok = report.result("fp32", FLAKY), report.result("fp32", CPU)
+    assert failed.status == "failed" and "process 2" in failed.reason and "second load" in failed.reason
+    assert ok.status == "ok" and all(len(m.round_p50_ms) == 6 for m in ok.measurements)
+    assert report.protocol["warmup_calls_per_process"] == [3, 1, 1]
