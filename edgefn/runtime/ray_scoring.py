@@ -129,10 +129,9 @@ class _Scorer:
 
     def __init__(
         self, model: str, threads: int, options: dict[str, Any], source: ScoreInput, fields: RowFormat
-    ):
-        os.environ.setdefault(
-            "RAYON_NUM_THREADS", str(threads)
-        )  # the tokenizer's thread pool: the same share
+    ) -> None:
+        # the tokenizer's thread pool gets the same share (set before its first use)
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
         self.clf = Classifier.from_folder(model, threads=threads, **options)
         self.parquet = source.kind == "parquet"
         self.text_column = source.column if self.parquet else TEXT_COLUMN
