@@ -31,10 +31,14 @@ def read_pins(path: Path) -> dict[str, Version]:
     return pins
 
 
+LOCKED_EXTRAS = ("dev", "ray")  # the extras CI installs with the dependencies
+
+
 def project_requirements() -> list[Requirement]:
-    """The dependencies and the dev extra of pyproject.toml."""
+    """The dependencies and the locked extras of pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+    extras = [r for name in LOCKED_EXTRAS for r in project["optional-dependencies"][name]]
+    return [Requirement(r) for r in [*project["dependencies"], *extras]]
 
 
 def installed() -> dict[str, Version]:

@@ -1,8 +1,9 @@
 """Write the generated documentation (CLI reference, registries, results, robustness, the README's headline).
 
 Usage:
-    python benchmarks/make_docs.py   # write docs/cli.md, docs/reference.md, docs/results.md, docs/robustness.md
-                                     # and the README's headline table (only the pages that changed)
+    python benchmarks/make_docs.py   # write docs/cli.md, docs/reference.md, docs/results.md, docs/robustness.md,
+                                     # the README's headline table and docs/scaling.md's numbers (only the pages
+                                     # that changed)
     python .ci/check_docs.py         # write nothing; exit 1 when a page differs (CI runs this)
 
 Every figure comes from the committed files in benchmarks/results/, every option and default from the click
@@ -22,10 +23,14 @@ import click
 from docs_common import GENERATED_MARK, ROOT, generated_header, md_table
 from docs_results import headline_table, render_results
 from docs_robustness import render_robustness
+from docs_scaling import render_scaling_section
 
 README = "README.md"
 HEADLINE_BEGIN = "<!-- generated: headline (benchmarks/make_docs.py) -->"
 HEADLINE_END = "<!-- end of generated headline -->"
+SCALING = "docs/scaling.md"
+SCALING_BEGIN = "<!-- generated: measured and on paper (benchmarks/make_docs.py) -->"
+SCALING_END = "<!-- end of generated section -->"
 
 
 # --- docs/cli.md: every command from the click group ----------------------------------------------------
@@ -274,12 +279,22 @@ def render_reference() -> str:
 # --- the README's headline table ------------------------------------------------------------------------
 
 
+def render_between(current: str, begin: str, end: str, text: str, where: str) -> str:
+    """A hand-written page with the text between its two markers replaced by generated `text`."""
+    start, stop = current.find(begin), current.find(end)
+    if start < 0 or stop < start:
+        raise SystemExit(f"{where}: the markers {begin!r} ... {end!r} are missing")
+    return current[: start + len(begin)] + "\n" + text + "\n" + current[stop:]
+
+
 def render_readme(current: str) -> str:
     """README.md with the text between the headline markers replaced by the generated table."""
-    start, end = current.find(HEADLINE_BEGIN), current.find(HEADLINE_END)
-    if start < 0 or end < start:
-        raise SystemExit(f"{README}: the markers {HEADLINE_BEGIN!r} ... {HEADLINE_END!r} are missing")
-    return current[: start + len(HEADLINE_BEGIN)] + "\n" + headline_table() + "\n" + current[end:]
+    return render_between(current, HEADLINE_BEGIN, HEADLINE_END, headline_table(), README)
+
+
+def render_scaling(current: str) -> str:
+    """docs/scaling.md with its measured and on-paper numbers generated from benchmarks/results/ray.json."""
+    return render_between(current, SCALING_BEGIN, SCALING_END, render_scaling_section(), SCALING)
 
 
 # --- pages, writing and checking ------------------------------------------------------------------------
@@ -290,12 +305,15 @@ PAGES: dict[str, Callable[[], str]] = {
     "docs/results.md": render_results,
     "docs/robustness.md": render_robustness,
 }
+# Hand-written pages with a generated part between markers.
+MARKED: dict[str, Callable[[str], str]] = {README: render_readme, SCALING: render_scaling}
 
 
 def expected_pages(root: Path = ROOT) -> dict[str, str]:
-    """Relative path -> the content the generator gives it now (the README included)."""
+    """Relative path -> the content the generator gives it now (the marked pages included)."""
     pages = {path: render().rstrip("\n") + "\n" for path, render in PAGES.items()}
-    pages[README] = render_readme((root / README).read_text(encoding="utf-8"))
+    for path, render_marked in MARKED.items():
+        pages[path] = render_marked((root / path).read_text(encoding="utf-8"))
     return pages
 
 

@@ -50,8 +50,8 @@ def _tweets() -> list[str]:
     return [" ".join(str(t).split()) for t in pd.read_csv(TWEETS)["tweet"]]
 
 
-def build_inputs(folder: Path, names: list[str]) -> dict[str, Path]:
-    """Input files: N lines cycling through the tweets, and one line of tweets joined to 10 MB."""
+def build_inputs(folder: Path, names: list[str], sizes: dict[str, int] = SIZES) -> dict[str, Path]:
+    """Input files: `sizes[name]` lines cycling through the tweets, and one line of tweets joined to 10 MB."""
     tweets = _tweets()
     out = {}
     for name in names:
@@ -67,7 +67,7 @@ def build_inputs(folder: Path, names: list[str]) -> dict[str, Path]:
                     i += 1
                 f.write(" ".join(text)[:HUGE_CHARS] + "\n")
             else:
-                f.writelines(tweets[i % len(tweets)] + "\n" for i in range(SIZES[name]))
+                f.writelines(tweets[i % len(tweets)] + "\n" for i in range(sizes[name]))
     return out
 
 
@@ -103,26 +103,32 @@ def _check_import(code: Path) -> None:
 
 def run_predict(code: Path, model: Path, source: Path, output: Path, threads: int | None) -> dict[str, Any]:
     """One `edgefn predict` process: wall time, its peak RSS (ru_maxrss), RSS samples, other processes' load."""
+    extra = ["--threads", str(threads)] if threads else []
+    run = measure_process(predict_command(model, source, output, *extra), _env(code), output.parent)
+    del run["stderr"]
+    return run
+
+
+def predict_command(model: Path, source: Path, output: Path, *extra: str) -> list[str]:
+    """`python -m edgefn.cli predict --model M --input F --output O [extra ...]` (old code: edgefn/cli.py; new:
+    edgefn/cli/__main__.py)."""
+    cmd = [sys.executable, "-m", "edgefn.cli", "predict", "--model", str(model), "--input", str(source)]
+    return [*cmd, "--output", str(output), *extra]
+
+
+def measure_process(cmd: list[str], env: dict[str, str], cwd: Path, tree: bool = False) -> dict[str, Any]:
+    """Run `cmd` to its end: wall time, its peak RSS (ru_maxrss), RSS samples every 0.25 s, other processes'
+    load, its standard error; with `tree`, also each process it started (`process_peaks`)."""
     import psutil
 
     from edgefn.bench.noise import CpuWatch, machine_state
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "edgefn.cli",  # old code: edgefn/cli.py; new: edgefn/cli/__main__.py
-        "predict",
-        "--model",
-        str(model),
-        "--input",
-        str(source),
-    ]
-    cmd += ["--output", str(output), *(["--threads", str(threads)] if threads else [])]
     before = machine_state()
     samples: list[tuple[float, float]] = []
-    with CpuWatch() as watch:
+    peaks: dict[int, dict[str, Any]] = {}
+    with CpuWatch() as watch, tempfile.TemporaryFile("w+", encoding="utf-8") as err:
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, env=_env(code), cwd=output.parent, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stderr=err, text=True)
         handle = psutil.Process(proc.pid)
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # reaps it with its own rusage when done
@@ -130,12 +136,15 @@ def run_predict(code: Path, model: Path, source: Path, output: Path, threads: in
                 break
             with contextlib.suppress(psutil.Error):
                 samples.append((round(time.monotonic() - start, 2), round(handle.memory_info().rss / 1e6, 1)))
+                if tree:
+                    process_peaks(handle, peaks)
             time.sleep(0.25)
         wall = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"predict failed ({proc.returncode}): {stderr.strip()[-500:]}")
+        err.seek(0)
+        stderr = err.read()
+    returncode = os.waitstatus_to_exitcode(status)
+    if returncode != 0:
+        raise SystemExit(f"{cmd[3]} failed ({returncode}): {stderr.strip()[-500:]}")
     peak = usage.ru_maxrss * 1024 / 1e6  # ru_maxrss is in KiB on Linux
     return {
         "wall_s": round(wall, 2),
@@ -144,7 +153,40 @@ def run_predict(code: Path, model: Path, source: Path, output: Path, threads: in
         "other_cores": round(watch.other_cores, 2),
         "loadavg_before": before["loadavg"],
         "loadavg_after": machine_state()["loadavg"],
+        "stderr": stderr[-2000:],
+        **({"processes": list(peaks.values())} if tree else {}),
     }
+
+
+def process_peaks(root: Any, peaks: dict[int, dict[str, Any]]) -> None:
+    """Update `peaks` (pid -> command line, peak RSS from the kernel's VmHWM, largest PSS seen) with `root`
+    and every process under it (a Ray driver's raylet, GCS and workers, whose titles change as they work)."""
+    import psutil
+
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error, OSError, ValueError):
+            status = Path(f"/proc/{proc.pid}/status").read_text(encoding="utf-8")
+            hwm = next(
+                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None
+            )
+            if hwm is None:  # a zombie holds no memory
+                continue
+            pss = proc.memory_full_info().pss
+            title = " ".join(proc.cmdline())[:160]
+            seen = peaks.setdefault(
+                proc.pid,
+                {
+                    "pid": proc.pid,
+                    "root": proc.pid == root.pid,
+                    "titles": [],
+                    "peak_rss_mb": 0.0,
+                    "peak_pss_mb": 0.0,
+                },
+            )
+            if title and title not in seen["titles"]:
+                seen["titles"].append(title)
+            seen["peak_rss_mb"] = max(seen["peak_rss_mb"], round(hwm / 1024, 1))
+            seen["peak_pss_mb"] = max(seen["peak_pss_mb"], round(pss / 1e6, 1))
 
 
 def compare_outputs(old: Path, new: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ takes `progress`, a callable given one line per step:
     audit_data(load_data(spec)) -> dict                    edgefn.data.audit (shortcut cues of a dataset)
     run_pipeline(PipelineConfig(...)) -> PipelineResult    edgefn.pipeline
     Classifier.from_folder(variant).predict(texts)         edgefn.runtime.classifier (torch-free)
+    score(ScoreConfig(...)) -> ScoreResult                 edgefn.runtime.ray_scoring (predict on Ray Data)
     RunFolder(path)                                        edgefn.runs (the run-folder contract)
     load_data(spec, DataOptions(...)) -> DatasetBundle     edgefn.data.catalog
 """
@@ -49,6 +50,9 @@ _API: dict[str, tuple[str, str]] = {
     "PipelineResult": ("edgefn.pipeline", "PipelineResult"),
     "Classifier": ("edgefn.runtime.classifier", "Classifier"),
     "Prediction": ("edgefn.runtime.classifier", "Prediction"),
+    "score": ("edgefn.runtime.ray_scoring", "score"),
+    "ScoreConfig": ("edgefn.runtime.ray_scoring", "ScoreConfig"),
+    "ScoreResult": ("edgefn.runtime.ray_scoring", "ScoreResult"),
     "RunFolder": ("edgefn.runs", "RunFolder"),
     "load_data": ("edgefn.data.catalog", "load_data"),
     "DataOptions": ("edgefn.data.catalog", "DataOptions"),
@@ -80,6 +84,9 @@ __all__ = [
     "PipelineResult",
     "Classifier",
     "Prediction",
+    "score",
+    "ScoreConfig",
+    "ScoreResult",
     "RunFolder",
     "load_data",
     "DataOptions",
@@ -101,6 +108,7 @@ if TYPE_CHECKING:
     from edgefn.pipeline import PipelineConfig, PipelineResult, run_pipeline
     from edgefn.runs import RunFolder
     from edgefn.runtime.classifier import Classifier, Prediction
+    from edgefn.runtime.ray_scoring import ScoreConfig, ScoreResult, score
     from edgefn.train.distill import DistillConfig
     from edgefn.train.distill import distill as run_distill
     from edgefn.train.evaluate import EvalConfig, EvalResult

@@ -156,6 +156,36 @@ def make_bench_config(opts: dict[str, Any], **fixed: Any) -> Any:
     )
 
 
+def make_score_config(opts: dict[str, Any]) -> Any:
+    """A ScoreConfig from `edgefn predict --engine ray`'s values; what only the local engine reads is refused."""
+    from edgefn.runtime.ray_scoring import ScoreConfig
+
+    if opts["texts"] or opts["input_path"] in (None, "-"):
+        raise EdgefnError("--engine ray scores files: give --input FILE, FOLDER or GLOB (not texts or stdin)")
+    if opts["output"] is None:
+        raise EdgefnError("--engine ray writes a file: give --output FILE")
+    if opts["threads"] is not None:
+        raise EdgefnError("--engine ray sets each actor's threads with --threads-per-worker, not --threads")
+    if opts["provider"] != "cpu":
+        raise EdgefnError(f"--engine ray runs models on CPUs (--provider cpu), not {opts['provider']}")
+    return ScoreConfig(
+        model=opts["model"],
+        input=opts["input_path"],
+        output=opts["output"],
+        column=opts["column"],
+        id_column=opts["id_column"],
+        fmt=opts["fmt"],
+        workers=opts["workers"],
+        address=opts["address"],
+        max_length=opts["max_length"],
+        clean=not opts["no_clean"],
+        echo=opts["echo"],
+        precision=opts["precision"],
+        encoding=opts["encoding"],
+        **given(threads_per_worker=opts["threads_per_worker"], batch_size=opts["batch_size"]),
+    )
+
+
 def data_files(data: str) -> list[str]:
     """The files and folders a --data / DATA argument names (`a.csv+b.jsonl`, `fake=A,real=B`,
     `welfake:PATH`, a folder of files), for the input-is-not-output guard; registry names are left out."""

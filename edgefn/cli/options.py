@@ -412,10 +412,10 @@ _TABLE: tuple[click.Parameter, ...] = (
     ),
     click.Option(
         ["--format", "fmt"],
-        type=RegistryChoice("edgefn.runtime.predict_rows:FORMATS"),
+        type=RegistryChoice("edgefn.runtime.predict_rows:OUTPUT_FORMATS"),
         default="jsonl",
         show_default=True,
-        help="Output rows as JSON lines or CSV.",
+        help="Output rows as JSON lines, CSV or (with --engine ray) Parquet.",
     ),
     click.Option(
         ["--provider"], default="cpu", show_default=True, help="cpu, cuda or a full ONNX Runtime EP name."
@@ -435,6 +435,31 @@ _TABLE: tuple[click.Parameter, ...] = (
         default="4",
         show_default=True,
         help="Decimals of prob_fake, logits and ood_score in the output, or full for every digit.",
+    ),
+    click.Option(
+        ["--engine"],
+        type=click.Choice(("local", "ray")),
+        default="local",
+        show_default=True,
+        help="What scores the rows: this process, or a pool of actors on Ray Data (ray: --input a file, folder "
+        "or glob of .parquet/.csv/.tsv/.jsonl/.txt files, --output required; docs/scaling.md). The model's "
+        "runtime is --provider's either way.",
+    ),
+    click.Option(
+        ["--address"],
+        help="--engine ray: the Ray cluster to join (HOST:PORT as `ray start --head` prints it, or auto). "
+        "Default: a local Ray on this machine's cores.",
+    ),
+    click.Option(
+        ["--workers"],
+        type=click.IntRange(min=1),
+        help="--engine ray: actors, each loading the model once. Default: the cluster's CPUs / "
+        "--threads-per-worker.",
+    ),
+    click.Option(
+        ["--threads-per-worker"],
+        type=click.IntRange(min=1),
+        help="--engine ray: intra-op threads of each actor's model, and the CPUs Ray reserves for it. Default: 1.",
     ),
     # package
     click.Option(
@@ -482,6 +507,7 @@ FLAG_FIELDS: dict[str, tuple[str, ...]] = {
     "--real-lengths": ("real_lengths",),
     "--fixed-shape": ("fixed_shape",),
     "--no-kd": ("kd",),
+    "--input": ("input_path", "input"),
 }
 
 
@@ -575,6 +601,7 @@ DISTILL = (
     "--resume",
 )
 INFERENCE = ("--batch-size", "--threads", "--max-length")  # eval and predict: how the model runs
+RAY = ("--engine", "--address", "--workers", "--threads-per-worker")  # predict: where the rows are scored
 
 
 def use(*groups: Sequence[str]) -> Callable[[F], F]:

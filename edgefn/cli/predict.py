@@ -6,13 +6,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
-from edgefn.cli.configs import given
+from edgefn.cli.configs import given, make_score_config
 from edgefn.cli.errors import silence_stdout, user_errors
-from edgefn.cli.options import INFERENCE, use
-from edgefn.core.errors import os_error_line
+from edgefn.cli.options import INFERENCE, RAY, use
+from edgefn.core.errors import EdgefnError, os_error_line
 from edgefn.core.progress import wrap_line
 
 
@@ -22,6 +23,7 @@ from edgefn.core.progress import wrap_line
     INFERENCE,
     ("--provider", "--encoding", "--no-clean"),
     ("--id-column", "--echo", "--precision"),
+    RAY,
 )
 @user_errors
 def predict(
@@ -40,6 +42,10 @@ def predict(
     echo: bool,
     precision: int | None,
     no_clean: bool,
+    engine: str,
+    address: str | None,
+    workers: int | None,
+    threads_per_worker: int | None,
 ) -> None:
     """Classify TEXTS (or --input FILE, or stdin) with an exported ONNX folder; torch-free.
 
@@ -47,13 +53,27 @@ def predict(
     column (--id-column), the text (--echo), label, label_id, prob_fake, logits, truncated, ood_score, ood and
     empty (true for a blank row, which is classified as an empty text). ood_score is higher the less a text
     looks like the training data; ood is true above the threshold `edgefn eval` calibrates on the run's
-    validation split (RUN/ood.json), and null until then."""
+    validation split (RUN/ood.json), and null until then.
+
+    --engine ray scores --input files (a folder or a glob too; Parquet as well) on a pool of Ray actors, on this
+    machine or a cluster (--address), into one --output file with the same rows and fields (docs/scaling.md)."""
     from edgefn import runs
     from edgefn.core import outputs
     from edgefn.runtime.classifier import Classifier
     from edgefn.runtime.predict_io import open_input, predict_stream
-    from edgefn.runtime.predict_rows import RowFormat, ood_note
+    from edgefn.runtime.predict_rows import FORMATS, RowFormat, ood_note
 
+    if engine == "ray":
+        _predict_on_ray(click.get_current_context().params)
+        return
+    ray_only = {"--address": address, "--workers": workers, "--threads-per-worker": threads_per_worker}
+    for flag, value in ray_only.items():
+        if value is not None:
+            raise EdgefnError(f"{flag} needs --engine ray")
+    if fmt not in FORMATS:
+        raise EdgefnError(
+            f"--format {fmt} is written by --engine ray; this engine writes {' or '.join(FORMATS)}"
+        )
     if output is not None:
         outputs.refuse_input_as_output(output, [input_path], "--output")
         outputs.refuse_output_inside(output, model, "--output", "the model's folder")
@@ -88,6 +108,31 @@ def predict(
         )
     if output is not None:
         click.echo(f"{summary.rows} predictions ({summary.fake} fake) -> {output}", err=True)
+
+
+def _predict_on_ray(opts: dict[str, Any]) -> None:
+    """`--engine ray`: score the files on Ray (`runtime.ray_scoring.score`), then the notes and the summary."""
+    from edgefn.runtime.ray_scoring import score
+
+    result = score(make_score_config(opts), progress=lambda line: click.echo(wrap_line(line), err=True))
+    for note in result.notes:
+        click.echo(wrap_line(f"note: {note}"), err=True)
+    summary = result.summary
+    if summary.truncated:
+        click.echo(
+            f"note: {summary.truncated} of {summary.rows} texts truncated to {result.max_length} tokens",
+            err=True,
+        )
+    if summary.empty:
+        click.echo(
+            f'note: {summary.empty} of {summary.rows} texts are empty ("empty": true in their rows)', err=True
+        )
+    click.echo(
+        f"{summary.rows} predictions ({summary.fake} fake) -> {result.output}; {result.workers} Ray workers x "
+        f"{result.threads_per_worker} threads, first rows after {result.first_rows_s:.1f} s, "
+        f"{result.total_s:.1f} s in all",
+        err=True,
+    )
 
 
 @contextlib.contextmanager

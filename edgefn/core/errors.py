@@ -32,6 +32,10 @@ class ConfigError(EdgefnError):
         self.detail = detail
         self.related = related
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, tuple[str, ...]]]:
+        """Pickled with its field (a Ray worker's refusal reaches the driver as the same error)."""
+        return type(self), (self.field, self.detail, self.related)
+
 
 def os_error_line(e: OSError, what: str) -> str:
     """One line for an OS fault: what failed (the file it names, else `what`), the reason and the errno."""

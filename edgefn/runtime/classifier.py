@@ -206,15 +206,29 @@ def id2label_of(config: dict[str, Any], where: str = runs.MODEL_CONFIG) -> dict[
     return {int(k): str(v) for k, v in raw.items()}
 
 
-def _unrecorded_cleaning(variant: Path) -> str | None:
+def check_variant_folder(path: str | Path) -> tuple[Path, runs.VariantManifest]:
+    """A variant folder checked as `Classifier.from_folder` checks it before loading it: the folder exists, its
+    run is complete, it holds an exported model, and every file matches its hash in export.json."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise EdgefnError(f"model folder not found: {folder}")
+    runs.refuse_unfinished_run_of(folder)
+    if engines.variant_runtime(folder) is None and not os.path.lexists(folder / runs.EXPORT_MANIFEST):
+        raise EdgefnError(f"{folder} holds no exported model: {_variant_hint(folder)}")
+    return folder, runs.verify_variant(folder)
+
+
+def cleaning_note(folder: Path, manifest: runs.VariantManifest, clean: bool) -> str | None:
     """A note for a run's variant exported before export.json recorded the serving cleaning, when the run's
     training cleaned its texts: the variant is served raw until it is exported again."""
-    rules, _ = runs.RunFolder(variant.parent.parent).serving_cleaning()
+    if not clean or manifest.cleaning is not None or folder.parent.name != runs.ONNX_DIR:
+        return None
+    rules, _ = runs.RunFolder(folder.parent.parent).serving_cleaning()
     if not rules:
         return None
     return (
-        f"{variant.name} predates serving cleaning: its training applied {', '.join(rules)}, these texts are not "
-        f"cleaned; re-export to apply them (edgefn export --run-dir {variant.parent.parent})"
+        f"{folder.name} predates serving cleaning: its training applied {', '.join(rules)}, these texts are not "
+        f"cleaned; re-export to apply them (edgefn export --run-dir {folder.parent.parent})"
     )
 
 
@@ -278,14 +292,8 @@ class Classifier:
             A ready classifier. Raises EdgefnError when the folder is incomplete, has no export.json, a file
             no longer matches its hash in export.json, or the provider is unavailable.
         """
-        folder = Path(path)
         check_threads(threads)
-        if not folder.is_dir():
-            raise EdgefnError(f"model folder not found: {folder}")
-        runs.refuse_unfinished_run_of(folder)
-        if engines.variant_runtime(folder) is None and not os.path.lexists(folder / runs.EXPORT_MANIFEST):
-            raise EdgefnError(f"{folder} holds no exported model: {_variant_hint(folder)}")
-        manifest = runs.verify_variant(folder)
+        folder, manifest = check_variant_folder(path)
         return cls.from_verified_folder(folder, manifest, provider, threads, batch_size, max_length, clean)
 
     @classmethod
@@ -336,8 +344,7 @@ class Classifier:
             clf.fingerprint = runs.files_fingerprint(dict(manifest.files_sha256))
         if folder.parent.name == runs.ONNX_DIR:  # a run's variant: its calibration, if made for this model
             clf.ood = read_ood(folder.parent.parent, folder.name, clf.fingerprint)
-            if clean and manifest.cleaning is None:
-                clf.cleaning_note = _unrecorded_cleaning(folder)
+            clf.cleaning_note = cleaning_note(folder, manifest, clean)
         return clf
 
     @classmethod

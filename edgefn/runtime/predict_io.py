@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -146,19 +146,21 @@ def _input_file(input_path: str) -> Path:
     return path
 
 
-def _kind(path: Path) -> str:
+def input_kind(path: Path) -> str:
+    """How a file's rows are read: `csv`, `tsv` or `jsonl` by its suffix, else `lines` (one text per line)."""
     return TABLE_SUFFIXES.get(path.suffix.lower(), "lines")
 
 
-def _file_rows(path: Path, column: str, encoding: str, id_name: str | None) -> Iterator[Row]:
+def file_rows(path: Path, column: str, encoding: str, id_name: str | None) -> Generator[Row, None, None]:
+    """The rows of one input file, read as they are consumed (`parse_rows` of its kind)."""
     with open(path, "rb") as f:
-        yield from parse_rows(raw_lines(f, str(path), encoding), str(path), _kind(path), column, id_name)
+        yield from parse_rows(raw_lines(f, str(path), encoding), str(path), input_kind(path), column, id_name)
 
 
-def _file_id_name(path: Path, id_column: str | None, encoding: str) -> str | None:
+def file_id_name(path: Path, id_column: str | None, encoding: str) -> str | None:
     """The id column of a table file: `id_column` as given ("": none), else `id` where the CSV header or the
     first JSONL object has one."""
-    kind = _kind(path)
+    kind = input_kind(path)
     if kind == "lines":
         if id_column:
             raise EdgefnError(f"--id-column needs a .csv, .tsv or .jsonl --input; {NO_COLUMNS}")
@@ -226,10 +228,10 @@ def open_input(
         lines = raw_lines(_stdin(stdin, named=input_path == "-"), "stdin", encoding)
         return PredictInput(_refuse_empty((Row(strip_newline(line)) for line in lines), "standard input"))
     path = _input_file(input_path)
-    id_name = _file_id_name(path, id_column, encoding)
-    if sum(1 for _ in _file_rows(path, column, encoding, id_name)) == 0:
+    id_name = file_id_name(path, id_column, encoding)
+    if sum(1 for _ in file_rows(path, column, encoding, id_name)) == 0:
         raise EdgefnError(f"no texts: {path} has no rows")
-    return PredictInput(_file_rows(path, column, encoding, id_name), id_name)
+    return PredictInput(file_rows(path, column, encoding, id_name), id_name)
 
 
 def iter_texts(

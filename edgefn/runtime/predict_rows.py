@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 from edgefn import runs
 from edgefn.core.errors import ConfigError, EdgefnError
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv")  # what `format_rows` writes
+OUTPUT_FORMATS = (*FORMATS, "parquet")  # --format; Parquet is written by scoring on Ray only
 DECIMALS = 4  # probabilities, logits and OOD scores are written rounded to this many decimals
 
 
