@@ -289,7 +289,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="run folders (default: artifacts/distill)")
     parser.add_argument("--epochs", type=int, default=3, help="the teacher's epochs (students: the same)")
     parser.add_argument("--student-epochs", type=int, default=None, help="default: the teacher's")
-    parser.add_argument("--layers", default=",".join(map(str, LAYERS)))
+    parser.add_argument(
+        "--layers", default=",".join(map(str, LAYERS)), help="the students' layer counts, in training order"
+    )
     parser.add_argument("--samples", type=int, default=None, help="bench test texts (default: all)")
     parser.add_argument("--ood-samples", type=int, default=None, help="LIAR / ISOT test rows (default: all)")
     parser.add_argument("--min-time", type=float, default=1.5)
@@ -347,7 +349,7 @@ def main() -> None:
             "threads": args.threads,
         },
         "teacher": teacher_entry,
-        "students": students,
+        "students": sorted(students, key=lambda s: (s["layers"], not s["kd"])),
         "targets": targets(students),
         "total_seconds": time.perf_counter() - start,
     }

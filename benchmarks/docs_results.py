@@ -322,20 +322,23 @@ def _aa() -> list[str]:
     if not (RESULTS / "aa.json").is_file():
         return []
     aa = load("aa.json")
-    crit, before, after = aa["criteria"], aa["before"]["summary"], aa["after"]["summary"]
+    crit = aa["criteria"]
+    runs = [("", aa)] + (
+        [(" (repeat)", load("aa-repeat.json"))] if (RESULTS / "aa-repeat.json").is_file() else []
+    )
+    stems = ["aa", "aa-repeat"][: len(runs)]
     rows = [
         [
-            "legacy (3 fresh processes per target)",
-            f"{before['within_5pct']} of {before['cells']}",
-            f"{before['ties']} of {before['cells']}",
-            f"{aa['before']['wall_s']:.0f}",
-        ],
-        [
-            "paired (bench's default)",
-            f"{after['within_5pct']} of {after['cells']}",
-            f"{after['ties']} of {after['cells']}",
-            f"{aa['after']['wall_s']:.0f}",
-        ],
+            f"{name}{tag}",
+            f"{run[side]['summary']['within_5pct']} of {run[side]['summary']['cells']}",
+            f"{run[side]['summary']['ties']} of {run[side]['summary']['cells']}",
+            f"{run[side]['wall_s']:.0f}",
+        ]
+        for tag, run in runs
+        for side, name in (
+            ("before", "legacy (3 fresh processes per target)"),
+            ("after", "paired (bench's default)"),
+        )
     ]
     return [
         "## Can two timings of one file be told apart?",
@@ -344,9 +347,27 @@ def _aa() -> list[str]:
         f"batch 1 / 8 / 32), timed by the old protocol and by bench's paired one; {aa['cpu_description']}. "
         f"By the verdict's own estimator (the median of per-round ratios) "
         f"{pct(crit['agree_within_5pct_median_of_round_ratios'])} of the paired cells agree within 5%. "
-        f"How the protocol works: [bench.md](bench.md); {result_link('aa')}.",
+        f"How the protocol works: [bench.md](bench.md); {', '.join(result_link(stem) for stem in stems)}.",
         "",
         md_table(["protocol", "p50s within 5%", "called a tie", "wall s"], rows),
+        "",
+        *_bench_cost(),
+    ]
+
+
+def _bench_cost() -> list[str]:
+    """What the paired protocol costs on a whole default bench (benchmarks/bench_cost.py)."""
+    if not (RESULTS / "bench-cost.json").is_file():
+        return []
+    d = load("bench-cost.json")
+    walls = {p: [r["wall_s"] for r in d["runs"] if r["protocol"] == p] for p in ("legacy", "paired")}
+    first = d["runs"][0]
+    return [
+        f"A whole default `edgefn bench` of the same run ({len(first['targets'])} targets: every variant, "
+        f"PyTorch and every peer; batch 1 / 8 / 32, fixed and real lengths; peers built beforehand) took "
+        f"{' / '.join(f'{w:.0f}' for w in walls['legacy'])} s by the legacy protocol and "
+        f"{' / '.join(f'{w:.0f}' for w in walls['paired'])} s by the paired one: "
+        f"{d['wall_paired_over_legacy']:.2f}x (issue 25's limit: {d['target']}x). {result_link('bench-cost')}.",
         "",
     ]
 
