@@ -75,3 +75,29 @@ def render_distill_section() -> list[str]:
         f"int8 model on their test splits. Command `{data['command']}`, from {result_link('distill')}.",
         "",
     ]
+
+
+def distill_headline() -> list[str]:
+    """The README's line on the 3-layer student beside its teacher, from distill.json (none before it exists)."""
+    if not (RESULTS / "distill.json").is_file():
+        return []
+    data = load("distill.json")
+    if data["settings"]["quick"]:
+        return []
+    by = {(s["layers"], s["kd"]): s for s in data["students"]}
+    s, plain, t = by.get((3, True)), by.get((3, False)), data["teacher"]
+    if s is None:
+        return []
+    ood = ", ".join(f"{d.upper()} {s['ood'][d]['student']:.3f} vs {s['ood'][d]['teacher']:.3f}" for d in OOD)
+    no_kd = (
+        f"; the same 3 layers fine-tuned without distillation: {plain['test_accuracy']:.4f}" if plain else ""
+    )
+    return [
+        "",
+        f"When int8 is still too slow, `edgefn distill --layers 3` keeps 3 of minilm's 6 layers: in int8 the "
+        f"student ran {_speedup(s['speedup_b1_real'])} (batch 1) and {_speedup(s['speedup_b32_real'])} (batch 32) "
+        f"as fast as its teacher's int8, with test accuracy {s['test_accuracy']:.4f} against the teacher's "
+        f"{t['test_accuracy']:.4f}{no_kd}; off domain (balanced accuracy) {ood}; training took "
+        f"{s['train_seconds_vs_teacher']:.2f}x the teacher's fine-tune. Command `{data['command']}`, from "
+        f"{result_link('distill', prefix='')}.",
+    ]

@@ -15,7 +15,7 @@ from docs_common import (
     pts,
     result_link,
 )
-from docs_distill import render_distill_section
+from docs_distill import distill_headline, render_distill_section
 from docs_runtime import render_runtime_sections
 
 ARCHITECTURES = ("minilm", "tinybert", "distilbert", "mobilebert", "albert")
@@ -86,6 +86,7 @@ def headline_table() -> str:
             f"(tokenisation included); command `{data['command']}`, from "
             f"{result_link('architectures', prefix='')}. {_raw_constraint_note(slot['run_dir'], 'docs/robustness.md')}",
             *_guard_headline(),
+            *distill_headline(),
         ]
     )
 
@@ -104,8 +105,8 @@ def _guard_headline() -> list[str]:
         f"{data['budget_pts']}` searches for one that does not: on a minilm trained on cleaned CONSTRAINT, "
         f"int8-static was {-case['full_int8_drop_pts']:+.2f} validation points against fp32, the guarded file "
         f"{-case['guarded_drop_pts']:+.2f} ({case['search_seconds']:.0f} s of search, "
-        f"{case['speed_ratio_vs_full_int8']:.2f}x the full int8 file's speed); command `{data['command']}`, "
-        f"from {result_link('guard', prefix='')}.",
+        f"{case['speed_ratio_vs_full_int8']:.2f}x the full int8 file's speed); command `python benchmarks/guard.py` "
+        f"(it reused runs trained earlier: the full command is in {result_link('guard', prefix='')}).",
     ]
 
 
