@@ -324,18 +324,16 @@ def _aa() -> list[str]:
         return []
     aa = load("aa.json")
     crit = aa["criteria"]
-    runs = [("", aa)] + (
-        [(" (repeat)", load("aa-repeat.json"))] if (RESULTS / "aa-repeat.json").is_file() else []
-    )
-    stems = ["aa", "aa-repeat"][: len(runs)]
+    stems = [stem for stem in ("aa", "aa-v1", "aa-v1-repeat") if (RESULTS / f"{stem}.json").is_file()]
     rows = [
         [
-            f"{name}{tag}",
+            f"{stem} ({run['finished'][11:16]} UTC)",
+            name,
             f"{run[side]['summary']['within_5pct']} of {run[side]['summary']['cells']}",
             f"{run[side]['summary']['ties']} of {run[side]['summary']['cells']}",
             f"{run[side]['wall_s']:.0f}",
         ]
-        for tag, run in runs
+        for stem, run in ((stem, load(f"{stem}.json")) for stem in stems)
         for side, name in (
             ("before", "legacy (3 fresh processes per target)"),
             ("after", "paired (bench's default)"),
@@ -348,9 +346,11 @@ def _aa() -> list[str]:
         f"batch 1 / 8 / 32), timed by the old protocol and by bench's paired one; {aa['cpu_description']}. "
         f"By the verdict's own estimator (the median of per-round ratios) "
         f"{pct(crit['agree_within_5pct_median_of_round_ratios'])} of the paired cells agree within 5%. "
+        "aa-v1 and aa-v1-repeat timed the paired protocol's first version, which loaded the models one at a time "
+        "and warmed each cell with 3 calls in every process block (now only in the first). "
         f"How the protocol works: [bench.md](bench.md); {', '.join(result_link(stem) for stem in stems)}.",
         "",
-        md_table(["protocol", "p50s within 5%", "called a tie", "wall s"], rows),
+        md_table(["run", "protocol", "p50s within 5%", "called a tie", "wall s"], rows),
         "",
         *_bench_cost(),
     ]
@@ -363,13 +363,25 @@ def _bench_cost() -> list[str]:
     d = load("bench-cost.json")
     walls = {p: [r["wall_s"] for r in d["runs"] if r["protocol"] == p] for p in ("legacy", "paired")}
     first = d["runs"][0]
+    earlier = []
+    if (RESULTS / "bench-cost-v1.json").is_file():
+        v1 = load("bench-cost-v1.json")
+        earlier = [
+            f"The protocol's first version, which loaded the models one at a time and warmed each cell with 3 calls "
+            f"in every process block (now only in the first), took {v1['wall_paired_over_legacy']:.2f}x the legacy "
+            f"wall time in the same check ({result_link('bench-cost-v1')}).",
+            "",
+        ]
     return [
         f"A whole default `edgefn bench` of the same run ({len(first['targets'])} targets: every variant, "
         f"PyTorch and every peer; batch 1 / 8 / 32, fixed and real lengths; peers built beforehand) took "
         f"{' / '.join(f'{w:.0f}' for w in walls['legacy'])} s by the legacy protocol and "
         f"{' / '.join(f'{w:.0f}' for w in walls['paired'])} s by the paired one: "
-        f"{d['wall_paired_over_legacy']:.2f}x (issue 25's limit: {d['target']}x). {result_link('bench-cost')}.",
+        f"{d['wall_paired_over_legacy']:.2f}x (issue 25's limit: {d['target']}x); the legacy run flagged "
+        f"{first['flagged']} of {first['timed_cells']} timings, the paired one "
+        f"{next(r['flagged'] for r in d['runs'] if r['protocol'] == 'paired')}. {result_link('bench-cost')}.",
         "",
+        *earlier,
     ]
 
 
