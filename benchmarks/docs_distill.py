@@ -64,10 +64,19 @@ def render_distill_section() -> list[str]:
         if data["settings"]["quick"]
         else []
     )
+    by = {(s["layers"], s["kd"]): s for s in data["students"]}
+    gains = [
+        f"{n} layer{'s' * (n != 1)} {100 * (by[n, True]['test_accuracy'] - by[n, False]['test_accuracy']):+.2f}"
+        for n in sorted({s["layers"] for s in data["students"]})
+        if (n, True) in by and (n, False) in by
+    ]
     return [
         *head,
         *quick,
         md_table(header, rows),
+        "",
+        f"What KD added over the same layers fine-tuned on the labels alone (test accuracy points): "
+        f"{'; '.join(gains)}.",
         "",
         f"Speed-ups: the teacher's int8 p50 / the student's, both measured in the same interleaved `edgefn bench "
         f"--compare` rounds at real text lengths (tokenisation included); {describe_cpu(data['machine'])}. Test "
