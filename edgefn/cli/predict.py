@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from edgefn.cli.errors import silence_stdout, user_errors
 from edgefn.cli.options import INFERENCE, RAY, use
 from edgefn.core.errors import EdgefnError, os_error_line
 from edgefn.core.progress import wrap_line
+
+if TYPE_CHECKING:
+    from edgefn.runtime.predict_rows import PredictSummary
 
 
 @click.command()
@@ -97,17 +100,21 @@ def predict(
         click.echo(wrap_line(f"note: {note}"), err=True)
     with _output_faults(output), outputs.open_output(output) as out:
         summary = predict_stream(clf.predict, inputs.rows, out, fmt, fields=fields)
+    _summary_notes(summary, clf.max_length)
+    if output is not None:
+        click.echo(f"{summary.rows} predictions ({summary.fake} fake) -> {output}", err=True)
+
+
+def _summary_notes(summary: PredictSummary, max_length: int) -> None:
+    """The notes after a prediction run, local or on Ray: texts cut to the token limit, empty texts."""
     if summary.truncated:
         click.echo(
-            f"note: {summary.truncated} of {summary.rows} texts truncated to {clf.max_length} tokens",
-            err=True,
+            f"note: {summary.truncated} of {summary.rows} texts truncated to {max_length} tokens", err=True
         )
     if summary.empty:
         click.echo(
             f'note: {summary.empty} of {summary.rows} texts are empty ("empty": true in their rows)', err=True
         )
-    if output is not None:
-        click.echo(f"{summary.rows} predictions ({summary.fake} fake) -> {output}", err=True)
 
 
 def _predict_on_ray(opts: dict[str, Any]) -> None:
@@ -118,15 +125,7 @@ def _predict_on_ray(opts: dict[str, Any]) -> None:
     for note in result.notes:
         click.echo(wrap_line(f"note: {note}"), err=True)
     summary = result.summary
-    if summary.truncated:
-        click.echo(
-            f"note: {summary.truncated} of {summary.rows} texts truncated to {result.max_length} tokens",
-            err=True,
-        )
-    if summary.empty:
-        click.echo(
-            f'note: {summary.empty} of {summary.rows} texts are empty ("empty": true in their rows)', err=True
-        )
+    _summary_notes(summary, result.max_length)
     click.echo(
         f"{summary.rows} predictions ({summary.fake} fake) -> {result.output}; {result.workers} Ray workers x "
         f"{result.threads_per_worker} threads, first rows after {result.first_rows_s:.1f} s, "
