@@ -343,32 +343,37 @@ def test_aa_script_quick_writes_the_schema(exported_tiny_run: Path, tmp_path: Pa
     assert "## Before: the legacy protocol" in md and "## Where the spread comes from" in md
 
 
-def test_a_target_that_fails_to_load_is_a_failed_row(exported_tiny_run: Path, tmp_path: Path) -> None:
-    """Under the paired protocol a target whose model does not load is a failed row naming the process and
-    the reason; the other targets are measured in every round."""
+def bench_beside_cpu(source: Path, tmp_path: Path, engine: str, **settings: Any) -> Any:
+    """A copy of the tiny run benched by the paired protocol: its fp32 on ONNX Runtime's CPU engine and on
+    `engine`, batch 2 at 16 tokens, one thread, no peers; `settings` the rounds, processes and warm-up."""
     import shutil
 
     from edgefn.bench.benchmark import BenchConfig, bench
 
     run = tmp_path / "run"
-    shutil.copytree(exported_tiny_run, run)
-    report = bench(
+    shutil.copytree(source, run)
+    return bench(
         BenchConfig(
             run_dir=run,
-            providers=("cpu", FAILING),
+            providers=("cpu", engine),
             variants=("fp32",),
             include_pytorch=False,
             batch_sizes=(2,),
             seq_len=16,
             samples=16,
-            min_time_s=0.02,
-            warmup=1,
             threads=1,
             peers=(),
-            rounds=4,
-            processes=2,
             peak_probe=False,
+            **settings,
         )
+    )
+
+
+def test_a_target_that_fails_to_load_is_a_failed_row(exported_tiny_run: Path, tmp_path: Path) -> None:
+    """Under the paired protocol a target whose model does not load is a failed row naming the process and
+    the reason; the other targets are measured in every round."""
+    report = bench_beside_cpu(
+        exported_tiny_run, tmp_path, FAILING, min_time_s=0.02, warmup=1, rounds=4, processes=2
     )
     failed, ok = report.result("fp32", FAILING), report.result("fp32", CPU)
     assert failed.status == "failed" and "process 1" in failed.reason and "no kernel" in failed.reason
@@ -382,30 +387,9 @@ def test_later_blocks_load_at_once_and_warm_once(
     row naming that process and the reason, the rounds it was measured in before are not passed off as a row,
     and the other target is measured in every round. The protocol records 3 warm-up calls for the first block
     and one for each later block."""
-    import shutil
-
-    from edgefn.bench.benchmark import BenchConfig, bench
-
     monkeypatch.setenv(FLAKY_MARKER, str(tmp_path / "loaded-once"))
-    run = tmp_path / "run"
-    shutil.copytree(exported_tiny_run, run)
-    report = bench(
-        BenchConfig(
-            run_dir=run,
-            providers=("cpu", FLAKY),
-            variants=("fp32",),
-            include_pytorch=False,
-            batch_sizes=(2,),
-            seq_len=16,
-            samples=16,
-            min_time_s=0.03,
-            warmup=3,
-            threads=1,
-            peers=(),
-            rounds=6,
-            processes=3,
-            peak_probe=False,
-        )
+    report = bench_beside_cpu(
+        exported_tiny_run, tmp_path, FLAKY, min_time_s=0.03, warmup=3, rounds=6, processes=3
     )
     failed, ok = report.result("fp32", FLAKY), report.result("fp32", CPU)
     assert failed.status == "failed" and "process 2" in failed.reason and "second load" in failed.reason
