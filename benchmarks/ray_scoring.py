@@ -98,7 +98,7 @@ def measure(args: argparse.Namespace, record: dict[str, Any]) -> None:
             record["startup"].append({"setup": setup, "round": r, "wall_s": run["wall_s"]})
             print(f"start-up {setup}: {run['wall_s']} s", flush=True)
     for name in names:
-        for r in range(args.rounds):
+        for r in range(args.rounds_1m if name == "1M" else args.rounds):
             outs = {}
             for setup in _order(r):
                 outs[setup] = args.work_dir / f"out-{name}-{setup}.jsonl"
@@ -230,6 +230,7 @@ def new_record(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
         "sizes": args.sizes,
         "rounds": args.rounds,
+        "rounds_1m": args.rounds_1m,
         "setups": SETUPS,
         "cores_logical": os.cpu_count(),
         "ray_version": metadata.version("ray"),
@@ -254,6 +255,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--sizes", default="100k,1M", help="Comma list of 10k, 100k, 1M.")
     p.add_argument("--rounds", type=int, default=2, help="Rounds per size (each runs every setup once).")
     p.add_argument(
+        "--rounds-1m",
+        type=int,
+        help="Rounds at 1M lines (default: --rounds; one round of 3 setups: ~90 min).",
+    )
+    p.add_argument(
         "--quick", action="store_true", help=f"A smoke run: {QUICK_ROWS:,} lines (--quick-rows), 1 round."
     )
     p.add_argument("--quick-rows", type=int, default=QUICK_ROWS)
@@ -262,6 +268,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--note", action="append", default=[], help="A note for the Markdown (repeatable).")
     args = p.parse_args()
     args.model, args.work_dir = args.model.resolve(), args.work_dir.resolve()
+    args.rounds_1m = args.rounds if args.rounds_1m is None else args.rounds_1m
     if args.quick:
         args.sizes, args.rounds = {f"quick-{args.quick_rows}": args.quick_rows}, 1
     else:

@@ -48,6 +48,10 @@ from edgefn.runtime.ray_io import (
 
 INSTALL = 'pip install "edgefn[ray]"'
 ROW_COLUMN = "row"  # what an actor returns: each output row as JSON, numbered later by the driver
+# Ray Data merges what a task yields into blocks of up to `target_max_block_size` (128 MiB by default): one
+# block a file, which only one actor scores, after the whole file is read. Blocks of 1 MiB (about 5,000 tweets)
+# leave the read task as they fill; each actor's batch of `window` rows is bundled from several.
+BLOCK_BYTES = 1 << 20
 READ_CPUS = 0  # reading is light; a read task that waited for a CPU held by an actor would stall the run
 # Ray's notices that say nothing about this run: the local Ray it starts has token authentication on (its
 # default), and a small input fills fewer batches than there are actors.
@@ -262,38 +266,43 @@ def _plan(ray: Any, config: ScoreConfig) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def _data_context(ray: Any) -> Iterator[None]:
-    """Ray Data keeps the blocks in input order (so the driver numbers rows as predict does; the caller's setting
-    comes back afterwards), and its warning that a small input cannot keep every actor busy is dropped."""
+    """Ray Data for one run (the caller's settings come back afterwards): blocks kept in input order, so the
+    driver numbers rows as predict does; blocks of at most `BLOCK_BYTES`, so a file's rows leave its read task
+    as they are read, and its windows go to every actor; the warning that a small input cannot keep every actor
+    busy dropped."""
     ctx = ray.data.DataContext.get_current()
-    saved = ctx.execution_options.preserve_order
+    saved = ctx.execution_options.preserve_order, ctx.target_max_block_size
     ctx.execution_options.preserve_order = True
+    ctx.target_max_block_size = BLOCK_BYTES
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=SMALL_INPUT_WARNING)
             yield
     finally:
-        ctx.execution_options.preserve_order = saved
+        ctx.execution_options.preserve_order, ctx.target_max_block_size = saved
 
 
-def _scored(ray: Any, source: ScoreInput, fields: RowFormat, config: ScoreConfig, workers: int) -> Any:
-    """The dataset of output rows: the input read (Parquet by Ray, text files by predict's readers, one task a
-    file), then `_Scorer` actors on batches of `window` rows."""
+def _read(ray: Any, source: ScoreInput, config: ScoreConfig) -> Any:
+    """The dataset of input rows: Parquet read by Ray, a text file by predict's readers in one task."""
     paths = [str(path) for path in source.files]
     if source.kind == "parquet":
         columns = [source.column, *([source.id_name] if source.id_name else [])]
-        rows = ray.data.read_parquet(paths, columns=columns, num_cpus=READ_CPUS)
-    else:
-        read = {"column": source.column, "encoding": config.encoding, "id_name": source.id_name}
-        rows = ray.data.from_items([{PATH_COLUMN: p} for p in paths], override_num_blocks=len(paths))
-        rows = rows.map_batches(
-            read_file_rows,
-            batch_size=1,
-            batch_format="pyarrow",
-            fn_kwargs={**read, "window": config.window},
-            num_cpus=READ_CPUS,
-        )
-    options = {"batch_size": config.batch_size, "max_length": config.max_length, "clean": config.clean}
+        return ray.data.read_parquet(paths, columns=columns, num_cpus=READ_CPUS)
+    read = {"column": source.column, "encoding": config.encoding, "id_name": source.id_name}
+    rows = ray.data.from_items([{PATH_COLUMN: p} for p in paths], override_num_blocks=len(paths))
     return rows.map_batches(
+        read_file_rows,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={**read, "window": config.window},
+        num_cpus=READ_CPUS,
+    )
+
+
+def _scored(ray: Any, source: ScoreInput, fields: RowFormat, config: ScoreConfig, workers: int) -> Any:
+    """The dataset of output rows: the input read, then `_Scorer` actors on batches of `window` rows."""
+    options = {"batch_size": config.batch_size, "max_length": config.max_length, "clean": config.clean}
+    return _read(ray, source, config).map_batches(
         _Scorer,
         fn_constructor_kwargs={
             "model": str(config.model),
