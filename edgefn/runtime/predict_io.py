@@ -130,19 +130,24 @@ def _stdin(stdin: BinaryIO | None, named: bool) -> BinaryIO:
     return stream
 
 
-def _input_file(input_path: str) -> Path:
-    path = Path(input_path)
+def check_input_file(path: Path, reads: str, also_read: tuple[str, ...] = (), hint: str = "") -> Path:
+    """`path` when it is a regular file that can be opened, of a kind read here; else one line: not found, not a
+    regular file (`hint` says what to use instead), a suffix that is not text (`reads` says what is read;
+    `also_read` lists the suffixes the caller reads besides text), or cannot be read."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         raise EdgefnError(f"input file not found: {path}") from None
     if not stat.S_ISREG(mode):
-        raise EdgefnError(f"--input {path} is not a regular file (use --input - for standard input)")
-    if path.suffix.lower() in UNREAD_SUFFIXES:
-        raise EdgefnError(
-            f"--input {path}: predict reads .txt (one text per line), .csv, .tsv or .jsonl files, "
-            f"not {path.suffix}; convert it to one of those"
-        )
+        raise EdgefnError(f"--input {path} is not a regular file{hint}")
+    suffix = path.suffix.lower()
+    if suffix in UNREAD_SUFFIXES and suffix not in also_read:
+        raise EdgefnError(f"--input {path}: {reads}, not {path.suffix}; convert it to one of those")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise EdgefnError(f"cannot read {path}: {e.strerror or e}") from None
     return path
 
 
@@ -227,7 +232,11 @@ def open_input(
     if input_path is None or input_path == "-":
         lines = raw_lines(_stdin(stdin, named=input_path == "-"), "stdin", encoding)
         return PredictInput(_refuse_empty((Row(strip_newline(line)) for line in lines), "standard input"))
-    path = _input_file(input_path)
+    path = check_input_file(
+        Path(input_path),
+        "predict reads .txt (one text per line), .csv, .tsv or .jsonl files",
+        hint=" (use --input - for standard input)",
+    )
     id_name = file_id_name(path, id_column, encoding)
     if sum(1 for _ in file_rows(path, column, encoding, id_name)) == 0:
         raise EdgefnError(f"no texts: {path} has no rows")

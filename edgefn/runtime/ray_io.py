@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import IO, Any
 
 from edgefn.core.errors import EdgefnError
 from edgefn.core.textfiles import missing_column
-from edgefn.runtime.predict_io import DEFAULT_ID, UNREAD_SUFFIXES, file_id_name, file_rows, input_kind
+from edgefn.runtime.predict_io import DEFAULT_ID, check_input_file, file_id_name, file_rows, input_kind
 from edgefn.runtime.predict_rows import FORMATS, PREDICTION_FIELDS, RowFormat, format_rows
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -59,25 +58,10 @@ def find_input_files(pattern: str) -> list[Path]:
 
 
 def _file_kind(path: Path) -> str:
-    """How a file is read; refused when it is missing, no regular file, unreadable or of a kind not read."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        raise EdgefnError(f"input file not found: {path}") from None
-    if not stat.S_ISREG(mode):
-        raise EdgefnError(f"--input {path} is not a regular file")
-    suffix = path.suffix.lower()
-    if suffix in UNREAD_SUFFIXES and suffix not in PARQUET_SUFFIXES:
-        raise EdgefnError(
-            f"--input {path}: scoring on Ray reads .parquet, .csv, .tsv, .jsonl or text files (one text per "
-            f"line), not {suffix}"
-        )
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as e:
-        raise EdgefnError(f"cannot read {path}: {e.strerror or e}") from None
-    return "parquet" if suffix in PARQUET_SUFFIXES else input_kind(path)
+    """How a file is read (`parquet`, or predict's kinds); refused as local predict refuses its --input."""
+    reads = "scoring on Ray reads .parquet, .csv, .tsv, .jsonl or text files (one text per line)"
+    check_input_file(path, reads, also_read=PARQUET_SUFFIXES)
+    return "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else input_kind(path)
 
 
 def open_score_input(

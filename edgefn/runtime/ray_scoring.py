@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -60,6 +61,9 @@ TOKEN_NOTICE = (
     ("Token authentication is enabled",),
 )
 SMALL_INPUT_WARNING = "The minimum number of concurrent actors"
+CONNECT_TIMEOUT_S = (
+    10.0  # a cluster address that no process answers within this is refused (Ray retries for minutes)
+)
 
 
 @dataclass
@@ -230,6 +234,8 @@ def _ray_session(ray: Any, address: str | None) -> Iterator[float]:
             )
         yield 0.0
         return
+    if address:
+        _check_reachable(address)
     where = {"address": address} if address else {"num_cpus": os.cpu_count() or 1}
     start = time.monotonic()
     try:
@@ -242,6 +248,24 @@ def _ray_session(ray: Any, address: str | None) -> Iterator[float]:
         yield time.monotonic() - start
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse, in one line and within `CONNECT_TIMEOUT_S`, a cluster address (HOST:PORT or ray://HOST:PORT) that
+    is malformed or where nothing accepts a connection: `ray.init` would retry it for minutes. `auto` is left to
+    Ray (it reads the address of the cluster this machine has joined)."""
+    if address == "auto":
+        return
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError("address", f"{address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else e.strerror or str(e)
+        raise EdgefnError(
+            f"cannot reach the Ray cluster at {address} ({reason}); `ray start --head` prints the address"
+        ) from None
 
 
 def _plan(ray: Any, config: ScoreConfig) -> tuple[int, int]:

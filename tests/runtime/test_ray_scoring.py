@@ -16,7 +16,15 @@ from edgefn import runs
 from edgefn.cli.commands import main
 from edgefn.core.errors import ConfigError, EdgefnError
 from edgefn.runtime.ray_io import open_score_input
-from edgefn.runtime.ray_scoring import BLOCK_BYTES, ScoreConfig, _data_context, _read, _Scorer, score
+from edgefn.runtime.ray_scoring import (
+    BLOCK_BYTES,
+    ScoreConfig,
+    _check_reachable,
+    _data_context,
+    _read,
+    _Scorer,
+    score,
+)
 from tests.helpers import constraint_split
 
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
@@ -252,6 +260,28 @@ def test_a_dangling_link_in_a_glob_is_refused(tmp_path: Path) -> None:
     (tmp_path / "b.csv").symlink_to(tmp_path / "nowhere.csv")
     with pytest.raises(EdgefnError, match=r"input file not found: .*b\.csv"):
         score(ScoreConfig(tmp_path / "no-model", str(tmp_path / "*.csv"), tmp_path / "o.jsonl"))
+
+
+def test_a_cluster_address_nobody_answers_is_refused_at_once() -> None:
+    """An address where no process listens is refused in one line within seconds (Ray would retry it for
+    minutes), a malformed one names the flag's field, and a listening one passes the check."""
+    import socket
+    import time
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        _check_reachable(f"127.0.0.1:{port}")
+        _check_reachable(f"ray://127.0.0.1:{port}")
+    start = time.monotonic()
+    with pytest.raises(EdgefnError, match=rf"cannot reach the Ray cluster at 127\.0\.0\.1:{port} \("):
+        _check_reachable(f"127.0.0.1:{port}")  # closed now
+    assert time.monotonic() - start < 5
+    for bad in ("headnode", "headnode:port", ":6379", "host:0", "host:70000"):
+        with pytest.raises(ConfigError, match="is not HOST:PORT, ray://HOST:PORT or auto"):
+            _check_reachable(bad)
+    _check_reachable("auto")  # left to Ray
 
 
 def test_without_ray_the_error_names_the_install_command(
