@@ -79,24 +79,35 @@ class Score:
 
 
 def load_samples(job: ExportJob) -> list[Sample]:
-    """The validation sample, and --guard-data's (loaded and scored by fp32 once per export)."""
+    """The validation sample, and --guard-data's (read by `read_guard_data`, scored by fp32 once per export)."""
     out = [Sample("validation", job.eval_texts, job.eval_labels, job.fp32_logits)]
     if job.cfg.guard_data is None:
         return out
     if job.guard_sample is None:
-        job.guard_sample = _guard_sample(job, job.cfg.guard_data)
+        job.guard_sample = _guard_sample(job)
     return [*out, job.guard_sample]
 
 
-def _guard_sample(job: ExportJob, data: str) -> Sample:
-    """A seeded sample of `data`'s validation split, cleaned as the model serves texts, with fp32's logits."""
+def read_guard_data(job: ExportJob) -> None:
+    """Read --guard-data before any variant is written, so an unknown name or a malformed file is refused
+    first: a seeded sample of its validation split (else its test split), cleaned as the model serves texts."""
+    if job.cfg.guard_data is None:
+        return
     from edgefn.data.catalog import load_data
 
-    bundle = load_data(data)
+    bundle = load_data(job.cfg.guard_data)
     split = bundle.validation if len(bundle.validation) else bundle.test
     n = min(len(split), job.cfg.eval_samples or GUARD_DATA_ROWS)
     split = split.subset(sorted(random.Random(42).sample(range(len(split)), n)))
     texts = list(clean_texts(split.texts, job.cleaning)) if job.cleaning else split.texts
-    job.step(f"guard data: {n} validation rows of {bundle.name}, scored by fp32")
+    job.guard_data = (bundle.name, texts, np.asarray(split.labels))
+
+
+def _guard_sample(job: ExportJob) -> Sample:
+    """--guard-data's sample (`read_guard_data`) with fp32's logits."""
+    if job.guard_data is None:
+        read_guard_data(job)
+    name, texts, labels = job.guard_data
+    job.step(f"guard data: {len(texts)} validation rows of {name}, scored by fp32")
     logits = model_logits(job, job.variant_dir(FP32) / runs.ONNX_FILE, texts)
-    return Sample(f"guard:{bundle.name}", texts, np.asarray(split.labels), logits)
+    return Sample(f"guard:{name}", texts, labels, logits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class ExportConfig:
             raise ConfigError(
                 "guard_data", "needs max_drop: the budget it holds the guarded variant to", ("max_drop",)
             )
-        if self.time_budget_s < 0:
+        if not 0 <= self.time_budget_s < math.inf:
             raise ConfigError("time_budget_s", f"must be zero or more seconds, got {self.time_budget_s}")
         for name in ("calibration_samples", "parity_samples", "eval_samples"):
             value = getattr(self, name)

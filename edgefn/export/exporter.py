@@ -15,6 +15,7 @@ from edgefn.core.presets import quirks_for
 from edgefn.core.progress import Progress, silent
 from edgefn.export import quantize as q
 from edgefn.export import schemes
+from edgefn.export.budget import read_guard_data
 from edgefn.export.config import ExportConfig
 from edgefn.export.guard import guard_scheme
 from edgefn.export.optimum import export_plain_onnx, optimize_graph
@@ -71,6 +72,7 @@ def export(cfg: ExportConfig, progress: Progress | None = None) -> ExportResult:
         names = [s for s in cfg.schemes if s != "none"]
         guarded = [n for n in names if cfg.max_drop is not None and schemes.get_scheme(n).guard is not None]
         refuse_existing(job, names, [n + runs.GUARDED_SUFFIX for n in guarded])
+        read_guard_data(job)
         try:
             with torch_threads(cfg.threads):
                 load_eval_texts(job)

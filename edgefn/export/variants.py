@@ -84,7 +84,8 @@ class ExportJob:
     cleaning: tuple[str, ...] = ()  # the run's training cleaning, recorded in each variant for serving
     cleaning_note: str | None = None  # why the rules are these (a union's sources cleaned differently)
     logits: dict[str, Any] = field(default_factory=dict)  # validation logits of the variants scored here
-    guard_sample: Any = None  # --guard-data's texts and fp32 logits (guard.Sample), loaded on first use
+    guard_data: Any = None  # --guard-data's (name, texts, labels), read before any variant is written
+    guard_sample: Any = None  # --guard-data's texts and fp32 logits (guard.Sample), scored on first use
 
     @property
     def checkpoint(self) -> Path:

@@ -165,6 +165,25 @@ def _shortcut_verdicts(data: DatasetBundle) -> list[str]:
     return verdicts(audit_data(data, ngrams=0, duplicates=False))
 
 
+def _refuse_run_dir_in_run(cfg: FinetuneConfig) -> None:
+    """A run is never written inside another run (its files are that run's, and hashed), and a student never
+    into its teacher's folder (--overwrite would replace the teacher) or a folder that holds the teacher."""
+    assert cfg.run_dir is not None
+    outer = runs.enclosing_run(Path(cfg.run_dir).parent)
+    if outer is not None:
+        raise ConfigError(
+            "run_dir", f"{cfg.run_dir} is inside the edgefn run {outer}; give the run a folder of its own"
+        )
+    if cfg.distill is not None:
+        out, teacher = Path(os.path.realpath(cfg.run_dir)), Path(os.path.realpath(cfg.distill.teacher))
+        if out == teacher or out in teacher.parents:
+            raise ConfigError(
+                "run_dir",
+                f"{cfg.run_dir} is or holds the teacher's run folder {cfg.distill.teacher}; give the student a "
+                "folder of its own",
+            )
+
+
 def finetune(
     cfg: FinetuneConfig,
     progress: Progress | None = None,
@@ -187,6 +206,7 @@ def finetune(
     preset = get_preset(cfg.preset)
     cfg = cfg.resolved(preset)
     assert cfg.run_dir is not None and cfg.max_length is not None
+    _refuse_run_dir_in_run(cfg)
     runs.check_writable_dir(cfg.run_dir)
     if cfg.overwrite:  # the replacement is built beside the run and swapped in
         runs.check_writable_dir(cfg.run_dir.parent)

@@ -314,6 +314,29 @@ def test_guard_data_needs_max_drop():
         ExportConfig(guard_data="sample")
 
 
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -5.0])
+def test_a_time_budget_that_is_no_number_of_seconds_is_refused(seconds: float):
+    with pytest.raises(ConfigError, match="time_budget_s: must be zero or more seconds"):
+        ExportConfig(max_drop=0.5, time_budget_s=seconds)
+
+
+def test_guard_data_is_read_before_any_variant_is_written(outlier_run, tmp_path):
+    """An unknown --guard-data name or a malformed file is refused in one line before the export writes anything:
+    the run's files are as they were."""
+    run = _copy(outlier_run, tmp_path)
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    (tmp_path / "bad.csv").write_text('text,label\n"a,1\nb,0\n', encoding="utf-8")
+    for data, message in (
+        ("nosuchdata", "unknown dataset 'nosuchdata'"),
+        (str(tmp_path / "bad.csv"), "bad.csv"),
+    ):
+        args = ["export", "--run-dir", str(run), "--quantize", "int8", "--isa", VNNI, "--overwrite"]
+        out = CliRunner().invoke(main, [*args, "--max-drop", "0.5", "--guard-data", data])
+        errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+        assert out.exit_code == 2 and len(errors) == 1 and message in errors[0], out.output
+        assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+
+
 def test_agreement_is_the_trigger_when_one_text_outweighs_the_budget():
     """On 60 texts (1.67 points each) accuracy cannot resolve a 0.5 budget: a variant that loses no text (or gains
     some) is judged by its disagreement with fp32; a lost text, or a sample of 1,000 texts, by the drop."""

@@ -236,6 +236,30 @@ def _untrained_accuracy(student: Path) -> float:
     return sum(int(p == y) for p, y in zip(logits.argmax(-1).tolist(), test.labels)) / len(test)
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.model
+def test_a_student_never_writes_into_its_teacher_or_another_run(teacher: Path, tmp_path: Path):
+    """--run-dir the teacher itself (with --overwrite, which would replace it), inside the teacher, or a folder
+    that holds the teacher: one line, exit 2, the teacher's files unchanged; finetune refuses a run inside a run."""
+    before = _tree(teacher)
+    for run_dir, extra, message in (
+        (teacher, ["--overwrite"], "is or holds the teacher's run folder"),
+        (teacher / "student", [], f"is inside the edgefn run {teacher.resolve()}"),
+        (teacher.parent, ["--overwrite"], "is or holds the teacher's run folder"),
+    ):
+        args = ["distill", "--teacher", str(teacher), "--layers", "1", "--run-dir", str(run_dir), *extra]
+        code, out = _cli(args)
+        assert code == 2 and out.strip().count("\n") == 0 and "--run-dir" in out and message in out, out
+    assert _tree(teacher) == before and not (teacher / "student").exists()
+    code, out = _cli(
+        ["finetune", "test-tiny-bert", "--data", "sample", "--run-dir", str(teacher / "onnx" / "x")]
+    )
+    assert code == 2 and "is inside the edgefn run" in out and not (teacher / "onnx" / "x").exists(), out
+
+
 @pytest.mark.model
 def test_distilled_student_beats_an_untrained_one_and_records_its_teacher(teacher: Path, student: Path):
     """The 1-layer student learned (well above a random init of its architecture, near its 2-layer teacher)
