@@ -29,17 +29,25 @@ def _largest(data: dict[str, Any]) -> str:
     return max(measured, key=lambda name: data["sizes"][name])
 
 
-def _measured(data: dict[str, Any], name: str) -> list[str]:
-    cells, startup = data["summary"][name], data["summary"]["startup_s"]
+def _measured(data: dict[str, Any]) -> list[str]:
+    """One row per input size and setup, smallest input first."""
+    startup = data["summary"]["startup_s"]
+    names = sorted((n for n in data["summary"] if n in data["sizes"]), key=lambda n: data["sizes"][n])
     rows = []
-    for setup, c in cells.items():
-        ratio = "1.00 (reference)" if setup == "local" else f"{num(c.get('ratio'), '.2f')}"
-        actor = "-" if setup == "local" else f"{c['actor_peak_rss_mb']:.0f}"
-        ray = "-" if setup == "local" else f"{c['ray_system_rss_mb']:.0f}"
-        speed = [num(c["texts_per_s"], ".1f"), ratio, num(startup.get(setup), ".1f")]
-        rows.append([setup, *speed, num(c["driver_peak_rss_mb"], ".0f"), actor, ray])
+    for name in names:
+        for setup, c in data["summary"][name].items():
+            ratio = "1.00 (reference)" if setup == "local" else f"{num(c.get('ratio'), '.2f')}"
+            actor = "-" if setup == "local" else f"{c['actor_peak_rss_mb']:.0f}"
+            ray = "-" if setup == "local" else f"{c['ray_system_rss_mb']:.0f}"
+            speed = [num(c["texts_per_s"], ".1f"), ratio, num(startup.get(setup), ".1f")]
+            lines = f"{data['sizes'][name]:,}"
+            rows.append(
+                [lines, setup, str(c["rounds"]), *speed, num(c["driver_peak_rss_mb"], ".0f"), actor, ray]
+            )
     header = [
+        "lines",
         "setup",
+        "rounds",
         "texts/s",
         "vs local",
         "start-up s",
@@ -48,9 +56,9 @@ def _measured(data: dict[str, Any], name: str) -> list[str]:
         "Ray's others",
     ]
     return [
-        f"Measured on {describe_cpu(data)}, {data['sizes'][name]:,} lines, {cells['local']['rounds']} interleaved "
-        f"round(s); command `{data['command']}`, from {result_link('ray')}. local: `edgefn predict` with 2 threads; "
-        "ray-AxT: A actors of T threads on a local Ray.",
+        f"Measured on {describe_cpu(data)}, the setups of each input interleaved; command `{data['command']}`, "
+        f"from {result_link('ray')}. local: `edgefn predict` with 2 threads; ray-AxT: A actors of T threads on a "
+        "local Ray. Throughput counts the whole process (Ray's start and shutdown included).",
         "",
         md_table(header, rows),
         "",
@@ -91,4 +99,4 @@ def render_scaling_section() -> str:
     if data.get("quick"):
         return f"Not measured yet (benchmarks/results/ray.json holds a `--quick` smoke run): {how}."
     name = _largest(data)
-    return "\n".join([*_measured(data, name), *_on_paper(data, name)])
+    return "\n".join([*_measured(data), *_on_paper(data, name)])

@@ -15,13 +15,9 @@ from click.testing import CliRunner
 from edgefn import runs
 from edgefn.cli.commands import main
 from edgefn.core.errors import ConfigError, EdgefnError
-from edgefn.runtime.ray_io import open_score_input
 from edgefn.runtime.ray_scoring import (
-    BLOCK_BYTES,
     ScoreConfig,
     _check_reachable,
-    _data_context,
-    _read,
     _Scorer,
     score,
 )
@@ -123,23 +119,6 @@ def test_rows_match_local_predict(
     if kind != "txt":
         assert "id" in local[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, out.name])  # no temporary file
-
-
-def test_one_file_leaves_its_read_task_in_blocks_of_about_a_mebibyte(
-    local_ray, texts: list[str], tmp_path: Path
-) -> None:
-    """A 3 MB text file is read into several blocks of at most about `BLOCK_BYTES` (Ray Data's default would
-    merge them into one, which one actor scores after the whole file is read), its rows in order."""
-    lines = [" ".join(t.split()) or "-" for t in texts]
-    rows = [f"{lines[i % len(lines)]} {i}" for i in range(3 * BLOCK_BYTES // 100)]
-    source = tmp_path / "in.txt"
-    source.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-    config = ScoreConfig(Path("unused"), str(source), tmp_path / "out.jsonl")
-    with _data_context(local_ray):
-        tables = local_ray.get(_read(local_ray, open_score_input(str(source)), config).to_arrow_refs())
-    sizes = [table.nbytes for table in tables]
-    assert len(tables) >= 3 and max(sizes) <= 1.5 * BLOCK_BYTES, sizes
-    assert [t for table in tables for t in table.column("text").to_pylist()] == rows
 
 
 def test_parquet_glob_in_parquet_out(local_ray, variant: Path, texts: list[str], tmp_path: Path) -> None:
