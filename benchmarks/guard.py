@@ -136,7 +136,8 @@ def ensure_run(name: str, root: Path, quick: bool, reuse: dict[str, Path]) -> Pa
         return make_outlier_run(root / "tiny-clean", run)
     from edgefn.train.finetune import FinetuneConfig, finetune
 
-    finetune(FinetuneConfig(preset="minilm", run_dir=run, overwrite=True, **RUNS[name]), progress=print)
+    settings = {"preset": "minilm", **RUNS[name]}
+    finetune(FinetuneConfig(run_dir=run, overwrite=True, **settings), progress=print)
     return run
 
 
@@ -207,11 +208,36 @@ def speed(run: Path, case: Case, guarded: str, args: argparse.Namespace) -> dict
     }
 
 
+def run_full_int8(source: Path) -> dict[str, float]:
+    """The validation points each full int8 variant already exported in the case's source run lost against fp32
+    (its schemes as exported by default, no guard): whether the run's best int8 file misses the budget too."""
+    found = {}
+    for folder in sorted(RunFolder(source).onnx_dir.glob("*")):
+        if folder.name == "fp32" or folder.name.endswith(runs.GUARDED_SUFFIX):
+            continue
+        if not (folder / runs.EXPORT_MANIFEST).is_file():
+            continue
+        delta = runs.read_variant_manifest(folder).accuracy_delta_vs_fp32
+        if delta is not None:
+            found[folder.name] = round(-100 * delta, 2)
+    return found
+
+
 def run_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     start = time.monotonic()
-    run = case_folder(case, ensure_run(case.run, args.root, args.quick, args.reuse), args.root)
+    source = ensure_run(case.run, args.root, args.quick, args.reuse)
+    run = case_folder(case, source, args.root)
     record = export_case(case, run, args)
     out: dict[str, Any] = {"name": case.name, "scheme": case.scheme, "why": case.why, "run": case.run}
+    schemes = run_full_int8(source)
+    if schemes:
+        best = min(schemes, key=lambda name: schemes[name])
+        out["run_full_int8_drop_pts"] = schemes
+        out["run_best_full_int8"] = {
+            "scheme": best,
+            "drop_pts": schemes[best],
+            "misses": schemes[best] > BUDGET,
+        }
     if record is None:
         full = runs.read_variant_manifest(RunFolder(run).variant_dir(case.scheme))
         drop = -100 * (full.accuracy_delta_vs_fp32 or 0.0)
@@ -272,14 +298,14 @@ COLUMNS = (
     "search s",
     "test pts: full -> guarded",
     "out of domain pts: full -> guarded",
+    "run's best full int8: val pts",
 )
 
 
 def _row(c: dict[str, Any]) -> list[str]:
     if "guarded_drop_pts" not in c:
-        return [c["name"], c["scheme"], "", f"{-c['full_int8_drop_pts']:+.2f}", "inside: no search"] + [
-            ""
-        ] * 8
+        head = [c["name"], c["scheme"], "", f"{-c['full_int8_drop_pts']:+.2f}", "inside: no search"]
+        return head + [""] * 8 + [_run_best(c)]
     ratio, test, scheme = c["speed_ratio_by_batch"], c["test"], c["scheme"]
     ood = c.get("out_of_domain")
     return [
@@ -299,7 +325,15 @@ def _row(c: dict[str, Any]) -> list[str]:
         "-"
         if ood is None
         else f"{ood['data']}: {-ood['full_int8_drop_pts']:+.2f} -> {-ood['guarded_drop_pts']:+.2f}",
+        _run_best(c),
     ]
+
+
+def _run_best(c: dict[str, Any]) -> str:
+    best = c.get("run_best_full_int8")
+    if best is None:
+        return "-"
+    return f"{best['scheme']} {-best['drop_pts']:+.2f} ({'misses' if best['misses'] else 'inside'})"
 
 
 def table(cases: list[dict[str, Any]]) -> str:
@@ -339,6 +373,11 @@ def main() -> None:
         metavar="RUN=PATH",
         help="use a complete run folder for one of the runs (e.g. minilm-constraint=artifacts/minilm-constraint)",
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the cases of the existing results/guard.json that this run does not measure",
+    )
     args = parser.parse_args()
     args.reuse = dict(_reuse(item) for item in args.reuse)
     if args.quick:
@@ -352,6 +391,15 @@ def main() -> None:
     cases = [
         run_case(c, args) for c in (QUICK_CASES if args.quick else CASES) if not wanted or c.name in wanted
     ]
+    if args.merge and (results / "guard.json").is_file():
+        import json
+
+        measured = {c["name"] for c in cases}
+        earlier = json.loads((results / "guard.json").read_text(encoding="utf-8"))
+        kept = [c for c in earlier["cases"] if c["name"] not in measured]
+        for c in kept:
+            c.setdefault("measured_by", earlier["command"])
+        cases = kept + cases
     record = {
         "command": command_line(),
         "finished": now(),
@@ -390,7 +438,11 @@ def write(results: Path, record: dict[str, Any]) -> None:
             "",
             table(record["cases"]),
             "",
-            *[f"- {c['name']}: {c['why']}" for c in record["cases"]],
+            *[
+                f"- {c['name']}: {c['why']}"
+                + (f" (kept from an earlier run: `{c['measured_by']}`)" if c.get("measured_by") else "")
+                for c in record["cases"]
+            ],
             "",
         ]
     )
