@@ -57,6 +57,16 @@ TOKEN_NOTICE = (
     ("Token authentication is enabled",),
 )
 SMALL_INPUT_WARNING = "The minimum number of concurrent actors"
+# Ray Data logs a failed task's whole traceback before it raises; the failure reaches the user as one line
+# (`_failure`), and the traceback stays in the Ray session's log folder.
+TASK_ERROR_LOG = (
+    ("ray.data._internal.execution.streaming_executor_state", "ray.data.exceptions"),
+    (
+        "An exception was raised from a task of operator",
+        "Exception occurred in Ray Data or Ray Core internal code",
+        "Full stack trace:",
+    ),
+)
 CONNECT_TIMEOUT_S = (
     10.0  # a cluster address that no process answers within this is refused (Ray retries for minutes)
 )
@@ -181,7 +191,7 @@ def score(config: ScoreConfig, progress: Progress = silent) -> ScoreResult:
             f"Ray: {workers} workers x {config.threads_per_worker} threads on {cpus} CPUs, "
             f"{len(source.files)} {source.kind} files"
         )
-        with _data_context(ray):
+        with _data_context(ray), dropping_log_messages(*TASK_ERROR_LOG):
             scored = _scored(ray, source, fields, config, workers)
             with outputs.open_output(config.output, binary=config.fmt == "parquet") as out:
                 writer = RowWriter(out, config.fmt, fields, source.id_type)
@@ -378,7 +388,8 @@ def _failure(e: BaseException) -> EdgefnError:
         seen.add(id(exc))
         cause = getattr(exc, "cause", None)  # RayTaskError: the exception the task raised
         if isinstance(exc, EdgefnError) and not isinstance(cause, BaseException):
-            return exc
+            # Ray Data appends lines on retries to the message it passes on: the first is the error's own
+            return exc if "\n" not in str(exc) else EdgefnError(str(exc).splitlines()[0])
         exc = cause if isinstance(cause, BaseException) else exc.__cause__ or exc.__context__
     return EdgefnError(f"the Ray run failed: {_last_line(e)}")
 

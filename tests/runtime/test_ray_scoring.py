@@ -171,9 +171,12 @@ def test_cli_writes_what_local_predict_writes(
     assert outs["ray"].read_bytes() == outs["local"].read_bytes()
 
 
-def test_a_bad_row_found_in_a_ray_task_fails_in_one_line(local_ray, variant: Path, tmp_path: Path) -> None:
+def test_a_bad_row_found_in_a_ray_task_fails_in_one_line(
+    local_ray, variant: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """A malformed row deep in a file (found by a Ray task, not by the driver's first look) ends the run with
-    predict's own one-line message; nothing is written at --output."""
+    predict's own one-line message, without the traceback Ray Data logs for a failed task; nothing is written at
+    --output."""
     source = tmp_path / "in.jsonl"
     lines = [json.dumps({"id": i, "text": f"text {i}"}) for i in range(40)]
     lines[33] = '{"id": 33, "text": 7}'
@@ -185,6 +188,8 @@ def test_a_bad_row_found_in_a_ray_task_fails_in_one_line(local_ray, variant: Pat
     assert result.exit_code == 2 and len(errors) == 1, result.stderr
     assert "in.jsonl line 34: 'text' is a number, not a string" in errors[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    logged = capfd.readouterr().err
+    assert "Traceback" not in logged and "Full stack trace" not in logged, logged[-2000:]
 
 
 def test_a_plan_beyond_the_cluster_is_refused(local_ray, variant: Path, tmp_path: Path) -> None:
