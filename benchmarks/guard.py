@@ -212,10 +212,8 @@ def run_full_int8(source: Path) -> dict[str, float]:
     """The validation points each full int8 variant already exported in the case's source run lost against fp32
     (its schemes as exported by default, no guard): whether the run's best int8 file misses the budget too."""
     found = {}
-    for folder in sorted(RunFolder(source).onnx_dir.glob("*")):
+    for folder in RunFolder(source).variants():
         if folder.name == "fp32" or folder.name.endswith(runs.GUARDED_SUFFIX):
-            continue
-        if not (folder / runs.EXPORT_MANIFEST).is_file():
             continue
         delta = runs.read_variant_manifest(folder).accuracy_delta_vs_fp32
         if delta is not None:

@@ -104,9 +104,7 @@ def read_guard_data(job: ExportJob) -> None:
 
 
 def _guard_sample(job: ExportJob) -> Sample:
-    """--guard-data's sample (`read_guard_data`) with fp32's logits."""
-    if job.guard_data is None:
-        read_guard_data(job)
+    """--guard-data's sample (read by `read_guard_data` when the export began) with fp32's logits."""
     name, texts, labels = job.guard_data
     job.step(f"guard data: {len(texts)} validation rows of {name}, scored by fp32")
     logits = model_logits(job, job.variant_dir(FP32) / runs.ONNX_FILE, texts)

@@ -67,9 +67,8 @@ TASK_ERROR_LOG = (
         "Full stack trace:",
     ),
 )
-CONNECT_TIMEOUT_S = (
-    10.0  # a cluster address that no process answers within this is refused (Ray retries for minutes)
-)
+# a cluster address that no process answers within this is refused (Ray would retry it for minutes)
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass

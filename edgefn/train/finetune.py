@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefn import runs
+from edgefn.core import outputs
 from edgefn.core.errors import ConfigError, EdgefnError, disk_faults
 from edgefn.core.metrics import (
     classification_metrics,
@@ -174,14 +175,12 @@ def _refuse_run_dir_in_run(cfg: FinetuneConfig) -> None:
         raise ConfigError(
             "run_dir", f"{cfg.run_dir} is inside the edgefn run {outer}; give the run a folder of its own"
         )
-    if cfg.distill is not None:
-        out, teacher = Path(os.path.realpath(cfg.run_dir)), Path(os.path.realpath(cfg.distill.teacher))
-        if out == teacher or out in teacher.parents:
-            raise ConfigError(
-                "run_dir",
-                f"{cfg.run_dir} is or holds the teacher's run folder {cfg.distill.teacher}; give the student a "
-                "folder of its own",
-            )
+    if cfg.distill is not None and outputs.is_inside(cfg.distill.teacher, cfg.run_dir):
+        raise ConfigError(
+            "run_dir",
+            f"{cfg.run_dir} is or holds the teacher's run folder {cfg.distill.teacher}; give the student a "
+            "folder of its own",
+        )
 
 
 def finetune(
